@@ -1,0 +1,90 @@
+// The handshake: stateless, MAC-protected challenges handed out by GET /parley/hello, each
+// usable once within its lifetime, and the checks on the Socket.IO `auth` object.
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { AuthSchema, LIMITS, PROTOCOL_VERSION, type ErrorCode } from './protocol.ts';
+import { authStatement, kaStatement, userIdOf, verifySignature } from './identity.ts';
+
+const TS_BYTES = 8;
+const NONCE_BYTES = 16;
+const MAC_BYTES = 16;
+
+export interface Challenges {
+  issue(): string;
+  /** Consumes a challenge: valid only once, and only while fresh. */
+  redeem(challenge: string): 'ok' | 'stale' | 'replayed' | 'invalid';
+}
+
+export function createChallenges(secret: Buffer, now: () => number = Date.now, ttlMs: number = LIMITS.challengeTtlMs): Challenges {
+  const used = new Map<string, number>(); // challenge -> expiry; bounded by the handshake rate x ttl
+  const mac = (head: Buffer) => createHmac('sha256', secret).update(head).digest().subarray(0, MAC_BYTES);
+
+  const prune = (t: number) => {
+    for (const [challenge, expiry] of used) {
+      if (expiry > t) break; // insertion order is expiry order
+      used.delete(challenge);
+    }
+  };
+
+  return {
+    issue() {
+      const head = Buffer.alloc(TS_BYTES + NONCE_BYTES);
+      head.writeBigUInt64BE(BigInt(now()));
+      randomBytes(NONCE_BYTES).copy(head, TS_BYTES);
+      return Buffer.concat([head, mac(head)]).toString('base64url');
+    },
+    redeem(challenge) {
+      const bytes = Buffer.from(challenge, 'base64url');
+      if (bytes.length !== TS_BYTES + NONCE_BYTES + MAC_BYTES) return 'invalid';
+      const head = bytes.subarray(0, TS_BYTES + NONCE_BYTES);
+      if (!timingSafeEqual(mac(head), bytes.subarray(TS_BYTES + NONCE_BYTES))) return 'invalid';
+      const t = now();
+      const issued = Number(head.readBigUInt64BE());
+      if (issued > t + 1000 || t - issued > ttlMs) return 'stale';
+      prune(t);
+      if (used.has(challenge)) return 'replayed';
+      used.set(challenge, issued + ttlMs);
+      return 'ok';
+    },
+  };
+}
+
+/** Constant-time comparison of access codes (hashing first hides the length too). */
+export function accessCodeMatches(given: string | undefined, expected: string): boolean {
+  const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+  return timingSafeEqual(digest(given ?? ''), digest(expected)) && given !== undefined;
+}
+
+export interface Authenticated {
+  userId: string;
+  name: string;
+  idKey: string;
+  kaKey: string;
+  kaSig: string;
+}
+
+export type AuthOutcome = { ok: true; user: Authenticated } | { ok: false; code: ErrorCode; message: string };
+
+export function checkAuth(input: unknown, ctx: { relayId: string; accessCode: string | undefined; challenges: Challenges }): AuthOutcome {
+  const fail = (code: ErrorCode, message: string): AuthOutcome => ({ ok: false, code, message });
+  if (typeof input === 'object' && input !== null && 'v' in input && input.v !== PROTOCOL_VERSION) {
+    return fail('E_VERSION', `this relay speaks protocol ${PROTOCOL_VERSION}`);
+  }
+  const parsed = AuthSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    if (issue?.path[0] === 'name') return fail('E_SCHEMA', issue.message);
+    return fail('E_AUTH', `handshake auth is malformed${issue ? ` at ${issue.path.join('.') || '(root)'}: ${issue.message}` : ''}`);
+  }
+  const auth = parsed.data;
+  if (ctx.accessCode !== undefined && !accessCodeMatches(auth.accessCode, ctx.accessCode)) {
+    return fail('E_ACCESS_CODE', auth.accessCode === undefined ? 'this relay needs an access code' : 'wrong access code');
+  }
+  if (!verifySignature(auth.idKey, kaStatement(auth.kaKey), auth.kaSig)) return fail('E_AUTH', 'key-agreement key is not signed by the identity key');
+  if (!verifySignature(auth.idKey, authStatement(ctx.relayId, auth.challenge, auth.idKey, auth.kaKey), auth.sig)) {
+    return fail('E_AUTH', 'handshake signature does not verify');
+  }
+  // Only a correctly signed proof consumes the challenge, so nobody can burn another's.
+  const redeemed = ctx.challenges.redeem(auth.challenge);
+  if (redeemed !== 'ok') return fail('E_AUTH', `challenge is ${redeemed}; fetch a fresh one from /parley/hello`);
+  return { ok: true, user: { userId: userIdOf(auth.idKey), name: auth.name, idKey: auth.idKey, kaKey: auth.kaKey, kaSig: auth.kaSig } };
+}

@@ -1,0 +1,127 @@
+// Limits that keep one client or one address from hurting the others.
+import type { ErrorCode } from './protocol.ts';
+
+/** A token bucket: `capacity` tokens, refilled at `perSecond`. */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+  private readonly capacity: number;
+  private readonly perSecond: number;
+  private readonly now: () => number;
+
+  constructor(capacity: number, perSecond: number, now: () => number = Date.now) {
+    this.capacity = capacity;
+    this.perSecond = perSecond;
+    this.now = now;
+    this.tokens = capacity;
+    this.last = now();
+  }
+
+  take(): boolean {
+    const t = this.now();
+    this.tokens = Math.min(this.capacity, this.tokens + ((t - this.last) / 1000) * this.perSecond);
+    this.last = t;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+/**
+ * A socket's request budget. Requests over the bucket are refused; a socket that keeps
+ * going over it for `abuseMs` without a single accepted request is to be disconnected.
+ */
+export class RequestBudget {
+  private readonly bucket: TokenBucket;
+  private overSince: number | null = null;
+  private readonly abuseMs: number;
+  private readonly now: () => number;
+
+  constructor(options: { capacity: number; perSecond: number; abuseMs: number; now?: () => number }) {
+    this.now = options.now ?? Date.now;
+    this.bucket = new TokenBucket(options.capacity, options.perSecond, this.now);
+    this.abuseMs = options.abuseMs;
+  }
+
+  /** 'ok', 'limited' (answer E_RATE_LIMITED) or 'abuse' (disconnect). */
+  spend(): 'ok' | 'limited' | 'abuse' {
+    if (this.bucket.take()) {
+      this.overSince = null;
+      return 'ok';
+    }
+    const t = this.now();
+    this.overSince ??= t;
+    return t - this.overSince >= this.abuseMs ? 'abuse' : 'limited';
+  }
+}
+
+export interface AddressGuardOptions {
+  maxConnectionsPerAddress: number;
+  /** Failed handshakes from one address within `failureWindowMs` before it is refused for `blockMs`. */
+  maxFailures: number;
+  failureWindowMs: number;
+  blockMs: number;
+  now?: () => number;
+}
+
+/** Per-address connection counts and failed-handshake throttling. Bounded in memory. */
+export class AddressGuard {
+  private readonly connections = new Map<string, number>();
+  private readonly failures = new Map<string, { count: number; since: number; blockedUntil: number }>();
+  private readonly options: AddressGuardOptions;
+  private readonly now: () => number;
+  private static readonly MAX_TRACKED = 10_000;
+
+  constructor(options: AddressGuardOptions) {
+    this.options = options;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Why a new connection from `address` is refused, or null to admit it. */
+  refusal(address: string): ErrorCode | null {
+    if (this.isThrottled(address)) return 'E_THROTTLED';
+    if ((this.connections.get(address) ?? 0) >= this.options.maxConnectionsPerAddress) return 'E_TOO_MANY_CONNECTIONS';
+    return null;
+  }
+
+  isThrottled(address: string): boolean {
+    const entry = this.failures.get(address);
+    return entry !== undefined && entry.blockedUntil > this.now();
+  }
+
+  opened(address: string): void {
+    this.connections.set(address, (this.connections.get(address) ?? 0) + 1);
+  }
+
+  closed(address: string): void {
+    const left = (this.connections.get(address) ?? 1) - 1;
+    if (left > 0) this.connections.set(address, left);
+    else this.connections.delete(address);
+  }
+
+  failed(address: string): void {
+    const t = this.now();
+    let entry = this.failures.get(address);
+    if (!entry || t - entry.since > this.options.failureWindowMs) {
+      if (!entry && this.failures.size >= AddressGuard.MAX_TRACKED) this.prune(t);
+      entry = { count: 0, since: t, blockedUntil: 0 };
+      this.failures.set(address, entry);
+    }
+    entry.count += 1;
+    if (entry.count >= this.options.maxFailures) entry.blockedUntil = t + this.options.blockMs;
+  }
+
+  private prune(t: number): void {
+    for (const [address, entry] of this.failures) {
+      if (entry.blockedUntil <= t && t - entry.since > this.options.failureWindowMs) this.failures.delete(address);
+    }
+    // Still full of live entries: forget the oldest rather than grow without bound.
+    const oldest = this.failures.keys().next();
+    if (this.failures.size >= AddressGuard.MAX_TRACKED && !oldest.done) this.failures.delete(oldest.value);
+  }
+}
+
+/** A browser Origin header must be on the allow-list; non-browser clients send none. */
+export function originAllowed(origin: string | undefined, allowed: readonly string[]): boolean {
+  return origin === undefined || allowed.includes(origin);
+}

@@ -1,0 +1,161 @@
+// The requests an authenticated socket may make. Every payload is parsed from `unknown`;
+// every answer is a Result through the ack; no handler throws.
+import { createHash } from 'node:crypto';
+import type { Socket } from 'socket.io';
+import type { z } from 'zod';
+import {
+  DirectoryGetSchema, DirectoryPageSchema, LIMITS, ProfileSchema, ReadSchema, REQUEST_NAMES, SendSchema, TypingSchema,
+  err, ok, type RequestName, type Requests, type Result, type ServerToClientEvents, type UntrustedClientEvents, type UserEntry,
+} from './protocol.ts';
+import type { Quota, RelayStore, StoredUser } from './mailbox/store.ts';
+import { StorageError } from './mailbox/store.ts';
+import type { RequestBudget, TokenBucket } from './guard.ts';
+import type { Authenticated } from './auth.ts';
+import type { Logger } from './log.ts';
+import type { Sessions } from './sessions.ts';
+
+export interface SocketData {
+  user: Authenticated;
+  budget: RequestBudget;
+  typing: TokenBucket;
+}
+export type RelaySocket = Socket<UntrustedClientEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+
+export interface HandlerContext {
+  store: RelayStore;
+  sessions: Sessions;
+  log: Logger;
+  quota: Quota;
+  now: () => number;
+  nextRev: () => number;
+  closing: () => boolean;
+  /** Keeps shutdown waiting until the work settles. */
+  track: (work: Promise<unknown>) => void;
+  knownUser: (id: string) => Promise<boolean>;
+  toEntry: (user: StoredUser) => UserEntry;
+  announce: (user: UserEntry) => void;
+  emitTyping: (to: string, from: string, typing: boolean) => void;
+}
+
+type Handler<K extends RequestName> = (payload: z.output<(typeof SCHEMAS)[K]>, socket: RelaySocket) => Promise<Result<Requests[K][1]>>;
+
+const SCHEMAS = {
+  'message:send': SendSchema,
+  'message:read': ReadSchema,
+  'directory:page': DirectoryPageSchema,
+  'directory:get': DirectoryGetSchema,
+  'profile:update': ProfileSchema,
+} as const satisfies Record<RequestName, z.ZodType>;
+
+const KNOWN_EVENTS = new Set<string>([...REQUEST_NAMES, 'typing:set']);
+
+const digestOf = (to: string, body: string) => createHash('sha256').update(`${to}\n${body}`).digest('base64url').slice(0, 22);
+
+function schemaMessage(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'payload does not match the schema';
+  return `${issue.path.length ? issue.path.join('.') : 'payload'}: ${issue.message}`;
+}
+
+function failure(error: unknown, ctx: HandlerContext, event: string): Result<never> {
+  if (error instanceof StorageError) return err(error.code, error.message);
+  ctx.log.error('request failed', { event, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+  return err('E_INTERNAL', 'the relay could not handle this request');
+}
+
+/** Splits Socket.IO listener arguments into one payload and an optional ack. */
+function split(args: unknown[]): { payload: unknown; ack: ((r: unknown) => void) | undefined; extra: boolean } {
+  const last = args.at(-1);
+  const ack = typeof last === 'function' ? (last as (r: unknown) => void) : undefined;
+  const rest = ack ? args.slice(0, -1) : args;
+  return { payload: rest[0], ack, extra: rest.length > 1 };
+}
+
+export function registerHandlers(socket: RelaySocket, ctx: HandlerContext): void {
+  const me = socket.data.user.userId;
+
+  const handlers: { [K in RequestName]: Handler<K> } = {
+    'message:send': async (m) => {
+      if (m.body.length > LIMITS.bodyChars) return err('E_TOO_LARGE', `body is over ${LIMITS.bodyChars} characters`);
+      if (!(await ctx.knownUser(m.to))) return err('E_UNKNOWN_RECIPIENT', 'no such user on this relay');
+      const outcome = await ctx.store.accept({ from: me, to: m.to, id: m.id, body: m.body, sentAt: m.sentAt, at: ctx.now(), digest: digestOf(m.to, m.body) }, ctx.quota);
+      switch (outcome.kind) {
+        case 'conflict':
+          return err('E_ID_CONFLICT', 'this id was already used for a different message');
+        case 'full':
+          return err('E_QUEUE_FULL', "the recipient's mailbox is full; try again later");
+        case 'accepted':
+          ctx.sessions.notify(m.to);
+          await outcome.durable;
+          return ok({ seq: outcome.seq });
+        case 'duplicate':
+          await outcome.durable;
+          return ok({ seq: outcome.seq });
+        default:
+          return outcome satisfies never;
+      }
+    },
+    'message:read': async (r) => {
+      if (!(await ctx.knownUser(r.peer))) return err('E_UNKNOWN_RECIPIENT', 'no such user on this relay');
+      const posted = await ctx.store.postReceipt(r.peer, { from: me, state: 'read', ids: r.ids, at: ctx.now() });
+      ctx.sessions.notify(r.peer);
+      await posted.durable;
+      return ok(null);
+    },
+    'directory:page': async (p) => {
+      const limit = p.limit ?? 200;
+      const users = (await ctx.store.pageUsers(p.after, limit)).map(ctx.toEntry);
+      return ok({ users, next: users.length === limit ? (users.at(-1)?.id ?? null) : null });
+    },
+    'directory:get': async (p) => ok({ users: (await ctx.store.getUsers(p.ids)).map(ctx.toEntry) }),
+    'profile:update': async (p) => {
+      const user = socket.data.user;
+      user.name = p.name;
+      const stored: StoredUser = { id: me, name: p.name, idKey: user.idKey, kaKey: user.kaKey, kaSig: user.kaSig, lastSeen: ctx.now(), rev: ctx.nextRev() };
+      await ctx.store.saveUser(stored);
+      const entry = ctx.toEntry(stored);
+      ctx.announce(entry);
+      return ok(entry);
+    },
+  };
+
+  const parse = <K extends RequestName>(name: K, payload: unknown): { ok: true; run: () => Promise<Result<unknown>> } | { ok: false; message: string } => {
+    const parsed = SCHEMAS[name].safeParse(payload);
+    if (!parsed.success) return { ok: false, message: schemaMessage(parsed.error) };
+    const handler = handlers[name] as Handler<K>;
+    return { ok: true, run: () => handler(parsed.data as z.output<(typeof SCHEMAS)[K]>, socket) };
+  };
+
+  const bind = (name: RequestName) => {
+    socket.on(name, (...args: unknown[]) => {
+      const { payload, ack, extra } = split(args);
+      const reply = (result: Result<unknown>) => ack?.(result);
+      if (ctx.closing()) return reply(err('E_UNAVAILABLE', 'the relay is shutting down; try again'));
+      const spent = socket.data.budget.spend();
+      if (spent !== 'ok') {
+        if (spent === 'abuse') {
+          ctx.log.warn('disconnecting a socket that stayed over its rate limit', { user: me });
+          socket.disconnect(true);
+        }
+        return reply(err('E_RATE_LIMITED', 'too many requests; slow down'));
+      }
+      if (extra) return reply(err('E_SCHEMA', 'one payload argument expected'));
+      const request = parse(name, payload);
+      if (!request.ok) return reply(err('E_SCHEMA', request.message));
+      ctx.track(request.run().then(reply, (error: unknown) => reply(failure(error, ctx, name))));
+    });
+  };
+  for (const name of REQUEST_NAMES) bind(name);
+
+  socket.on('typing:set', (...args: unknown[]) => {
+    const parsed = TypingSchema.safeParse(split(args).payload);
+    if (!parsed.success || !socket.data.typing.take()) return;
+    ctx.emitTyping(parsed.data.to, me, parsed.data.typing);
+  });
+
+  socket.onAny((event: string, ...args: unknown[]) => {
+    if (KNOWN_EVENTS.has(event)) return;
+    if (socket.data.budget.spend() === 'abuse') socket.disconnect(true);
+    split(args).ack?.(err('E_UNKNOWN_EVENT', 'no such event in protocol 1'));
+  });
+}

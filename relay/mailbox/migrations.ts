@@ -1,0 +1,42 @@
+// The relay database's schema history. Append; never edit a shipped migration.
+import type { Migration } from '../sqlite/migrate.ts';
+
+export const relayMigrations: readonly Migration[] = [
+  // 1: relay identity, directory, mailbox, idempotency records
+  (db) => {
+    db.exec(`
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+      CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        id_key TEXT NOT NULL,
+        ka_key TEXT NOT NULL,
+        ka_sig TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        rev INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE mailbox (
+        seq INTEGER PRIMARY KEY,
+        recipient TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('message', 'receipt')),
+        sender TEXT NOT NULL,
+        msg_id TEXT,
+        body TEXT NOT NULL,
+        sent_at INTEGER,
+        at INTEGER NOT NULL,
+        size INTEGER NOT NULL
+      );
+      CREATE INDEX mailbox_by_recipient ON mailbox (recipient, seq);
+      CREATE TABLE sent (
+        sender TEXT NOT NULL,
+        id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (sender, id)
+      ) WITHOUT ROWID;
+      CREATE INDEX sent_by_age ON sent (at);
+    `);
+  },
+];

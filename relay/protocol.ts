@@ -1,0 +1,208 @@
+// The wire contract between Parley clients and a relay: version, limits, error codes,
+// payload schemas and the Socket.IO event maps. relay/PROTOCOL.md describes it in prose.
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1;
+/** Path of the HTTP hello endpoint that hands out relay facts and a fresh challenge. */
+export const HELLO_PATH = '/parley/hello';
+export const SOCKET_PATH = '/socket.io/';
+
+export const LIMITS = {
+  /** Largest Socket.IO frame the relay accepts; a larger one closes the socket. */
+  frameBytes: 64 * 1024,
+  /** Largest message body (an opaque string, normally ciphertext). */
+  bodyChars: 32 * 1024,
+  nameChars: 64,
+  accessCodeChars: 128,
+  /** Ids in one read receipt or directory lookup. */
+  idsPerRequest: 500,
+  pageSize: 500,
+  /** Envelopes in one delivery batch. */
+  batchSize: 500,
+  challengeTtlMs: 30_000,
+} as const;
+
+export const ERROR_CODES = [
+  'E_SCHEMA', // payload does not match the schema
+  'E_TOO_LARGE', // body or request over its limit
+  'E_UNKNOWN_EVENT', // event name not in the protocol
+  'E_UNKNOWN_RECIPIENT', // no user with that id has ever joined this relay
+  'E_ID_CONFLICT', // the same message id was used for a different message
+  'E_RATE_LIMITED', // over the per-socket budget; retry later
+  'E_QUEUE_FULL', // the recipient's mailbox is full; retry later
+  'E_STORAGE', // the relay could not store the message; retry later
+  'E_UNAVAILABLE', // the relay is shutting down or a backing service is down; retry later
+  'E_AUTH', // handshake proof missing, stale, replayed or invalid
+  'E_ACCESS_CODE', // access code missing or wrong
+  'E_VERSION', // unsupported protocol version
+  'E_THROTTLED', // too many failed handshakes from this address; wait
+  'E_ORIGIN', // browser origin not allowed
+  'E_TOO_MANY_CONNECTIONS', // per-address connection cap reached
+  'E_INTERNAL', // unexpected relay error (logged at the relay)
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface RelayError {
+  code: ErrorCode;
+  message: string;
+}
+export type Result<T> = { ok: true; value: T } | { ok: false; error: RelayError };
+
+export const ok = <T>(value: T): Result<T> => ({ ok: true, value });
+export const err = (code: ErrorCode, message: string): Result<never> => ({ ok: false, error: { code, message } });
+
+// ---- primitive schemas ----------------------------------------------------------------
+
+/** A user id: the first 20 bytes of SHA-256(identity public key), base32 (RFC 4648, lower case, no padding). */
+export const UserIdSchema = z.string().regex(/^[a-z2-7]{32}$/, 'user id');
+/** A 32-byte key, base64url without padding. */
+export const KeySchema = z.string().regex(/^[A-Za-z0-9_-]{43}$/, '32-byte key, base64url');
+/** A 64-byte Ed25519 signature, base64url without padding. */
+export const SignatureSchema = z.string().regex(/^[A-Za-z0-9_-]{86}$/, '64-byte signature, base64url');
+/** A client-chosen message id: 8 to 64 of [A-Za-z0-9_-]. Random, never derived from time. */
+export const MessageIdSchema = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'message id');
+const Millis = z.number().int().min(0).max(8.64e15);
+
+// Control characters, bidi embeddings/overrides/isolates and line separators make names lie about themselves.
+// eslint-disable-next-line no-control-regex
+const FORBIDDEN_NAME_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/u;
+export const DisplayNameSchema = z
+  .string()
+  .transform((s) => s.normalize('NFC').trim())
+  .pipe(
+    z
+      .string()
+      .min(1, 'display name is empty')
+      .max(LIMITS.nameChars, `display name is over ${LIMITS.nameChars} characters`)
+      .refine((s) => !FORBIDDEN_NAME_CHARS.test(s), 'display name has control or bidi-override characters'),
+  );
+
+// ---- handshake ------------------------------------------------------------------------
+
+/** GET /parley/hello answers this. */
+export const HelloSchema = z.strictObject({
+  protocol: z.number().int(),
+  relayId: z.string().regex(/^[a-z2-7]{26}$/),
+  name: z.string().max(LIMITS.nameChars),
+  accessCode: z.boolean(),
+  challenge: z.string().regex(/^[A-Za-z0-9_-]{54}$/),
+  challengeTtlMs: z.number().int(),
+});
+export type Hello = z.infer<typeof HelloSchema>;
+
+/** The Socket.IO handshake `auth` object. */
+export const AuthSchema = z.strictObject({
+  v: z.number().int(),
+  idKey: KeySchema,
+  kaKey: KeySchema,
+  kaSig: SignatureSchema,
+  name: DisplayNameSchema,
+  challenge: z.string().regex(/^[A-Za-z0-9_-]{54}$/),
+  sig: SignatureSchema,
+  accessCode: z.string().max(LIMITS.accessCodeChars).optional(),
+});
+export type Auth = z.input<typeof AuthSchema>;
+
+// ---- requests (client -> relay, answered through the Socket.IO ack) -----------------------
+
+export const SendSchema = z.strictObject({
+  id: MessageIdSchema,
+  to: UserIdSchema,
+  body: z.string().min(1),
+  sentAt: Millis,
+});
+export type SendPayload = z.infer<typeof SendSchema>;
+export interface SendResult {
+  /** Relay order of this message: the same answer for every retry of the same id. */
+  seq: number;
+}
+
+export const ReadSchema = z.strictObject({
+  peer: UserIdSchema,
+  ids: z.array(MessageIdSchema).min(1).max(LIMITS.idsPerRequest),
+});
+export type ReadPayload = z.infer<typeof ReadSchema>;
+
+export const DirectoryPageSchema = z.strictObject({
+  after: UserIdSchema.optional(),
+  limit: z.number().int().min(1).max(LIMITS.pageSize).optional(),
+});
+export type DirectoryPagePayload = z.infer<typeof DirectoryPageSchema>;
+
+export const DirectoryGetSchema = z.strictObject({
+  ids: z.array(UserIdSchema).min(1).max(LIMITS.idsPerRequest),
+});
+export type DirectoryGetPayload = z.infer<typeof DirectoryGetSchema>;
+
+export const ProfileSchema = z.strictObject({ name: DisplayNameSchema });
+export type ProfilePayload = z.input<typeof ProfileSchema>;
+
+export const TypingSchema = z.strictObject({ to: UserIdSchema, typing: z.boolean() });
+export type TypingPayload = z.infer<typeof TypingSchema>;
+
+// ---- what the relay sends -----------------------------------------------------------------
+
+/** A user as the directory knows them. `rev` grows with every change; keep the highest. */
+export interface UserEntry {
+  id: string;
+  name: string;
+  idKey: string;
+  kaKey: string;
+  kaSig: string;
+  online: boolean;
+  lastSeen: number;
+  rev: number;
+}
+
+export interface DirectoryPage {
+  users: UserEntry[];
+  /** Pass as `after` for the next page; null on the last page. */
+  next: string | null;
+}
+
+export type Envelope =
+  | { seq: number; kind: 'message'; id: string; from: string; body: string; sentAt: number; at: number }
+  | { seq: number; kind: 'receipt'; from: string; state: ReceiptState; ids: string[]; at: number };
+export type ReceiptState = 'delivered' | 'read';
+
+/** The client's answer to a delivery batch. */
+export type DeliverAck = { ok: true } | { ok: false; retryInMs?: number };
+
+// ---- Socket.IO event maps ----------------------------------------------------------------
+
+type Ack<T> = (result: Result<T>) => void;
+
+/** Requests with their payloads and results; each is answered through the ack. */
+export interface Requests {
+  'message:send': [SendPayload, SendResult];
+  'message:read': [ReadPayload, null];
+  'directory:page': [DirectoryPagePayload, DirectoryPage];
+  'directory:get': [DirectoryGetPayload, { users: UserEntry[] }];
+  'profile:update': [ProfilePayload, UserEntry];
+}
+export type RequestName = keyof Requests;
+export const REQUEST_NAMES = ['message:send', 'message:read', 'directory:page', 'directory:get', 'profile:update'] as const satisfies readonly RequestName[];
+
+/** What a client emits (typed for clients). */
+export type ClientToServerEvents = {
+  [K in RequestName]: (payload: Requests[K][0], ack: Ack<Requests[K][1]>) => void;
+} & {
+  'typing:set': (payload: TypingPayload) => void;
+};
+
+/** What the relay receives: everything is untrusted until parsed. */
+export type UntrustedClientEvents = {
+  [K in keyof ClientToServerEvents]: (...args: unknown[]) => void;
+};
+
+export interface ServerToClientEvents {
+  'message:deliver': (batch: Envelope[], ack: (answer: DeliverAck) => void) => void;
+  'presence:update': (user: UserEntry) => void;
+  'typing:update': (update: { from: string; typing: boolean }) => void;
+}
+
+/** The connect_error a refused handshake produces: `err.message` is the code, `err.data` this. */
+export interface ConnectErrorData {
+  code: ErrorCode;
+  message: string;
+}

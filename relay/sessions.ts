@@ -1,0 +1,45 @@
+// Who is connected: the sockets (and their delivery pumps) of each user. A user is online
+// while any of their sockets is connected.
+import type { Pump } from './delivery.ts';
+
+export class Sessions {
+  private readonly byUser = new Map<string, Map<string, Pump>>();
+
+  /** Returns true when this socket brings the user online. */
+  add(userId: string, socketId: string, pump: Pump): boolean {
+    let pumps = this.byUser.get(userId);
+    const first = !pumps;
+    if (!pumps) this.byUser.set(userId, (pumps = new Map()));
+    pumps.set(socketId, pump);
+    return first;
+  }
+
+  /** Returns true when this was the user's last socket. */
+  remove(userId: string, socketId: string): boolean {
+    const pumps = this.byUser.get(userId);
+    pumps?.get(socketId)?.stop();
+    pumps?.delete(socketId);
+    if (pumps?.size !== 0) return false;
+    this.byUser.delete(userId);
+    return true;
+  }
+
+  isOnline(userId: string): boolean {
+    return this.byUser.has(userId);
+  }
+
+  /** Wakes the user's pumps: something was queued for them. */
+  notify(userId: string): void {
+    for (const pump of this.byUser.get(userId)?.values() ?? []) pump.notify();
+  }
+
+  stopAll(): void {
+    for (const pumps of this.byUser.values()) for (const pump of pumps.values()) pump.stop();
+  }
+}
+
+/** Revisions for directory entries: increasing, even across restarts and clock steps back. */
+export function createRevisions(now: () => number): () => number {
+  let last = 0;
+  return () => (last = Math.max(last + 1, now() * 1000));
+}

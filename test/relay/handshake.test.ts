@@ -1,0 +1,156 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { request } from 'node:http';
+import { io } from 'socket.io-client';
+import { connectClient, startRelay, type TestRelay } from '../support/relay.ts';
+import { generateIdentity, signWith, authStatement, userIdOf } from '../../relay/identity.ts';
+import { buildAuth, fetchHello } from '../../relay/handshake.ts';
+import type { Auth } from '../../relay/protocol.ts';
+
+let relay: TestRelay | undefined;
+afterEach(async () => {
+  await relay?.stop();
+  relay = undefined;
+});
+
+/** Connects with a hand-made auth object and resolves with the connect_error code (or 'connected'). */
+async function tryAuth(url: string, auth: object): Promise<string> {
+  const socket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true, auth });
+  try {
+    return await new Promise<string>((resolve) => {
+      socket.once('connect', () => resolve('connected'));
+      socket.once('connect_error', (e) => resolve(e.message));
+    });
+  } finally {
+    socket.disconnect();
+  }
+}
+
+/** A raw WebSocket upgrade; resolves with the HTTP status the relay answered. */
+function upgradeStatus(port: number, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: '127.0.0.1', port, path: '/socket.io/?EIO=4&transport=websocket',
+      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
+    });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('handshake', () => {
+  it('admits a user who proves their key, under the id derived from it', async () => {
+    relay = await startRelay();
+    const identity = generateIdentity();
+    const client = await connectClient(relay.url, { identity, name: 'Alice' });
+    const me = await client.request('directory:get', { ids: [identity.userId] });
+    expect(me).toMatchObject({ ok: true, value: { users: [{ id: userIdOf(identity.idKey), name: 'Alice', online: true, idKey: identity.idKey }] } });
+    client.close();
+  });
+
+  it('tells a client what it needs before it joins', async () => {
+    relay = await startRelay({ accessCode: 'open sesame', name: 'Office' });
+    const hello = await fetchHello(new URL(relay.url));
+    expect(hello).toMatchObject({ protocol: 1, relayId: relay.relay.relayId, name: 'Office', accessCode: true });
+  });
+
+  it('refuses a signature made by another key', async () => {
+    relay = await startRelay();
+    const alice = generateIdentity();
+    const mallory = generateIdentity();
+    const hello = await fetchHello(new URL(relay.url));
+    const auth = buildAuth(alice, hello, { name: 'Alice' });
+    const forged: Auth = { ...auth, sig: signWith(mallory, authStatement(hello.relayId, hello.challenge, alice.idKey, alice.kaKey)) };
+    expect(await tryAuth(relay.url, forged)).toBe('E_AUTH');
+  });
+
+  it("refuses a key-agreement key that the identity key did not sign", async () => {
+    relay = await startRelay();
+    const alice = generateIdentity();
+    const mallory = generateIdentity();
+    const hello = await fetchHello(new URL(relay.url));
+    const auth = buildAuth(alice, hello, { name: 'Alice' });
+    const swapped = { ...auth, kaKey: mallory.kaKey, sig: signWith(alice, authStatement(hello.relayId, hello.challenge, alice.idKey, mallory.kaKey)) };
+    expect(await tryAuth(relay.url, swapped)).toBe('E_AUTH');
+  });
+
+  it('refuses a replayed proof on a new socket', async () => {
+    relay = await startRelay();
+    const alice = generateIdentity();
+    const auth = buildAuth(alice, await fetchHello(new URL(relay.url)), { name: 'Alice' });
+    expect(await tryAuth(relay.url, auth)).toBe('connected');
+    expect(await tryAuth(relay.url, auth)).toBe('E_AUTH');
+  });
+
+  it('refuses a stale challenge', async () => {
+    let clock = Date.now();
+    relay = await startRelay({ now: () => clock });
+    const auth = buildAuth(generateIdentity(), await fetchHello(new URL(relay.url)), { name: 'Alice' });
+    clock += 31_000;
+    expect(await tryAuth(relay.url, auth)).toBe('E_AUTH');
+  });
+
+  it('refuses a proof made for another relay', async () => {
+    relay = await startRelay();
+    const other = await startRelay();
+    try {
+      const auth = buildAuth(generateIdentity(), await fetchHello(new URL(other.url)), { name: 'Alice' });
+      expect(await tryAuth(relay.url, auth)).toBe('E_AUTH');
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it('refuses malformed auth and an unsupported protocol version with typed errors', async () => {
+    relay = await startRelay();
+    expect(await tryAuth(relay.url, {})).toBe('E_AUTH');
+    expect(await tryAuth(relay.url, { token: 'x'.repeat(1000) })).toBe('E_AUTH');
+    const auth = buildAuth(generateIdentity(), await fetchHello(new URL(relay.url)), { name: 'Alice' });
+    expect(await tryAuth(relay.url, { ...auth, v: 2 })).toBe('E_VERSION');
+    expect(await tryAuth(relay.url, { ...auth, name: 'Eve\u202Egnp.exe' })).toBe('E_SCHEMA');
+    expect(await tryAuth(relay.url, { ...auth, name: 'x'.repeat(65) })).toBe('E_SCHEMA');
+  });
+
+  it('asks for the access code and refuses a wrong one', async () => {
+    relay = await startRelay({ accessCode: 'correct horse' });
+    await expect(connectClient(relay.url)).rejects.toMatchObject({ message: 'E_ACCESS_CODE', data: { code: 'E_ACCESS_CODE' } });
+    await expect(connectClient(relay.url, { accessCode: 'wrong horse' })).rejects.toMatchObject({ message: 'E_ACCESS_CODE' });
+    const client = await connectClient(relay.url, { accessCode: 'correct horse' });
+    expect(client.socket.connected).toBe(true);
+    client.close();
+  });
+
+  it('slows down an address after repeated failures', async () => {
+    relay = await startRelay({ maxAuthFailures: 3 });
+    for (let i = 0; i < 3; i++) expect(await tryAuth(relay.url, {})).toBe('E_AUTH');
+    expect(await upgradeStatus(relay.port, {})).toBe(429);
+    await expect(fetchHello(new URL(relay.url))).rejects.toThrow(/429/);
+  });
+
+  it('refuses a browser handshake from a foreign origin before any Socket.IO packet', async () => {
+    relay = await startRelay({ allowedOrigins: ['http://localhost:5173'] });
+    expect(await upgradeStatus(relay.port, { origin: 'http://evil.example' })).toBe(403);
+    expect(await upgradeStatus(relay.port, { origin: 'http://localhost:5173' })).toBe(101);
+    expect(await upgradeStatus(relay.port, {})).toBe(101);
+  });
+
+  it('caps connections per address', async () => {
+    relay = await startRelay({ maxConnectionsPerAddress: 3 });
+    const clients = await Promise.all([0, 1, 2].map(() => connectClient(relay!.url)));
+    expect(await upgradeStatus(relay.port, {})).toBe(429);
+    clients[0]?.close();
+    const again = await connectClient(relay.url).catch(async () => {
+      await new Promise((r) => setTimeout(r, 200));
+      return connectClient(relay!.url);
+    });
+    expect(again.socket.connected).toBe(true);
+    for (const c of [...clients, again]) c.close();
+  });
+});

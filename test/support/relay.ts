@@ -1,0 +1,154 @@
+// Test support: a real relay on a free loopback port over a SQLite file in a temp folder,
+// and real socket.io-client sockets that speak the protocol.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { io, type Socket } from 'socket.io-client';
+import { createRelay, type Relay, type RelayOptions } from '../../relay/server.ts';
+import { openSqliteStore } from '../../relay/mailbox/sqlite.ts';
+import { generateIdentity, type Identity } from '../../relay/identity.ts';
+import { buildAuth, fetchHello } from '../../relay/handshake.ts';
+import type { ClientToServerEvents, DeliverAck, Envelope, RequestName, Requests, Result, ServerToClientEvents, UserEntry } from '../../relay/protocol.ts';
+
+export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+export function tempDir(prefix = 'parley-test-'): { path: string; remove: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export interface TestRelay {
+  relay: Relay;
+  url: string;
+  port: number;
+  dbPath: string;
+  /** Closes the relay (its store too). */
+  stop(): Promise<void>;
+  /** Closes and starts again on the same port and database. */
+  restart(): Promise<void>;
+}
+
+export async function startRelay(options: Partial<Omit<RelayOptions, 'store'>> & { dir?: string; port?: number } = {}): Promise<TestRelay> {
+  const dir = options.dir ?? tempDir().path;
+  const dbPath = join(dir, 'relay.db');
+  const open = async (port: number) => {
+    const relay = createRelay({ name: 'test relay', ...options, store: openSqliteStore({ path: dbPath }) });
+    const address = await relay.listen(port, '127.0.0.1');
+    return { relay, port: address.port };
+  };
+  let current = await open(options.port ?? 0);
+  const handle: TestRelay = {
+    relay: current.relay,
+    url: `http://127.0.0.1:${current.port}`,
+    port: current.port,
+    dbPath,
+    stop: () => handle.relay.close(),
+    async restart() {
+      await handle.relay.close();
+      current = await open(handle.port);
+      handle.relay = current.relay;
+    },
+  };
+  return handle;
+}
+
+export interface ClientOptions {
+  identity?: Identity;
+  name?: string;
+  accessCode?: string;
+  /** How the client answers delivery batches. Default: stores and acknowledges. */
+  onDeliver?: (batch: Envelope[]) => DeliverAck | Promise<DeliverAck>;
+  reconnection?: boolean;
+}
+
+export class TestClient {
+  readonly identity: Identity;
+  readonly socket: ClientSocket;
+  /** Every envelope received, in arrival order (redeliveries included). */
+  readonly received: Envelope[] = [];
+  readonly presence: UserEntry[] = [];
+  readonly typing: { from: string; typing: boolean }[] = [];
+
+  constructor(identity: Identity, socket: ClientSocket) {
+    this.identity = identity;
+    this.socket = socket;
+  }
+
+  get id(): string {
+    return this.identity.userId;
+  }
+
+  request<K extends RequestName>(event: K, payload: Requests[K][0], timeoutMs = 5000): Promise<Result<Requests[K][1]>> {
+    // socket.io-client's typed emitWithAck cannot see through the mapped event type.
+    const emit = this.socket.timeout(timeoutMs).emitWithAck as (ev: string, p: unknown) => Promise<Result<Requests[K][1]>>;
+    return emit.call(this.socket.timeout(timeoutMs), event, payload);
+  }
+
+  /** Sends a raw event with arbitrary arguments and waits for the ack. */
+  raw(event: string, ...args: unknown[]): Promise<unknown> {
+    const emit = this.socket.timeout(5000).emitWithAck as (ev: string, ...a: unknown[]) => Promise<unknown>;
+    return emit.call(this.socket.timeout(5000), event, ...args);
+  }
+
+  send(to: string, body: string, id = newMessageId(), sentAt = Date.now()) {
+    return this.request('message:send', { id, to, body, sentAt });
+  }
+
+  messages(): Extract<Envelope, { kind: 'message' }>[] {
+    return this.received.filter((e): e is Extract<Envelope, { kind: 'message' }> => e.kind === 'message');
+  }
+
+  receipts(): Extract<Envelope, { kind: 'receipt' }>[] {
+    return this.received.filter((e): e is Extract<Envelope, { kind: 'receipt' }> => e.kind === 'receipt');
+  }
+
+  close(): void {
+    this.socket.disconnect();
+  }
+}
+
+export const newMessageId = (): string => randomBytes(16).toString('base64url');
+
+/** Connects and resolves once the relay accepted the handshake; rejects with the connect_error. */
+export async function connectClient(url: string, options: ClientOptions = {}): Promise<TestClient> {
+  const identity = options.identity ?? generateIdentity();
+  const name = options.name ?? 'tester';
+  const socket: ClientSocket = io(url, {
+    transports: ['websocket'],
+    reconnection: options.reconnection ?? false,
+    forceNew: true,
+    auth: (cb) => {
+      fetchHello(new URL(url)).then(
+        (hello) => cb(buildAuth(identity, hello, { name, ...(options.accessCode === undefined ? {} : { accessCode: options.accessCode }) })),
+        () => cb({}),
+      );
+    },
+  });
+  const client = new TestClient(identity, socket);
+  socket.on('message:deliver', (batch, ack) => {
+    client.received.push(...batch);
+    Promise.resolve(options.onDeliver ? options.onDeliver(batch) : { ok: true as const }).then(ack, () => ack({ ok: false }));
+  });
+  socket.on('presence:update', (user) => client.presence.push(user));
+  socket.on('typing:update', (t) => client.typing.push(t));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => resolve());
+    socket.once('connect_error', (error) => {
+      socket.disconnect();
+      reject(error);
+    });
+  });
+  return client;
+}
+
+/** Polls until `check` returns true (or a value), failing with `what` after `timeoutMs`. */
+export async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
