@@ -1,0 +1,188 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { connectClient, eventually, newMessageId, startRelay, type TestClient, type TestRelay } from '../support/relay.ts';
+import { generateIdentity } from '../../relay/identity.ts';
+
+let relay: TestRelay | undefined;
+const clients: TestClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await relay?.stop();
+  relay = undefined;
+});
+
+async function join(options: Parameters<typeof connectClient>[1] = {}): Promise<TestClient> {
+  if (!relay) throw new Error('no relay');
+  const client = await connectClient(relay.url, options);
+  clients.push(client);
+  return client;
+}
+
+describe('presence', () => {
+  it('keeps a user online while any of their sockets is connected', async () => {
+    relay = await startRelay();
+    const watcher = await join({ name: 'Watcher' });
+    const bob = generateIdentity();
+    const first = await join({ identity: bob, name: 'Bob' });
+    const second = await join({ identity: bob, name: 'Bob' });
+    await eventually(() => watcher.presence.some((u) => u.id === bob.userId && u.online), 'bob online');
+
+    first.close();
+    await new Promise((r) => setTimeout(r, 200));
+    const page1 = await watcher.request('directory:get', { ids: [bob.userId] });
+    expect(page1.ok && page1.value.users[0]?.online).toBe(true);
+    expect(watcher.presence.filter((u) => u.id === bob.userId).at(-1)?.online).toBe(true);
+
+    second.close();
+    const last = await eventually(() => {
+      const update = watcher.presence.filter((u) => u.id === bob.userId).at(-1);
+      return update && !update.online ? update : undefined;
+    }, 'bob offline');
+    expect(last.lastSeen).toBeGreaterThan(0);
+    const page2 = await watcher.request('directory:get', { ids: [bob.userId] });
+    expect(page2.ok && page2.value.users[0]?.online).toBe(false);
+  });
+
+  it('pages the directory instead of pushing the whole list', async () => {
+    relay = await startRelay();
+    const people = await Promise.all(Array.from({ length: 7 }, (_, i) => join({ name: `P${i}` })));
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await people[0]!.request('directory:page', after ? { after, limit: 3 } : { limit: 3 });
+      if (!page.ok) throw new Error(page.error.message);
+      expect(page.value.users.length).toBeLessThanOrEqual(3);
+      seen.push(...page.value.users.map((u) => u.id));
+      if (!page.value.next) break;
+      after = page.value.next;
+    }
+    expect(seen.sort()).toEqual(people.map((p) => p.id).sort());
+  });
+
+  it('announces a new display name to everyone, under the same id', async () => {
+    relay = await startRelay();
+    const alice = await join({ name: 'Alice' });
+    const bob = await join({ name: 'Bob' });
+    const renamed = await alice.request('profile:update', { name: '  Alice B.  ' });
+    expect(renamed).toMatchObject({ ok: true, value: { id: alice.id, name: 'Alice B.' } });
+    await eventually(() => bob.presence.some((u) => u.id === alice.id && u.name === 'Alice B.'), 'rename seen by bob');
+  });
+});
+
+describe('direct messages', () => {
+  it('delivers online, acks the sender with a seq, and sends a delivered receipt', async () => {
+    relay = await startRelay();
+    const alice = await join({ name: 'Alice' });
+    const bob = await join({ name: 'Bob' });
+    const id = newMessageId();
+    const sent = await alice.send(bob.id, 'ciphertext-1', id);
+    expect(sent).toMatchObject({ ok: true, value: { seq: expect.any(Number) } });
+    const got = await eventually(() => bob.messages().find((m) => m.id === id), 'delivery to bob');
+    expect(got).toMatchObject({ from: alice.id, body: 'ciphertext-1' });
+    const receipt = await eventually(() => alice.receipts().find((r) => r.ids.includes(id)), 'delivered receipt');
+    expect(receipt).toMatchObject({ from: bob.id, state: 'delivered' });
+  });
+
+  it('relays read receipts back to the sender', async () => {
+    relay = await startRelay();
+    const alice = await join();
+    const bob = await join();
+    const id = newMessageId();
+    await alice.send(bob.id, 'hello', id);
+    await eventually(() => bob.messages().some((m) => m.id === id), 'delivery');
+    expect(await bob.request('message:read', { peer: alice.id, ids: [id] })).toEqual({ ok: true, value: null });
+    const read = await eventually(() => alice.receipts().find((r) => r.state === 'read'), 'read receipt');
+    expect(read).toMatchObject({ from: bob.id, ids: [id] });
+  });
+
+  it('answers a resend of the same id the same and never delivers it twice', async () => {
+    relay = await startRelay();
+    const alice = await join();
+    const bob = await join();
+    const id = newMessageId();
+    const results = await Promise.all(Array.from({ length: 20 }, () => alice.send(bob.id, 'once', id)));
+    const seqs = new Set(results.map((r) => (r.ok ? r.value.seq : -1)));
+    expect(seqs.size).toBe(1);
+    expect([...seqs][0]).toBeGreaterThan(0);
+    await eventually(() => bob.messages().length === 1, 'one delivery');
+    const late = await alice.send(bob.id, 'once', id);
+    expect(late).toEqual(results[0]);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(bob.messages().filter((m) => m.id === id)).toHaveLength(1);
+
+    const conflict = await alice.send(bob.id, 'a different body', id);
+    expect(conflict).toMatchObject({ ok: false, error: { code: 'E_ID_CONFLICT' } });
+  });
+
+  it('keeps messages for an offline recipient across a relay restart, in order, then removes them', async () => {
+    relay = await startRelay();
+    const bobIdentity = generateIdentity();
+    const bobOnce = await join({ identity: bobIdentity, name: 'Bob' });
+    bobOnce.close();
+    const alice = await join({ name: 'Alice' });
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const id = newMessageId();
+      ids.push(id);
+      expect(await alice.send(bobIdentity.userId, `m${i}`, id)).toMatchObject({ ok: true });
+    }
+    alice.close();
+    await relay.restart();
+
+    const bob = await join({ identity: bobIdentity, name: 'Bob' });
+    await eventually(() => bob.messages().length === 30, 'backlog of 30');
+    expect(bob.messages().map((m) => m.id)).toEqual(ids);
+    expect(bob.messages().map((m) => m.body)).toEqual(ids.map((_, i) => `m${i}`));
+
+    // Acknowledged: a later connection gets nothing again.
+    await new Promise((r) => setTimeout(r, 100));
+    bob.close();
+    const bobAgain = await join({ identity: bobIdentity, name: 'Bob' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(bobAgain.messages()).toHaveLength(0);
+
+    // Alice, back online, gets the delivered receipts that waited for her.
+    const aliceBack = await join({ identity: alice.identity });
+    const receipted = await eventually(() => {
+      const got = new Set(aliceBack.receipts().flatMap((r) => r.ids));
+      return ids.every((id) => got.has(id)) ? got : undefined;
+    }, 'all delivered receipts');
+    expect(receipted.size).toBe(30);
+  });
+
+  it('redelivers what a recipient did not acknowledge', async () => {
+    relay = await startRelay();
+    const alice = await join();
+    const bobIdentity = generateIdentity();
+    let refuse = true;
+    const bob = await join({ identity: bobIdentity, onDeliver: () => (refuse ? { ok: false, retryInMs: 50 } : { ok: true }) });
+    const id = newMessageId();
+    await alice.send(bob.id, 'retry me', id);
+    await eventually(() => bob.messages().filter((m) => m.id === id).length >= 2, 'a redelivery');
+    refuse = false;
+    await eventually(() => alice.receipts().some((r) => r.ids.includes(id)), 'receipt after ack');
+    const count = bob.messages().length;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(bob.messages().length).toBe(count);
+  });
+
+  it('forwards typing indicators to every socket of the recipient', async () => {
+    relay = await startRelay();
+    const alice = await join();
+    const bob = await join();
+    alice.socket.emit('typing:set', { to: bob.id, typing: true });
+    await eventually(() => bob.typing.find((t) => t.from === alice.id && t.typing), 'typing shown');
+  });
+
+  it('refuses a send to a full mailbox without evicting anything', async () => {
+    relay = await startRelay({ mailbox: { maxMessages: 3, maxBytes: 1_000_000 } });
+    const bobIdentity = generateIdentity();
+    (await join({ identity: bobIdentity })).close();
+    const alice = await join();
+    for (let i = 0; i < 3; i++) expect(await alice.send(bobIdentity.userId, `m${i}`)).toMatchObject({ ok: true });
+    expect(await alice.send(bobIdentity.userId, 'one too many')).toMatchObject({ ok: false, error: { code: 'E_QUEUE_FULL' } });
+    const bob = await join({ identity: bobIdentity });
+    await eventually(() => bob.messages().length === 3, 'the three kept');
+    expect(bob.messages().map((m) => m.body)).toEqual(['m0', 'm1', 'm2']);
+    await eventually(async () => (await alice.send(bobIdentity.userId, 'room again')).ok, 'room after delivery');
+  });
+});
