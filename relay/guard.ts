@@ -28,13 +28,16 @@ export class TokenBucket {
 }
 
 /**
- * A socket's request budget. Requests over the bucket are refused; a socket that keeps
- * going over it for `abuseMs` without a single accepted request is to be disconnected.
+ * A socket's request budget. Requests over the bucket are refused. A socket that keeps
+ * being refused for `abuseMs`, never pausing a full `quietMs` between refusals, is to be
+ * disconnected; a client that backs off after a refusal never is.
  */
 export class RequestBudget {
   private readonly bucket: TokenBucket;
   private overSince: number | null = null;
+  private lastRefusal = 0;
   private readonly abuseMs: number;
+  private readonly quietMs = 1000;
   private readonly now: () => number;
 
   constructor(options: { capacity: number; perSecond: number; abuseMs: number; now?: () => number }) {
@@ -45,11 +48,10 @@ export class RequestBudget {
 
   /** 'ok', 'limited' (answer E_RATE_LIMITED) or 'abuse' (disconnect). */
   spend(): 'ok' | 'limited' | 'abuse' {
-    if (this.bucket.take()) {
-      this.overSince = null;
-      return 'ok';
-    }
     const t = this.now();
+    if (this.overSince !== null && t - this.lastRefusal >= this.quietMs) this.overSince = null;
+    if (this.bucket.take()) return 'ok';
+    this.lastRefusal = t;
     this.overSince ??= t;
     return t - this.overSince >= this.abuseMs ? 'abuse' : 'limited';
   }

@@ -1,0 +1,42 @@
+// Test support: the headless relay as a real child process (npm run relay).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+export const CLI = ['--experimental-strip-types', '--disable-warning=ExperimentalWarning', resolve(ROOT, 'relay/cli.ts')];
+
+export interface CliRelay {
+  child: ChildProcess;
+  url: string;
+  port: number;
+  output: () => string;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  child.stdout?.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  return { child, output: () => text, exited };
+}
+
+/** Starts the CLI relay on a free port and resolves once it listens. */
+export async function startCliRelay(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRelay> {
+  const run = runCli(['--host', '127.0.0.1', '--port', '0', ...args], env);
+  const port = await new Promise<number>((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`relay did not start:\n${run.output()}`)), 15_000);
+    const check = () => {
+      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(run.output());
+      if (match) {
+        clearTimeout(timer);
+        done(Number(match[1]));
+      }
+    };
+    run.child.stdout?.on('data', check);
+    void run.exited.then((code) => fail(new Error(`relay exited with ${code}:\n${run.output()}`)));
+  });
+  return { ...run, port, url: `http://127.0.0.1:${port}` };
+}
