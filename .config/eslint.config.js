@@ -32,6 +32,11 @@ export default tseslint.config(
     languageOptions: { parserOptions: { parser: tseslint.parser, extraFileExtensions: ['.svelte'] } },
   },
   {
+    // Tests state what must exist by asserting on it.
+    files: ['test/**'],
+    rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
+  },
+  {
     // The relay runs embedded or headless: never Electron, never the app.
     files: ['relay/**'],
     rules: {

@@ -1,6 +1,6 @@
 // createRelay(): the Parley relay. No side effects at import; the caller owns the store it
 // passes in until close(), which closes it.
-import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { hostname } from 'node:os';
@@ -201,7 +201,7 @@ export function createRelay(options: RelayOptions): Relay {
 
   const hello = (): Hello => ({ protocol: PROTOCOL_VERSION, relayId: store.relayId, name, accessCode: options.accessCode !== undefined, challenge: challenges.issue(), challengeTtlMs: LIMITS.challengeTtlMs });
 
-  const onRequest = (req: IncomingMessage, res: import('node:http').ServerResponse) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path === HELLO_PATH) {
       if (guard.isThrottled(remoteAddress(req))) {

@@ -41,8 +41,8 @@ describe('npm run relay', () => {
     clients.push(ok);
     ok.close();
     await eventually(() => /disconnected user=/.test(relay.output()), 'a disconnect log line');
-    expect(relay.output()).toMatch(/INFO  connected user=/);
-    expect(relay.output()).toMatch(/WARN  handshake refused .*code=E_ACCESS_CODE/);
+    expect(relay.output()).toMatch(/INFO {2}connected user=/);
+    expect(relay.output()).toMatch(/WARN {2}handshake refused .*code=E_ACCESS_CODE/);
   });
 
   it('loses nothing it acknowledged when stopped with SIGTERM mid-stream', async () => {

@@ -1,0 +1,38 @@
+// The window's security posture, exported so tests check it without Electron.
+import type { BrowserWindowConstructorOptions, WebContents } from 'electron';
+
+/** The production page's Content-Security-Policy (also set as a <meta> in renderer/index.html). */
+export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'none'; base-uri 'none'; form-action 'none'";
+
+export function windowOptions(preloadPath: string): BrowserWindowConstructorOptions {
+  return {
+    width: 1100,
+    height: 720,
+    minWidth: 640,
+    minHeight: 420,
+    show: false,
+    title: 'Parley',
+    webPreferences: {
+      preload: preloadPath,
+      sandbox: true,
+      contextIsolation: true,
+      nodeIntegration: false,
+      nodeIntegrationInSubFrames: false,
+      webviewTag: false,
+      webSecurity: true,
+      allowRunningInsecureContent: false,
+      spellcheck: true,
+    },
+  };
+}
+
+/** Denies navigation, new windows and every permission but notifications. */
+export function harden(contents: WebContents): void {
+  contents.on('will-navigate', (event) => event.preventDefault());
+  contents.on('will-attach-webview', (event) => event.preventDefault());
+  contents.setWindowOpenHandler(() => ({ action: 'deny' }));
+  contents.session.setPermissionRequestHandler((_contents, permission, callback) => callback(permission === 'notifications'));
+  contents.session.webRequest.onHeadersReceived((details, callback) => {
+    callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [CSP] } });
+  });
+}

@@ -1,0 +1,36 @@
+// The process boundaries of ARCHITECTURE.md are lint rules; these prove the rules bite.
+import { describe, expect, it } from 'vitest';
+import { ESLint } from 'eslint';
+import { resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '../..');
+const eslint = new ESLint({ cwd: root, overrideConfigFile: resolve(root, '.config/eslint.config.js') });
+
+async function problems(file: string, code: string): Promise<string[]> {
+  const [result] = await eslint.lintText(code, { filePath: resolve(root, file) });
+  return (result?.messages ?? []).map((m) => `${m.ruleId}: ${m.message}`);
+}
+
+describe('lint boundaries', () => {
+  it('keeps electron and the app out of relay/', async () => {
+    expect(await problems('relay/x.ts', "import { app } from 'electron';\nexport const a = app;\n")).toEqual([expect.stringMatching(/no-restricted-imports.*relay\/ never imports electron/)]);
+    expect(await problems('relay/x.ts', "import { x } from '../main/core/messenger.ts';\nexport const a = x;\n")).toEqual([expect.stringMatching(/relay\/ stands alone/)]);
+  });
+
+  it('keeps electron out of main/core/', async () => {
+    expect(await problems('main/core/x.ts', "import { app } from 'electron';\nexport const a = app;\n")).toEqual([expect.stringMatching(/main\/core\/ is plain Node/)]);
+  });
+
+  it('lets the renderer import only types from the contract', async () => {
+    expect(await problems('renderer/src/x.ts', "import type { ParleyApi } from '../../preload/contract.ts';\nexport type A = ParleyApi;\n")).toEqual([]);
+    expect(await problems('renderer/src/x.ts', "import { COMMAND_NAMES } from '../../preload/contract.ts';\nexport const a = COMMAND_NAMES;\n")).toEqual([expect.stringMatching(/Only type imports/)]);
+    expect(await problems('renderer/src/x.ts', "import { io } from 'socket.io-client';\nexport const a = io;\n")).toEqual([expect.stringMatching(/no sockets/)]);
+    expect(await problems('renderer/src/x.ts', "import { readFileSync } from 'node:fs';\nexport const a = readFileSync;\n")).toEqual([expect.stringMatching(/no Node/)]);
+    expect(await problems('renderer/src/x.ts', "import { createRelay } from '../../relay/server.ts';\nexport const a = createRelay;\n")).toEqual([expect.stringMatching(/only types from preload\/contract/)]);
+  });
+
+  it('bans HTML sinks in the renderer and preload', async () => {
+    expect(await problems('renderer/src/x.ts', "export function f(el: HTMLElement, s: string) { el.innerHTML = s; }\n")).toEqual([expect.stringMatching(/No HTML sinks/)]);
+    expect(await problems('preload/x.ts', "export function f(s: string) { return eval(s); }\n")).toEqual([expect.stringMatching(/No eval/)]);
+  });
+});

@@ -1,0 +1,36 @@
+// The relay's network-facing dependencies stay at or above the versions that fixed their
+// known advisories (RELIABILITY.md A13).
+import { describe, expect, it } from 'vitest';
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+const FLOORS: Record<string, string> = {
+  'engine.io': '6.2.1', // CVE-2022-41940
+  'socket.io-parser': '4.2.3', // CVE-2022-2421, CVE-2023-32695
+  'socket.io': '4.6.2', // CVE-2024-38355
+  ws: '8.17.1', // CVE-2021-32640, CVE-2024-37890
+};
+
+const require = createRequire(join(import.meta.dirname, '../../node_modules/socket.io/package.json'));
+
+function installed(name: string): string {
+  const main = require.resolve(name);
+  let dir = dirname(main);
+  while (!dir.endsWith(`node_modules/${name}`)) dir = dirname(dir);
+  return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+const atLeast = (version: string, floor: string) => {
+  const a = version.split('.').map(Number);
+  const b = floor.split('.').map(Number);
+  for (let i = 0; i < 3; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
+  return true;
+};
+
+describe('dependency floors', () => {
+  it.each(Object.entries(FLOORS))('%s is at or above %s', (name, floor) => {
+    const version = installed(name);
+    expect(atLeast(version, floor), `${name} ${version} < ${floor}`).toBe(true);
+  });
+});
