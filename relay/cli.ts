@@ -117,9 +117,13 @@ async function main(): Promise<number> {
   try {
     const address = await relay.listen(config.port, config.host);
     log.info('listening', { host: config.host, port: address.port, relay: relay.relayId, data: dataDir });
-    process.stdout.write(`Parley relay listening on ${config.host}:${address.port}\n`);
-    process.stdout.write(`Join from the app with: ${joinAddresses(config.host, address.port).join('  or  ')}\n`);
-    process.stdout.write(config.accessCode ? 'An access code is required to join.\n' : 'Open: anyone who can reach it may join (set --access-code to restrict).\n');
+    process.stdout.write(
+      [
+        `Parley relay listening on ${config.host}:${address.port}`,
+        `Join from the app with: ${joinAddresses(config.host, address.port).join('  or  ')}`,
+        config.accessCode ? 'An access code is required to join.' : 'Open: anyone who can reach it may join (set --access-code to restrict).',
+      ].join('\n') + '\n',
+    );
   } catch (error) {
     await store.close();
     const code = (error as NodeJS.ErrnoException).code;
