@@ -13,6 +13,33 @@ export interface AppInfo {
   platform: string;
 }
 
+/** queued -> sent -> delivered -> read for outgoing messages (or failed); received for incoming. */
+export type MessageState = 'queued' | 'sent' | 'delivered' | 'read' | 'failed' | 'received';
+
+export interface Message {
+  /** Local order within the conversation; also the paging cursor. */
+  n: number;
+  id: string;
+  peer: string;
+  direction: 'in' | 'out';
+  text: string;
+  state: MessageState;
+  /** Why it failed (outgoing) or why it cannot be trusted (incoming). */
+  error: string | null;
+  /** Incoming only: failed to decrypt or authenticate. Never show it as genuine. */
+  flagged: boolean;
+  sentAt: number;
+  createdAt: number;
+  readAt: number | null;
+}
+
+export interface SearchHit {
+  message: Message;
+  peerName: string;
+  /** Matched text with each hit between U+0002 and U+0003; render the parts as text. */
+  snippet: string;
+}
+
 /** Commands: name -> [argument, result]. Channel names are `domain:verb`. */
 export interface Commands {
   'app:info': [null, AppInfo];

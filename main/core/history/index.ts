@@ -1,0 +1,221 @@
+// The local history: every conversation, in one SQLite file per installation.
+// All SQL lives here, prepared once, values always bound.
+import Database from 'better-sqlite3';
+import { migrate, tune } from '../../../relay/sqlite/migrate.ts';
+import { historyMigrations } from './migrations.ts';
+import type { Message, MessageState, SearchHit } from '../../../preload/contract.ts';
+
+export interface StoredPeer {
+  id: string;
+  name: string;
+  idKey: string;
+  kaKey: string;
+  pendingKaKey: string | null;
+  verified: boolean;
+  firstSeen: number;
+  lastSeen: number;
+}
+
+export interface PeerSummary {
+  peer: StoredPeer;
+  unread: number;
+  last: Pick<Message, 'text' | 'direction' | 'createdAt' | 'flagged'> | null;
+}
+
+export interface IncomingMessage {
+  id: string;
+  peer: string;
+  text: string;
+  sentAt: number;
+  seq: number;
+  flagged: boolean;
+  error: string | null;
+}
+
+/** What seeing a peer's directory entry changed. */
+export type PeerChange = 'new' | 'unchanged' | 'renamed' | 'key-changed';
+
+const FORWARD: Record<MessageState, number> = { failed: 0, queued: 1, sent: 2, delivered: 3, read: 4, received: 0 };
+
+interface MessageRow {
+  n: number;
+  id: string;
+  peer: string;
+  direction: 'in' | 'out';
+  text: string;
+  state: MessageState;
+  error: string | null;
+  flagged: number;
+  seq: number | null;
+  sent_at: number;
+  created_at: number;
+  read_at: number | null;
+}
+
+interface PeerRow {
+  id: string;
+  name: string;
+  id_key: string;
+  ka_key: string;
+  pending_ka_key: string | null;
+  verified: number;
+  first_seen: number;
+  last_seen: number;
+}
+
+const toMessage = (r: MessageRow): Message => ({
+  n: r.n, id: r.id, peer: r.peer, direction: r.direction, text: r.text, state: r.state, error: r.error,
+  flagged: r.flagged === 1, sentAt: r.sent_at, createdAt: r.created_at, readAt: r.read_at,
+});
+
+const toPeer = (r: PeerRow): StoredPeer => ({
+  id: r.id, name: r.name, idKey: r.id_key, kaKey: r.ka_key, pendingKaKey: r.pending_ka_key,
+  verified: r.verified === 1, firstSeen: r.first_seen, lastSeen: r.last_seen,
+});
+
+/** Turns what a person types into an FTS5 query of prefix terms, so no input is a syntax error. */
+export function ftsQuery(input: string): string | null {
+  const terms = input.normalize('NFC').match(/[\p{L}\p{N}_]+/gu);
+  return terms ? terms.slice(0, 16).map((t) => `"${t}"*`).join(' ') : null;
+}
+
+export type History = ReturnType<typeof openHistory>;
+
+export function openHistory(path: string, options: { now?: () => number } = {}) {
+  const now = options.now ?? Date.now;
+  const db = new Database(path);
+  tune(db, 'normal');
+  migrate(db, historyMigrations);
+
+  const q = {
+    peer: db.prepare<[string], PeerRow>('SELECT * FROM peers WHERE id = ?'),
+    insertPeer: db.prepare<[PeerRow]>('INSERT INTO peers (id, name, id_key, ka_key, pending_ka_key, verified, first_seen, last_seen) VALUES (@id, @name, @id_key, @ka_key, @pending_ka_key, @verified, @first_seen, @last_seen)'),
+    updatePeer: db.prepare<[{ id: string; name: string; pending: string | null; lastSeen: number }]>('UPDATE peers SET name = @name, pending_ka_key = @pending, last_seen = max(last_seen, @lastSeen) WHERE id = @id'),
+    acceptKey: db.prepare<[string]>('UPDATE peers SET ka_key = pending_ka_key, pending_ka_key = NULL, verified = 0 WHERE id = ? AND pending_ka_key IS NOT NULL'),
+    setVerified: db.prepare<[number, string]>('UPDATE peers SET verified = ? WHERE id = ?'),
+    summaries: db.prepare<[], PeerRow & { unread: number; last_text: string | null; last_direction: 'in' | 'out' | null; last_at: number | null; last_flagged: number | null }>(`
+      SELECT p.*,
+        (SELECT count(*) FROM messages u WHERE u.peer = p.id AND u.direction = 'in' AND u.read_at IS NULL) AS unread,
+        m.text AS last_text, m.direction AS last_direction, m.created_at AS last_at, m.flagged AS last_flagged
+      FROM peers p
+      LEFT JOIN messages m ON m.n = (SELECT max(n) FROM messages WHERE peer = p.id)
+      ORDER BY coalesce(m.n, 0) DESC, p.name`),
+    insertOut: db.prepare<[{ id: string; peer: string; text: string; at: number }], MessageRow>(`
+      INSERT INTO messages (id, peer, direction, text, state, sent_at, created_at) VALUES (@id, @peer, 'out', @text, 'queued', @at, @at) RETURNING *`),
+    insertIn: db.prepare<[Omit<IncomingMessage, 'flagged'> & { flagged: number; at: number }], MessageRow>(`
+      INSERT INTO messages (id, peer, direction, text, state, error, flagged, seq, sent_at, created_at)
+      VALUES (@id, @peer, 'in', @text, 'received', @error, @flagged, @seq, @sentAt, @at)
+      ON CONFLICT (peer, id) DO NOTHING RETURNING *`),
+    byId: db.prepare<[string, string], MessageRow>('SELECT * FROM messages WHERE peer = ? AND id = ?'),
+    outById: db.prepare<[string], MessageRow>("SELECT * FROM messages WHERE id = ? AND direction = 'out'"),
+    outbox: db.prepare<[number], MessageRow>("SELECT * FROM messages WHERE state = 'queued' ORDER BY n LIMIT ?"),
+    setState: db.prepare<[{ n: number; state: MessageState; seq: number | null; error: string | null }], MessageRow>('UPDATE messages SET state = @state, seq = coalesce(@seq, seq), error = @error WHERE n = @n RETURNING *'),
+    page: db.prepare<[string, number, number], MessageRow>('SELECT * FROM messages WHERE peer = ? AND n < ? ORDER BY n DESC LIMIT ?'),
+    around: db.prepare<[string, number, number], MessageRow>('SELECT * FROM messages WHERE peer = ? AND n >= ? ORDER BY n LIMIT ?'),
+    unread: db.prepare<[], { peer: string; unread: number }>("SELECT peer, count(*) AS unread FROM messages WHERE direction = 'in' AND read_at IS NULL GROUP BY peer"),
+    markRead: db.prepare<[number, string, number], { id: string; flagged: number }>("UPDATE messages SET read_at = ? WHERE peer = ? AND direction = 'in' AND read_at IS NULL AND n <= ? RETURNING id, flagged"),
+    search: db.prepare<[string, number], MessageRow & { snippet: string; name: string }>(`
+      SELECT m.*, p.name AS name, snippet(messages_fts, 0, char(2), char(3), '…', 12) AS snippet
+      FROM messages_fts JOIN messages m ON m.n = messages_fts.rowid JOIN peers p ON p.id = m.peer
+      WHERE messages_fts MATCH ? AND m.flagged = 0 ORDER BY bm25(messages_fts) LIMIT ?`),
+    getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?'),
+    setSetting: db.prepare<[string, string]>('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+  };
+
+  const addIncoming = db.transaction((items: readonly IncomingMessage[]) => {
+    const added: Message[] = [];
+    const at = now();
+    for (const item of items) {
+      const row = q.insertIn.get({ ...item, flagged: item.flagged ? 1 : 0, at });
+      if (row) added.push(toMessage(row));
+    }
+    return added;
+  });
+
+  const applyReceipt = db.transaction((peer: string, ids: readonly string[], state: 'delivered' | 'read') => {
+    const changed: Message[] = [];
+    for (const id of ids) {
+      const row = q.byId.get(peer, id);
+      // Receipts only move an outgoing message forward, and only from the peer it was sent to.
+      if (!row || row.direction !== 'out' || row.state === 'failed' || FORWARD[row.state] >= FORWARD[state]) continue;
+      const updated = q.setState.get({ n: row.n, state, seq: null, error: null });
+      if (updated) changed.push(toMessage(updated));
+    }
+    return changed;
+  });
+
+  return {
+    /** Records what the directory says about a peer; pins keys on first sight. */
+    seePeer(p: { id: string; name: string; idKey: string; kaKey: string; lastSeen: number }): { change: PeerChange; peer: StoredPeer } {
+      const known = q.peer.get(p.id);
+      if (!known) {
+        const row: PeerRow = { id: p.id, name: p.name, id_key: p.idKey, ka_key: p.kaKey, pending_ka_key: null, verified: 0, first_seen: now(), last_seen: p.lastSeen };
+        q.insertPeer.run(row);
+        return { change: 'new', peer: toPeer(row) };
+      }
+      const keyChanged = p.kaKey !== known.ka_key;
+      const pending = keyChanged ? p.kaKey : null;
+      q.updatePeer.run({ id: p.id, name: p.name, pending, lastSeen: p.lastSeen });
+      const peer = toPeer({ ...known, name: p.name, pending_ka_key: pending, last_seen: Math.max(known.last_seen, p.lastSeen) });
+      const change: PeerChange = keyChanged && known.pending_ka_key !== pending ? 'key-changed' : p.name !== known.name ? 'renamed' : 'unchanged';
+      return { change, peer };
+    },
+    peer: (id: string): StoredPeer | undefined => {
+      const row = q.peer.get(id);
+      return row ? toPeer(row) : undefined;
+    },
+    acceptKeyChange: (id: string): boolean => q.acceptKey.run(id).changes === 1,
+    setVerified: (id: string, verified: boolean): boolean => q.setVerified.run(verified ? 1 : 0, id).changes === 1,
+    summaries: (): PeerSummary[] =>
+      q.summaries.all().map((r) => ({
+        peer: toPeer(r),
+        unread: r.unread,
+        last: r.last_text === null || r.last_direction === null || r.last_at === null ? null : { text: r.last_text, direction: r.last_direction, createdAt: r.last_at, flagged: r.last_flagged === 1 },
+      })),
+
+    /** Stores a message the user wrote, as queued: it is in the outbox before anything is sent. */
+    addOutgoing: (m: { id: string; peer: string; text: string }): Message => {
+      const row = q.insertOut.get({ ...m, at: now() });
+      if (!row) throw new Error('insert returned nothing');
+      return toMessage(row);
+    },
+    /** Stores incoming messages in one transaction; returns those that were new (redeliveries are skipped). */
+    addIncoming: (items: readonly IncomingMessage[]): Message[] => addIncoming(items),
+    outbox: (limit: number): Message[] => q.outbox.all(limit).map(toMessage),
+    outgoing: (id: string): Message | undefined => {
+      const row = q.outById.get(id);
+      return row ? toMessage(row) : undefined;
+    },
+    markSent: (n: number, seq: number): Message | undefined => {
+      const row = q.setState.get({ n, state: 'sent', seq, error: null });
+      return row ? toMessage(row) : undefined;
+    },
+    markFailed: (n: number, error: string): Message | undefined => {
+      const row = q.setState.get({ n, state: 'failed', seq: null, error });
+      return row ? toMessage(row) : undefined;
+    },
+    /** A failed message goes back to the outbox, same id: the relay answers a resend idempotently. */
+    requeue: (n: number): Message | undefined => {
+      const row = q.setState.get({ n, state: 'queued', seq: null, error: null });
+      return row ? toMessage(row) : undefined;
+    },
+    applyReceipt: (peer: string, ids: readonly string[], state: 'delivered' | 'read'): Message[] => applyReceipt(peer, ids, state),
+
+    /** The newest `limit` messages before `before` (exclusive), oldest first. */
+    page: (peer: string, before: number | null, limit: number): Message[] => q.page.all(peer, before ?? Number.MAX_SAFE_INTEGER, limit).reverse().map(toMessage),
+    /** Messages from `from` on, oldest first: for jumping to a search result. */
+    from: (peer: string, from: number, limit: number): Message[] => q.around.all(peer, from, limit).map(toMessage),
+    unreadCounts: (): Map<string, number> => new Map(q.unread.all().map((r) => [r.peer, r.unread])),
+    /** Marks incoming messages up to `upTo` as read; returns the ids that were unread (for read receipts). */
+    markRead: (peer: string, upTo: number): string[] => q.markRead.all(now(), peer, upTo).filter((r) => r.flagged === 0).map((r) => r.id),
+    search: (input: string, limit = 50): SearchHit[] => {
+      const match = ftsQuery(input);
+      if (!match) return [];
+      return q.search.all(match, limit).map((r) => ({ message: toMessage(r), peerName: r.name, snippet: r.snippet }));
+    },
+
+    getSetting: (key: string): string | undefined => q.getSetting.get(key)?.value,
+    setSetting: (key: string, value: string): void => void q.setSetting.run(key, value),
+    close: (): void => db.close(),
+  };
+}

@@ -1,0 +1,54 @@
+// The history database's schema history. Append; never edit a shipped migration.
+import type { Migration } from '../../../relay/sqlite/migrate.ts';
+
+export const historyMigrations: readonly Migration[] = [
+  // 1: peers, messages (with full-text search), settings
+  (db) => {
+    db.exec(`
+      CREATE TABLE peers (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        id_key TEXT NOT NULL,
+        ka_key TEXT NOT NULL,
+        -- A new key-agreement key (signed by the same identity key) waits here until the user accepts it.
+        pending_ka_key TEXT,
+        verified INTEGER NOT NULL DEFAULT 0,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL DEFAULT 0
+      ) WITHOUT ROWID;
+
+      CREATE TABLE messages (
+        n INTEGER PRIMARY KEY,               -- local order: the order the conversation is shown in
+        id TEXT NOT NULL,                    -- the sender's message id
+        peer TEXT NOT NULL REFERENCES peers (id),
+        direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        text TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'delivered', 'read', 'failed', 'received')),
+        error TEXT,                          -- why it failed (out) or could not be trusted (in)
+        flagged INTEGER NOT NULL DEFAULT 0,  -- in: failed to decrypt or authenticate; never shown as genuine
+        seq INTEGER,                         -- the relay's order for it
+        sent_at INTEGER NOT NULL,            -- the sender's clock
+        created_at INTEGER NOT NULL,         -- this machine's clock when stored
+        read_at INTEGER,                     -- in: when the user saw it
+        UNIQUE (peer, id)
+      );
+      CREATE INDEX messages_by_peer ON messages (peer, n);
+      CREATE INDEX messages_unread ON messages (peer) WHERE direction = 'in' AND read_at IS NULL;
+      CREATE INDEX messages_outbox ON messages (n) WHERE state = 'queued';
+
+      CREATE VIRTUAL TABLE messages_fts USING fts5 (text, content = 'messages', content_rowid = 'n', tokenize = 'unicode61 remove_diacritics 2');
+      CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, text) VALUES (new.n, new.text);
+      END;
+      CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.n, old.text);
+      END;
+      CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.n, old.text);
+        INSERT INTO messages_fts (rowid, text) VALUES (new.n, new.text);
+      END;
+
+      CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    `);
+  },
+];

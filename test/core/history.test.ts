@@ -1,0 +1,149 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { openHistory, ftsQuery, type History } from '../../main/core/history/index.ts';
+import { historyMigrations } from '../../main/core/history/migrations.ts';
+import { migrate } from '../../relay/sqlite/migrate.ts';
+import { tempDir } from '../support/relay.ts';
+
+const dirs: { remove: () => void }[] = [];
+const open: History[] = [];
+afterEach(() => {
+  for (const h of open.splice(0)) h.close();
+  for (const d of dirs.splice(0)) d.remove();
+});
+
+function fresh(now?: () => number): { history: History; path: string } {
+  const dir = tempDir();
+  dirs.push(dir);
+  const path = join(dir.path, 'history.db');
+  const history = openHistory(path, now ? { now } : {});
+  open.push(history);
+  return { history, path };
+}
+
+const peer = (id: string, name = id, kaKey = 'k'.repeat(43)) => ({ id, name, idKey: 'i'.repeat(43), kaKey, lastSeen: 1 });
+let counter = 0;
+const incoming = (p: string, text: string, id = `in-${++counter}-xxxxxx`) => ({ id, peer: p, text, sentAt: 1, seq: counter, flagged: false, error: null });
+
+describe('history migrations', () => {
+  it('migration 1 creates the schema on an empty file and is recorded in user_version', () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const db = new Database(join(dir.path, 'm.db'));
+    expect(migrate(db, historyMigrations)).toEqual({ from: 0, to: 1 });
+    expect(db.pragma('user_version', { simple: true })).toBe(1);
+    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table') ORDER BY name").all().map((r) => (r as { name: string }).name);
+    expect(tables).toEqual(expect.arrayContaining(['messages', 'messages_fts', 'peers', 'settings']));
+    expect(migrate(db, historyMigrations)).toEqual({ from: 1, to: 1 });
+    db.close();
+  });
+
+  it('refuses a database from a newer Parley instead of damaging it', () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const path = join(dir.path, 'future.db');
+    const db = new Database(path);
+    db.pragma('user_version = 99');
+    db.close();
+    expect(() => openHistory(path)).toThrow(/newer than this program knows/);
+  });
+});
+
+describe('history', () => {
+  it('keeps conversations across a restart, paged newest first', () => {
+    const { history, path } = fresh();
+    history.seePeer(peer('bob', 'Bob'));
+    for (let i = 0; i < 120; i++) {
+      if (i % 2) history.addIncoming([incoming('bob', `from bob ${i}`)]);
+      else history.addOutgoing({ id: `out-${i}-xxxxxxxx`, peer: 'bob', text: `to bob ${i}` });
+    }
+    history.close();
+    open.pop();
+    const again = openHistory(path);
+    open.push(again);
+    const newest = again.page('bob', null, 50);
+    expect(newest).toHaveLength(50);
+    expect(newest.at(-1)?.text).toBe('from bob 119');
+    const older = again.page('bob', newest[0]!.n, 50);
+    expect(older.at(-1)?.n).toBe(newest[0]!.n - 1);
+    const oldest = again.page('bob', older[0]!.n, 50);
+    expect(oldest).toHaveLength(20);
+    expect(oldest[0]?.text).toBe('to bob 0');
+  });
+
+  it('stores a redelivered message once', () => {
+    const { history } = fresh();
+    history.seePeer(peer('bob'));
+    const message = incoming('bob', 'hello');
+    expect(history.addIncoming([message])).toHaveLength(1);
+    expect(history.addIncoming([message, message])).toHaveLength(0);
+    expect(history.page('bob', null, 10)).toHaveLength(1);
+    expect(history.unreadCounts().get('bob')).toBe(1);
+  });
+
+  it('moves outgoing states forward only, and only for receipts from the recipient', () => {
+    const { history } = fresh();
+    history.seePeer(peer('bob'));
+    history.seePeer(peer('eve'));
+    const m = history.addOutgoing({ id: 'abcdefgh1', peer: 'bob', text: 'hi' });
+    expect(m.state).toBe('queued');
+    expect(history.outbox(10).map((x) => x.id)).toEqual(['abcdefgh1']);
+    history.markSent(m.n, 7);
+    expect(history.outbox(10)).toHaveLength(0);
+    expect(history.applyReceipt('eve', ['abcdefgh1'], 'read')).toHaveLength(0);
+    expect(history.applyReceipt('bob', ['abcdefgh1'], 'read')[0]?.state).toBe('read');
+    expect(history.applyReceipt('bob', ['abcdefgh1'], 'delivered')).toHaveLength(0);
+    expect(history.outgoing('abcdefgh1')?.state).toBe('read');
+  });
+
+  it('keeps a failed message with its reason and requeues it under the same id', () => {
+    const { history } = fresh();
+    history.seePeer(peer('bob'));
+    const m = history.addOutgoing({ id: 'abcdefgh2', peer: 'bob', text: 'hi' });
+    expect(history.markFailed(m.n, 'E_QUEUE_FULL')).toMatchObject({ state: 'failed', error: 'E_QUEUE_FULL' });
+    expect(history.requeue(m.n)).toMatchObject({ state: 'queued', id: 'abcdefgh2', error: null });
+  });
+
+  it('counts unread per peer and marks read up to a point, returning ids for receipts', () => {
+    const { history } = fresh();
+    history.seePeer(peer('bob'));
+    history.seePeer(peer('carol'));
+    const added = history.addIncoming([incoming('bob', 'a'), incoming('bob', 'b'), incoming('carol', 'c'), incoming('bob', 'd')]);
+    expect(Object.fromEntries(history.unreadCounts())).toEqual({ bob: 3, carol: 1 });
+    const ids = history.markRead('bob', added[1]!.n);
+    expect(ids).toEqual([added[0]!.id, added[1]!.id]);
+    expect(Object.fromEntries(history.unreadCounts())).toEqual({ bob: 1, carol: 1 });
+    expect(history.markRead('bob', added[1]!.n)).toEqual([]);
+    const summary = history.summaries().find((s) => s.peer.id === 'bob');
+    expect(summary).toMatchObject({ unread: 1, last: { text: 'd', direction: 'in' } });
+  });
+
+  it('finds messages by words, ranked, with marked snippets, and survives odd queries', () => {
+    const { history } = fresh();
+    history.seePeer(peer('bob', 'Bob'));
+    history.addIncoming([incoming('bob', 'the quarterly report is attached'), incoming('bob', 'lunch?'), incoming('bob', 'Report: café opens at nine')]);
+    const hits = history.search('report');
+    expect(hits.map((h) => h.message.text).sort()).toEqual(['Report: café opens at nine', 'the quarterly report is attached']);
+    expect(hits[0]?.snippet).toMatch(/\u0002[Rr]eport\u0003/);
+    expect(hits[0]?.peerName).toBe('Bob');
+    expect(history.search('cafe')).toHaveLength(1);
+    expect(history.search('repo')).toHaveLength(2);
+    for (const odd of ['"', 'AND', '*', 'NEAR(', '', '   ', "'; DROP TABLE messages; --"]) expect(() => history.search(odd)).not.toThrow();
+    expect(ftsQuery('a"b c*')).toBe('"a"* "b"* "c"*');
+  });
+
+  it('pins keys on first sight and holds a changed key until the user accepts it', () => {
+    const { history } = fresh();
+    expect(history.seePeer(peer('bob', 'Bob', 'A'.repeat(43))).change).toBe('new');
+    expect(history.seePeer(peer('bob', 'Bob', 'A'.repeat(43))).change).toBe('unchanged');
+    history.setVerified('bob', true);
+    const changed = history.seePeer(peer('bob', 'Bob', 'B'.repeat(43)));
+    expect(changed.change).toBe('key-changed');
+    expect(changed.peer).toMatchObject({ kaKey: 'A'.repeat(43), pendingKaKey: 'B'.repeat(43) });
+    expect(history.seePeer(peer('bob', 'Bob', 'B'.repeat(43))).change).toBe('unchanged');
+    expect(history.acceptKeyChange('bob')).toBe(true);
+    expect(history.peer('bob')).toMatchObject({ kaKey: 'B'.repeat(43), pendingKaKey: null, verified: false });
+    expect(history.seePeer(peer('bob', 'Robert', 'B'.repeat(43))).change).toBe('renamed');
+  });
+});
