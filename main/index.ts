@@ -1,28 +1,92 @@
-// The Electron shell: lifecycle, the window, IPC. Thin; the work happens in main/core.
-import { app, BrowserWindow, ipcMain } from 'electron';
+// The Electron shell: lifecycle, the window, IPC, notifications. Thin; the work happens in
+// main/core, which runs (and is tested) without Electron.
+import { app, BrowserWindow, dialog, ipcMain, Notification, safeStorage, shell } from 'electron';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { windowOptions, harden } from './window.ts';
 import { bindIpc } from './ipc.ts';
+import { linkPolicy } from './links.ts';
+import { createMessenger, type Messenger } from './core/messenger.ts';
+import { createHost } from './core/host.ts';
+import { createDiscovery } from './core/discovery.ts';
+import { safeStorageSecretStore } from './core/secrets.ts';
 import { PROTOCOL_VERSION } from '../relay/protocol.ts';
+import { eventChannel, EVENTS, type Events, type EventName } from '../preload/contract.ts';
 
 const rendererFile = join(import.meta.dirname, '../renderer/index.html');
 const devUrl = !app.isPackaged ? process.env.ELECTRON_RENDERER_URL : undefined;
 const appUrl = devUrl ?? pathToFileURL(rendererFile).href;
 
+let window: BrowserWindow | null = null;
+let messenger: Messenger | null = null;
+let quitting = false;
+
+async function openWindow(): Promise<void> {
+  window = new BrowserWindow(windowOptions(join(import.meta.dirname, '../preload/index.cjs')));
+  harden(window.webContents);
+  window.once('ready-to-show', () => window?.show());
+  window.on('closed', () => (window = null));
+  await (devUrl ? window.loadURL(devUrl) : window.loadFile(rendererFile));
+}
+
+async function openLink(url: string): Promise<boolean> {
+  const decision = linkPolicy(url);
+  if (!decision.open) {
+    await dialog.showMessageBox({ type: 'warning', message: decision.reason, detail: url.slice(0, 300) });
+    return false;
+  }
+  const answer = await dialog.showMessageBox({ type: 'question', buttons: ['Open', 'Cancel'], defaultId: 1, cancelId: 1, message: 'Open this link in your browser?', detail: decision.url });
+  if (answer.response !== 0) return false;
+  await shell.openExternal(decision.url);
+  return true;
+}
+
+async function start(): Promise<void> {
+  const dataDir = app.getPath('userData');
+  const discovery = createDiscovery();
+  const core = await createMessenger({
+    dataDir,
+    secrets: safeStorageSecretStore(safeStorage, join(dataDir, 'identity.bin')),
+    host: createHost({ dataDir, advertise: discovery.advertise }),
+  });
+  messenger = core;
+
+  bindIpc(ipcMain, {
+    ...core.handlers,
+    'app:info': async () => ({ ok: true, value: { version: app.getVersion(), protocol: PROTOCOL_VERSION, platform: process.platform } }),
+    'link:open': async ({ url }) => ({ ok: true, value: await openLink(url) }),
+  }, () => appUrl);
+
+  for (const event of Object.values(EVENTS) as EventName[]) {
+    core.on(event, (payload: Events[typeof event]) => window?.webContents.send(eventChannel(event), payload));
+  }
+  discovery.browse((relays) => window?.webContents.send(eventChannel('relays:found'), relays));
+
+  core.on('message:added', async (message) => {
+    if (message.direction !== 'in' || window?.isFocused()) return;
+    const settings = await core.handlers['settings:get'](null);
+    const people = await core.handlers['people:list'](null);
+    if (people.ok) app.setBadgeCount(people.value.reduce((sum, p) => sum + p.unread, 0));
+    if (!settings.ok || !settings.value.notifications || !Notification.isSupported()) return;
+    const from = people.ok ? people.value.find((p) => p.id === message.peer)?.name : undefined;
+    const note = new Notification({ title: from ?? 'New message', body: message.flagged ? 'A message that could not be verified' : message.text.slice(0, 200) });
+    note.on('click', () => window?.show());
+    note.show();
+  });
+
+  app.on('before-quit', (event) => {
+    if (quitting) return;
+    event.preventDefault();
+    quitting = true;
+    void Promise.allSettled([core.close(), discovery.close()]).finally(() => app.quit());
+  });
+
+  await openWindow();
+}
+
 if (!app.requestSingleInstanceLock()) {
   app.quit();
 } else {
-  let window: BrowserWindow | null = null;
-
-  const open = async () => {
-    window = new BrowserWindow(windowOptions(join(import.meta.dirname, '../preload/index.cjs')));
-    harden(window.webContents);
-    window.once('ready-to-show', () => window?.show());
-    window.on('closed', () => (window = null));
-    await (devUrl ? window.loadURL(devUrl) : window.loadFile(rendererFile));
-  };
-
   app.on('second-instance', () => {
     if (window?.isMinimized()) window.restore();
     window?.focus();
@@ -31,13 +95,10 @@ if (!app.requestSingleInstanceLock()) {
     if (process.platform !== 'darwin') app.quit();
   });
   app.on('activate', () => {
-    if (BrowserWindow.getAllWindows().length === 0) void open();
+    if (messenger && BrowserWindow.getAllWindows().length === 0) void openWindow();
   });
-
-  void app.whenReady().then(() => {
-    bindIpc(ipcMain, {
-      'app:info': async () => ({ ok: true, value: { version: app.getVersion(), protocol: PROTOCOL_VERSION, platform: process.platform } }),
-    }, () => appUrl);
-    return open();
+  void app.whenReady().then(start).catch((error: unknown) => {
+    dialog.showErrorBox('Parley could not start', error instanceof Error ? error.message : String(error));
+    app.exit(1);
   });
 }

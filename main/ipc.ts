@@ -3,11 +3,46 @@
 import type { IpcMain, IpcMainInvokeEvent } from 'electron';
 import { z } from 'zod';
 import type { Commands, CommandName, Result } from '../preload/contract.ts';
+import { DisplayNameSchema, UserIdSchema } from '../relay/protocol.ts';
 
 export type Handlers = { [K in CommandName]: (arg: Commands[K][0]) => Promise<Result<Commands[K][1]>> };
 
-const ARGUMENTS: { [K in CommandName]: z.ZodType<Commands[K][0]> } = {
+/** Longest message a person can write (its sealed body must fit the relay's limit). */
+export const TEXT_LIMIT = 16 * 1024;
+
+const peer = z.strictObject({ peer: UserIdSchema });
+const n = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const limit = z.number().int().min(1).max(500).optional();
+
+export const ARGUMENTS: { [K in CommandName]: z.ZodType<Commands[K][0], unknown> } = {
   'app:info': z.null(),
+  'status:get': z.null(),
+  'profile:get': z.null(),
+  'profile:setup': z.strictObject({ name: DisplayNameSchema }),
+  'host:start': z.strictObject({ port: z.number().int().min(1024).max(65535).optional(), open: z.boolean() }),
+  'host:stop': z.null(),
+  'host:newCode': z.null(),
+  'relay:join': z.strictObject({ address: z.string().trim().min(1).max(300), accessCode: z.string().max(128).optional() }),
+  'relay:leave': z.null(),
+  'relay:remembered': z.null(),
+  'people:list': z.null(),
+  'conversation:page': z.strictObject({ peer: UserIdSchema, before: n.optional(), limit }),
+  'conversation:from': z.strictObject({ peer: UserIdSchema, n, limit }),
+  'conversation:markRead': z.strictObject({ peer: UserIdSchema, upTo: n }),
+  'message:send': z.strictObject({ peer: UserIdSchema, text: z.string().min(1).max(TEXT_LIMIT, `a message can hold up to ${TEXT_LIMIT} characters`) }),
+  'message:retry': z.strictObject({ n }),
+  'typing:set': z.strictObject({ peer: UserIdSchema, typing: z.boolean() }),
+  'search:query': z.strictObject({ query: z.string().max(200) }),
+  'peer:safety': peer,
+  'peer:verify': z.strictObject({ peer: UserIdSchema, verified: z.boolean() }),
+  'peer:acceptKey': peer,
+  'settings:get': z.null(),
+  'settings:set': z.strictObject({
+    notifications: z.boolean().optional(),
+    theme: z.enum(['system', 'light', 'dark']).optional(),
+    hostPort: z.number().int().min(1024).max(65535).optional(),
+  }),
+  'link:open': z.strictObject({ url: z.string().max(10_000) }),
 };
 
 /** True when the call comes from the app's own page, in the top frame. */
@@ -15,24 +50,32 @@ export function trustedSender(event: Pick<IpcMainInvokeEvent, 'senderFrame'>, ap
   const frame = event.senderFrame;
   if (!frame || frame.parent !== null) return false;
   try {
-    return new URL(frame.url).origin === new URL(appUrl).origin && new URL(frame.url).pathname === new URL(appUrl).pathname;
+    const from = new URL(frame.url);
+    const app = new URL(appUrl);
+    return from.origin === app.origin && from.pathname === app.pathname;
   } catch {
     return false; // an unparsable URL is no page of ours
   }
 }
 
+/** Checks sender and argument, then runs the handler; every failure is a typed result. */
+export async function dispatch<K extends CommandName>(name: K, handlers: Handlers, event: Pick<IpcMainInvokeEvent, 'senderFrame'>, arg: unknown, appUrl: string): Promise<Result<unknown>> {
+  if (!trustedSender(event, appUrl)) return { ok: false, error: { code: 'E_SENDER', message: 'not the app window' } };
+  const parsed = ARGUMENTS[name].safeParse(arg);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { ok: false, error: { code: 'E_SCHEMA', message: issue ? `${issue.path.join('.') || 'argument'}: ${issue.message}` : 'bad argument' } };
+  }
+  try {
+    return await handlers[name](parsed.data);
+  } catch (error) {
+    console.error(`ipc ${name} failed`, error);
+    return { ok: false, error: { code: 'E_INTERNAL', message: 'Something went wrong; the details are in the log.' } };
+  }
+}
+
 export function bindIpc(ipc: Pick<IpcMain, 'handle'>, handlers: Handlers, appUrl: () => string): void {
   for (const name of Object.keys(ARGUMENTS) as CommandName[]) {
-    ipc.handle(name, async (event, arg: unknown): Promise<Result<unknown>> => {
-      if (!trustedSender(event, appUrl())) return { ok: false, error: { code: 'E_SENDER', message: 'not the app window' } };
-      const parsed = ARGUMENTS[name].safeParse(arg);
-      if (!parsed.success) return { ok: false, error: { code: 'E_SCHEMA', message: parsed.error.issues[0]?.message ?? 'bad argument' } };
-      try {
-        return await handlers[name](parsed.data);
-      } catch (error) {
-        console.error(`ipc ${name} failed`, error);
-        return { ok: false, error: { code: 'E_INTERNAL', message: 'something went wrong' } };
-      }
-    });
+    ipc.handle(name, (event, arg: unknown) => dispatch(name, handlers, event, arg, appUrl()));
   }
 }

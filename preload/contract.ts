@@ -40,17 +40,171 @@ export interface SearchHit {
   snippet: string;
 }
 
+export interface Profile {
+  userId: string;
+  name: string;
+  /** Short form of the identity key, shown beside the name. */
+  fingerprint: string;
+  /** How the private keys are protected at rest; 'plain-text-keyring' deserves a warning. */
+  secretProtection: 'os-encrypted' | 'plain-text-keyring' | 'file-0600';
+}
+
+export interface Person {
+  id: string;
+  name: string;
+  fingerprint: string;
+  online: boolean;
+  lastSeen: number;
+  unread: number;
+  last: { text: string; direction: 'in' | 'out'; at: number; flagged: boolean } | null;
+  verified: boolean;
+  /** Their key-agreement key changed since first seen; warn until the user accepts it. */
+  keyChanged: boolean;
+  /** Another person the user knows has the same display name with a different key. */
+  nameClash: boolean;
+}
+
+export type ConnectionStatus =
+  | { state: 'offline' }
+  | { state: 'connecting'; relay: string }
+  | { state: 'online'; relay: string; relayId: string; relayName: string }
+  | { state: 'reconnecting'; relay: string; reason: string; attempt: number }
+  | { state: 'refused'; relay: string; code: string; reason: string };
+
+export interface HostInfo {
+  port: number;
+  /** Addresses people on the network can join with (host:port). */
+  addresses: string[];
+  /** Null when the relay is open to the network. */
+  accessCode: string | null;
+  relayName: string;
+}
+
+export interface AppStatus {
+  connection: ConnectionStatus;
+  hosting: HostInfo | null;
+  /** Messages stored from the current backlog while one is arriving, else null. */
+  sync: { received: number } | null;
+}
+
+export interface DiscoveredRelay {
+  relayId: string;
+  name: string;
+  /** host:port to join with. */
+  address: string;
+  accessCode: boolean;
+  protocol: number;
+}
+
+export interface RememberedRelay {
+  address: string;
+  name: string;
+  lastUsed: number;
+}
+
+export interface Settings {
+  notifications: boolean;
+  theme: 'system' | 'light' | 'dark';
+  hostPort: number;
+}
+
+export interface SafetyInfo {
+  peer: string;
+  /** 60 digits in groups of 5; the same on both sides. */
+  safetyNumber: string;
+  myFingerprint: string;
+  theirFingerprint: string;
+  verified: boolean;
+}
+
 /** Commands: name -> [argument, result]. Channel names are `domain:verb`. */
 export interface Commands {
   'app:info': [null, AppInfo];
+  'status:get': [null, AppStatus];
+  'profile:get': [null, Profile | null];
+  'profile:setup': [{ name: string }, Profile];
+  'host:start': [{ port?: number; open: boolean }, HostInfo];
+  'host:stop': [null, null];
+  'host:newCode': [null, HostInfo];
+  'relay:join': [{ address: string; accessCode?: string }, null];
+  'relay:leave': [null, null];
+  'relay:remembered': [null, RememberedRelay[]];
+  'people:list': [null, Person[]];
+  'conversation:page': [{ peer: string; before?: number; limit?: number }, Message[]];
+  'conversation:from': [{ peer: string; n: number; limit?: number }, Message[]];
+  'conversation:markRead': [{ peer: string; upTo: number }, null];
+  'message:send': [{ peer: string; text: string }, Message];
+  'message:retry': [{ n: number }, Message];
+  'typing:set': [{ peer: string; typing: boolean }, null];
+  'search:query': [{ query: string }, SearchHit[]];
+  'peer:safety': [{ peer: string }, SafetyInfo];
+  'peer:verify': [{ peer: string; verified: boolean }, Person];
+  'peer:acceptKey': [{ peer: string }, Person];
+  'settings:get': [null, Settings];
+  'settings:set': [Partial<Settings>, Settings];
+  'link:open': [{ url: string }, boolean];
 }
 export type CommandName = keyof Commands;
-export const COMMAND_NAMES = ['app:info'] as const satisfies readonly CommandName[];
 
-/** What window.parley offers: one named function per command. */
-export interface ParleyApi {
-  appInfo(): Promise<Result<AppInfo>>;
+/** Events main -> renderer: name -> payload. */
+export interface Events {
+  status: AppStatus;
+  person: Person;
+  'message:added': Message;
+  'message:updated': Message;
+  typing: { peer: string; typing: boolean };
+  'relays:found': DiscoveredRelay[];
 }
+export type EventName = keyof Events;
+
+/** window.parley's functions and the channels behind them. */
+export const COMMANDS = {
+  appInfo: 'app:info',
+  status: 'status:get',
+  profile: 'profile:get',
+  setupProfile: 'profile:setup',
+  startHosting: 'host:start',
+  stopHosting: 'host:stop',
+  newAccessCode: 'host:newCode',
+  join: 'relay:join',
+  leave: 'relay:leave',
+  rememberedRelays: 'relay:remembered',
+  people: 'people:list',
+  page: 'conversation:page',
+  pageFrom: 'conversation:from',
+  markRead: 'conversation:markRead',
+  send: 'message:send',
+  retry: 'message:retry',
+  setTyping: 'typing:set',
+  search: 'search:query',
+  safety: 'peer:safety',
+  verify: 'peer:verify',
+  acceptKey: 'peer:acceptKey',
+  settings: 'settings:get',
+  updateSettings: 'settings:set',
+  openLink: 'link:open',
+} as const satisfies Record<string, CommandName>;
+
+export const EVENTS = {
+  onStatus: 'status',
+  onPerson: 'person',
+  onMessageAdded: 'message:added',
+  onMessageUpdated: 'message:updated',
+  onTyping: 'typing',
+  onRelaysFound: 'relays:found',
+} as const satisfies Record<string, EventName>;
+
+type Command<C extends CommandName> = Commands[C][0] extends null
+  ? () => Promise<Result<Commands[C][1]>>
+  : (arg: Commands[C][0]) => Promise<Result<Commands[C][1]>>;
+
+/** What window.parley offers: one named function per command, one per event subscription. */
+export type ParleyApi = { [M in keyof typeof COMMANDS]: Command<(typeof COMMANDS)[M]> } & {
+  [M in keyof typeof EVENTS]: (listener: (payload: Events[(typeof EVENTS)[M]]) => void) => () => void;
+};
+
+/** Channel used for events main -> renderer: `event:<name>`. */
+export const eventChannel = (name: EventName): string => `event:${name}`;
 
 declare global {
   interface Window {

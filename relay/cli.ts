@@ -1,11 +1,11 @@
 // The headless relay: `npm run relay -- --port 47800 --data ./relay-data`.
 // The only relay file that reads the environment, opens files or listens.
 import { mkdirSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { createRelay } from './server.ts';
+import { joinAddresses } from './addresses.ts';
 import { openSqliteStore } from './mailbox/sqlite.ts';
 import { createLogger, LEVELS } from './log.ts';
 import { DisplayNameSchema, LIMITS, PROTOCOL_VERSION } from './protocol.ts';
@@ -78,16 +78,6 @@ function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
     throw new Error(`--${names[key] ?? key}: ${issue?.message ?? 'invalid value'}`);
   }
   return parsed.data;
-}
-
-/** Where people on the network can reach a relay bound to `host`. */
-function joinAddresses(host: string, port: number): string[] {
-  if (host !== '0.0.0.0' && host !== '::') return [`${host}:${port}`];
-  const found = Object.values(networkInterfaces())
-    .flat()
-    .filter((i) => i && i.family === 'IPv4' && !i.internal)
-    .map((i) => `${i?.address}:${port}`);
-  return found.length > 0 ? found : [`127.0.0.1:${port}`];
 }
 
 async function main(): Promise<number> {

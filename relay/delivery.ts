@@ -20,6 +20,8 @@ export interface PumpOptions {
   store: RelayStore;
   log: Logger;
   batchSize: number;
+  /** Body bytes per batch; a batch holds at least one envelope. */
+  batchBytes: number;
   ackTimeoutMs: number;
   /** Called with the envelopes that this acknowledgement removed from the mailbox (each once). */
   onAcknowledged: (recipient: string, removed: Envelope[]) => void;
@@ -63,7 +65,7 @@ export class Pump {
       this.again = false;
       let batch: Envelope[];
       try {
-        batch = await store.page(this.recipient, this.cursor, batchSize);
+        batch = withinBytes(await store.page(this.recipient, this.cursor, batchSize), this.options.batchBytes);
       } catch (error) {
         log.warn('mailbox read failed; retrying', { user: this.recipient, error: String(error) });
         await pause(1000);
@@ -100,6 +102,17 @@ export class Pump {
       }
     }
   }
+}
+
+function withinBytes(envelopes: Envelope[], budget: number): Envelope[] {
+  let used = 0;
+  let count = 0;
+  for (const e of envelopes) {
+    used += e.kind === 'message' ? Buffer.byteLength(e.body) : e.ids.length * 24;
+    if (count > 0 && used > budget) break;
+    count += 1;
+  }
+  return count === envelopes.length ? envelopes : envelopes.slice(0, count);
 }
 
 const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());

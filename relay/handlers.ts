@@ -76,7 +76,7 @@ export function registerHandlers(socket: RelaySocket, ctx: HandlerContext): void
 
   const handlers: { [K in RequestName]: Handler<K> } = {
     'message:send': async (m) => {
-      if (m.body.length > LIMITS.bodyChars) return err('E_TOO_LARGE', `body is over ${LIMITS.bodyChars} characters`);
+      if (Buffer.byteLength(m.body) > LIMITS.bodyBytes) return err('E_TOO_LARGE', `body is over ${LIMITS.bodyBytes} bytes`);
       if (!(await ctx.knownUser(m.to))) return err('E_UNKNOWN_RECIPIENT', 'no such user on this relay');
       const outcome = await ctx.store.accept({ from: me, to: m.to, id: m.id, body: m.body, sentAt: m.sentAt, at: ctx.now(), digest: digestOf(m.to, m.body) }, ctx.quota);
       switch (outcome.kind) {

@@ -10,15 +10,16 @@ export const SOCKET_PATH = '/socket.io/';
 export const LIMITS = {
   /** Largest Socket.IO frame the relay accepts; a larger one closes the socket. */
   frameBytes: 64 * 1024,
-  /** Largest message body (an opaque string, normally ciphertext). */
-  bodyChars: 32 * 1024,
+  /** Largest message body in UTF-8 bytes (an opaque string, normally ASCII ciphertext). */
+  bodyBytes: 32 * 1024,
   nameChars: 64,
   accessCodeChars: 128,
   /** Ids in one read receipt or directory lookup. */
   idsPerRequest: 500,
   pageSize: 500,
-  /** Envelopes in one delivery batch. */
+  /** Envelopes in one delivery batch, and its size in body bytes (at least one envelope). */
   batchSize: 500,
+  batchBytes: 1024 * 1024,
   challengeTtlMs: 30_000,
 } as const;
 
@@ -55,10 +56,12 @@ export const err = (code: ErrorCode, message: string): Result<never> => ({ ok: f
 
 /** A user id: the first 20 bytes of SHA-256(identity public key), base32 (RFC 4648, lower case, no padding). */
 export const UserIdSchema = z.string().regex(/^[a-z2-7]{32}$/, 'user id');
-/** A 32-byte key, base64url without padding. */
-export const KeySchema = z.string().regex(/^[A-Za-z0-9_-]{43}$/, '32-byte key, base64url');
-/** A 64-byte Ed25519 signature, base64url without padding. */
-export const SignatureSchema = z.string().regex(/^[A-Za-z0-9_-]{86}$/, '64-byte signature, base64url');
+// One byte string has exactly one accepted spelling: the canonical base64url (unused low bits zero).
+const canonical = (s: string) => Buffer.from(s, 'base64url').toString('base64url') === s;
+/** A 32-byte key, canonical base64url without padding. */
+export const KeySchema = z.string().regex(/^[A-Za-z0-9_-]{43}$/, '32-byte key, base64url').refine(canonical, 'key is not canonical base64url');
+/** A 64-byte Ed25519 signature, canonical base64url without padding. */
+export const SignatureSchema = z.string().regex(/^[A-Za-z0-9_-]{86}$/, '64-byte signature, base64url').refine(canonical, 'signature is not canonical base64url');
 /** A client-chosen message id: 8 to 64 of [A-Za-z0-9_-]. Random, never derived from time. */
 export const MessageIdSchema = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'message id');
 const Millis = z.number().int().min(0).max(8.64e15);
@@ -164,6 +167,22 @@ export type Envelope =
   | { seq: number; kind: 'message'; id: string; from: string; body: string; sentAt: number; at: number }
   | { seq: number; kind: 'receipt'; from: string; state: ReceiptState; ids: string[]; at: number };
 export type ReceiptState = 'delivered' | 'read';
+
+/** For clients: what a relay sends is untrusted too. */
+export const EnvelopeSchema = z.discriminatedUnion('kind', [
+  z.object({ seq: z.number().int().positive(), kind: z.literal('message'), id: MessageIdSchema, from: UserIdSchema, body: z.string().max(LIMITS.bodyBytes), sentAt: Millis, at: Millis }),
+  z.object({ seq: z.number().int().positive(), kind: z.literal('receipt'), from: UserIdSchema, state: z.enum(['delivered', 'read']), ids: z.array(MessageIdSchema).max(LIMITS.idsPerRequest), at: Millis }),
+]);
+export const UserEntrySchema = z.object({
+  id: UserIdSchema,
+  name: z.string().max(LIMITS.nameChars),
+  idKey: KeySchema,
+  kaKey: KeySchema,
+  kaSig: SignatureSchema,
+  online: z.boolean(),
+  lastSeen: Millis,
+  rev: z.number(),
+});
 
 /** The client's answer to a delivery batch. */
 export type DeliverAck = { ok: true } | { ok: false; retryInMs?: number };

@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { hostname } from 'node:os';
 import { Server as EngineServer } from 'engine.io';
 import { Server as IoServer } from 'socket.io';
-import { HELLO_PATH, LIMITS, PROTOCOL_VERSION, SOCKET_PATH, type ConnectErrorData, type ErrorCode, type Hello, type UserEntry } from './protocol.ts';
+import { DisplayNameSchema, HELLO_PATH, LIMITS, PROTOCOL_VERSION, SOCKET_PATH, type ConnectErrorData, type ErrorCode, type Hello, type UserEntry } from './protocol.ts';
 import type { RelayStore, StoredUser } from './mailbox/store.ts';
 import { checkAuth, createChallenges } from './auth.ts';
 import { AddressGuard, RequestBudget, TokenBucket, originAllowed } from './guard.ts';
@@ -50,6 +50,8 @@ export interface Relay {
   listen(port: number, host?: string): Promise<AddressInfo>;
   /** Serves on an existing HTTP server, on /parley/ and /socket.io/ only. */
   attach(server: HttpServer): void;
+  /** Changes (or with undefined, removes) the access code for new connections; connected people stay. */
+  setAccessCode(code: string | undefined): void;
   /** Stops accepting, lets in-flight requests finish, disconnects everyone, closes the store. */
   close(): Promise<void>;
   readonly address: AddressInfo | null;
@@ -63,6 +65,8 @@ const userRoom = (userId: string) => `u:${userId}`;
 const remoteAddress = (req: IncomingMessage) => req.socket.remoteAddress ?? 'unknown';
 
 function refuseUpgrade(socket: Duplex, status: number, code: ErrorCode): void {
+  // The peer may reset the connection while we answer: that must not become an uncaught error.
+  socket.on('error', () => socket.destroy());
   const body = JSON.stringify({ code });
   socket.end(`HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : status === 429 ? 'Too Many Requests' : 'Service Unavailable'}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
 }
@@ -71,7 +75,7 @@ export function createRelay(options: RelayOptions): Relay {
   const { store } = options;
   const log = options.log ?? silentLogger;
   const now = options.now ?? Date.now;
-  const name = (options.name ?? hostname()).slice(0, LIMITS.nameChars);
+  const name = DisplayNameSchema.safeParse([...(options.name ?? hostname())].slice(0, LIMITS.nameChars).join('')).data ?? 'Parley relay';
   const rate = options.rate ?? { capacity: 100, perSecond: 50, abuseMs: 10_000 };
   const quota = { messages: options.mailbox?.maxMessages ?? 10_000, bytes: options.mailbox?.maxBytes ?? 50 * 1024 * 1024 };
   const allowedOrigins = options.allowedOrigins ?? [];
@@ -83,6 +87,7 @@ export function createRelay(options: RelayOptions): Relay {
   const inflight = new Set<Promise<unknown>>();
   const known = new Set<string>();
   let closing = false;
+  let accessCode = options.accessCode;
   let ownServer: HttpServer | null = null;
   const servers: HttpServer[] = [];
 
@@ -115,14 +120,14 @@ export function createRelay(options: RelayOptions): Relay {
   io.use((socket, next) => {
     const address = socket.handshake.address;
     const refuse = (code: ErrorCode, message: string) => {
-      guard.failed(address);
+      if (code !== 'E_UNAVAILABLE') guard.failed(address);
       log.warn('handshake refused', { address, code, reason: message });
       const error = new Error(code) as Error & { data: ConnectErrorData };
       error.data = { code, message };
       next(error);
     };
     if (closing) return refuse('E_UNAVAILABLE', 'the relay is shutting down');
-    const outcome = checkAuth(socket.handshake.auth, { relayId: store.relayId, accessCode: options.accessCode, challenges });
+    const outcome = checkAuth(socket.handshake.auth, { relayId: store.relayId, accessCode, challenges });
     if (!outcome.ok) return refuse(outcome.code, outcome.message);
     const user = outcome.user;
     const stored: StoredUser = { id: user.userId, name: user.name, idKey: user.idKey, kaKey: user.kaKey, kaSig: user.kaSig, lastSeen: now(), rev: nextRev() };
@@ -145,11 +150,13 @@ export function createRelay(options: RelayOptions): Relay {
 
   const announce = (entry: UserEntry) => io.emit('presence:update', entry);
 
-  const setPresence = async (user: SocketData['user'], online: boolean) => {
+  /** Announces what the directory holds for the user now (another socket may have renamed them). */
+  const setPresence = async (userId: string, online: boolean) => {
     const lastSeen = now();
     const rev = nextRev();
-    await store.setLastSeen(user.userId, lastSeen, rev);
-    announce({ id: user.userId, name: user.name, idKey: user.idKey, kaKey: user.kaKey, kaSig: user.kaSig, lastSeen, rev, online });
+    await store.setLastSeen(userId, lastSeen, rev);
+    const [stored] = await store.getUsers([userId]);
+    if (stored) announce({ ...stored, lastSeen, rev, online });
   };
 
   const onAcknowledged = (recipient: string, removed: Envelope[]) => {
@@ -181,10 +188,12 @@ export function createRelay(options: RelayOptions): Relay {
     const user = socket.data.user;
     const pump = new Pump(user.userId, {
       deliver: (batch, timeoutMs) => socket.timeout(timeoutMs).emitWithAck('message:deliver', batch),
-    }, { store, log, batchSize: LIMITS.batchSize, ackTimeoutMs, onAcknowledged });
+    }, { store, log, batchSize: LIMITS.batchSize, batchBytes: LIMITS.batchBytes, ackTimeoutMs, onAcknowledged });
     void socket.join(userRoom(user.userId));
     log.info('connected', { user: user.userId, address: socket.handshake.address, socket: socket.id });
-    if (sessions.add(user.userId, socket.id, pump)) track(setPresence(user, true).catch((e: unknown) => log.warn('presence update failed', { error: String(e) })));
+    // Every new socket is announced: it may bring the user online, or a new name or key.
+    sessions.add(user.userId, socket.id, pump);
+    track(setPresence(user.userId, true).catch((e: unknown) => log.warn('presence update failed', { error: String(e) })));
     registerHandlers(socket, {
       store, sessions, log, quota, now, nextRev, toEntry, announce, knownUser, track,
       closing: () => closing,
@@ -193,13 +202,13 @@ export function createRelay(options: RelayOptions): Relay {
     socket.on('disconnect', (reason) => {
       log.info('disconnected', { user: user.userId, socket: socket.id, reason });
       if (sessions.remove(user.userId, socket.id) && !closing) {
-        track(setPresence(user, false).catch((e: unknown) => log.warn('presence update failed', { error: String(e) })));
+        track(setPresence(user.userId, false).catch((e: unknown) => log.warn('presence update failed', { error: String(e) })));
       }
     });
     pump.notify();
   });
 
-  const hello = (): Hello => ({ protocol: PROTOCOL_VERSION, relayId: store.relayId, name, accessCode: options.accessCode !== undefined, challenge: challenges.issue(), challengeTtlMs: LIMITS.challengeTtlMs });
+  const hello = (): Hello => ({ protocol: PROTOCOL_VERSION, relayId: store.relayId, name, accessCode: accessCode !== undefined, challenge: challenges.issue(), challengeTtlMs: LIMITS.challengeTtlMs });
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
@@ -251,6 +260,9 @@ export function createRelay(options: RelayOptions): Relay {
       return a && typeof a === 'object' ? a : null;
     },
     attach,
+    setAccessCode(code) {
+      accessCode = code;
+    },
     listen(port, host = '127.0.0.1') {
       const server = createServer({ connectionsCheckingInterval: 2_000, headersTimeout: 10_000, requestTimeout: 10_000 });
       ownServer = server;
@@ -269,7 +281,7 @@ export function createRelay(options: RelayOptions): Relay {
       const stopped = ownServer ? new Promise<void>((resolve) => ownServer?.close(() => resolve())) : Promise.resolve();
       while (inflight.size > 0) await Promise.allSettled([...inflight]);
       sessions.stopAll();
-      io.disconnectSockets(true);
+      // Closing the transports (not a Socket.IO disconnect) tells clients to reconnect by themselves.
       engine.close();
       for (const server of servers) {
         server.off('request', onRequest);

@@ -47,8 +47,8 @@ export function seal(me: Identity, recipientKaKey: string, header: Header, text:
   const info = context(header, ephRaw, toB64u(nonce));
   const key = messageKey(diffieHellman({ privateKey: eph.privateKey, publicKey: theirs }), diffieHellman({ privateKey: me.kaPrivate, publicKey: theirs }), info);
   const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
-  cipher.setAAD(Buffer.from(info));
   const plain = Buffer.from(JSON.stringify({ t: 'text', text }), 'utf8');
+  cipher.setAAD(Buffer.from(info), { plaintextLength: plain.length });
   const c = toB64u(Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]));
   const s = signWith(me, Buffer.from(`${info}\n${c}`));
   return JSON.stringify({ v: 1, e: ephRaw, n: toB64u(nonce), c, s });
@@ -74,7 +74,7 @@ export function open(me: Identity, sender: { idKey: string; kaKeys: readonly str
     try {
       const key = messageKey(ephShared, diffieHellman({ privateKey: me.kaPrivate, publicKey: x25519Public(kaKey) }), info);
       const decipher = createDecipheriv('chacha20-poly1305', key, fromB64u(sealed.n), { authTagLength: 16 });
-      decipher.setAAD(Buffer.from(info));
+      decipher.setAAD(Buffer.from(info), { plaintextLength: data.length - 16 });
       decipher.setAuthTag(data.subarray(data.length - 16));
       const plain = Buffer.concat([decipher.update(data.subarray(0, data.length - 16)), decipher.final()]);
       const parsed = PlainSchema.safeParse(JSON.parse(plain.toString('utf8')));

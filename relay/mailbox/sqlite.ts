@@ -258,7 +258,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
           if (earlier.digest !== m.digest) return { kind: 'conflict' };
           return { kind: 'duplicate', seq: earlier.seq, durable: inFlight?.durable ?? Promise.resolve() };
         }
-        const size = m.body.length;
+        const size = Buffer.byteLength(m.body);
         const quota = quotaOf(m.to);
         if (quota.messages + 1 > limit.messages || quota.bytes + size > limit.bytes) return { kind: 'full' };
         const envelope: Envelope = { seq: ++seq, kind: 'message', id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, at: m.at };

@@ -90,8 +90,10 @@ describe('bad input at the relay', () => {
   });
 
   it('refuses an oversized body with E_TOO_LARGE, and closes a socket that sends an oversized frame', async () => {
-    const big = { ...valid(), body: 'x'.repeat(LIMITS.bodyChars + 1) };
+    const big = { ...valid(), body: 'x'.repeat(LIMITS.bodyBytes + 1) };
     expect(await alice.raw('message:send', big)).toMatchObject({ ok: false, error: { code: 'E_TOO_LARGE' } });
+    const wide = { ...valid(), body: 'é'.repeat(LIMITS.bodyBytes / 2 + 1) }; // fits the frame, not the byte limit
+    expect(await alice.raw('message:send', wide)).toMatchObject({ ok: false, error: { code: 'E_TOO_LARGE' } });
 
     const victim = await connectClient(relay.url);
     const closed = new Promise<string>((resolve) => victim.socket.once('disconnect', (reason) => resolve(reason)));

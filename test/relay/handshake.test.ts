@@ -141,6 +141,23 @@ describe('handshake', () => {
     expect(await upgradeStatus(relay.port, {})).toBe(101);
   });
 
+  it('survives a client that resets the connection while being refused', async () => {
+    relay = await startRelay({ allowedOrigins: [] });
+    const { connect } = await import('node:net');
+    for (let i = 0; i < 20; i++) {
+      await new Promise<void>((resolve) => {
+        const socket = connect(relay!.port, '127.0.0.1', () => {
+          socket.write('GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nOrigin: http://evil.example\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+          socket.resetAndDestroy();
+          resolve();
+        });
+        socket.on('error', () => resolve());
+      });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await fetchHello(new URL(relay.url))).relayId).toBe(relay.relay.relayId);
+  });
+
   it('caps connections per address', async () => {
     relay = await startRelay({ maxConnectionsPerAddress: 3 });
     const clients = await Promise.all([0, 1, 2].map(() => connectClient(relay!.url)));

@@ -100,8 +100,9 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
       FROM peers p
       LEFT JOIN messages m ON m.n = (SELECT max(n) FROM messages WHERE peer = p.id)
       ORDER BY coalesce(m.n, 0) DESC, p.name`),
-    insertOut: db.prepare<[{ id: string; peer: string; text: string; at: number }], MessageRow>(`
-      INSERT INTO messages (id, peer, direction, text, state, sent_at, created_at) VALUES (@id, @peer, 'out', @text, 'queued', @at, @at) RETURNING *`),
+    insertOut: db.prepare<[{ id: string; peer: string; text: string; sealed: string; at: number }], MessageRow>(`
+      INSERT INTO messages (id, peer, direction, text, sealed, state, sent_at, created_at) VALUES (@id, @peer, 'out', @text, @sealed, 'queued', @at, @at) RETURNING *`),
+    sealed: db.prepare<[number], { sealed: string | null }>('SELECT sealed FROM messages WHERE n = ?'),
     insertIn: db.prepare<[Omit<IncomingMessage, 'flagged'> & { flagged: number; at: number }], MessageRow>(`
       INSERT INTO messages (id, peer, direction, text, state, error, flagged, seq, sent_at, created_at)
       VALUES (@id, @peer, 'in', @text, 'received', @error, @flagged, @seq, @sentAt, @at)
@@ -173,15 +174,20 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
         last: r.last_text === null || r.last_direction === null || r.last_at === null ? null : { text: r.last_text, direction: r.last_direction, createdAt: r.last_at, flagged: r.last_flagged === 1 },
       })),
 
-    /** Stores a message the user wrote, as queued: it is in the outbox before anything is sent. */
-    addOutgoing: (m: { id: string; peer: string; text: string }): Message => {
-      const row = q.insertOut.get({ ...m, at: now() });
+    /**
+     * Stores a message the user wrote, as queued: it is in the outbox before anything is sent.
+     * `seal` encrypts it once, with the timestamp it is stored under.
+     */
+    addOutgoing: (m: { id: string; peer: string; text: string }, seal: (sentAt: number) => string = () => ''): Message => {
+      const at = now();
+      const row = q.insertOut.get({ ...m, sealed: seal(at), at });
       if (!row) throw new Error('insert returned nothing');
       return toMessage(row);
     },
     /** Stores incoming messages in one transaction; returns those that were new (redeliveries are skipped). */
     addIncoming: (items: readonly IncomingMessage[]): Message[] => addIncoming(items),
     outbox: (limit: number): Message[] => q.outbox.all(limit).map(toMessage),
+    sealedBody: (n: number): string | null => q.sealed.get(n)?.sealed ?? null,
     outgoing: (id: string): Message | undefined => {
       const row = q.outById.get(id);
       return row ? toMessage(row) : undefined;
@@ -216,6 +222,8 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
 
     getSetting: (key: string): string | undefined => q.getSetting.get(key)?.value,
     setSetting: (key: string, value: string): void => void q.setSetting.run(key, value),
-    close: (): void => db.close(),
+    close: (): void => {
+      db.close();
+    },
   };
 }

@@ -23,6 +23,7 @@ export const historyMigrations: readonly Migration[] = [
         peer TEXT NOT NULL REFERENCES peers (id),
         direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
         text TEXT NOT NULL,
+        sealed TEXT,                         -- out: the encrypted body, reused by every retry of this id
         state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'delivered', 'read', 'failed', 'received')),
         error TEXT,                          -- why it failed (out) or could not be trusted (in)
         flagged INTEGER NOT NULL DEFAULT 0,  -- in: failed to decrypt or authenticate; never shown as genuine

@@ -1,0 +1,148 @@
+// One socket.io-client session to one relay, following relay/PROTOCOL.md: a fresh identity
+// proof on every (re)connect, reconnection with backoff and jitter, and a status a person
+// can read. What to do with deliveries is the caller's business (the messenger).
+import { io, type Socket } from 'socket.io-client';
+import { buildAuth, fetchHello, relayBaseUrl } from '../../relay/handshake.ts';
+import type { Identity } from '../../relay/identity.ts';
+import type { ClientToServerEvents, DeliverAck, Envelope, ErrorCode, Hello, RequestName, Requests, Result, ServerToClientEvents, UserEntry } from '../../relay/protocol.ts';
+import type { ConnectionStatus } from '../../preload/contract.ts';
+
+export interface ConnectionHandlers {
+  status(status: ConnectionStatus): void;
+  /** Store the batch, then answer: the relay redelivers whatever is not acknowledged. */
+  deliver(batch: Envelope[]): Promise<DeliverAck>;
+  presence(user: UserEntry): void;
+  typing(update: { from: string; typing: boolean }): void;
+}
+
+export interface ConnectionOptions {
+  identity: Identity;
+  name: string;
+  address: string;
+  accessCode?: string;
+  handlers: ConnectionHandlers;
+  /** Reconnect backoff bounds. Default 500 ms to 10 s, with 50 % jitter. */
+  minDelayMs?: number;
+  maxDelayMs?: number;
+}
+
+export interface Connection {
+  readonly status: ConnectionStatus;
+  readonly hello: Hello | null;
+  request<K extends RequestName>(event: K, payload: Requests[K][0], timeoutMs?: number): Promise<Result<Requests[K][1]>>;
+  typing(to: string, typing: boolean): void;
+  close(): void;
+}
+
+/** Refusals a person must act on: retrying would only fail again. */
+const FINAL: ReadonlySet<string> = new Set<ErrorCode>(['E_ACCESS_CODE', 'E_VERSION', 'E_SCHEMA']);
+
+const REASONS: Partial<Record<string, string>> = {
+  E_ACCESS_CODE: 'The access code is wrong or missing.',
+  E_VERSION: 'This relay speaks a different version of Parley.',
+  E_SCHEMA: 'The relay did not accept this display name.',
+  E_THROTTLED: 'Too many failed attempts from this computer; waiting before trying again.',
+  E_UNAVAILABLE: 'The relay is restarting.',
+  E_AUTH: 'The relay could not check our identity; trying again.',
+};
+
+export function connect(options: ConnectionOptions): Connection {
+  const { identity, handlers } = options;
+  const base = relayBaseUrl(options.address);
+  const relay = base.host;
+  let hello: Hello | null = null;
+  let status: ConnectionStatus = { state: 'connecting', relay };
+  let attempt = 0;
+  let closed = false;
+  let retryTimer: NodeJS.Timeout | undefined;
+  const minDelay = options.minDelayMs ?? 500;
+  const maxDelay = options.maxDelayMs ?? 10_000;
+
+  const setStatus = (next: ConnectionStatus) => {
+    status = next;
+    handlers.status(next);
+  };
+  const backoff = () => Math.min(maxDelay, minDelay * 2 ** Math.min(attempt, 10)) * (0.5 + Math.random() * 0.5);
+
+  const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(base.href, {
+    transports: ['websocket'],
+    forceNew: true,
+    reconnectionDelay: minDelay,
+    reconnectionDelayMax: maxDelay,
+    randomizationFactor: 0.5,
+    timeout: 10_000,
+    auth: (cb) => {
+      fetchHello(base).then(
+        (h) => {
+          hello = h;
+          cb(buildAuth(identity, h, { name: options.name, ...(options.accessCode ? { accessCode: options.accessCode } : {}) }));
+        },
+        // The relay is unreachable or refusing: the connect attempt fails the same way and is retried.
+        () => cb({}),
+      );
+    },
+  });
+
+  socket.on('connect', () => {
+    attempt = 0;
+    setStatus({ state: 'online', relay, relayId: hello?.relayId ?? '', relayName: hello?.name ?? relay });
+  });
+  socket.on('disconnect', (reason) => {
+    if (closed) return;
+    setStatus({ state: 'reconnecting', relay, reason: reason === 'io server disconnect' ? 'The relay closed the connection.' : 'The connection was lost.', attempt });
+    if (reason === 'io server disconnect') scheduleRetry();
+  });
+  socket.on('connect_error', (error: Error & { data?: { code?: string; message?: string } }) => {
+    if (closed) return;
+    attempt += 1;
+    const code = error.data?.code ?? (error.message.startsWith('E_') ? error.message : 'E_UNREACHABLE');
+    if (FINAL.has(code)) {
+      setStatus({ state: 'refused', relay, code, reason: REASONS[code] ?? error.data?.message ?? error.message });
+      return;
+    }
+    setStatus({ state: 'reconnecting', relay, reason: REASONS[code] ?? 'The relay cannot be reached.', attempt });
+    // A refusal by the relay's middleware does not reconnect by itself; a transport failure does.
+    if (!socket.active) scheduleRetry(code === 'E_THROTTLED' ? 60_000 : undefined);
+  });
+
+  function scheduleRetry(delay = backoff()) {
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(() => {
+      if (!closed && !socket.connected) socket.connect();
+    }, delay);
+    retryTimer.unref();
+  }
+
+  socket.on('message:deliver', (batch, ack) => {
+    handlers.deliver(batch).then(ack, () => ack({ ok: false, retryInMs: 2000 }));
+  });
+  socket.on('presence:update', (user) => handlers.presence(user));
+  socket.on('typing:update', (update) => handlers.typing(update));
+
+  return {
+    get status() {
+      return status;
+    },
+    get hello() {
+      return hello;
+    },
+    async request(event, payload, timeoutMs = 10_000) {
+      if (!socket.connected) return { ok: false, error: { code: 'E_UNAVAILABLE', message: 'not connected to a relay' } };
+      try {
+        const emit = socket.timeout(timeoutMs).emitWithAck as (ev: string, p: unknown) => Promise<unknown>;
+        return (await emit.call(socket.timeout(timeoutMs), event, payload)) as Result<Requests[typeof event][1]>;
+      } catch {
+        return { ok: false, error: { code: 'E_UNAVAILABLE', message: 'the relay did not answer in time' } };
+      }
+    },
+    typing(to, typing) {
+      if (socket.connected) socket.volatile.emit('typing:set', { to, typing });
+    },
+    close() {
+      closed = true;
+      clearTimeout(retryTimer);
+      socket.disconnect();
+      setStatus({ state: 'offline' });
+    },
+  };
+}

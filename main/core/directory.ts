@@ -1,0 +1,63 @@
+// What the relay says about people, checked before it is believed: the id must derive from
+// the identity key, and the key-agreement key must be signed by it. A relay cannot forge either.
+import { UserEntrySchema, type UserEntry } from '../../relay/protocol.ts';
+import { kaStatement, userIdOf, verifySignature } from '../../relay/identity.ts';
+import type { Person } from '../../preload/contract.ts';
+import type { History, PeerSummary } from './history/index.ts';
+import { fingerprint } from './identity.ts';
+
+export function verifiedEntry(input: unknown): UserEntry | null {
+  const parsed = UserEntrySchema.safeParse(input);
+  if (!parsed.success) return null;
+  const entry = parsed.data;
+  if (userIdOf(entry.idKey) !== entry.id) return null;
+  if (!verifySignature(entry.idKey, kaStatement(entry.kaKey), entry.kaSig)) return null;
+  return entry;
+}
+
+/** Live presence, newest revision wins. */
+export class Presence {
+  private readonly known = new Map<string, { online: boolean; lastSeen: number; rev: number }>();
+
+  /** Returns false when the update is older than what is known. */
+  update(entry: UserEntry): boolean {
+    const current = this.known.get(entry.id);
+    if (current && current.rev > entry.rev) return false;
+    this.known.set(entry.id, { online: entry.online, lastSeen: entry.lastSeen, rev: entry.rev });
+    return true;
+  }
+
+  get(id: string): { online: boolean; lastSeen: number } {
+    return this.known.get(id) ?? { online: false, lastSeen: 0 };
+  }
+
+  /** Leaving a relay: nobody is known to be online any more. */
+  clear(): void {
+    for (const value of this.known.values()) value.online = false;
+  }
+}
+
+export function personOf(summary: PeerSummary, presence: Presence, me: string, namesInUse: Map<string, number>): Person {
+  const { peer } = summary;
+  const live = presence.get(peer.id);
+  return {
+    id: peer.id,
+    name: peer.name,
+    fingerprint: fingerprint(peer.idKey),
+    online: live.online,
+    lastSeen: Math.max(live.lastSeen, peer.lastSeen),
+    unread: summary.unread,
+    last: summary.last ? { text: summary.last.flagged ? '' : summary.last.text, direction: summary.last.direction, at: summary.last.createdAt, flagged: summary.last.flagged } : null,
+    verified: peer.verified,
+    keyChanged: peer.pendingKaKey !== null,
+    nameClash: peer.id !== me && (namesInUse.get(peer.name.toLocaleLowerCase()) ?? 0) > 1,
+  };
+}
+
+/** Everyone the history knows, as the window shows them. */
+export function people(history: History, presence: Presence, me: string): Person[] {
+  const summaries = history.summaries().filter((s) => s.peer.id !== me);
+  const names = new Map<string, number>();
+  for (const s of summaries) names.set(s.peer.name.toLocaleLowerCase(), (names.get(s.peer.name.toLocaleLowerCase()) ?? 0) + 1);
+  return summaries.map((s) => personOf(s, presence, me, names));
+}

@@ -1,0 +1,64 @@
+// LAN discovery over mDNS: a hosted relay is advertised as a `_parley._tcp` service whose
+// TXT record carries its relay id, protocol version and whether it needs an access code.
+// What the network says is untrusted: parsed, capped, and only ever shown as text.
+import { Bonjour, type Service, type ServiceConfig } from 'bonjour-service';
+import { z } from 'zod';
+import type { DiscoveredRelay } from '../../preload/contract.ts';
+import type { Advertise } from './host.ts';
+
+export const SERVICE_TYPE = 'parley';
+
+const TxtSchema = z.object({
+  id: z.string().regex(/^[a-z2-7]{26}$/),
+  v: z.coerce.number().int().min(1).max(1000),
+  code: z.enum(['0', '1']),
+});
+
+export function relayFromService(service: Pick<Service, 'name' | 'port' | 'addresses' | 'txt' | 'referer'>): DiscoveredRelay | null {
+  const txt = TxtSchema.safeParse(service.txt);
+  if (!txt.success || !Number.isInteger(service.port) || service.port < 1 || service.port > 65535) return null;
+  const ipv4 = (service.addresses ?? []).find((a) => /^\d{1,3}(\.\d{1,3}){3}$/.test(a)) ?? service.referer?.address;
+  if (!ipv4) return null;
+  return { relayId: txt.data.id, name: String(service.name).slice(0, 64), address: `${ipv4}:${service.port}`, accessCode: txt.data.code === '1', protocol: txt.data.v };
+}
+
+export interface Discovery {
+  advertise: Advertise;
+  /** Calls `onChange` with the current list whenever a relay appears, changes or leaves. */
+  browse(onChange: (relays: DiscoveredRelay[]) => void): () => void;
+  close(): Promise<void>;
+}
+
+/** `mdns` options go to multicast-dns (e.g. `{ interface: '127.0.0.1' }` in a test namespace). */
+export function createDiscovery(mdns: { interface?: string; loopback?: boolean } = {}, onError: (error: Error) => void = () => undefined): Discovery {
+  // bonjour-service hands these options to multicast-dns, though its typings say otherwise; its
+  // default error callback throws, which would take the app down on a machine without multicast.
+  const bonjour = new Bonjour(mdns as unknown as Partial<ServiceConfig>, onError);
+  return {
+    advertise({ name, port, relayId, accessCode }) {
+      const service = bonjour.publish({ name, type: SERVICE_TYPE, port, txt: { id: relayId, v: '1', code: accessCode ? '1' : '0' } });
+      return { stop: () => new Promise<void>((resolve) => service.stop?.(() => resolve())) };
+    },
+    browse(onChange) {
+      const browser = bonjour.find({ type: SERVICE_TYPE });
+      const report = () => {
+        const relays = new Map<string, DiscoveredRelay>();
+        for (const service of browser.services) {
+          const relay = relayFromService(service);
+          if (relay) relays.set(relay.relayId, relay);
+        }
+        onChange([...relays.values()].sort((a, b) => a.name.localeCompare(b.name)));
+      };
+      browser.on('up', report);
+      browser.on('down', report);
+      browser.on('txt-update', report);
+      const refresh = setInterval(() => browser.update(), 10_000);
+      refresh.unref();
+      return () => {
+        clearInterval(refresh);
+        browser.stop();
+      };
+    },
+    close: () => new Promise<void>((resolve) => bonjour.unpublishAll(() => bonjour.destroy(() => resolve()))),
+  };
+}

@@ -1,0 +1,83 @@
+// Incoming deliveries: check, decrypt, store, and only then acknowledge. A redelivery is
+// recognised by (sender, id) and stored once; a message that fails to decrypt or to
+// authenticate is kept, flagged, and never shown as genuine.
+import { EnvelopeSchema, type DeliverAck, type Envelope, type Result, type UserEntry } from '../../relay/protocol.ts';
+import type { Identity } from '../../relay/identity.ts';
+import type { Message } from '../../preload/contract.ts';
+import type { History, IncomingMessage } from './history/index.ts';
+import { open } from './crypto.ts';
+import { verifiedEntry } from './directory.ts';
+
+export interface InboxOptions {
+  identity: Identity;
+  history: History;
+  /** Asks the relay about senders we have not seen yet. */
+  lookup: (ids: string[]) => Promise<Result<{ users: UserEntry[] }>>;
+  /** Records a verified directory entry (pins keys on first sight). */
+  seePeer: (entry: UserEntry) => void;
+  added: (messages: Message[]) => void;
+  updated: (messages: Message[]) => void;
+  progress: (received: number) => void;
+}
+
+const FLAG_REASONS = {
+  malformed: 'This message arrived damaged and cannot be shown.',
+  'bad-signature': 'This message is not signed by its sender: it may be forged.',
+  'cannot-decrypt': 'This message could not be decrypted.',
+} as const;
+
+export function createInbox(options: InboxOptions): (batch: unknown) => Promise<DeliverAck> {
+  const { identity, history } = options;
+  let received = 0;
+
+  return async (batch) => {
+    const envelopes: Envelope[] = [];
+    for (const item of Array.isArray(batch) ? batch : []) {
+      const parsed = EnvelopeSchema.safeParse(item);
+      if (parsed.success) envelopes.push(parsed.data);
+    }
+    const unknown = [...new Set(envelopes.filter((e) => e.kind === 'message' && !history.peer(e.from)).map((e) => e.from))];
+    if (unknown.length > 0) {
+      const found = await options.lookup(unknown);
+      if (!found.ok) return { ok: false, retryInMs: 3000 };
+      for (const user of found.value.users) {
+        const entry = verifiedEntry(user);
+        if (entry) options.seePeer(entry);
+      }
+    }
+
+    const incoming: IncomingMessage[] = [];
+    const receipts: Extract<Envelope, { kind: 'receipt' }>[] = [];
+    for (const e of envelopes) {
+      if (e.kind === 'receipt') {
+        receipts.push(e);
+        continue;
+      }
+      const sender = history.peer(e.from);
+      if (!sender) continue; // the relay could not vouch for this sender's keys: leave it at the relay
+      const header = { from: e.from, to: identity.userId, id: e.id, sentAt: e.sentAt };
+      const kaKeys = sender.pendingKaKey ? [sender.kaKey, sender.pendingKaKey] : [sender.kaKey];
+      const opened = open(identity, { idKey: sender.idKey, kaKeys }, header, e.body);
+      incoming.push({
+        id: e.id, peer: e.from, sentAt: e.sentAt, seq: e.seq,
+        text: opened.ok ? opened.text : '',
+        flagged: !opened.ok,
+        error: opened.ok ? null : FLAG_REASONS[opened.reason],
+      });
+    }
+    if (incoming.length < envelopes.length - receipts.length) {
+      // Some senders are still unknown: store nothing of this batch yet, so order is kept.
+      return { ok: false, retryInMs: 5000 };
+    }
+
+    const added = history.addIncoming(incoming);
+    const changed: Message[] = [];
+    for (const r of receipts) changed.push(...history.applyReceipt(r.from, r.ids, r.state));
+    if (added.length > 0) options.added(added);
+    if (changed.length > 0) options.updated(changed);
+    received += added.length;
+    options.progress(envelopes.length >= 100 ? received : 0);
+    if (envelopes.length < 100) received = 0;
+    return { ok: true };
+  };
+}

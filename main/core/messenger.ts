@@ -1,0 +1,275 @@
+// The facade that implements the contract over history, identity, connection, outbox and
+// hosting. ipc.ts calls it; so do the tests, without Electron.
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { AppStatus, CommandName, Commands, ConnectionStatus, EventName, Events, Message, Person, Profile, RememberedRelay, Result, Settings } from '../../preload/contract.ts';
+import type { Identity } from '../../relay/identity.ts';
+import { openHistory } from './history/index.ts';
+import { fingerprint, loadOrCreateIdentity, safetyNumber, type SecretStore } from './identity.ts';
+import { connect, type Connection } from './connection.ts';
+import { Outbox } from './outbox.ts';
+import { createInbox } from './inbox.ts';
+import { Presence, people, verifiedEntry } from './directory.ts';
+import { seal } from './crypto.ts';
+import type { HostController } from './host.ts';
+import { err, type UserEntry } from '../../relay/protocol.ts';
+
+export type MessengerCommands = Exclude<CommandName, 'app:info' | 'link:open'>;
+export type MessengerHandlers = { [K in MessengerCommands]: (arg: Commands[K][0]) => Promise<Result<Commands[K][1]>> };
+
+export interface MessengerDeps {
+  /** Folder for history.db (and the hosted relay's data). */
+  dataDir: string;
+  secrets: SecretStore;
+  host?: HostController;
+  /** Reconnect backoff floor; tests shorten it. */
+  reconnectMinMs?: number;
+}
+
+const DEFAULT_SETTINGS: Settings = { notifications: true, theme: 'system', hostPort: 47800 };
+
+const ok = <T>(value: T): Result<T> => ({ ok: true, value });
+const fail = (code: string, message: string): Result<never> => ({ ok: false, error: { code, message } });
+
+export async function createMessenger(deps: MessengerDeps) {
+  const identity: Identity = await loadOrCreateIdentity(deps.secrets);
+  const history = openHistory(join(deps.dataDir, 'history.db'));
+  const presence = new Presence();
+  const listeners = new Map<EventName, Set<(payload: never) => void>>();
+  let connection: Connection | null = null;
+  let sync: AppStatus['sync'] = null;
+  const pendingReads = new Map<string, Set<string>>();
+
+  const emit = <E extends EventName>(event: E, payload: Events[E]) => {
+    for (const listener of listeners.get(event) ?? []) (listener as (p: Events[E]) => void)(payload);
+  };
+  const json = <T>(key: string, fallback: T): T => {
+    const text = history.getSetting(key);
+    return text === undefined ? fallback : { ...fallback, ...(JSON.parse(text) as T) };
+  };
+  const name = () => history.getSetting('profile.name');
+  const online = () => connection?.status.state === 'online';
+  const status = (): AppStatus => ({ connection: connection?.status ?? { state: 'offline' }, hosting: deps.host?.info ?? null, sync });
+  const profile = (): Profile | null => {
+    const n = name();
+    return n === undefined ? null : { userId: identity.userId, name: n, fingerprint: fingerprint(identity.idKey), secretProtection: deps.secrets.protection };
+  };
+  const person = (id: string): Person | undefined => people(history, presence, identity.userId).find((p) => p.id === id);
+  const announce = (ids: Iterable<string>) => {
+    const wanted = new Set(ids);
+    for (const p of people(history, presence, identity.userId)) if (wanted.has(p.id)) emit('person', p);
+  };
+
+  const seePeer = (entry: UserEntry) => {
+    history.seePeer({ id: entry.id, name: entry.name, idKey: entry.idKey, kaKey: entry.kaKey, lastSeen: entry.lastSeen });
+    presence.update(entry);
+  };
+
+  const outbox = new Outbox({
+    history,
+    online,
+    send: (m, sealed) => connection?.request('message:send', { id: m.id, to: m.peer, body: sealed, sentAt: m.sentAt }) ?? Promise.resolve(err('E_UNAVAILABLE', 'offline')),
+    updated: (m) => emit('message:updated', m),
+  });
+
+  const inbox = createInbox({
+    identity,
+    history,
+    seePeer,
+    lookup: (ids) => connection?.request('directory:get', { ids }) ?? Promise.resolve(err('E_UNAVAILABLE', 'offline')),
+    added: (messages) => {
+      for (const m of messages) emit('message:added', m);
+      announce(messages.map((m) => m.peer));
+    },
+    updated: (messages) => messages.forEach((m) => emit('message:updated', m)),
+    progress: (received) => {
+      sync = received > 0 ? { received } : null;
+      emit('status', status());
+    },
+  });
+
+  async function syncDirectory(): Promise<void> {
+    let after: string | undefined;
+    for (;;) {
+      const page = await connection?.request('directory:page', after ? { after, limit: 500 } : { limit: 500 });
+      if (!page?.ok) return;
+      for (const user of page.value.users) {
+        const entry = verifiedEntry(user);
+        if (entry && entry.id !== identity.userId) seePeer(entry);
+      }
+      if (!page.value.next) break;
+      after = page.value.next;
+    }
+    for (const p of people(history, presence, identity.userId)) emit('person', p);
+  }
+
+  async function flushReads(): Promise<void> {
+    for (const [peer, ids] of pendingReads) {
+      const result = await connection?.request('message:read', { peer, ids: [...ids].slice(0, 500) });
+      if (result?.ok) pendingReads.delete(peer);
+    }
+  }
+
+  function onStatus(next: ConnectionStatus): void {
+    if (next.state === 'online') {
+      const remembered = json<{ list: RememberedRelay[] }>('relays', { list: [] }).list.filter((r) => r.address !== next.relay);
+      history.setSetting('relays', JSON.stringify({ list: [{ address: next.relay, name: next.relayName, lastUsed: Date.now() }, ...remembered].slice(0, 20) }));
+      void syncDirectory().then(() => outbox.kick()).then(flushReads);
+    } else {
+      presence.clear();
+    }
+    emit('status', status());
+  }
+
+  function joinRelay(address: string, accessCode?: string): void {
+    connection?.close();
+    const n = name();
+    if (n === undefined) throw new Error('set up a profile first');
+    connection = connect({
+      identity, name: n, address, ...(accessCode ? { accessCode } : {}),
+      ...(deps.reconnectMinMs ? { minDelayMs: deps.reconnectMinMs, maxDelayMs: deps.reconnectMinMs * 8 } : {}),
+      handlers: {
+        status: onStatus,
+        deliver: inbox,
+        presence: (user) => {
+          const entry = verifiedEntry(user);
+          if (!entry || entry.id === identity.userId) return;
+          seePeer(entry);
+          announce([entry.id]);
+        },
+        typing: (t) => emit('typing', { peer: t.from, typing: t.typing }),
+      },
+    });
+    emit('status', status());
+  }
+
+  const handlers: MessengerHandlers = {
+    'status:get': async () => ok(status()),
+    'profile:get': async () => ok(profile()),
+    'profile:setup': async ({ name: newName }) => {
+      history.setSetting('profile.name', newName);
+      if (online()) await connection?.request('profile:update', { name: newName });
+      const p = profile();
+      return p ? ok(p) : fail('E_INTERNAL', 'profile not saved');
+    },
+    'host:start': async ({ port, open }) => {
+      if (!deps.host) return fail('E_UNAVAILABLE', 'hosting is not available here');
+      if (name() === undefined) return fail('E_PROFILE', 'set up a profile first');
+      const info = await deps.host.start({ port: port ?? json('settings', DEFAULT_SETTINGS).hostPort, open, relayName: `${name()}'s Parley` });
+      if (!info.ok) return info;
+      joinRelay(`127.0.0.1:${info.value.port}`, info.value.accessCode ?? undefined);
+      emit('status', status());
+      return info;
+    },
+    'host:stop': async () => {
+      connection?.close();
+      connection = null;
+      await deps.host?.stop();
+      emit('status', status());
+      return ok(null);
+    },
+    'host:newCode': async () => {
+      if (!deps.host?.info) return fail('E_NOT_HOSTING', 'not hosting');
+      const info = await deps.host.newCode();
+      // Our own connection must prove the new code on its next reconnect.
+      joinRelay(`127.0.0.1:${info.port}`, info.accessCode ?? undefined);
+      return ok(info);
+    },
+    'relay:join': async ({ address, accessCode }) => {
+      if (name() === undefined) return fail('E_PROFILE', 'set up a profile first');
+      try {
+        joinRelay(address, accessCode);
+      } catch (error) {
+        return fail('E_ADDRESS', error instanceof Error ? error.message : 'bad address');
+      }
+      return ok(null);
+    },
+    'relay:leave': async () => {
+      connection?.close();
+      connection = null;
+      emit('status', status());
+      return ok(null);
+    },
+    'relay:remembered': async () => ok(json<{ list: RememberedRelay[] }>('relays', { list: [] }).list),
+    'people:list': async () => ok(people(history, presence, identity.userId)),
+    'conversation:page': async ({ peer, before, limit }) => ok(history.page(peer, before ?? null, limit ?? 50)),
+    'conversation:from': async ({ peer, n, limit }) => ok(history.from(peer, n, limit ?? 50)),
+    'conversation:markRead': async ({ peer, upTo }) => {
+      const ids = history.markRead(peer, upTo);
+      if (ids.length > 0) {
+        const waiting = pendingReads.get(peer) ?? new Set<string>();
+        ids.forEach((id) => waiting.add(id));
+        pendingReads.set(peer, waiting);
+        if (online()) void flushReads();
+        announce([peer]);
+      }
+      return ok(null);
+    },
+    'message:send': async ({ peer, text }) => {
+      const target = history.peer(peer);
+      if (!target) return fail('E_UNKNOWN_PEER', 'no such person');
+      const id = randomBytes(16).toString('base64url');
+      const kaKey = target.pendingKaKey ?? target.kaKey;
+      const message: Message = history.addOutgoing({ id, peer, text }, (sentAt) => seal(identity, kaKey, { from: identity.userId, to: peer, id, sentAt }, text));
+      emit('message:added', message);
+      announce([peer]);
+      outbox.kick();
+      return ok(message);
+    },
+    'message:retry': async ({ n }) => {
+      const again = history.requeue(n);
+      if (!again) return fail('E_NOT_FOUND', 'no such message');
+      emit('message:updated', again);
+      outbox.kick();
+      return ok(again);
+    },
+    'typing:set': async ({ peer, typing }) => {
+      connection?.typing(peer, typing);
+      return ok(null);
+    },
+    'search:query': async ({ query }) => ok(history.search(query)),
+    'peer:safety': async ({ peer }) => {
+      const target = history.peer(peer);
+      if (!target) return fail('E_UNKNOWN_PEER', 'no such person');
+      return ok({ peer, safetyNumber: safetyNumber(identity.idKey, target.idKey), myFingerprint: fingerprint(identity.idKey), theirFingerprint: fingerprint(target.idKey), verified: target.verified });
+    },
+    'peer:verify': async ({ peer, verified }) => {
+      history.setVerified(peer, verified);
+      const p = person(peer);
+      if (p) emit('person', p);
+      return p ? ok(p) : fail('E_UNKNOWN_PEER', 'no such person');
+    },
+    'peer:acceptKey': async ({ peer }) => {
+      history.acceptKeyChange(peer);
+      const p = person(peer);
+      if (p) emit('person', p);
+      return p ? ok(p) : fail('E_UNKNOWN_PEER', 'no such person');
+    },
+    'settings:get': async () => ok(json('settings', DEFAULT_SETTINGS)),
+    'settings:set': async (patch) => {
+      const next = { ...json('settings', DEFAULT_SETTINGS), ...patch };
+      history.setSetting('settings', JSON.stringify(next));
+      return ok(next);
+    },
+  };
+
+  return {
+    identity,
+    handlers,
+    on<E extends EventName>(event: E, listener: (payload: Events[E]) => void): () => void {
+      let set = listeners.get(event);
+      if (!set) listeners.set(event, (set = new Set()));
+      set.add(listener as (payload: never) => void);
+      return () => void set.delete(listener as (payload: never) => void);
+    },
+    async close(): Promise<void> {
+      outbox.stop();
+      connection?.close();
+      connection = null;
+      await deps.host?.stop();
+      history.close();
+    },
+  };
+}
+
+export type Messenger = Awaited<ReturnType<typeof createMessenger>>;

@@ -1,0 +1,160 @@
+// A client in another language, written from relay/PROTOCOL.md alone
+// (test/relay/python/parley_client.py), against a real relay and a TypeScript client.
+// Needs /usr/bin/python3 with python3-socketio, python3-websocket and python3-cryptography.
+import { afterEach, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createPrivateKey, createHmac } from 'node:crypto';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { connectClient, eventually, newMessageId, startRelay, type TestClient, type TestRelay } from '../support/relay.ts';
+import { authStatement, base32, identityFromKeys, kaStatement, signWith, userIdOf, verifySignature } from '../../relay/identity.ts';
+
+const PYTHON = '/usr/bin/python3';
+const SCRIPT = resolve(import.meta.dirname, 'python/parley_client.py');
+/** The Python client gives up on its own after this; the test waits a little longer. */
+const CHILD_TIMEOUT_S = 20;
+
+type Line = Record<string, unknown> & { event: string };
+
+/** A running parley_client.py: its JSON lines as they arrive, and its exit. */
+class PythonClient {
+  readonly lines: Line[] = [];
+  readonly stderr: string[] = [];
+  readonly exited: Promise<number | null>;
+  readonly child: ChildProcess;
+
+  constructor(args: string[]) {
+    this.child = spawn(PYTHON, [SCRIPT, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONUNBUFFERED: '1' } });
+    this.exited = new Promise((done) => this.child.once('exit', (code) => done(code)));
+    if (!this.child.stdout || !this.child.stderr) throw new Error('no pipes to the child');
+    createInterface({ input: this.child.stdout }).on('line', (text) => {
+      try {
+        this.lines.push(JSON.parse(text) as Line);
+      } catch {
+        this.stderr.push(`(stdout, not JSON) ${text}`);
+      }
+    });
+    createInterface({ input: this.child.stderr }).on('line', (text) => this.stderr.push(text));
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** The first line that satisfies `match`, waiting for it. */
+  line(match: (l: Line) => boolean, what: string, timeoutMs = (CHILD_TIMEOUT_S + 2) * 1000): Promise<Line> {
+    return eventually(() => this.lines.find(match) ?? (this.running ? undefined : this.dead(what)), what, timeoutMs);
+  }
+
+  private dead(what: string): never {
+    throw new Error(`python client exited before ${what}:\n${this.transcript()}`);
+  }
+
+  transcript(): string {
+    return [...this.lines.map((l) => JSON.stringify(l)), ...this.stderr].join('\n');
+  }
+}
+
+let relay: TestRelay | undefined;
+const clients: TestClient[] = [];
+let python: PythonClient | undefined;
+
+afterEach(async () => {
+  if (python?.running) {
+    python.child.kill('SIGKILL');
+    await python.exited;
+  }
+  python = undefined;
+  for (const c of clients.splice(0)) c.close();
+  await relay?.stop();
+  relay = undefined;
+});
+
+const pkcs8 = (prefix: string, seedHex: string) =>
+  createPrivateKey({ key: Buffer.concat([Buffer.from(prefix, 'hex'), Buffer.from(seedHex, 'hex')]), format: 'der', type: 'pkcs8' });
+
+describe('a Python client written from PROTOCOL.md', () => {
+  it('computes the test vector of section 4.4 exactly as the relay does', async () => {
+    python = new PythonClient(['vector']);
+    const line = await python.line((l) => l.event === 'vector', 'the vector');
+    expect(await python.exited).toBe(0);
+
+    const identity = identityFromKeys(
+      pkcs8('302e020100300506032b657004220420', String(line.idSeed)), // Ed25519 PKCS#8 prefix
+      pkcs8('302e020100300506032b656e04220420', String(line.kaSeed)), // X25519 PKCS#8 prefix
+    );
+    expect(line).toMatchObject({ idKey: identity.idKey, kaKey: identity.kaKey, kaSig: identity.kaSig, userId: identity.userId });
+    expect(identity.userId).toBe('eh7ddx5bksrgcytl7bkai36se4nxx3kl'); // as printed in PROTOCOL.md
+
+    const relayId = base32(Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex'));
+    const head = Buffer.alloc(24);
+    head.writeBigUInt64BE(1_700_000_000_000n);
+    Buffer.from('101112131415161718191a1b1c1d1e1f', 'hex').copy(head, 8);
+    const challenge = Buffer.concat([head, createHmac('sha256', Buffer.alloc(32)).update(head).digest().subarray(0, 16)]).toString('base64url');
+    expect(line).toMatchObject({ relayId, challenge });
+    const statement = authStatement(relayId, challenge, identity.idKey, identity.kaKey);
+    expect(line.authStatement).toBe(statement.toString('utf8'));
+    expect(line.sig).toBe(signWith(identity, statement));
+  });
+
+  it('joins a real relay, exchanges messages with a TypeScript client and gets the delivered receipt', async () => {
+    const started = Date.now();
+    relay = await startRelay();
+    const ts = await connectClient(relay.url, { name: 'TypeScript' });
+    clients.push(ts);
+    const body = `ciphertext from python ${newMessageId()}`;
+    python = new PythonClient([
+      'chat', '--url', relay.url, '--name', 'Python', '--to', ts.id, '--body', body,
+      '--expect', '1', '--read', '--receipt', 'delivered', '--timeout', String(CHILD_TIMEOUT_S),
+    ]);
+
+    // Admitted, under the id the relay derives from its key, exactly as the TS side computes it.
+    const hello = await python.line((l) => l.event === 'hello', 'hello');
+    expect(hello).toMatchObject({ protocol: 1, relayId: relay.relay.relayId, name: 'test relay', accessCode: false });
+    const me = await python.line((l) => l.event === 'identity', 'its identity');
+    const pyId = String(me.userId);
+    expect(pyId).toBe(userIdOf(String(me.idKey)));
+    expect(verifySignature(String(me.idKey), kaStatement(String(me.kaKey)), String(me.kaSig))).toBe(true);
+    await python.line((l) => l.event === 'connected', 'admission');
+    const entry = await ts.request('directory:get', { ids: [pyId] });
+    expect(entry).toMatchObject({ ok: true, value: { users: [{ id: pyId, name: 'Python', idKey: me.idKey, kaKey: me.kaKey, kaSig: me.kaSig, online: true }] } });
+    await eventually(() => ts.presence.some((u) => u.id === pyId && u.online), 'the python client announced online');
+    // It checked the directory entries itself (id = hash of idKey, kaSig valid).
+    const self = await python.line((l) => l.event === 'self', 'its own directory entry');
+    expect(self).toMatchObject({ genuine: true, matches: true });
+
+    // Python -> TS: right body, right sender, and a seq.
+    const sent = await python.line((l) => l.event === 'sent', 'its send acknowledged');
+    expect(sent).toMatchObject({ to: ts.id, seq: expect.any(Number) });
+    const got = await eventually(() => ts.messages().find((m) => m.id === sent.id), 'the python message at the TS client');
+    expect(got).toMatchObject({ from: pyId, body, seq: sent.seq });
+
+    // TS -> Python.
+    const replyId = newMessageId();
+    expect(await ts.send(pyId, 'hello from TypeScript', replyId)).toMatchObject({ ok: true });
+    const reply = await python.line((l) => l.event === 'message' && l.id === replyId, 'the TS message at the python client');
+    expect(reply).toMatchObject({ from: ts.id, body: 'hello from TypeScript', duplicate: false });
+
+    // The relay turned the TS client's ack into a delivered receipt for the Python client...
+    const receipt = await python.line((l) => l.event === 'receipt' && l.state === 'delivered' && (l.ids as string[]).includes(String(sent.id)), 'the delivered receipt');
+    expect(receipt).toMatchObject({ from: ts.id, applied: [sent.id] });
+    // ...and the Python client's ack into one for the TS client; its message:read into a read receipt.
+    await eventually(() => ts.receipts().find((r) => r.state === 'delivered' && r.ids.includes(replyId) && r.from === pyId), 'delivered receipt at the TS client');
+    await eventually(() => ts.receipts().find((r) => r.state === 'read' && r.ids.includes(replyId) && r.from === pyId), 'read receipt at the TS client');
+
+    // The child exits by itself once its goals are met.
+    expect(await python.exited, python.transcript()).toBe(0);
+    expect(python.lines.some((l) => l.event === 'done')).toBe(true);
+    expect(python.lines.filter((l) => l.event === 'connect_error' || l.event === 'failed')).toEqual([]);
+    await eventually(() => ts.presence.some((u) => u.id === pyId && !u.online), 'the python client announced offline');
+    expect(Date.now() - started).toBeLessThan(CHILD_TIMEOUT_S * 1000);
+  });
+
+  it('reports a refused handshake with the relay error code', async () => {
+    relay = await startRelay({ accessCode: 'correct horse' });
+    python = new PythonClient(['receive', '--url', relay.url, '--access-code', 'wrong horse', '--timeout', '10']);
+    const failed = await python.line((l) => l.event === 'failed', 'the refusal');
+    expect(failed).toMatchObject({ code: 'E_ACCESS_CODE' });
+    expect(await python.exited).toBe(1);
+  });
+});
