@@ -1,0 +1,124 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { eventually } from '../support/relay.ts';
+import { conversation, knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
+
+const cores: TestCore[] = [];
+afterEach(async () => {
+  for (const c of cores.splice(0).reverse()) await c.close();
+});
+
+async function core(options: Parameters<typeof startCore>[0]): Promise<TestCore> {
+  const c = await startCore(options);
+  cores.push(c);
+  return c;
+}
+
+/** Alice hosts (embedded relay, open or with a code); Bob joins her. */
+async function hostAndJoin(open = false) {
+  const alice = await core({ name: 'Alice', host: true });
+  const hosting = must(await alice.messenger.handlers['host:start']({ port: 0, open }));
+  const bob = await core({ name: 'Bob' });
+  must(await bob.messenger.handlers['relay:join']({ address: `127.0.0.1:${hosting.port}`, ...(hosting.accessCode ? { accessCode: hosting.accessCode } : {}) }));
+  await Promise.all([online(alice), online(bob)]);
+  await knows(alice, bob.id);
+  await knows(bob, alice.id);
+  return { alice, bob, hosting };
+}
+
+describe('two people through a hosted relay', () => {
+  it('hosts with an access code, and the code is needed to join', async () => {
+    const { hosting } = await hostAndJoin();
+    expect(hosting.accessCode).toMatch(/^[a-z2-9]{5}-[a-z2-9]{5}$/);
+    const eve = await core({ name: 'Eve' });
+    must(await eve.messenger.handlers['relay:join']({ address: `127.0.0.1:${hosting.port}`, accessCode: 'wrong-code' }));
+    const refused = await eventually(() => {
+      const s = eve.statuses.at(-1)?.connection;
+      return s?.state === 'refused' ? s : undefined;
+    }, 'refused');
+    expect(refused).toMatchObject({ code: 'E_ACCESS_CODE', reason: 'The access code is wrong or missing.' });
+  });
+
+  it('sends, delivers and reads, moving through every state', async () => {
+    const { alice, bob } = await hostAndJoin();
+    const sent = must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: 'Hi Bob <b>bold</b>' }));
+    expect(sent.state).toBe('queued');
+    const got = await eventually(() => bob.added.find((m) => m.id === sent.id), 'bob receives');
+    expect(got).toMatchObject({ direction: 'in', text: 'Hi Bob <b>bold</b>', peer: alice.id, flagged: false, state: 'received' });
+    await eventually(() => alice.updated.find((m) => m.id === sent.id && m.state === 'delivered'), 'delivered');
+    expect(alice.updated.filter((m) => m.id === sent.id).map((m) => m.state)).toEqual(['sent', 'delivered']);
+
+    const bobPeople = must(await bob.messenger.handlers['people:list'](null));
+    expect(bobPeople.find((p) => p.id === alice.id)).toMatchObject({ name: 'Alice', unread: 1, online: true, last: { text: 'Hi Bob <b>bold</b>', direction: 'in' } });
+    must(await bob.messenger.handlers['conversation:markRead']({ peer: alice.id, upTo: got.n }));
+    await eventually(() => alice.updated.find((m) => m.id === sent.id && m.state === 'read'), 'read');
+    expect(must(await bob.messenger.handlers['people:list'](null)).find((p) => p.id === alice.id)?.unread).toBe(0);
+  });
+
+  it('keeps only ciphertext at the relay', async () => {
+    const { alice, bob } = await hostAndJoin();
+    await bob.messenger.handlers['relay:leave'](null);
+    const secret = 'the password is swordfish';
+    must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: secret }));
+    await eventually(async () => (await conversation(alice, bob.id)).at(-1)?.state === 'sent', 'stored at relay');
+    const db = new Database(join(alice.dataDir, 'relay', 'relay.db'), { readonly: true });
+    const rows = db.prepare('SELECT body FROM mailbox').all() as { body: string }[];
+    db.close();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]?.body).not.toContain('swordfish');
+  });
+
+  it('delivers what was sent while the recipient was away, once, in order', async () => {
+    const { alice, bob, hosting } = await hostAndJoin();
+    must(await bob.messenger.handlers['relay:leave'](null));
+    const texts = Array.from({ length: 40 }, (_, i) => `while you were out ${i}`);
+    for (const text of texts) must(await alice.messenger.handlers['message:send']({ peer: bob.id, text }));
+    await eventually(async () => (await conversation(alice, bob.id)).every((m) => m.state === 'sent'), 'all accepted by the relay');
+    must(await bob.messenger.handlers['relay:join']({ address: `127.0.0.1:${hosting.port}`, accessCode: hosting.accessCode ?? '' }));
+    await eventually(async () => (await conversation(bob, alice.id)).length === 40, 'backlog stored');
+    expect((await conversation(bob, alice.id)).map((m) => m.text)).toEqual(texts);
+    await eventually(async () => (await conversation(alice, bob.id)).every((m) => m.state === 'delivered'), 'all delivered');
+  });
+
+  it('queues while offline and sends when the connection returns, keeping the outbox across a restart', async () => {
+    const { alice, bob, hosting } = await hostAndJoin();
+    must(await bob.messenger.handlers['relay:leave'](null));
+    const queued = must(await bob.messenger.handlers['message:send']({ peer: alice.id, text: 'written offline' }));
+    expect(queued.state).toBe('queued');
+    // Bob's app restarts before it is ever online again: the outbox is on disk.
+    const dataDir = bob.dataDir;
+    await bob.close();
+    cores.splice(cores.indexOf(bob), 1);
+    const bobAgain = await core({ dataDir });
+    expect(bobAgain.id).toBe(bob.id);
+    expect((await conversation(bobAgain, alice.id)).map((m) => [m.text, m.state])).toEqual([['written offline', 'queued']]);
+    must(await bobAgain.messenger.handlers['relay:join']({ address: `127.0.0.1:${hosting.port}`, accessCode: hosting.accessCode ?? '' }));
+    await eventually(() => alice.added.find((m) => m.id === queued.id), 'alice receives the queued message');
+    await eventually(async () => (await conversation(bobAgain, alice.id))[0]?.state === 'delivered', 'delivered');
+  });
+
+  it('searches history and pages a long conversation', async () => {
+    const { alice, bob } = await hostAndJoin();
+    for (let i = 0; i < 120; i++) must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: i === 7 ? 'the quarterly budget draft' : `note ${i}` }));
+    await eventually(async () => (await conversation(bob, alice.id)).length === 120, 'all arrived');
+    const hits = must(await bob.messenger.handlers['search:query']({ query: 'budget' }));
+    expect(hits).toHaveLength(1);
+    expect(hits[0]).toMatchObject({ peerName: 'Alice', message: { text: 'the quarterly budget draft' } });
+    const newest = must(await bob.messenger.handlers['conversation:page']({ peer: alice.id, limit: 50 }));
+    const older = must(await bob.messenger.handlers['conversation:page']({ peer: alice.id, before: newest[0]!.n, limit: 50 }));
+    expect(newest.at(-1)?.text).toBe('note 119');
+    expect(older.at(-1)?.n).toBeLessThan(newest[0]!.n);
+    const jump = must(await bob.messenger.handlers['conversation:from']({ peer: alice.id, n: hits[0]!.message.n, limit: 3 }));
+    expect(jump[0]?.text).toBe('the quarterly budget draft');
+  });
+
+  it('shows the same safety number on both sides and remembers verification', async () => {
+    const { alice, bob } = await hostAndJoin();
+    const a = must(await alice.messenger.handlers['peer:safety']({ peer: bob.id }));
+    const b = must(await bob.messenger.handlers['peer:safety']({ peer: alice.id }));
+    expect(a.safetyNumber).toBe(b.safetyNumber);
+    expect(a.theirFingerprint).toBe(b.myFingerprint);
+    expect(must(await alice.messenger.handlers['peer:verify']({ peer: bob.id, verified: true })).verified).toBe(true);
+  });
+});
