@@ -140,6 +140,8 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   const pendingFor = new Map<string, Map<number, PendingRow>>();
   const pendingSent = new Map<string, PendingSent>();
   const pendingDeletes = new Map<number, string>();
+  /** Envelopes acknowledged before their commit: settled with the commit that records their receipts. */
+  const settleOnCommit: Deferred[] = [];
   const deletesFor = new Map<string, number>();
   const quotas = new Map<string, Quota>();
   let flushScheduled = false;
@@ -177,10 +179,9 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     if (mine?.size === 0) pendingFor.delete(row.recipient);
   };
 
-  const commitDeletes = db.transaction((seqs: number[]) => {
-    for (const s of seqs) q.deleteRow.run(s);
-  });
-  const commitWrites = db.transaction((rows: PendingRow[], sent: PendingSent[], upTo: number) => {
+  // One transaction: removals, and the receipts they caused, commit together or not at all.
+  const commit = db.transaction((deletes: number[], rows: PendingRow[], sent: PendingSent[], upTo: number) => {
+    for (const s of deletes) q.deleteRow.run(s);
     for (const row of rows) q.insertRow.run(toRow(row.recipient, row.envelope, row.size));
     for (const s of sent) q.insertSent.run(s);
     q.setMeta.run('seq', upTo);
@@ -188,27 +189,20 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
 
   function flush(): void {
     flushScheduled = false;
-    if (pendingDeletes.size > 0) {
-      const seqs = [...pendingDeletes.keys()];
-      try {
-        commitDeletes(seqs);
-        pendingDeletes.clear();
-        deletesFor.clear();
-      } catch (error) {
-        // Kept pending: the next flush tries again. Nothing is lost by a late delete.
-        log.warn('mailbox delete failed; will retry', { error: String(error) });
-        if (!closed) setTimeout(scheduleFlush, 100).unref();
-      }
-    }
-    if (pending.size === 0 && pendingSent.size === 0) return;
+    if (pendingDeletes.size === 0 && pending.size === 0 && pendingSent.size === 0 && settleOnCommit.length === 0) return;
+    const deletes = [...pendingDeletes.keys()];
     const rows = [...pending.values()];
     const sent = [...pendingSent.values()];
+    const settle = settleOnCommit.splice(0);
     pending.clear();
     pendingFor.clear();
     pendingSent.clear();
     try {
-      commitWrites(rows, sent, seq);
+      commit(deletes, rows, sent, seq);
+      pendingDeletes.clear();
+      deletesFor.clear();
       for (const row of rows) row.done.resolve();
+      for (const done of settle) done.resolve();
     } catch (error) {
       const failure = storageError(error);
       log.error('mailbox commit failed; senders get E_STORAGE', { rows: rows.length, error: String(error) });
@@ -216,6 +210,9 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         adjustQuota(row.recipient, row.envelope, row.size, -1);
         row.done.reject(failure);
       }
+      for (const done of settle) done.reject(failure);
+      // Removals stay pending and are tried again: nothing is lost by a late delete.
+      if (!closed && pendingDeletes.size > 0) setTimeout(scheduleFlush, 100).unref();
     }
   }
 
@@ -299,7 +296,11 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
           if (row) {
             dequeue(row);
             adjustQuota(recipient, row.envelope, row.size, -1);
-            row.done.resolve(); // acknowledged by its recipient: as good as durable
+            // Acknowledged before it was ever written: it never touches the disk. Its sender is
+            // answered with the commit that carries the delivery receipt, so a crash before that
+            // commit leaves the sender unanswered, and the sender's retry is delivered (and deduplicated) again.
+            settleOnCommit.push(row.done);
+            scheduleFlush();
             removed.push(row.envelope);
             continue;
           }

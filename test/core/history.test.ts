@@ -97,6 +97,16 @@ describe('history', () => {
     expect(history.outgoing('abcdefgh1')?.state).toBe('read');
   });
 
+  it('never moves a message back when its receipt arrives before the relay’s answer', () => {
+    const { history } = fresh();
+    history.seePeer(peer('bob'));
+    const m = history.addOutgoing({ id: 'abcdefgh3', peer: 'bob', text: 'hi' });
+    expect(history.applyReceipt('bob', ['abcdefgh3'], 'delivered')[0]?.state).toBe('delivered');
+    expect(history.markSent(m.n, 9)).toBeUndefined();
+    expect(history.outgoing('abcdefgh3')?.state).toBe('delivered');
+    expect(history.outbox(10)).toHaveLength(0);
+  });
+
   it('keeps a failed message with its reason and requeues it under the same id', () => {
     const { history } = fresh();
     history.seePeer(peer('bob'));

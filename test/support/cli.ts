@@ -23,7 +23,18 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): { child: Ch
   return { child, output: () => text, exited };
 }
 
-/** Starts the CLI relay on a free port and resolves once it listens. */
+/** A port that was free a moment ago (for restarting a relay on the same address). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts the CLI relay (on a free port unless `--port` is given) and resolves once it listens. */
 export async function startCliRelay(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRelay> {
   const run = runCli(['--host', '127.0.0.1', '--port', '0', ...args], env);
   const port = await new Promise<number>((done, fail) => {

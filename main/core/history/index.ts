@@ -110,7 +110,9 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
     byId: db.prepare<[string, string], MessageRow>('SELECT * FROM messages WHERE peer = ? AND id = ?'),
     outById: db.prepare<[string], MessageRow>("SELECT * FROM messages WHERE id = ? AND direction = 'out'"),
     outbox: db.prepare<[number], MessageRow>("SELECT * FROM messages WHERE state = 'queued' ORDER BY n LIMIT ?"),
-    setState: db.prepare<[{ n: number; state: MessageState; seq: number | null; error: string | null }], MessageRow>('UPDATE messages SET state = @state, seq = coalesce(@seq, seq), error = @error WHERE n = @n RETURNING *'),
+    // A transition happens only from the state it expects: a receipt that arrived first is never undone.
+    setState: db.prepare<[{ n: number; from: MessageState; state: MessageState; seq: number | null; error: string | null }], MessageRow>(
+      'UPDATE messages SET state = @state, seq = coalesce(@seq, seq), error = @error WHERE n = @n AND state = @from RETURNING *'),
     page: db.prepare<[string, number, number], MessageRow>('SELECT * FROM messages WHERE peer = ? AND n < ? ORDER BY n DESC LIMIT ?'),
     around: db.prepare<[string, number, number], MessageRow>('SELECT * FROM messages WHERE peer = ? AND n >= ? ORDER BY n LIMIT ?'),
     unread: db.prepare<[], { peer: string; unread: number }>("SELECT peer, count(*) AS unread FROM messages WHERE direction = 'in' AND read_at IS NULL GROUP BY peer"),
@@ -139,7 +141,7 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
       const row = q.byId.get(peer, id);
       // Receipts only move an outgoing message forward, and only from the peer it was sent to.
       if (!row || row.direction !== 'out' || row.state === 'failed' || FORWARD[row.state] >= FORWARD[state]) continue;
-      const updated = q.setState.get({ n: row.n, state, seq: null, error: null });
+      const updated = q.setState.get({ n: row.n, from: row.state, state, seq: null, error: null });
       if (updated) changed.push(toMessage(updated));
     }
     return changed;
@@ -192,17 +194,18 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
       const row = q.outById.get(id);
       return row ? toMessage(row) : undefined;
     },
+    /** The relay accepted it. Undefined when a receipt already moved it further. */
     markSent: (n: number, seq: number): Message | undefined => {
-      const row = q.setState.get({ n, state: 'sent', seq, error: null });
+      const row = q.setState.get({ n, from: 'queued', state: 'sent', seq, error: null });
       return row ? toMessage(row) : undefined;
     },
     markFailed: (n: number, error: string): Message | undefined => {
-      const row = q.setState.get({ n, state: 'failed', seq: null, error });
+      const row = q.setState.get({ n, from: 'queued', state: 'failed', seq: null, error });
       return row ? toMessage(row) : undefined;
     },
     /** A failed message goes back to the outbox, same id: the relay answers a resend idempotently. */
     requeue: (n: number): Message | undefined => {
-      const row = q.setState.get({ n, state: 'queued', seq: null, error: null });
+      const row = q.setState.get({ n, from: 'failed', state: 'queued', seq: null, error: null });
       return row ? toMessage(row) : undefined;
     },
     applyReceipt: (peer: string, ids: readonly string[], state: 'delivered' | 'read'): Message[] => applyReceipt(peer, ids, state),
