@@ -43,11 +43,12 @@ async function openLink(url: string): Promise<boolean> {
 
 async function start(): Promise<void> {
   const dataDir = app.getPath('userData');
-  const discovery = createDiscovery();
+  const discovery = createDiscovery({}, (error) => console.warn('LAN discovery unavailable:', error.message));
   const core = await createMessenger({
     dataDir,
     secrets: safeStorageSecretStore(safeStorage, join(dataDir, 'identity.bin')),
     host: createHost({ dataDir, advertise: discovery.advertise }),
+    discovery,
   });
   messenger = core;
 
@@ -60,7 +61,6 @@ async function start(): Promise<void> {
   for (const event of Object.values(EVENTS) as EventName[]) {
     core.on(event, (payload: Events[typeof event]) => window?.webContents.send(eventChannel(event), payload));
   }
-  discovery.browse((relays) => window?.webContents.send(eventChannel('relays:found'), relays));
 
   core.on('message:added', async (message) => {
     if (message.direction !== 'in' || window?.isFocused()) return;
@@ -78,7 +78,7 @@ async function start(): Promise<void> {
     if (quitting) return;
     event.preventDefault();
     quitting = true;
-    void Promise.allSettled([core.close(), discovery.close()]).finally(() => app.quit());
+    void core.close().finally(() => app.quit());
   });
 
   await openWindow();

@@ -25,6 +25,7 @@ export const ARGUMENTS: { [K in CommandName]: z.ZodType<Commands[K][0], unknown>
   'relay:join': z.strictObject({ address: z.string().trim().min(1).max(300), accessCode: z.string().max(128).optional() }),
   'relay:leave': z.null(),
   'relay:remembered': z.null(),
+  'relay:found': z.null(),
   'people:list': z.null(),
   'conversation:page': z.strictObject({ peer: UserIdSchema, before: n.optional(), limit }),
   'conversation:from': z.strictObject({ peer: UserIdSchema, n, limit }),

@@ -129,6 +129,8 @@ export interface Commands {
   'relay:join': [{ address: string; accessCode?: string }, null];
   'relay:leave': [null, null];
   'relay:remembered': [null, RememberedRelay[]];
+  /** Relays found on the LAN so far (updates arrive as 'relays:found'). */
+  'relay:found': [null, DiscoveredRelay[]];
   'people:list': [null, Person[]];
   'conversation:page': [{ peer: string; before?: number; limit?: number }, Message[]];
   'conversation:from': [{ peer: string; n: number; limit?: number }, Message[]];
@@ -169,6 +171,7 @@ export const COMMANDS = {
   join: 'relay:join',
   leave: 'relay:leave',
   rememberedRelays: 'relay:remembered',
+  foundRelays: 'relay:found',
   people: 'people:list',
   page: 'conversation:page',
   pageFrom: 'conversation:from',

@@ -2,7 +2,7 @@
 // hosting. ipc.ts calls it; so do the tests, without Electron.
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { AppStatus, CommandName, Commands, ConnectionStatus, EventName, Events, Message, Person, Profile, RememberedRelay, Result, Settings } from '../../preload/contract.ts';
+import type { AppStatus, CommandName, DiscoveredRelay, Commands, ConnectionStatus, EventName, Events, Message, Person, Profile, RememberedRelay, Result, Settings } from '../../preload/contract.ts';
 import type { Identity } from '../../relay/identity.ts';
 import { openHistory } from './history/index.ts';
 import { fingerprint, loadOrCreateIdentity, safetyNumber, type SecretStore } from './identity.ts';
@@ -12,6 +12,7 @@ import { createInbox } from './inbox.ts';
 import { Presence, people, verifiedEntry } from './directory.ts';
 import { seal } from './crypto.ts';
 import type { HostController } from './host.ts';
+import type { Discovery } from './discovery.ts';
 import { err, type UserEntry } from '../../relay/protocol.ts';
 
 export type MessengerCommands = Exclude<CommandName, 'app:info' | 'link:open'>;
@@ -22,6 +23,8 @@ export interface MessengerDeps {
   dataDir: string;
   secrets: SecretStore;
   host?: HostController;
+  /** LAN discovery: found relays are reported as 'relays:found'. */
+  discovery?: Discovery;
   /** Reconnect backoff floor; tests shorten it. */
   reconnectMinMs?: number;
 }
@@ -38,6 +41,7 @@ export async function createMessenger(deps: MessengerDeps) {
   const listeners = new Map<EventName, Set<(payload: never) => void>>();
   let connection: Connection | null = null;
   let sync: AppStatus['sync'] = null;
+  let found: DiscoveredRelay[] = [];
   const pendingReads = new Map<string, Set<string>>();
 
   const emit = <E extends EventName>(event: E, payload: Events[E]) => {
@@ -143,6 +147,11 @@ export async function createMessenger(deps: MessengerDeps) {
     emit('status', status());
   }
 
+  const stopBrowsing = deps.discovery?.browse((relays) => {
+    found = relays;
+    emit('relays:found', relays);
+  });
+
   const handlers: MessengerHandlers = {
     'status:get': async () => ok(status()),
     'profile:get': async () => ok(profile()),
@@ -191,6 +200,7 @@ export async function createMessenger(deps: MessengerDeps) {
       return ok(null);
     },
     'relay:remembered': async () => ok(json<{ list: RememberedRelay[] }>('relays', { list: [] }).list),
+    'relay:found': async () => ok(found),
     'people:list': async () => ok(people(history, presence, identity.userId)),
     'conversation:page': async ({ peer, before, limit }) => ok(history.page(peer, before ?? null, limit ?? 50)),
     'conversation:from': async ({ peer, n, limit }) => ok(history.from(peer, n, limit ?? 50)),
@@ -263,10 +273,12 @@ export async function createMessenger(deps: MessengerDeps) {
       return () => void set.delete(listener as (payload: never) => void);
     },
     async close(): Promise<void> {
+      stopBrowsing?.();
       outbox.stop();
       connection?.close();
       connection = null;
       await deps.host?.stop();
+      await deps.discovery?.close();
       history.close();
     },
   };

@@ -1,0 +1,34 @@
+// mDNS discovery for real, inside a private network namespace (unshare --net) whose only
+// interface is loopback with multicast on: no packet leaves the machine.
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { relayFromService } from '../../main/core/discovery.ts';
+import { CLI } from '../support/cli.ts';
+
+const probe = resolve(import.meta.dirname, 'mdns/probe.ts');
+const flags = CLI.slice(0, 2);
+
+describe('LAN discovery', () => {
+  it('finds a hosted relay with its name, address and code requirement, and sees it leave', () => {
+    const script = `ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo && exec "${process.execPath}" ${flags.join(' ')} "${probe}"`;
+    const run = spawnSync('unshare', ['--net', 'sh', '-c', script], { encoding: 'utf8', timeout: 30_000 });
+    expect(run.status, run.stderr).toBe(0);
+    const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as { started?: { ok: boolean; value: { port: number } }; phase?: string; relays?: { name: string; address: string; accessCode: boolean; protocol: number; relayId: string }[] });
+    const started = lines.find((l) => l.started)?.started;
+    expect(started?.ok).toBe(true);
+    const seen = lines.find((l) => l.phase === 'up' && l.relays?.length)?.relays?.[0];
+    expect(seen).toMatchObject({ name: 'Lab <b>relay</b>', address: `127.0.0.1:${started?.value.port}`, accessCode: true, protocol: 1 });
+    expect(seen?.relayId).toMatch(/^[a-z2-7]{26}$/);
+    expect(lines.at(-1)).toMatchObject({ phase: 'down', relays: [] });
+  });
+
+  it('ignores malformed advertisements', () => {
+    const base = { name: 'x', port: 47800, addresses: ['192.168.1.5'], referer: undefined };
+    expect(relayFromService({ ...base, txt: { id: 'abcdefghijklmnopqrstuvwxyz', v: '1', code: '0' } })).toMatchObject({ address: '192.168.1.5:47800', accessCode: false });
+    expect(relayFromService({ ...base, txt: { id: 'not an id', v: '1', code: '0' } })).toBeNull();
+    expect(relayFromService({ ...base, txt: { id: 'abcdefghijklmnopqrstuvwxyz', v: 'x', code: '0' } })).toBeNull();
+    expect(relayFromService({ ...base, port: 0, txt: { id: 'abcdefghijklmnopqrstuvwxyz', v: '1', code: '1' } })).toBeNull();
+    expect(relayFromService({ ...base, addresses: [], txt: { id: 'abcdefghijklmnopqrstuvwxyz', v: '1', code: '1' } })).toBeNull();
+  });
+});
