@@ -35,6 +35,9 @@ export interface IncomingMessage {
 /** What seeing a peer's directory entry changed. */
 export type PeerChange = 'new' | 'unchanged' | 'renamed' | 'key-changed';
 
+/** How many of the newest matches a search ranks. */
+const SEARCH_WINDOW = 500;
+
 const FORWARD: Record<MessageState, number> = { failed: 0, queued: 1, sent: 2, delivered: 3, read: 4, received: 0 };
 
 interface MessageRow {
@@ -95,7 +98,7 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
     setVerified: db.prepare<[number, string]>('UPDATE peers SET verified = ? WHERE id = ?'),
     summaries: db.prepare<[], PeerRow & { unread: number; last_text: string | null; last_direction: 'in' | 'out' | null; last_at: number | null; last_flagged: number | null }>(`
       SELECT p.*,
-        (SELECT count(*) FROM messages u WHERE u.peer = p.id AND u.direction = 'in' AND u.read_at IS NULL) AS unread,
+        coalesce((SELECT count FROM unread u WHERE u.peer = p.id), 0) AS unread,
         m.text AS last_text, m.direction AS last_direction, m.created_at AS last_at, m.flagged AS last_flagged
       FROM peers p
       LEFT JOIN messages m ON m.n = (SELECT max(n) FROM messages WHERE peer = p.id)
@@ -115,12 +118,16 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
       'UPDATE messages SET state = @state, seq = coalesce(@seq, seq), error = @error WHERE n = @n AND state = @from RETURNING *'),
     page: db.prepare<[string, number, number], MessageRow>('SELECT * FROM messages WHERE peer = ? AND n < ? ORDER BY n DESC LIMIT ?'),
     around: db.prepare<[string, number, number], MessageRow>('SELECT * FROM messages WHERE peer = ? AND n >= ? ORDER BY n LIMIT ?'),
-    unread: db.prepare<[], { peer: string; unread: number }>("SELECT peer, count(*) AS unread FROM messages WHERE direction = 'in' AND read_at IS NULL GROUP BY peer"),
+    unread: db.prepare<[], { peer: string; unread: number }>('SELECT peer, count AS unread FROM unread WHERE count > 0'),
     markRead: db.prepare<[number, string, number], { id: string; flagged: number }>("UPDATE messages SET read_at = ? WHERE peer = ? AND direction = 'in' AND read_at IS NULL AND n <= ? RETURNING id, flagged"),
-    search: db.prepare<[string, number], MessageRow & { snippet: string; name: string }>(`
+    // Ranking every match of a common word in a big history is slow, so rank the newest
+    // SEARCH_WINDOW matches (cheap: rowid order) and build snippets only for what is shown.
+    searchRecent: db.prepare<[string, number], { n: number; rank: number }>(
+      'SELECT rowid AS n, bm25(messages_fts) AS rank FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid DESC LIMIT ?'),
+    searchHit: db.prepare<[string, number], MessageRow & { snippet: string; name: string }>(`
       SELECT m.*, p.name AS name, snippet(messages_fts, 0, char(2), char(3), '…', 12) AS snippet
       FROM messages_fts JOIN messages m ON m.n = messages_fts.rowid JOIN peers p ON p.id = m.peer
-      WHERE messages_fts MATCH ? AND m.flagged = 0 ORDER BY bm25(messages_fts) LIMIT ?`),
+      WHERE messages_fts MATCH ? AND messages_fts.rowid = ? AND m.flagged = 0`),
     getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?'),
     setSetting: db.prepare<[string, string]>('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
   };
@@ -220,7 +227,14 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
     search: (input: string, limit = 50): SearchHit[] => {
       const match = ftsQuery(input);
       if (!match) return [];
-      return q.search.all(match, limit).map((r) => ({ message: toMessage(r), peerName: r.name, snippet: r.snippet }));
+      const best = q.searchRecent.all(match, SEARCH_WINDOW).sort((a, b) => a.rank - b.rank || b.n - a.n);
+      const hits: SearchHit[] = [];
+      for (const { n } of best) {
+        if (hits.length >= limit) break;
+        const r = q.searchHit.get(match, n);
+        if (r) hits.push({ message: toMessage(r), peerName: r.name, snippet: r.snippet });
+      }
+      return hits;
     },
 
     getSetting: (key: string): string | undefined => q.getSetting.get(key)?.value,

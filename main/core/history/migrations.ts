@@ -49,6 +49,16 @@ export const historyMigrations: readonly Migration[] = [
         INSERT INTO messages_fts (rowid, text) VALUES (new.n, new.text);
       END;
 
+      -- Unread counts kept by triggers, so reading them costs one row per peer, whatever the history's size.
+      CREATE TABLE unread (peer TEXT PRIMARY KEY REFERENCES peers (id), count INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TRIGGER unread_on_insert AFTER INSERT ON messages WHEN new.direction = 'in' AND new.read_at IS NULL BEGIN
+        INSERT INTO unread (peer, count) VALUES (new.peer, 1) ON CONFLICT (peer) DO UPDATE SET count = count + 1;
+      END;
+      CREATE TRIGGER unread_on_read AFTER UPDATE OF read_at ON messages
+        WHEN new.direction = 'in' AND old.read_at IS NULL AND new.read_at IS NOT NULL BEGIN
+        UPDATE unread SET count = count - 1 WHERE peer = new.peer;
+      END;
+
       CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     `);
   },

@@ -57,7 +57,7 @@ websocket.create_connection = _create_connection_without_origin
 PROTOCOL_VERSION = 1
 HELLO_PATH = '/parley/hello'
 MAX_FRAME_BYTES = 65536
-MAX_BODY_CHARS = 32768
+MAX_BODY_BYTES = 32768  # UTF-8 bytes (section 3)
 RETRYABLE = {'E_RATE_LIMITED', 'E_QUEUE_FULL', 'E_STORAGE', 'E_UNAVAILABLE', 'E_INTERNAL'}
 STATE_RANK = {'sent': 1, 'delivered': 2, 'read': 3}
 
@@ -88,8 +88,8 @@ def b32_lower(data: bytes) -> str:
     return base64.b32encode(data).decode('ascii').rstrip('=').lower()
 
 
-def utf16_length(text: str) -> int:
-    return len(text.encode('utf-16-le')) // 2
+def utf8_length(text: str) -> int:
+    return len(text.encode('utf-8', 'surrogatepass'))
 
 
 # ---- identity (section 4) --------------------------------------------------------------
@@ -317,8 +317,8 @@ class Session:
         """The outbox of section 13.1: one id, resent until an ok or a non-retryable error."""
         message_id = new_message_id()
         payload = {'id': message_id, 'to': to, 'body': body, 'sentAt': int(time.time() * 1000)}
-        if utf16_length(body) > MAX_BODY_CHARS:
-            raise Failure('E_TOO_LARGE', 'body over %d characters' % MAX_BODY_CHARS)
+        if utf8_length(body) > MAX_BODY_BYTES:
+            raise Failure('E_TOO_LARGE', 'body over %d bytes of UTF-8' % MAX_BODY_BYTES)
         frame = '42999' + json.dumps(['message:send', payload])
         if len(frame.encode('utf-8')) > MAX_FRAME_BYTES:
             raise Failure('E_TOO_LARGE', 'the frame would exceed %d bytes' % MAX_FRAME_BYTES)
