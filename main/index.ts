@@ -10,6 +10,7 @@ import { createMessenger, type Messenger } from './core/messenger.ts';
 import { createHost } from './core/host.ts';
 import { createDiscovery } from './core/discovery.ts';
 import { safeStorageSecretStore } from './core/secrets.ts';
+import { fileSecretStore } from './core/identity.ts';
 import { PROTOCOL_VERSION } from '../relay/protocol.ts';
 import { eventChannel, EVENTS, type Events, type EventName } from '../preload/contract.ts';
 
@@ -46,7 +47,8 @@ async function start(): Promise<void> {
   const discovery = createDiscovery({}, (error) => console.warn('LAN discovery unavailable:', error.message));
   const core = await createMessenger({
     dataDir,
-    secrets: safeStorageSecretStore(safeStorage, join(dataDir, 'identity.bin')),
+    // Without any OS encryption (rare), the keys live in a file only this user can read.
+    secrets: safeStorage.isEncryptionAvailable() ? safeStorageSecretStore(safeStorage, join(dataDir, 'identity.bin')) : fileSecretStore(join(dataDir, 'identity.json')),
     host: createHost({ dataDir, advertise: discovery.advertise }),
     discovery,
   });

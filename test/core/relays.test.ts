@@ -1,0 +1,79 @@
+// Moving between relays, refusals the user must see, and hosting on a port that is taken.
+import { afterEach, describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:net';
+import { eventually, startRelay, type TestRelay } from '../support/relay.ts';
+import { conversation, knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
+
+const cores: TestCore[] = [];
+const relays: TestRelay[] = [];
+let blocker: Server | undefined;
+afterEach(async () => {
+  for (const c of cores.splice(0)) await c.close();
+  for (const r of relays.splice(0)) await r.stop();
+  blocker?.close();
+});
+
+async function relay(): Promise<TestRelay> {
+  const r = await startRelay();
+  relays.push(r);
+  return r;
+}
+
+describe('relays', () => {
+  it('keeps history when switching relays; a refused send fails with its reason and can be retried', async () => {
+    const [first, second] = [await relay(), await relay()];
+    const alice = await startCore({ name: 'Alice' });
+    const bob = await startCore({ name: 'Bob' });
+    cores.push(alice, bob);
+    for (const c of [alice, bob]) must(await c.messenger.handlers['relay:join']({ address: first.url }));
+    await Promise.all([online(alice), online(bob)]);
+    await knows(alice, bob.id);
+    must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: 'on the first relay' }));
+    await eventually(async () => (await conversation(bob, alice.id)).length === 1, 'first message');
+
+    // Alice moves to a relay where Bob has never been: her message cannot be delivered there.
+    must(await alice.messenger.handlers['relay:join']({ address: second.url }));
+    await eventually(() => alice.statuses.at(-1)?.connection.state === 'online' && alice.statuses.at(-1)?.connection, 'alice on the second relay');
+    const stranded = must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: 'on the second relay' }));
+    const failed = await eventually(() => alice.updated.find((m) => m.id === stranded.id && m.state === 'failed'), 'failed');
+    expect(failed.error).toBe('This relay does not know the recipient.');
+    expect((await conversation(alice, bob.id)).map((m) => m.text)).toEqual(['on the first relay', 'on the second relay']);
+
+    // Bob comes to the second relay too; Alice retries the same message.
+    must(await bob.messenger.handlers['relay:join']({ address: second.url }));
+    await online(bob);
+    await eventually(async () => must(await alice.messenger.handlers['people:list'](null)).find((p) => p.id === bob.id)?.online, 'bob online on the second relay');
+    const retried = must(await alice.messenger.handlers['message:retry']({ n: stranded.n }));
+    expect(retried).toMatchObject({ id: stranded.id, state: 'queued' });
+    await eventually(async () => (await conversation(bob, alice.id)).length === 2, 'retried message arrives');
+    expect((await conversation(bob, alice.id)).map((m) => m.text)).toEqual(['on the first relay', 'on the second relay']);
+    const remembered = must(await alice.messenger.handlers['relay:remembered'](null)).map((r) => r.address);
+    expect(remembered).toEqual([new URL(second.url).host, new URL(first.url).host]);
+  });
+
+  it('says clearly when the hosting port is taken', async () => {
+    blocker = createServer();
+    const port = await new Promise<number>((resolve) => blocker!.listen(0, '127.0.0.1', () => resolve((blocker!.address() as { port: number }).port)));
+    const host = await startCore({ name: 'Host', host: true });
+    cores.push(host);
+    const result = await host.messenger.handlers['host:start']({ port, open: true });
+    expect(result).toMatchObject({ ok: false, error: { code: 'E_PORT_IN_USE', message: expect.stringContaining(`Port ${port} is already in use`) } });
+    const ok = must(await host.messenger.handlers['host:start']({ port: 0, open: true }));
+    expect(ok.accessCode).toBeNull();
+    await online(host);
+    must(await host.messenger.handlers['host:stop'](null));
+    expect(host.statuses.at(-1)).toMatchObject({ connection: { state: 'offline' }, hosting: null });
+  });
+
+  it('reports an unreachable relay as reconnecting, with a reason', async () => {
+    const alice = await startCore({ name: 'Alice' });
+    cores.push(alice);
+    must(await alice.messenger.handlers['relay:join']({ address: '127.0.0.1:1' }));
+    const status = await eventually(() => {
+      const s = alice.statuses.at(-1)?.connection;
+      return s?.state === 'reconnecting' ? s : undefined;
+    }, 'reconnecting');
+    expect(status.reason).toBe('The relay cannot be reached.');
+    expect(await alice.messenger.handlers['relay:join']({ address: 'ftp://x' })).toMatchObject({ ok: false, error: { code: 'E_ADDRESS' } });
+  });
+});
