@@ -1,0 +1,121 @@
+// The window's state, created once in main.ts and shared by context. It owns the event
+// subscriptions from main and hands each event to the part of the state it concerns.
+import type { AppInfo, ParleyApi, Profile } from '../../../preload/contract.ts';
+import { humanError, settle } from '../lib/errors.ts';
+import { ConnectionState } from './connection.svelte.ts';
+import { Conversations } from './conversations.svelte.ts';
+import { PeopleState } from './people.svelte.ts';
+import { RelaysState } from './relays.svelte.ts';
+import { SearchState } from './search.svelte.ts';
+import { SettingsState } from './settings.svelte.ts';
+import { UiState } from './ui.svelte.ts';
+import { NameForm } from './name-form.svelte.ts';
+
+export type Phase = 'loading' | 'failed' | 'setup' | 'connect' | 'chat';
+
+export class AppState {
+  readonly connection: ConnectionState;
+  readonly people: PeopleState;
+  readonly chats: Conversations;
+  readonly relays: RelaysState;
+  readonly search: SearchState;
+  readonly settings: SettingsState;
+  readonly ui = new UiState();
+  readonly nameForm = new NameForm((name) => this.setupProfile(name));
+
+  profile = $state<Profile | null>(null);
+  info = $state<AppInfo | null>(null);
+  problem = $state<string | null>(null);
+  private started = $state(false);
+  /** After setup: the connect screen or the conversations. */
+  view = $state<'connect' | 'chat'>('connect');
+
+  readonly phase = $derived<Phase>(this.problem ? 'failed' : !this.started ? 'loading' : !this.profile ? 'setup' : this.view);
+
+  private readonly unsubscribe: (() => void)[] = [];
+
+  constructor(readonly api: ParleyApi) {
+    this.connection = new ConnectionState(api, () => (this.view = 'chat'));
+    this.people = new PeopleState(api);
+    this.chats = new Conversations(api);
+    this.relays = new RelaysState(api);
+    this.search = new SearchState(api);
+    this.settings = new SettingsState(api);
+  }
+
+  /** Subscribes first (so nothing is missed), then loads what the window shows. */
+  async start(): Promise<void> {
+    const api = this.api;
+    this.unsubscribe.push(
+      api.onStatus((status) => this.connection.apply(status)),
+      api.onPerson((person) => this.people.upsert(person)),
+      api.onMessageAdded((message) => this.chats.added(message)),
+      api.onMessageUpdated((message) => this.chats.updated(message)),
+      api.onTyping(({ peer, typing }) => this.chats.typing(peer, typing)),
+      api.onRelaysFound((relays) => this.relays.discovered(relays)),
+    );
+    const clock = setInterval(() => this.ui.tick(), 30_000);
+    this.unsubscribe.push(() => clearInterval(clock));
+    const [profile, status, settings, people, info] = await Promise.all([
+      settle(api.profile()),
+      settle(api.status()),
+      settle(api.settings()),
+      settle(api.people()),
+      settle(api.appInfo()),
+      this.relays.refresh(),
+    ]);
+    if (!profile.ok) {
+      this.problem = humanError(profile.error);
+      return;
+    }
+    this.profile = profile.value;
+    if (status.ok) this.connection.apply(status.value);
+    if (settings.ok) this.settings.loaded(settings.value);
+    if (people.ok) this.people.replaceAll(people.value);
+    if (info.ok) this.info = info.value;
+    const c = this.connection.status.connection.state;
+    this.view = c === 'offline' && !this.connection.hosting ? 'connect' : 'chat';
+    this.started = true;
+  }
+
+  /** First run, or a new display name from Settings. Returns an error to show, or null. */
+  async setupProfile(name: string): Promise<string | null> {
+    const trimmed = name.trim();
+    if (!trimmed) return 'Choose a name people will recognise.';
+    const result = await settle(this.api.setupProfile({ name: trimmed }));
+    if (!result.ok) return humanError(result.error);
+    this.profile = result.value;
+    return null;
+  }
+
+  openSettings(): void {
+    this.nameForm.reset(this.profile?.name ?? '');
+    this.ui.open({ kind: 'settings' });
+  }
+
+  openVerify(peer: string): void {
+    this.ui.open({ kind: 'verify', peer });
+    void this.people.loadSafety(peer);
+  }
+
+  /** Opens a conversation chosen from a list and puts the cursor in its composer. */
+  async openChat(peer: string): Promise<void> {
+    this.ui.focusComposer();
+    await this.chats.open(peer);
+  }
+
+  showConversations(): void {
+    this.view = 'chat';
+  }
+
+  showConnect(): void {
+    this.ui.close();
+    this.connection.clearError();
+    void this.relays.refresh();
+    this.view = 'connect';
+  }
+
+  dispose(): void {
+    for (const stop of this.unsubscribe.splice(0)) stop();
+  }
+}

@@ -1,0 +1,196 @@
+// One conversation: the loaded window of its history (paged both ways), the draft, the
+// peer's typing and sending. Messages arrive from main as events and merge by n.
+import type { Message, ParleyApi } from '../../../preload/contract.ts';
+import { humanError, settle } from '../lib/errors.ts';
+import { merge, upsert } from '../lib/messages.ts';
+import { TypingNotifier } from '../lib/typing.ts';
+import { ListView } from './list-view.svelte.ts';
+
+export const PAGE = 100;
+/** Context loaded above a search hit so it is not the first thing in the list. */
+const CONTEXT = 30;
+/** A typing signal without a follow-up expires (the peer may have gone away). */
+const TYPING_EXPIRES_MS = 8_000;
+
+type LoadState = 'idle' | 'loading' | 'ready' | 'failed';
+
+export class Conversation {
+  messages = $state.raw<readonly Message[]>([]);
+  load = $state<LoadState>('idle');
+  loadError = $state<string | null>(null);
+  /** Nothing older than the first loaded message. */
+  reachedStart = $state(false);
+  /** The loaded window ends at the newest message (false after jumping to a search hit). */
+  atLatest = $state(true);
+  loadingOlder = $state(false);
+  loadingNewer = $state(false);
+  peerTyping = $state(false);
+  draft = $state('');
+  sendError = $state<string | null>(null);
+  /** A message to point out briefly (the search hit jumped to). */
+  highlight = $state<number | null>(null);
+  /** Where the "new messages" divider goes. */
+  firstUnread = $state<number | null>(null);
+  readonly view: ListView;
+
+  private readonly typing: TypingNotifier;
+  private typingTimer: ReturnType<typeof setTimeout> | null = null;
+  private markedUpTo = 0;
+  private generation = 0;
+
+  constructor(
+    private readonly api: ParleyApi,
+    readonly peer: string,
+  ) {
+    this.view = new ListView(() => this.messages);
+    this.typing = new TypingNotifier((typing) => void settle(this.api.setTyping({ peer, typing })));
+  }
+
+  /** Opened in the window: load the newest page the first time. */
+  async open(): Promise<void> {
+    if (this.load === 'idle' || this.load === 'failed') await this.loadLatest(true);
+    else this.firstUnread = this.findFirstUnread();
+  }
+
+  private findFirstUnread(): number | null {
+    return this.messages.find((m) => m.direction === 'in' && m.readAt === null && m.n > this.markedUpTo)?.n ?? null;
+  }
+
+  /** Replaces the window with the newest page; on opening, shows where unread messages start. */
+  async loadLatest(showUnread = false): Promise<void> {
+    const generation = ++this.generation;
+    this.load = 'loading';
+    const result = await settle(this.api.page({ peer: this.peer, limit: PAGE }));
+    if (generation !== this.generation) return;
+    if (!result.ok) {
+      this.load = 'failed';
+      this.loadError = humanError(result.error);
+      return;
+    }
+    // Events that raced the page are newer than nothing it holds only if they are after it.
+    const newest = result.value[result.value.length - 1]?.n ?? -1;
+    this.messages = merge(this.atLatest ? this.messages.filter((m) => m.n > newest) : [], result.value);
+    this.reachedStart = result.value.length < PAGE;
+    this.atLatest = true;
+    this.load = 'ready';
+    this.loadError = null;
+    this.view.follow();
+    if (showUnread) {
+      // Before the window renders (and marks them read), note where unread messages start.
+      this.firstUnread = this.findFirstUnread();
+      if (this.firstUnread !== null) this.view.reveal(this.firstUnread);
+    }
+  }
+
+  async loadOlder(): Promise<void> {
+    const first = this.messages[0];
+    if (this.reachedStart || this.loadingOlder || this.load !== 'ready' || !first) return;
+    const generation = this.generation;
+    this.loadingOlder = true;
+    const result = await settle(this.api.page({ peer: this.peer, before: first.n, limit: PAGE }));
+    this.loadingOlder = false;
+    if (generation !== this.generation || !result.ok) return;
+    this.reachedStart = result.value.length < PAGE;
+    this.messages = merge(this.messages, result.value);
+  }
+
+  async loadNewer(): Promise<void> {
+    const last = this.messages[this.messages.length - 1];
+    if (this.atLatest || this.loadingNewer || this.load !== 'ready' || !last) return;
+    const generation = this.generation;
+    this.loadingNewer = true;
+    const result = await settle(this.api.pageFrom({ peer: this.peer, n: last.n + 1, limit: PAGE }));
+    this.loadingNewer = false;
+    if (generation !== this.generation || !result.ok) return;
+    this.atLatest = result.value.length < PAGE;
+    this.messages = merge(this.messages, result.value);
+  }
+
+  /** Loads the history around message `n` and scrolls to it (opening a search result). */
+  async jumpTo(n: number): Promise<void> {
+    const generation = ++this.generation;
+    this.load = 'loading';
+    const [from, before] = await Promise.all([
+      settle(this.api.pageFrom({ peer: this.peer, n, limit: PAGE })),
+      settle(this.api.page({ peer: this.peer, before: n, limit: CONTEXT })),
+    ]);
+    if (generation !== this.generation) return;
+    if (!from.ok) {
+      this.load = 'failed';
+      this.loadError = humanError(from.error);
+      return;
+    }
+    const older = before.ok ? before.value : [];
+    this.messages = merge(older, from.value);
+    this.reachedStart = before.ok && older.length < CONTEXT;
+    this.atLatest = from.value.length < PAGE;
+    this.load = 'ready';
+    this.loadError = null;
+    this.highlight = n;
+    this.view.reveal(n);
+  }
+
+  added(message: Message): void {
+    if (message.direction === 'in') this.setPeerTyping(false);
+    // Outside the loaded window, paging forward will bring it.
+    if (!this.atLatest || this.load === 'failed') return;
+    this.messages = upsert(this.messages, message);
+  }
+
+  updated(message: Message): void {
+    const before = this.messages;
+    const first = before[0];
+    const last = before[before.length - 1];
+    if (!first || !last || message.n < first.n || message.n > last.n) return;
+    this.messages = upsert(before, message);
+  }
+
+  /** Sends the draft. Returns false (keeping the draft) when it could not be sent. */
+  async send(): Promise<boolean> {
+    const text = this.draft.trim();
+    if (!text) return false;
+    this.typing.stop();
+    this.draft = '';
+    this.sendError = null;
+    if (!this.atLatest) await this.loadLatest();
+    this.view.follow();
+    const result = await settle(this.api.send({ peer: this.peer, text }));
+    if (!result.ok) {
+      this.sendError = humanError(result.error);
+      if (!this.draft) this.draft = text;
+      return false;
+    }
+    this.added(result.value);
+    return true;
+  }
+
+  async retry(n: number): Promise<void> {
+    const result = await settle(this.api.retry({ n }));
+    if (result.ok) this.updated(result.value);
+    else this.sendError = humanError(result.error);
+  }
+
+  /** The person typed in the composer. */
+  composing(): void {
+    if (this.draft.trim()) this.typing.input();
+    else this.typing.stop();
+  }
+
+  /** The conversation left the window. */
+  leave(): void {
+    this.typing.stop();
+  }
+
+  setPeerTyping(typing: boolean): void {
+    if (this.typingTimer !== null) clearTimeout(this.typingTimer);
+    this.typingTimer = typing ? setTimeout(() => this.setPeerTyping(false), TYPING_EXPIRES_MS) : null;
+    this.peerTyping = typing;
+  }
+
+  /** Tells main that incoming messages up to `n` were seen (only ever forward). */
+  markReadUpTo(n: number): void {
+    if (n <= this.markedUpTo) return;
+    this.markedUpTo = n;
+    void settle(this.api.markRead({ peer: this.peer, upTo: n }));
+  }
+}

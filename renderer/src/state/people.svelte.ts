@@ -1,0 +1,72 @@
+// Everyone the history knows, kept current by 'person' events, in the order a messenger
+// shows them: online first, then whoever wrote last.
+import { SvelteMap } from 'svelte/reactivity';
+import type { ParleyApi, Person, SafetyInfo } from '../../../preload/contract.ts';
+import { humanError, settle } from '../lib/errors.ts';
+
+export function comparePeople(a: Person, b: Person): number {
+  if (a.online !== b.online) return a.online ? -1 : 1;
+  const recent = (b.last?.at ?? 0) - (a.last?.at ?? 0);
+  if (recent !== 0) return recent;
+  return a.name.localeCompare(b.name) || a.id.localeCompare(b.id);
+}
+
+export function matchesFilter(person: Person, filter: string): boolean {
+  const needle = filter.trim().toLocaleLowerCase();
+  if (!needle) return true;
+  return person.name.toLocaleLowerCase().includes(needle);
+}
+
+export class PeopleState {
+  private readonly byId = new SvelteMap<string, Person>();
+  filter = $state('');
+  loaded = $state(false);
+  /** The safety number shown in the Verify dialog. */
+  safety = $state<SafetyInfo | null>(null);
+  trustError = $state<string | null>(null);
+
+  readonly sorted = $derived([...this.byId.values()].sort(comparePeople));
+  readonly visible = $derived(this.filter.trim() ? this.sorted.filter((p) => matchesFilter(p, this.filter)) : this.sorted);
+  readonly totalUnread = $derived(this.sorted.reduce((sum, p) => sum + p.unread, 0));
+  readonly onlineCount = $derived(this.sorted.filter((p) => p.online).length);
+
+  constructor(private readonly api: ParleyApi) {}
+
+  get(id: string): Person | undefined {
+    return this.byId.get(id);
+  }
+
+  replaceAll(people: readonly Person[]): void {
+    this.byId.clear();
+    for (const person of people) this.byId.set(person.id, person);
+    this.loaded = true;
+  }
+
+  upsert(person: Person): void {
+    this.byId.set(person.id, person);
+  }
+
+  async loadSafety(peer: string): Promise<void> {
+    this.safety = null;
+    this.trustError = null;
+    const result = await settle(this.api.safety({ peer }));
+    if (result.ok) this.safety = result.value;
+    else this.trustError = humanError(result.error);
+  }
+
+  async verify(peer: string, verified: boolean): Promise<void> {
+    const result = await settle(this.api.verify({ peer, verified }));
+    if (!result.ok) {
+      this.trustError = humanError(result.error);
+      return;
+    }
+    this.upsert(result.value);
+    if (this.safety?.peer === peer) this.safety = { ...this.safety, verified };
+  }
+
+  async acceptKey(peer: string): Promise<void> {
+    const result = await settle(this.api.acceptKey({ peer }));
+    if (result.ok) this.upsert(result.value);
+    else this.trustError = humanError(result.error);
+  }
+}

@@ -1,0 +1,59 @@
+// Search across every conversation, debounced while the person types; only the newest
+// answer is shown even when older ones arrive late.
+import type { ParleyApi, SearchHit } from '../../../preload/contract.ts';
+import { humanError, settle } from '../lib/errors.ts';
+
+export const SEARCH_DEBOUNCE_MS = 200;
+
+export class SearchState {
+  query = $state('');
+  results = $state.raw<readonly SearchHit[]>([]);
+  pending = $state(false);
+  error = $state<string | null>(null);
+  /** The query the results answer (to say "no results for …"). */
+  answered = $state('');
+  /** The highlighted result (arrow keys move it, Enter opens it). */
+  active = $state(0);
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private asked = 0;
+
+  constructor(private readonly api: ParleyApi) {}
+
+  setQuery(query: string): void {
+    this.query = query;
+    this.active = 0;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (!query.trim()) {
+      this.asked++;
+      this.results = [];
+      this.answered = '';
+      this.pending = false;
+      this.error = null;
+      return;
+    }
+    this.pending = true;
+    this.timer = setTimeout(() => void this.run(query.trim()), SEARCH_DEBOUNCE_MS);
+  }
+
+  private async run(query: string): Promise<void> {
+    const ask = ++this.asked;
+    const result = await settle(this.api.search({ query: query.slice(0, 200) }));
+    if (ask !== this.asked) return;
+    this.pending = false;
+    this.answered = query;
+    this.active = 0;
+    if (result.ok) {
+      this.results = result.value;
+      this.error = null;
+    } else {
+      this.results = [];
+      this.error = humanError(result.error);
+    }
+  }
+
+  move(by: number): void {
+    const count = this.results.length;
+    if (count > 0) this.active = (this.active + by + count) % count;
+  }
+}

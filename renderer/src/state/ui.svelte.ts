@@ -1,0 +1,52 @@
+// What the window shows on top of the conversation, and whether the window has focus
+// (messages count as read only while it does).
+export type Dialog = { kind: 'none' } | { kind: 'search' } | { kind: 'settings' } | { kind: 'jump' } | { kind: 'verify'; peer: string };
+
+export class UiState {
+  dialog = $state<Dialog>({ kind: 'none' });
+  focused = $state(true);
+  /** Bumped to ask the composer to take focus (after choosing a person). */
+  composerFocus = $state(0);
+  /** The clock "last seen 5 min ago" is measured against, ticking twice a minute. */
+  now = $state(Date.now());
+  /** The quick switcher (Ctrl/Cmd+K). */
+  jumpQuery = $state('');
+  jumpActive = $state(0);
+
+  open(dialog: Dialog): void {
+    if (dialog.kind === 'jump') this.setJumpQuery('');
+    this.dialog = dialog;
+  }
+
+  setJumpQuery(query: string): void {
+    this.jumpQuery = query;
+    this.jumpActive = 0;
+  }
+
+  tick(): void {
+    this.now = Date.now();
+  }
+
+  close(): void {
+    this.dialog = { kind: 'none' };
+  }
+
+  /** The last request the composer acted on; plain, so acting on it changes no state. */
+  private composerFocused = 0;
+
+  focusComposer(): void {
+    this.composerFocus++;
+  }
+
+  /** True once per request, whether the composer already existed or was just created. */
+  claimComposerFocus(): boolean {
+    const wanted = this.composerFocus;
+    if (wanted === this.composerFocused) return false;
+    this.composerFocused = wanted;
+    return true;
+  }
+
+  windowFocus(focused: boolean): void {
+    this.focused = focused;
+  }
+}

@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import { screen, waitFor, within } from '@testing-library/svelte';
+import { tick } from 'svelte';
+import { FakeParley, message, person } from './fake-parley.ts';
+import { openChat, renderApp } from './render-app.ts';
+
+const grace = person('Grace', { online: true });
+const alan = person('Alan');
+
+function withPeople(): FakeParley {
+  const fake = new FakeParley();
+  fake.people = [grace, alan];
+  fake.history.set(grace.id, [message(grace.id, 1, { text: 'hello Dana' }), message(grace.id, 2, { direction: 'out', state: 'read', text: 'hi Grace' })]);
+  return fake;
+}
+
+const rows = () => screen.queryAllByTestId('message');
+const rowWith = (text: string) => rows().find((row) => row.textContent.includes(text));
+
+describe('a conversation', () => {
+  it('shows the history with each own message’s state', async () => {
+    const setup = await renderApp(withPeople());
+    await openChat(setup, 'Grace');
+    await waitFor(() => expect(rows()).toHaveLength(2));
+    expect(rowWith('hello Dana')?.dataset.state).toBe('received');
+    expect(rowWith('hi Grace')?.dataset.state).toBe('read');
+    expect(within(rowWith('hi Grace')!).getByLabelText('Read')).toBeTruthy();
+    expect(screen.getByTestId('peer-name').textContent).toBe('Grace');
+    expect(screen.getByTestId('peer-fingerprint').textContent).toBe('abcd 1234');
+  });
+
+  it('sends with Enter: the message shows as queued and follows its state updates', async () => {
+    const setup = await renderApp(withPeople());
+    const { fake, user } = setup;
+    await openChat(setup, 'Grace');
+    await user.type(screen.getByTestId('composer'), 'See you at 3{Enter}');
+    expect(fake.callsOf('send')).toEqual([{ peer: grace.id, text: 'See you at 3' }]);
+    const sent = await waitFor(() => {
+      const row = rowWith('See you at 3');
+      expect(row).toBeTruthy();
+      return row!;
+    });
+    expect(sent.dataset.state).toBe('queued');
+    expect((screen.getByTestId('composer') as HTMLTextAreaElement).value).toBe('');
+    const n = Number(sent.dataset.n);
+    const base = message(grace.id, n, { direction: 'out', text: 'See you at 3', readAt: null });
+    for (const state of ['sent', 'delivered', 'read'] as const) {
+      fake.emit('onMessageUpdated', { ...base, state });
+      await waitFor(() => expect(rowWith('See you at 3')?.dataset.state).toBe(state));
+    }
+    expect(rows().filter((row) => row.textContent.includes('See you at 3'))).toHaveLength(1);
+  });
+
+  it('Shift+Enter starts a new line instead of sending', async () => {
+    const setup = await renderApp(withPeople());
+    await openChat(setup, 'Grace');
+    const composer = screen.getByTestId('composer') as HTMLTextAreaElement;
+    await setup.user.type(composer, 'one{Shift>}{Enter}{/Shift}two');
+    expect(composer.value).toBe('one\ntwo');
+    expect(setup.fake.callsOf('send')).toEqual([]);
+    await setup.user.keyboard('{Enter}');
+    expect(setup.fake.callsOf('send')).toEqual([{ peer: grace.id, text: 'one\ntwo' }]);
+  });
+
+  it('shows a failed message with its error and a Retry button that calls retry', async () => {
+    const fake = withPeople();
+    fake.history.set(grace.id, [message(grace.id, 7, { direction: 'out', state: 'failed', error: 'the relay refused it (E_QUEUE_FULL)', text: 'important' })]);
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    const row = await waitFor(() => rowWith('important')!);
+    expect(row.dataset.state).toBe('failed');
+    expect(within(row).getByTestId('failure-reason').textContent).toContain('the relay refused it (E_QUEUE_FULL)');
+    await setup.user.click(within(row).getByRole('button', { name: /Retry/ }));
+    expect(fake.callsOf('retry')).toEqual([{ n: 7 }]);
+    await waitFor(() => expect(rowWith('important')?.dataset.state).toBe('queued'));
+    expect(within(rowWith('important')!).queryByRole('button', { name: /Retry/ })).toBeNull();
+  });
+
+  it('keeps a draft per conversation', async () => {
+    const setup = await renderApp(withPeople());
+    await openChat(setup, 'Grace');
+    await setup.user.type(screen.getByTestId('composer'), 'half a thought');
+    await openChat(setup, 'Alan');
+    expect((screen.getByTestId('composer') as HTMLTextAreaElement).value).toBe('');
+    await setup.user.type(screen.getByTestId('composer'), 'for Alan');
+    await openChat(setup, 'Grace');
+    expect((screen.getByTestId('composer') as HTMLTextAreaElement).value).toBe('half a thought');
+    await openChat(setup, 'Alan');
+    expect((screen.getByTestId('composer') as HTMLTextAreaElement).value).toBe('for Alan');
+  });
+
+  it('shows a warning instead of the text of a flagged message', async () => {
+    const fake = withPeople();
+    fake.history.set(grace.id, [message(grace.id, 3, { flagged: true, text: 'send me your password', error: 'signature did not match' })]);
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    const row = await waitFor(() => rows()[0]!);
+    expect(row.textContent).not.toContain('send me your password');
+    expect(within(row).getByTestId('flagged-warning').textContent).toContain('could not be verified');
+    expect(row.textContent).toContain('signature did not match');
+  });
+
+  it('adds incoming messages live and marks them read while the window has focus', async () => {
+    const setup = await renderApp(withPeople());
+    const { fake } = setup;
+    await openChat(setup, 'Grace');
+    await waitFor(() => expect(fake.callsOf('markRead')).toContainEqual({ peer: grace.id, upTo: 1 }));
+    fake.emit('onMessageAdded', message(grace.id, 5, { text: 'are you there?', readAt: null }));
+    await waitFor(() => expect(rowWith('are you there?')).toBeTruthy());
+    await waitFor(() => expect(fake.callsOf('markRead')).toContainEqual({ peer: grace.id, upTo: 5 }));
+
+    setup.app.ui.windowFocus(false);
+    fake.emit('onMessageAdded', message(grace.id, 6, { text: 'hello?', readAt: null }));
+    await waitFor(() => expect(rowWith('hello?')).toBeTruthy());
+    await tick();
+    expect(fake.callsOf('markRead')).not.toContainEqual({ peer: grace.id, upTo: 6 });
+    window.dispatchEvent(new Event('focus'));
+    await waitFor(() => expect(fake.callsOf('markRead')).toContainEqual({ peer: grace.id, upTo: 6 }));
+  });
+
+  it('shows the peer typing and tells the peer while composing', async () => {
+    const setup = await renderApp(withPeople());
+    const { fake, user } = setup;
+    await openChat(setup, 'Grace');
+    fake.emit('onTyping', { peer: grace.id, typing: true });
+    await waitFor(() => expect(screen.getByTestId('typing-indicator').textContent).toContain('Grace is typing'));
+    expect(within(screen.getByTestId('people-list')).getByText('typing…')).toBeTruthy();
+    fake.emit('onTyping', { peer: grace.id, typing: false });
+    await waitFor(() => expect(screen.getByTestId('typing-indicator').textContent?.trim()).toBe(''));
+
+    await user.type(screen.getByTestId('composer'), 'abcdef');
+    // Throttled: one "typing" for a burst of keys, not one per key.
+    expect(fake.callsOf('setTyping')).toEqual([{ peer: grace.id, typing: true }]);
+    await user.keyboard('{Enter}');
+    expect(fake.callsOf('setTyping')).toEqual([{ peer: grace.id, typing: true }, { peer: grace.id, typing: false }]);
+  });
+
+  it('turns web links into buttons that ask main to open them, never navigating', async () => {
+    const fake = withPeople();
+    fake.history.set(grace.id, [message(grace.id, 1, { text: 'docs at https://example.com/a?b=1. and javascript:alert(1)' })]);
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    const link = await screen.findByRole('button', { name: 'https://example.com/a?b=1' });
+    expect(document.querySelectorAll('a[href]')).toHaveLength(0);
+    await setup.user.click(link);
+    expect(fake.callsOf('openLink')).toEqual([{ url: 'https://example.com/a?b=1' }]);
+    expect(screen.queryByRole('button', { name: /javascript/ })).toBeNull();
+  });
+});

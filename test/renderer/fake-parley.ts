@@ -1,0 +1,129 @@
+// A fake window.parley for component tests: answers commands from in-memory data the way
+// main/core/messenger.ts does, records every call, and lets a test push events.
+import type { AppStatus, COMMANDS, Commands, EVENTS, Events, Message, ParleyApi, Person, Profile, Result } from '../../preload/contract.ts';
+
+type CommandKey = keyof typeof COMMANDS;
+type EventKey = keyof typeof EVENTS;
+type ArgOf<K extends CommandKey> = Parameters<ParleyApi[K]>[0];
+type ResultOf<K extends CommandKey> = Result<Commands[(typeof COMMANDS)[K]][1]>;
+type Handler<K extends CommandKey> = (arg: ArgOf<K>) => ResultOf<K> | Promise<ResultOf<K>>;
+
+export interface Call {
+  method: CommandKey;
+  arg: unknown;
+}
+
+export const ME: Profile = { userId: 'meeeeeeeeeeeeeeeeeeeeeeeeeeeeeee', name: 'Dana', fingerprint: 'f00d 1234', secretProtection: 'os-encrypted' };
+export const ONLINE: AppStatus = { connection: { state: 'online', relay: '10.0.0.2:47800', relayId: 'r', relayName: 'Lab relay' }, hosting: null, sync: null };
+
+const ok = <T>(value: T): Result<T> => ({ ok: true, value });
+
+let nextId = 0;
+/** A user id as the contract has them: 32 base32 characters. */
+export function userId(seed: string): string {
+  return (seed.toLowerCase().replace(/[^a-z]/g, '') + 'abcdefghijklmnopqrstuvwxyzabcdefgh').slice(0, 32);
+}
+
+export function person(name: string, extra: Partial<Person> = {}): Person {
+  return { id: userId(name), name, fingerprint: 'abcd 1234', online: false, lastSeen: 0, unread: 0, last: null, verified: false, keyChanged: false, nameClash: false, ...extra };
+}
+
+export function message(peer: string, n: number, extra: Partial<Message> = {}): Message {
+  const at = Date.UTC(2025, 0, 1, 12) + n * 60_000;
+  return { n, id: `m${n}`, peer, direction: 'in', text: `message ${n}`, state: 'received', error: null, flagged: false, sentAt: at, createdAt: at, readAt: at, ...extra };
+}
+
+export class FakeParley {
+  readonly calls: Call[] = [];
+  profile: Profile | null = ME;
+  status: AppStatus = ONLINE;
+  people: Person[] = [];
+  /** Each conversation's history, sorted by n. */
+  readonly history = new Map<string, Message[]>();
+  private readonly overrides: { [K in CommandKey]?: Handler<K> } = {};
+  private readonly listeners = new Map<EventKey, Set<(payload: never) => void>>();
+  private n = 10_000;
+
+  /** Replaces how one command answers. */
+  on<K extends CommandKey>(method: K, handler: Handler<K>): void {
+    (this.overrides as Record<K, Handler<K>>)[method] = handler;
+  }
+
+  callsOf(method: CommandKey): unknown[] {
+    return this.calls.filter((c) => c.method === method).map((c) => c.arg);
+  }
+
+  emit<K extends EventKey>(event: K, payload: Events[(typeof EVENTS)[K]]): void {
+    for (const listener of this.listeners.get(event) ?? []) (listener as (p: typeof payload) => void)(payload);
+  }
+
+  listening(event: EventKey): number {
+    return this.listeners.get(event)?.size ?? 0;
+  }
+
+  // Optional so one shape fits commands with and without an argument.
+  private command<K extends CommandKey>(method: K, fallback: Handler<K>): (arg?: ArgOf<K>) => Promise<ResultOf<K>> {
+    return async (arg) => {
+      this.calls.push({ method, arg: arg ?? null });
+      const handler = (this.overrides as Record<K, Handler<K> | undefined>)[method] ?? fallback;
+      return handler(arg as ArgOf<K>);
+    };
+  }
+
+  private subscribe<K extends EventKey>(event: K): (listener: (payload: Events[(typeof EVENTS)[K]]) => void) => () => void {
+    return (listener) => {
+      let set = this.listeners.get(event);
+      if (!set) this.listeners.set(event, (set = new Set()));
+      set.add(listener as (payload: never) => void);
+      return () => void set.delete(listener as (payload: never) => void);
+    };
+  }
+
+  private messages(peer: string): Message[] {
+    return this.history.get(peer) ?? [];
+  }
+
+  readonly api: ParleyApi = {
+    appInfo: this.command('appInfo', () => ok({ version: '0.1.0', protocol: 1, platform: 'linux' })),
+    status: this.command('status', () => ok(this.status)),
+    profile: this.command('profile', () => ok(this.profile)),
+    setupProfile: this.command('setupProfile', ({ name }) => ok((this.profile = { ...ME, name }))),
+    startHosting: this.command('startHosting', ({ port }) => ok({ port: port ?? 47800, addresses: ['192.168.1.5:47800'], accessCode: 'ABCDE-12345', relayName: 'Dana’s Parley' })),
+    stopHosting: this.command('stopHosting', () => ok(null)),
+    newAccessCode: this.command('newAccessCode', () => ok({ port: 47800, addresses: [], accessCode: 'NEWCO-DE123', relayName: 'x' })),
+    join: this.command('join', () => ok(null)),
+    leave: this.command('leave', () => ok(null)),
+    rememberedRelays: this.command('rememberedRelays', () => ok([])),
+    foundRelays: this.command('foundRelays', () => ok([])),
+    people: this.command('people', () => ok(this.people)),
+    page: this.command('page', ({ peer, before, limit }) => {
+      const older = this.messages(peer).filter((m) => before === undefined || m.n < before);
+      return ok(older.slice(Math.max(0, older.length - (limit ?? 50))));
+    }),
+    pageFrom: this.command('pageFrom', ({ peer, n, limit }) => ok(this.messages(peer).filter((m) => m.n >= n).slice(0, limit ?? 50))),
+    markRead: this.command('markRead', () => ok(null)),
+    send: this.command('send', ({ peer, text }) => {
+      const sent = message(peer, ++this.n, { id: `s${++nextId}`, direction: 'out', text, state: 'queued', readAt: null });
+      this.emit('onMessageAdded', sent);
+      return ok(sent);
+    }),
+    retry: this.command('retry', ({ n }) => {
+      const found = [...this.history.values()].flat().find((m) => m.n === n);
+      return found ? ok({ ...found, state: 'queued', error: null }) : { ok: false, error: { code: 'E_NOT_FOUND', message: 'no such message' } };
+    }),
+    setTyping: this.command('setTyping', () => ok(null)),
+    search: this.command('search', () => ok([])),
+    safety: this.command('safety', ({ peer }) => ok({ peer, safetyNumber: '11111 22222 33333 44444 55555 66666 77777 88888 99999 00000 12345 67890', myFingerprint: ME.fingerprint, theirFingerprint: 'abcd 1234', verified: false })),
+    verify: this.command('verify', ({ peer, verified }) => ok({ ...person('x'), ...this.people.find((p) => p.id === peer), verified })),
+    acceptKey: this.command('acceptKey', ({ peer }) => ok({ ...person('x'), ...this.people.find((p) => p.id === peer), keyChanged: false })),
+    settings: this.command('settings', () => ok({ notifications: true, theme: 'system', hostPort: 47800 })),
+    updateSettings: this.command('updateSettings', (patch) => ok({ notifications: true, theme: 'system', hostPort: 47800, ...patch })),
+    openLink: this.command('openLink', () => ok(true)),
+    onStatus: this.subscribe('onStatus'),
+    onPerson: this.subscribe('onPerson'),
+    onMessageAdded: this.subscribe('onMessageAdded'),
+    onMessageUpdated: this.subscribe('onMessageUpdated'),
+    onTyping: this.subscribe('onTyping'),
+    onRelaysFound: this.subscribe('onRelaysFound'),
+  };
+}

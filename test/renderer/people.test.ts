@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { screen, waitFor, within } from '@testing-library/svelte';
+import { FakeParley, message, person } from './fake-parley.ts';
+import { openChat, renderApp } from './render-app.ts';
+
+const NOW = Date.now();
+
+function team(): FakeParley {
+  const fake = new FakeParley();
+  fake.people = [
+    person('Zoe', { online: false, lastSeen: NOW - 5 * 60_000, last: { text: 'old news', direction: 'in', at: NOW - 86_400_000, flagged: false } }),
+    person('Grace', { online: true, unread: 3, last: { text: 'lunch?', direction: 'in', at: NOW - 60_000, flagged: false } }),
+    person('Alan', { online: true, last: { text: 'ok', direction: 'out', at: NOW - 120_000, flagged: false } }),
+    person('Ada', { online: false, unread: 1, last: { text: '', direction: 'in', at: NOW - 3_600_000, flagged: true } }),
+  ];
+  return fake;
+}
+
+const names = () => screen.getAllByTestId('person-name').map((el) => el.textContent);
+const rowOf = (name: string) => screen.getAllByTestId('person').find((el) => within(el).getByTestId('person-name').textContent === name)!;
+
+describe('the people list', () => {
+  it('puts online people first, then the most recent conversation', async () => {
+    await renderApp(team());
+    expect(names()).toEqual(['Grace', 'Alan', 'Ada', 'Zoe']);
+  });
+
+  it('shows unread badges, previews, presence and last seen', async () => {
+    await renderApp(team());
+    expect(within(rowOf('Grace')).getByTestId('unread-badge').textContent).toBe('3');
+    expect(within(rowOf('Alan')).queryByTestId('unread-badge')).toBeNull();
+    expect(within(rowOf('Grace')).getByTestId('person-preview').textContent).toBe('lunch?');
+    expect(within(rowOf('Alan')).getByTestId('person-preview').textContent).toBe('You: ok');
+    expect(within(rowOf('Ada')).getByTestId('person-preview').textContent).toBe('Message could not be verified');
+    expect(within(rowOf('Grace')).getByTestId('person-presence').textContent).toBe('online');
+    expect(within(rowOf('Zoe')).getByTestId('person-presence').textContent).toBe('last seen 5 min ago');
+  });
+
+  it('updates from person events: the badge clears, presence changes, the order follows', async () => {
+    const fake = team();
+    await renderApp(fake);
+    const grace = fake.people[1]!;
+    fake.emit('onPerson', { ...grace, unread: 0, online: false, lastSeen: NOW });
+    await waitFor(() => expect(within(rowOf('Grace')).queryByTestId('unread-badge')).toBeNull());
+    expect(names()).toEqual(['Alan', 'Grace', 'Ada', 'Zoe']);
+    fake.emit('onPerson', person('Newcomer', { online: true }));
+    await waitFor(() => expect(names()).toContain('Newcomer'));
+  });
+
+  it('filters by name', async () => {
+    const { user } = await renderApp(team());
+    await user.type(screen.getByTestId('people-filter'), 'a');
+    expect(names()).toEqual(['Grace', 'Alan', 'Ada']);
+    await user.type(screen.getByTestId('people-filter'), 'd');
+    expect(names()).toEqual(['Ada']);
+    await user.type(screen.getByTestId('people-filter'), 'x');
+    expect(screen.getByTestId('people-empty').textContent).toContain('Nobody called');
+  });
+
+  it('moves through people with the arrow keys and opens them', async () => {
+    const setup = await renderApp(team());
+    await setup.user.click(screen.getByTestId('people-filter'));
+    await setup.user.keyboard('{ArrowDown}');
+    expect(document.activeElement).toBe(rowOf('Grace'));
+    expect(rowOf('Grace').getAttribute('aria-selected')).toBe('true');
+    await setup.user.keyboard('{ArrowDown}');
+    expect(document.activeElement).toBe(rowOf('Alan'));
+    await waitFor(() => expect(screen.getByTestId('peer-name').textContent).toBe('Alan'));
+    await setup.user.keyboard('{Enter}');
+    await waitFor(() => expect(document.activeElement).toBe(screen.getByTestId('composer')));
+  });
+
+  it('warns about a changed key and accepts it', async () => {
+    const fake = team();
+    fake.people[1] = { ...fake.people[1]!, keyChanged: true };
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    const banner = screen.getByTestId('key-changed-banner');
+    expect(banner.textContent).toContain('Grace’s security key has changed');
+    await setup.user.click(within(banner).getByTestId('accept-key'));
+    expect(fake.callsOf('acceptKey')).toEqual([{ peer: fake.people[1]!.id }]);
+    await waitFor(() => expect(screen.queryByTestId('key-changed-banner')).toBeNull());
+  });
+
+  it('warns when two people share a name', async () => {
+    const fake = team();
+    fake.people[1] = { ...fake.people[1]!, nameClash: true };
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    expect(screen.getByTestId('name-clash-banner').textContent).toContain('also called “Grace”');
+  });
+
+  it('shows the safety number and marks the person verified', async () => {
+    const fake = team();
+    fake.history.set(fake.people[1]!.id, [message(fake.people[1]!.id, 1)]);
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    await setup.user.click(screen.getByTestId('verify-button'));
+    const dialog = await screen.findByTestId('verify-dialog');
+    await waitFor(() => expect(within(dialog).getByTestId('safety-number').textContent).toContain('11111'));
+    await setup.user.click(within(dialog).getByTestId('mark-verified'));
+    expect(fake.callsOf('verify')).toEqual([{ peer: fake.people[1]!.id, verified: true }]);
+    await waitFor(() => expect(screen.getByTestId('verify-button').textContent).toContain('Verified'));
+    await setup.user.keyboard('{Escape}');
+    expect(screen.queryByTestId('verify-dialog')).toBeNull();
+  });
+});

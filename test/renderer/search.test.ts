@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { screen, waitFor, within } from '@testing-library/svelte';
+import { FakeParley, message, person } from './fake-parley.ts';
+import { renderApp } from './render-app.ts';
+
+const grace = person('Grace');
+
+function searchable(): FakeParley {
+  const fake = new FakeParley();
+  fake.people = [grace];
+  fake.history.set(grace.id, Array.from({ length: 400 }, (_, i) => message(grace.id, i + 1, { text: i + 1 === 120 ? 'the deploy key is in the vault' : `chat ${i + 1}` })));
+  fake.on('search', ({ query }) => ({
+    ok: true,
+    value: query === 'vault' ? [{ message: fake.history.get(grace.id)![119]!, peerName: 'Grace', snippet: 'the deploy key is in the \u0002vault\u0003' }] : [],
+  }));
+  return fake;
+}
+
+describe('search', () => {
+  it('searches once after typing stops and highlights the hits', async () => {
+    const { fake, user } = await renderApp(searchable());
+    await user.click(screen.getByTestId('open-search'));
+    await user.type(await screen.findByTestId('search-input'), 'vault');
+    const result = await screen.findByTestId('search-result');
+    // Debounced: one query for the whole word, not one per key.
+    expect(fake.callsOf('search')).toEqual([{ query: 'vault' }]);
+    expect(within(result).getByText('vault').tagName).toBe('MARK');
+    expect(result.textContent).toContain('Grace');
+  });
+
+  it('says when nothing matches', async () => {
+    const { user } = await renderApp(searchable());
+    await user.keyboard('{Control>}f{/Control}');
+    await user.type(await screen.findByTestId('search-input'), 'nothing');
+    expect(await screen.findByText('No messages match “nothing”.')).toBeTruthy();
+  });
+
+  it('opens a result at that message, loading its page with pageFrom', async () => {
+    const { fake, user } = await renderApp(searchable());
+    await user.keyboard('{Control>}f{/Control}');
+    await user.type(await screen.findByTestId('search-input'), 'vault');
+    await screen.findByTestId('search-result');
+    await user.keyboard('{Enter}');
+    expect(screen.queryByTestId('search-dialog')).toBeNull();
+    expect(fake.callsOf('pageFrom')).toEqual([{ peer: grace.id, n: 120, limit: 100 }]);
+    await waitFor(() => {
+      const hit = screen.getAllByTestId('message').find((row) => row.dataset.n === '120');
+      expect(hit?.classList.contains('highlight')).toBe(true);
+    });
+    expect(screen.getByTestId('peer-name').textContent).toBe('Grace');
+    // The window no longer ends at the newest message, so there is a way back.
+    expect(screen.getByTestId('jump-latest')).toBeTruthy();
+  });
+});
