@@ -1,0 +1,43 @@
+// Test support: a TCP proxy that can blackhole a link (stop forwarding, send no FIN), the
+// way a pulled cable or a sleeping laptop looks to the other side.
+import { createServer, connect, type Server, type Socket } from 'node:net';
+
+export interface Proxy {
+  port: number;
+  url: string;
+  /** Stops forwarding in both directions without closing anything. */
+  blackhole(): void;
+  heal(): void;
+  close(): Promise<void>;
+}
+
+export async function startProxy(targetPort: number): Promise<Proxy> {
+  let dropping = false;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(targetPort, '127.0.0.1');
+    for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+      sockets.add(from);
+      from.on('data', (chunk) => {
+        if (!dropping) to.write(chunk);
+      });
+      from.on('error', () => to.destroy());
+      from.on('close', () => {
+        sockets.delete(from);
+        to.destroy();
+      });
+    }
+  });
+  const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    blackhole: () => (dropping = true),
+    heal: () => (dropping = false),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
