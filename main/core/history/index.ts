@@ -40,20 +40,14 @@ const SEARCH_WINDOW = 500;
 
 const FORWARD: Record<MessageState, number> = { failed: 0, queued: 1, sent: 2, delivered: 3, read: 4, received: 0 };
 
-interface MessageRow {
-  n: number;
-  id: string;
-  peer: string;
-  direction: 'in' | 'out';
-  text: string;
-  state: MessageState;
-  error: string | null;
+/** A messages row: the fields Message shares verbatim, plus the stored forms of the rest. */
+type MessageRow = Pick<Message, 'n' | 'id' | 'peer' | 'direction' | 'text' | 'state' | 'error'> & {
   flagged: number;
   seq: number | null;
   sent_at: number;
   created_at: number;
   read_at: number | null;
-}
+};
 
 interface PeerRow {
   id: string;
