@@ -1,4 +1,4 @@
-// History figures (`npm run bench -- --history`): a 1,000,000-message history's page, unread
+// History figures (`npm run bench -- --only h`): a 1,000,000-message history's page, unread
 // and search latencies, and a 20,000-message backlog stored through the real inbox
 // (signatures checked, bodies decrypted) while the event loop's longest stall is watched.
 import { join } from 'node:path';

@@ -1,0 +1,34 @@
+// Child process: the Parley relay under test, over SQLite in BENCH_DATA_DIR, with limits
+// opened up for a load test (every client comes from 127.0.0.1). Reports its port on IPC.
+import { join } from 'node:path';
+import { createRelay } from '../../relay/server.ts';
+import { openSqliteStore } from '../../relay/mailbox/sqlite.ts';
+import { serve, type RelayApi } from './ipc.ts';
+import { lagSinceLast, memoryNow, ready } from './child.ts';
+
+const dir = process.env.BENCH_DATA_DIR;
+if (!dir) throw new Error('BENCH_DATA_DIR is not set');
+
+const relay = createRelay({
+  store: openSqliteStore({ path: join(dir, 'relay.db') }),
+  name: 'bench relay',
+  maxConnectionsPerAddress: 1_000_000,
+  maxAuthFailures: 1_000_000,
+  rate: { capacity: 1_000_000, perSecond: 1_000_000, abuseMs: 60_000 },
+  mailbox: { maxMessages: 10_000_000, maxBytes: 10 * 1024 * 1024 * 1024 },
+  connectTimeoutMs: 60_000,
+});
+
+serve<RelayApi>({
+  mem: async () => memoryNow(),
+  lag: async () => lagSinceLast(),
+  stop: async () => {
+    await relay.close();
+    // Exit after the answer is on its way; --cpu-prof writes its profile on a normal exit.
+    setTimeout(() => process.exit(0), 50);
+    return { stopped: true };
+  },
+});
+
+const address = await relay.listen(0, '127.0.0.1');
+ready(address.port);
