@@ -27,10 +27,14 @@ const FLAG_REASONS = {
 } as const;
 
 const YIELD_EVERY = 64;
+/** A batch this large means a backlog is arriving; progress ends after SYNC_IDLE_MS without batches. */
+const SYNC_BATCH = 100;
+const SYNC_IDLE_MS = 1500;
 
 export function createInbox(options: InboxOptions): (batch: unknown) => Promise<DeliverAck> {
   const { identity, history } = options;
   let received = 0;
+  let syncDone: NodeJS.Timeout | undefined;
 
   return async (batch) => {
     const envelopes: Envelope[] = [];
@@ -83,9 +87,17 @@ export function createInbox(options: InboxOptions): (batch: unknown) => Promise<
     for (const r of receipts) changed.push(...history.applyReceipt(r.from, r.ids, r.state));
     if (added.length > 0) options.added(added);
     if (changed.length > 0) options.updated(changed);
-    received += added.length;
-    options.progress(envelopes.length >= 100 ? received : 0);
-    if (envelopes.length < 100) received = 0;
+    // A backlog shows progress while batches keep coming; it is over once they stop.
+    if (envelopes.length >= SYNC_BATCH || received > 0) {
+      received += added.length;
+      options.progress(received);
+      clearTimeout(syncDone);
+      syncDone = setTimeout(() => {
+        received = 0;
+        options.progress(0);
+      }, SYNC_IDLE_MS);
+      syncDone.unref();
+    }
     return { ok: true };
   };
 }

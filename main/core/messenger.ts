@@ -107,10 +107,16 @@ export async function createMessenger(deps: MessengerDeps) {
     for (const p of people(history, presence, identity.userId)) emit('person', p);
   }
 
+  /** Sends waiting read receipts, 500 ids per request; what is not acknowledged waits for the next try. */
   async function flushReads(): Promise<void> {
     for (const [peer, ids] of pendingReads) {
-      const result = await connection?.request('message:read', { peer, ids: [...ids].slice(0, 500) });
-      if (result?.ok) pendingReads.delete(peer);
+      while (ids.size > 0) {
+        const chunk = [...ids].slice(0, 500);
+        const result = await connection?.request('message:read', { peer, ids: chunk });
+        if (!result?.ok) return;
+        for (const id of chunk) ids.delete(id);
+      }
+      pendingReads.delete(peer);
     }
   }
 

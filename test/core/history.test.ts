@@ -137,6 +137,8 @@ describe('history', () => {
     expect(hits.map((h) => h.message.text).sort()).toEqual(['Report: café opens at nine', 'the quarterly report is attached']);
     expect(['\u0002report\u0003', '\u0002Report\u0003'].some((marked) => hits[0]?.snippet.includes(marked))).toBe(true);
     expect(hits[0]?.peerName).toBe('Bob');
+    const unmarked = (snippet: string) => snippet.split('\u0002').join('').split('\u0003').join('');
+    for (const hit of hits) expect(unmarked(hit.snippet)).toBe(hit.message.text);
     expect(history.search('cafe')).toHaveLength(1);
     expect(history.search('repo')).toHaveLength(2);
     for (const odd of ['"', 'AND', '*', 'NEAR(', '', '   ', "'; DROP TABLE messages; --"]) expect(() => history.search(odd)).not.toThrow();

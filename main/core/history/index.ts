@@ -118,7 +118,8 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
     // SEARCH_WINDOW matches (cheap: rowid order) and build snippets only for what is shown.
     searchRecent: db.prepare<[string, number], { n: number; rank: number }>(
       'SELECT rowid AS n, bm25(messages_fts) AS rank FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid DESC LIMIT ?'),
-    searchHit: db.prepare<[string, number], MessageRow & { snippet: string; name: string }>(`
+    // The rowid is bound as a BigInt: FTS5 ignores a rowid constraint bound as a REAL.
+    searchHit: db.prepare<[string, bigint], MessageRow & { snippet: string; name: string }>(`
       SELECT m.*, p.name AS name, snippet(messages_fts, 0, char(2), char(3), '…', 12) AS snippet
       FROM messages_fts JOIN messages m ON m.n = messages_fts.rowid JOIN peers p ON p.id = m.peer
       WHERE messages_fts MATCH ? AND messages_fts.rowid = ? AND m.flagged = 0`),
@@ -225,7 +226,7 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
       const hits: SearchHit[] = [];
       for (const { n } of best) {
         if (hits.length >= limit) break;
-        const r = q.searchHit.get(match, n);
+        const r = q.searchHit.get(match, BigInt(n));
         if (r) hits.push({ message: toMessage(r), peerName: r.name, snippet: r.snippet });
       }
       return hits;

@@ -1,0 +1,104 @@
+// The shipped Content-Security-Policy is in force: the page as built carries it, normal use
+// never trips it, and whatever tries to reach the network, run inline code or load foreign
+// content from the page is refused and reported.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CSP } from '../../main/window.ts';
+import { startSession, type Session } from './bridge.ts';
+import { expectHealthy, firstRun, joinRelay, serverRelay } from './flows.ts';
+
+const POLICY = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'none'; base-uri 'none'; form-action 'none'";
+
+let session: Session;
+let relay: Awaited<ReturnType<typeof serverRelay>>;
+beforeAll(async () => {
+  [session, relay] = await Promise.all([startSession(), serverRelay({ name: 'Lab relay' })]);
+});
+afterEach(async () => {
+  await session.closePeople();
+});
+afterAll(async () => {
+  await session?.close();
+  await relay?.stop();
+});
+
+describe('the content security policy', () => {
+  it('is the shipped policy, and normal use never violates it', async () => {
+    const ada = await session.person();
+    const meta = ada.page.locator('meta[http-equiv="Content-Security-Policy"]');
+    expect(await meta.count()).toBe(1);
+    expect(await meta.getAttribute('content')).toBe(POLICY);
+    // The same policy main/window.ts sends as a header in the app.
+    expect(CSP).toBe(POLICY);
+
+    await firstRun(ada, 'Ada Lovelace');
+    await joinRelay(ada, relay.address);
+    await ada.page.getByTestId('open-settings').click();
+    await ada.page.getByTestId('settings-dialog').getByText('Dark', { exact: true }).click();
+    await ada.page.locator('html[data-theme="dark"]').waitFor({ state: 'attached' });
+    await ada.page.keyboard.press('Escape');
+    expect(await ada.page.evaluate(() => document.documentElement.dataset.theme)).toBe('dark');
+    await expectHealthy(ada);
+  });
+
+  it('blocks network access, inline code and foreign content from the page', async () => {
+    const ada = await session.person();
+    await ada.page.getByTestId('profile-setup').waitFor();
+    const relayUrl = `http://127.0.0.1:${relay.port}`;
+    const probe = `${session.server.origin}/csp-probe`;
+
+    const outcome = await ada.page.evaluate(async ({ relayUrl, probe }) => {
+      const refused = (promise: Promise<unknown>) => promise.then(() => 'allowed', (error: unknown) => String(error));
+      const fetchHello = await refused(fetch(`${relayUrl}/parley/hello`));
+      const fetchProbe = await refused(fetch(probe));
+      const socket = await new Promise<string>((resolve) => {
+        try {
+          const ws = new WebSocket(`${relayUrl.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`);
+          ws.onopen = () => resolve('open');
+          ws.onerror = () => resolve('error');
+        } catch (error) {
+          resolve(String(error));
+        }
+      });
+      const inline = document.createElement('script');
+      inline.textContent = 'window.__pwned = 1';
+      document.head.append(inline);
+      const external = document.createElement('script');
+      external.src = `${relayUrl}/parley/hello`;
+      document.head.append(external);
+      const image = document.createElement('img');
+      image.src = `${relayUrl}/parley/hello`;
+      document.body.append(image);
+      const frame = document.createElement('iframe');
+      frame.src = `${relayUrl}/parley/hello`;
+      document.body.append(frame);
+      // A srcdoc frame inherits the policy: its inline script is refused (reported in the frame).
+      const srcdoc = document.createElement('iframe');
+      srcdoc.srcdoc = '<script>parent.__pwned = 1</script>';
+      document.body.append(srcdoc);
+      const styled = document.createElement('div');
+      styled.setAttribute('style', 'color: red');
+      document.body.append(styled);
+      // Violation reports are dispatched as tasks: give them a few frames to arrive.
+      for (let i = 0; i < 5; i++) await new Promise((resolve) => requestAnimationFrame(resolve));
+      return { fetchHello, fetchProbe, socket, pwned: '__pwned' in window, styled: getComputedStyle(styled).color };
+    }, { relayUrl, probe });
+
+    expect(outcome.fetchHello).toMatch(/TypeError/);
+    expect(outcome.fetchProbe).toMatch(/TypeError/);
+    expect(outcome.socket).not.toBe('open');
+    expect(outcome.pwned).toBe(false);
+    expect(outcome.styled).not.toBe('rgb(255, 0, 0)');
+    expect(session.server.requests).not.toContain('/csp-probe');
+
+    await expect.poll(async () => (await ada.violations()).map((v) => v.directive).sort(), { timeout: 5000 }).toEqual(
+      ['connect-src', 'connect-src', 'connect-src', 'frame-src', 'img-src', 'script-src-elem', 'script-src-elem', 'style-src-attr'].sort(),
+    );
+    const blocked = (await ada.violations()).map((v) => `${v.directive} ${v.blocked}`);
+    expect(blocked).toEqual(expect.arrayContaining([
+      `connect-src ${relayUrl}/parley/hello`,
+      `connect-src ${probe}`,
+      `script-src-elem inline`,
+      `img-src ${relayUrl}/parley/hello`,
+    ]));
+  });
+});

@@ -1,0 +1,109 @@
+// Hostile text, in the real browser: messages and display names full of markup, script URLs,
+// bidi overrides, invisible and combining characters are shown as the exact text they are,
+// and nothing runs, opens, navigates or pops up.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { startSession, type Person, type Session } from './bridge.ts';
+import { expectHealthy, exactly, firstRun, freePort, joinRelay, messageRow, openChat, personRow, readConversation, send, startHosting } from './flows.ts';
+
+let session: Session;
+beforeAll(async () => {
+  session = await startSession();
+});
+afterEach(async () => {
+  await session.closePeople();
+});
+afterAll(async () => {
+  await session?.close();
+});
+
+const HOST_NAME = '<img src=x onerror="window.__pwned=1">';
+const GUEST_NAME = '<iframe srcdoc="<script>parent.__pwned=1</script>">';
+const LINK = 'https://example.org/parley/notes?v=1';
+const CORPUS = [
+  'Z' + '\u0301'.repeat(10_000),
+  '<img src=x onerror="window.__pwned=1">',
+  '<svg onload=window.__pwned=1>',
+  '<iframe srcdoc="<script>parent.__pwned=1</script>">',
+  'Invoice for you: \u202Efdp.exe',
+  'zero\u200Bwidth\u200Cnon\u200Djoiner\u2060and\uFEFFbom',
+  '[x](javascript:window.__pwned=1)',
+  '<a href="javascript:window.__pwned=1">x</a>',
+  'javascript:window.__pwned=1',
+  `Release notes: ${LINK}`,
+];
+const SCRIPT_URLS = CORPUS.filter((text) => text.includes('javascript:'));
+
+/** Elements that hostile text could have turned into, anywhere in the page. */
+function foreignElements(page: Page) {
+  return page.evaluate((origin) => ({
+    embedded: document.querySelectorAll('img, iframe, frame, object, embed, video, audio, link[rel="import"]').length,
+    scripts: [...document.scripts].filter((script) => !script.src.startsWith(`${origin}/assets/`)).length,
+    svgs: [...document.querySelectorAll('svg')].filter((svg) => !svg.classList.contains('icon')).length,
+    anchors: document.querySelectorAll('a[href]').length,
+    handlers: [...document.querySelectorAll('*')].filter((element) => [...element.attributes].some((a) => a.name.startsWith('on'))).length,
+    pwned: '__pwned' in window,
+  }), session.server.origin);
+}
+
+async function expectUntouched(person: Person): Promise<void> {
+  expect(await foreignElements(person.page)).toEqual({ embedded: 0, scripts: 0, svgs: 0, anchors: 0, handlers: 0, pwned: false });
+  expect(person.page.frames()).toHaveLength(1);
+  await expectHealthy(person);
+}
+
+describe('hostile names and messages', () => {
+  it('are shown as exactly their text, and nothing runs, opens or navigates', async () => {
+    const host = await session.person({ host: true, settings: { hostPort: await freePort() } });
+    const guest = await session.person();
+
+    // A name with a bidi override is refused, and the window says so.
+    await host.page.getByTestId('profile-name').fill('Eve \u202Egnp.exe');
+    await host.page.getByTestId('profile-continue').click();
+    await host.page.getByTestId('profile-setup').locator('.hint.error').filter({ hasText: 'Display name has control or bidi-override characters.' }).waitFor();
+    expect(await host.page.getByTestId('profile-name').getAttribute('aria-invalid')).toBe('true');
+
+    await firstRun(host, HOST_NAME);
+    await firstRun(guest, GUEST_NAME);
+    expect(await host.page.getByTestId('connect-screen').locator('strong').first().textContent()).toBe(HOST_NAME);
+    const { address, code } = await startHosting(host);
+    await joinRelay(guest, address, code);
+    expect(await guest.page.getByTestId('status-text').textContent()).toContain(`Connected to ${HOST_NAME}'s Parley`);
+
+    await personRow(host.page, GUEST_NAME).waitFor();
+    await personRow(guest.page, HOST_NAME).waitFor();
+    await openChat(host, GUEST_NAME);
+    await openChat(guest, HOST_NAME);
+    expect(await guest.page.getByTestId('peer-name').textContent()).toBe(HOST_NAME);
+    expect(await guest.page.getByTestId('composer').getAttribute('placeholder')).toBe(`Message ${HOST_NAME}`);
+
+    for (const text of CORPUS) await send(host, text);
+    await messageRow(guest.page, CORPUS.at(-1)!).waitFor();
+
+    // Every row's text is the input, character for character, on both sides.
+    for (const person of [guest, host]) {
+      const shown = await readConversation(person.page);
+      expect(shown.map((m) => m.text)).toEqual(CORPUS);
+    }
+    // The recipient's list holds no image, vector, frame or script at all (not even icons).
+    expect(await guest.page.getByTestId('message-list').locator('img, svg, iframe, script, object, embed').count()).toBe(0);
+    expect(await host.page.getByTestId('message-text').locator('img, svg, iframe, script, object, embed').count()).toBe(0);
+
+    // Script URLs stay text: no link to click, and clicking them opens nothing.
+    for (const text of SCRIPT_URLS) {
+      const row = messageRow(guest.page, text);
+      expect(await row.locator('.inline-link').count()).toBe(0);
+      await row.getByTestId('message-text').click();
+    }
+    // A web link is a button that asks main to open it (main confirms; here it is recorded).
+    const link = messageRow(guest.page, CORPUS.at(-1)!).getByRole('button', { name: exactly(LINK) });
+    expect(await link.getAttribute('title')).toBe(`Open ${LINK}`);
+    await link.click();
+    await expect.poll(() => guest.links).toEqual([LINK]);
+    expect(guest.links.some((url) => url.startsWith('javascript:'))).toBe(false);
+    expect(host.links).toEqual([]);
+
+    await expectUntouched(guest);
+    await expectUntouched(host);
+  });
+});
