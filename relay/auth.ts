@@ -3,6 +3,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AuthSchema, LIMITS, PROTOCOL_VERSION, type ErrorCode } from './protocol.ts';
 import { authStatement, kaStatement, userIdOf, verifySignature } from './identity.ts';
+import { memoryChallengeLedger, type ChallengeLedger } from './state.ts';
 
 const TS_BYTES = 8;
 const NONCE_BYTES = 16;
@@ -10,20 +11,20 @@ const MAC_BYTES = 16;
 
 export interface Challenges {
   issue(): string;
-  /** Consumes a challenge: valid only once, and only while fresh. */
-  redeem(challenge: string): 'ok' | 'stale' | 'replayed' | 'invalid';
+  /**
+   * Consumes a challenge: valid only once, and only while fresh. Rejects (with the ledger's
+   * error) when the ledger of used challenges cannot be reached.
+   */
+  redeem(challenge: string): Promise<'ok' | 'stale' | 'replayed' | 'invalid'>;
 }
 
-export function createChallenges(secret: Buffer, now: () => number = Date.now, ttlMs: number = LIMITS.challengeTtlMs): Challenges {
-  const used = new Map<string, number>(); // challenge -> expiry; bounded by the handshake rate x ttl
+export function createChallenges(
+  secret: Buffer,
+  now: () => number = Date.now,
+  ttlMs: number = LIMITS.challengeTtlMs,
+  ledger: ChallengeLedger = memoryChallengeLedger(now),
+): Challenges {
   const mac = (head: Buffer) => createHmac('sha256', secret).update(head).digest().subarray(0, MAC_BYTES);
-
-  const prune = (t: number) => {
-    for (const [challenge, expiry] of used) {
-      if (expiry > t) break; // insertion order is expiry order
-      used.delete(challenge);
-    }
-  };
 
   return {
     issue() {
@@ -32,7 +33,7 @@ export function createChallenges(secret: Buffer, now: () => number = Date.now, t
       randomBytes(NONCE_BYTES).copy(head, TS_BYTES);
       return Buffer.concat([head, mac(head)]).toString('base64url');
     },
-    redeem(challenge) {
+    async redeem(challenge) {
       const bytes = Buffer.from(challenge, 'base64url');
       if (bytes.length !== TS_BYTES + NONCE_BYTES + MAC_BYTES) return 'invalid';
       const head = bytes.subarray(0, TS_BYTES + NONCE_BYTES);
@@ -40,10 +41,8 @@ export function createChallenges(secret: Buffer, now: () => number = Date.now, t
       const t = now();
       const issued = Number(head.readBigUInt64BE());
       if (issued > t + 1000 || t - issued > ttlMs) return 'stale';
-      prune(t);
-      if (used.has(challenge)) return 'replayed';
-      used.set(challenge, issued + ttlMs);
-      return 'ok';
+      // Remembered for as long as it could still pass the freshness check (plus the clock tolerance).
+      return (await ledger.claim(challenge, issued + ttlMs - t + 1000)) ? 'ok' : 'replayed';
     },
   };
 }
@@ -64,7 +63,8 @@ export interface Authenticated {
 
 export type AuthOutcome = { ok: true; user: Authenticated } | { ok: false; code: ErrorCode; message: string };
 
-export function checkAuth(input: unknown, ctx: { relayId: string; accessCode: string | undefined; challenges: Challenges }): AuthOutcome {
+/** Rejects only when the ledger of used challenges cannot be reached. */
+export async function checkAuth(input: unknown, ctx: { relayId: string; accessCode: string | undefined; challenges: Challenges }): Promise<AuthOutcome> {
   const fail = (code: ErrorCode, message: string): AuthOutcome => ({ ok: false, code, message });
   if (typeof input === 'object' && input !== null && 'v' in input && input.v !== PROTOCOL_VERSION) {
     return fail('E_VERSION', `this relay speaks protocol ${PROTOCOL_VERSION}`);
@@ -84,7 +84,7 @@ export function checkAuth(input: unknown, ctx: { relayId: string; accessCode: st
     return fail('E_AUTH', 'handshake signature does not verify');
   }
   // Only a correctly signed proof consumes the challenge, so nobody can burn another's.
-  const redeemed = ctx.challenges.redeem(auth.challenge);
+  const redeemed = await ctx.challenges.redeem(auth.challenge);
   if (redeemed !== 'ok') return fail('E_AUTH', `challenge is ${redeemed}; fetch a fresh one from /parley/hello`);
   return { ok: true, user: { userId: userIdOf(auth.idKey), name: auth.name, idKey: auth.idKey, kaKey: auth.kaKey, kaSig: auth.kaSig } };
 }

@@ -1,4 +1,5 @@
-// The headless relay: `npm run relay -- --port 47800 --data ./relay-data`.
+// The headless relay: `npm run relay -- --port 47800 --data ./relay-data`, or one node of a
+// cluster: `npm run relay -- --redis redis://host:6379`.
 // The only relay file that reads the environment, opens files or listens.
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -7,6 +8,9 @@ import { z } from 'zod';
 import { createRelay } from './server.ts';
 import { joinAddresses } from './addresses.ts';
 import { openSqliteStore } from './mailbox/sqlite.ts';
+import { openRedisCluster } from './redis/cluster.ts';
+import type { RelayStore } from './mailbox/store.ts';
+import type { RelayCluster } from './state.ts';
 import { createLogger, LEVELS } from './log.ts';
 import { DisplayNameSchema, LIMITS, PROTOCOL_VERSION } from './protocol.ts';
 
@@ -23,6 +27,11 @@ Options (each also from the environment variable shown):
   --allowed-origin <url>  browser origin allowed to connect; repeatable (PARLEY_ALLOWED_ORIGINS, comma-separated)
   --max-connections <n>   open sockets per address (PARLEY_MAX_CONNECTIONS, default 20)
   --durability <mode>     normal: survives a crash; full: also power loss (PARLEY_DURABILITY, default normal)
+  --redis <url>           run as one node of a cluster sharing its state in Redis, e.g. redis://10.0.0.5:6379
+                          (PARLEY_REDIS; --data and --durability are then unused)
+  --node-ttl <ms>         cluster: a node silent this long is dead; its users go offline (PARLEY_NODE_TTL_MS, default 10000)
+  --trusted-proxy <addr>  peer address of a reverse proxy whose X-Forwarded-For names the client; repeatable
+                          (PARLEY_TRUSTED_PROXIES, comma-separated)
   --log-level <level>     debug, info, warn or error (PARLEY_LOG_LEVEL, default info)
   -h, --help              show this help
 `;
@@ -36,6 +45,9 @@ const ConfigSchema = z.strictObject({
   allowedOrigins: z.array(z.url()),
   maxConnections: z.coerce.number().int().min(1).max(100_000),
   durability: z.enum(['normal', 'full']),
+  redis: z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port or rediss://host:port').optional(),
+  nodeTtl: z.coerce.number().int().min(500).max(600_000),
+  trustedProxies: z.array(z.string().min(1).max(64)),
   logLevel: z.enum(LEVELS),
 });
 type Config = z.infer<typeof ConfigSchema>;
@@ -54,12 +66,16 @@ function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
       'allowed-origin': { type: 'string', multiple: true },
       'max-connections': { type: 'string' },
       durability: { type: 'string' },
+      redis: { type: 'string' },
+      'node-ttl': { type: 'string' },
+      'trusted-proxy': { type: 'string', multiple: true },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return 'help';
-  const origins = values['allowed-origin'] ?? env.PARLEY_ALLOWED_ORIGINS?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
+  const list = (text: string | undefined) => text?.split(',').map((s) => s.trim()).filter(Boolean);
+  const origins = values['allowed-origin'] ?? list(env.PARLEY_ALLOWED_ORIGINS) ?? [];
   const parsed = ConfigSchema.safeParse({
     port: values.port ?? env.PARLEY_PORT ?? 47800,
     host: values.host ?? env.PARLEY_HOST ?? '0.0.0.0',
@@ -69,15 +85,29 @@ function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
     allowedOrigins: origins,
     maxConnections: values['max-connections'] ?? env.PARLEY_MAX_CONNECTIONS ?? 20,
     durability: values.durability ?? env.PARLEY_DURABILITY ?? 'normal',
+    redis: values.redis ?? (env.PARLEY_REDIS || undefined),
+    nodeTtl: values['node-ttl'] ?? env.PARLEY_NODE_TTL_MS ?? 10_000,
+    trustedProxies: values['trusted-proxy'] ?? list(env.PARLEY_TRUSTED_PROXIES) ?? [],
     logLevel: values['log-level'] ?? env.PARLEY_LOG_LEVEL ?? 'info',
   });
   if (!parsed.success) {
-    const names: Record<string, string> = { accessCode: 'access-code', allowedOrigins: 'allowed-origin', maxConnections: 'max-connections', logLevel: 'log-level' };
+    const names: Record<string, string> = { accessCode: 'access-code', allowedOrigins: 'allowed-origin', maxConnections: 'max-connections', logLevel: 'log-level', nodeTtl: 'node-ttl', trustedProxies: 'trusted-proxy' };
     const issue = parsed.error.issues[0];
     const key = String(issue?.path[0] ?? '');
     throw new Error(`--${names[key] ?? key}: ${issue?.message ?? 'invalid value'}`);
   }
   return parsed.data;
+}
+
+/** The URL without its password, for logs. */
+function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'redis://(unparsable)';
+  }
 }
 
 async function main(): Promise<number> {
@@ -94,10 +124,19 @@ async function main(): Promise<number> {
   }
   const log = createLogger({ level: config.logLevel });
   const dataDir = resolve(config.data);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const store = openSqliteStore({ path: join(dataDir, 'relay.db'), durability: config.durability, log });
+  let store: RelayStore;
+  let cluster: RelayCluster | undefined;
+  if (config.redis) {
+    log.info('joining the cluster through redis', { redis: redactedUrl(config.redis) });
+    ({ store, cluster } = await openRedisCluster({ url: config.redis, nodeTtlMs: config.nodeTtl, log }));
+  } else {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    store = openSqliteStore({ path: join(dataDir, 'relay.db'), durability: config.durability, log });
+  }
   const relay = createRelay({
     store,
+    ...(cluster ? { cluster } : {}),
+    trustedProxies: config.trustedProxies,
     log,
     ...(config.name ? { name: config.name } : {}),
     ...(config.accessCode ? { accessCode: config.accessCode } : {}),
@@ -106,7 +145,7 @@ async function main(): Promise<number> {
   });
   try {
     const address = await relay.listen(config.port, config.host);
-    log.info('listening', { host: config.host, port: address.port, relay: relay.relayId, data: dataDir });
+    log.info('listening', { host: config.host, port: address.port, relay: relay.relayId, ...(cluster ? { node: cluster.nodeId } : { data: dataDir }) });
     process.stdout.write(
       [
         `Parley relay listening on ${config.host}:${address.port}`,
@@ -116,6 +155,7 @@ async function main(): Promise<number> {
     );
   } catch (error) {
     await store.close();
+    await cluster?.close();
     const code = (error as NodeJS.ErrnoException).code;
     process.stderr.write(`parley relay: cannot listen on ${config.host}:${config.port}: ${code === 'EADDRINUSE' ? 'the port is already in use (choose another with --port)' : String(error)}\n`);
     return 1;

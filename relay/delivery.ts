@@ -3,7 +3,7 @@
 // backlog take the same path, so a new message can never overtake an older one.
 import { z } from 'zod';
 import type { DeliverAck, Envelope } from './protocol.ts';
-import type { RelayStore } from './mailbox/store.ts';
+import type { Offer, RelayStore } from './mailbox/store.ts';
 import type { Logger } from './log.ts';
 
 const DeliverAckSchema = z.union([
@@ -23,8 +23,9 @@ export interface PumpOptions {
   /** Body bytes per batch; a batch holds at least one envelope. */
   batchBytes: number;
   ackTimeoutMs: number;
-  /** Called with the envelopes that this acknowledgement removed from the mailbox (each once). */
-  onAcknowledged: (recipient: string, removed: Envelope[]) => void;
+  now: () => number;
+  /** Called with what an acknowledgement queued: delivered receipts for these senders (as offers, when the store says). */
+  onReceipts: (senders: string[], offers: Offer[] | undefined) => void;
 }
 
 export class Pump {
@@ -50,8 +51,25 @@ export class Pump {
       return;
     }
     this.running = true;
-    void this.run().finally(() => {
+    this.run().catch((error: unknown) => {
       this.running = false;
+      this.options.log.error('delivery stream failed', { user: this.recipient, error: String(error) });
+    });
+  }
+
+  /**
+   * An envelope was just queued, and `prev` is the seq of the one before it in the mailbox
+   * (0: none). When this stream is idle and has sent everything up to `prev`, nothing older
+   * can be waiting (seqs are handed out in write order), so it is sent at once, without
+   * reading the mailbox; otherwise this is a plain notify().
+   */
+  offer(envelope: Envelope, prev: number): void {
+    if (this.stopped) return;
+    if (this.running || envelope.seq <= this.cursor || prev > this.cursor) return this.notify();
+    this.running = true;
+    this.run([envelope]).catch((error: unknown) => {
+      this.running = false;
+      this.options.log.error('delivery stream failed', { user: this.recipient, error: String(error) });
     });
   }
 
@@ -59,21 +77,32 @@ export class Pump {
     this.stopped = true;
   }
 
-  private async run(): Promise<void> {
+  private async run(first?: Envelope[]): Promise<void> {
     const { store, batchSize, ackTimeoutMs, log } = this.options;
+    // The page that the last acknowledgement read in its own step (or an offer), if any.
+    let prefetched: Envelope[] | undefined = first;
     while (!this.stopped) {
-      this.again = false;
       let batch: Envelope[];
-      try {
-        batch = withinBytes(await store.page(this.recipient, this.cursor, batchSize), this.options.batchBytes);
-      } catch (error) {
-        log.warn('mailbox read failed; retrying', { user: this.recipient, error: String(error) });
-        await pause(1000);
-        continue;
+      if (prefetched) {
+        // Read after that ack; a wake-up that came meanwhile (`again`) still gets its own page.
+        batch = withinBytes(prefetched, this.options.batchBytes);
+        prefetched = undefined;
+      } else {
+        this.again = false;
+        try {
+          batch = withinBytes(await store.page(this.recipient, this.cursor, batchSize), this.options.batchBytes);
+        } catch (error) {
+          log.warn('mailbox read failed; retrying', { user: this.recipient, error: String(error) });
+          await pause(1000);
+          continue;
+        }
       }
       const last = batch.at(-1);
       if (!last) {
         if (this.again) continue;
+        // Decided and cleared in the same turn: a notify() after this starts a new run (had
+        // `running` been cleared a microtask later, a wake-up in between would be lost).
+        this.running = false;
         return;
       }
       if (this.stopped) return;
@@ -93,12 +122,15 @@ export class Pump {
         continue;
       }
       try {
-        const removed = await store.remove(this.recipient, batch.map((e) => e.seq));
-        if (removed.length > 0) this.options.onAcknowledged(this.recipient, removed);
+        const acked = await store.acknowledge(this.recipient, batch.map((e) => e.seq), this.options.now(), { afterSeq: this.cursor, limit: batchSize });
+        if (acked.receiptsFor.length > 0) this.options.onReceipts(acked.receiptsFor, acked.offers);
+        prefetched = acked.next;
       } catch (error) {
-        // The envelopes stay in the mailbox and come again on the next connection; the
-        // client recognises them by id, so nothing is shown twice.
-        log.warn('mailbox remove failed', { user: this.recipient, error: String(error) });
+        // The envelopes stay in the mailbox: send them again (after a pause) so that this
+        // ack can be recorded, with its delivered receipts. The client recognises them by id.
+        log.warn('mailbox remove failed; will deliver again', { user: this.recipient, error: String(error) });
+        this.cursor = (batch[0]?.seq ?? 1) - 1;
+        await pause(1000);
       }
     }
   }

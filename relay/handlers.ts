@@ -7,12 +7,11 @@ import {
   DirectoryGetSchema, DirectoryPageSchema, LIMITS, ProfileSchema, ReadSchema, REQUEST_NAMES, SendSchema, TypingSchema,
   err, ok, type RequestName, type Requests, type Result, type ServerToClientEvents, type UntrustedClientEvents, type UserEntry,
 } from './protocol.ts';
-import type { Quota, RelayStore, StoredUser } from './mailbox/store.ts';
+import type { Offer, Quota, RelayStore, StoredUser } from './mailbox/store.ts';
 import { StorageError } from './mailbox/store.ts';
 import type { RequestBudget, TokenBucket } from './guard.ts';
 import type { Authenticated } from './auth.ts';
 import type { Logger } from './log.ts';
-import type { Sessions } from './sessions.ts';
 
 export interface SocketData {
   user: Authenticated;
@@ -23,16 +22,20 @@ export type RelaySocket = Socket<UntrustedClientEvents, ServerToClientEvents, Re
 
 export interface HandlerContext {
   store: RelayStore;
-  sessions: Sessions;
   log: Logger;
   quota: Quota;
   now: () => number;
-  nextRev: () => number;
+  /** A directory revision, increasing across every node. */
+  nextRev: () => Promise<number>;
+  /** Something was queued for this user: their delivery streams on this node page now. */
+  wake: (userId: string) => void;
+  /** The same, when the store told where the envelope sits in the mailbox. */
+  offer: (offer: Offer) => void;
   closing: () => boolean;
   /** Keeps shutdown waiting until the work settles. */
   track: (work: Promise<unknown>) => void;
   knownUser: (id: string) => Promise<boolean>;
-  toEntry: (user: StoredUser) => UserEntry;
+  toEntries: (users: StoredUser[]) => Promise<UserEntry[]>;
   announce: (user: UserEntry) => void;
   emitTyping: (to: string, from: string, typing: boolean) => void;
 }
@@ -78,14 +81,16 @@ export function registerHandlers(socket: RelaySocket, ctx: HandlerContext): void
     'message:send': async (m) => {
       if (Buffer.byteLength(m.body) > LIMITS.bodyBytes) return err('E_TOO_LARGE', `body is over ${LIMITS.bodyBytes} bytes`);
       if (!(await ctx.knownUser(m.to))) return err('E_UNKNOWN_RECIPIENT', 'no such user on this relay');
-      const outcome = await ctx.store.accept({ from: me, to: m.to, id: m.id, body: m.body, sentAt: m.sentAt, at: ctx.now(), digest: digestOf(m.to, m.body) }, ctx.quota);
+      const at = ctx.now();
+      const outcome = await ctx.store.accept({ from: me, to: m.to, id: m.id, body: m.body, sentAt: m.sentAt, at, digest: digestOf(m.to, m.body) }, ctx.quota);
       switch (outcome.kind) {
         case 'conflict':
           return err('E_ID_CONFLICT', 'this id was already used for a different message');
         case 'full':
           return err('E_QUEUE_FULL', "the recipient's mailbox is full; try again later");
         case 'accepted':
-          ctx.sessions.notify(m.to);
+          if (outcome.prev === undefined) ctx.wake(m.to);
+          else ctx.offer({ to: m.to, prev: outcome.prev, envelope: { seq: outcome.seq, kind: 'message', id: m.id, from: me, body: m.body, sentAt: m.sentAt, at } });
           await outcome.durable;
           return ok({ seq: outcome.seq });
         case 'duplicate':
@@ -98,22 +103,22 @@ export function registerHandlers(socket: RelaySocket, ctx: HandlerContext): void
     'message:read': async (r) => {
       if (!(await ctx.knownUser(r.peer))) return err('E_UNKNOWN_RECIPIENT', 'no such user on this relay');
       const posted = await ctx.store.postReceipt(r.peer, { from: me, state: 'read', ids: r.ids, at: ctx.now() });
-      ctx.sessions.notify(r.peer);
+      ctx.wake(r.peer);
       await posted.durable;
       return ok(null);
     },
     'directory:page': async (p) => {
       const limit = p.limit ?? 200;
-      const users = (await ctx.store.pageUsers(p.after, limit)).map(ctx.toEntry);
+      const users = await ctx.toEntries(await ctx.store.pageUsers(p.after, limit));
       return ok({ users, next: users.length === limit ? (users.at(-1)?.id ?? null) : null });
     },
-    'directory:get': async (p) => ok({ users: (await ctx.store.getUsers(p.ids)).map(ctx.toEntry) }),
+    'directory:get': async (p) => ok({ users: await ctx.toEntries(await ctx.store.getUsers(p.ids)) }),
     'profile:update': async (p) => {
       const user = socket.data.user;
       user.name = p.name;
-      const stored: StoredUser = { id: me, name: p.name, idKey: user.idKey, kaKey: user.kaKey, kaSig: user.kaSig, lastSeen: ctx.now(), rev: ctx.nextRev() };
+      const stored: StoredUser = { id: me, name: p.name, idKey: user.idKey, kaKey: user.kaKey, kaSig: user.kaSig, lastSeen: ctx.now(), rev: await ctx.nextRev() };
       await ctx.store.saveUser(stored);
-      const entry = ctx.toEntry(stored);
+      const entry: UserEntry = { ...stored, online: true };
       ctx.announce(entry);
       return ok(entry);
     },

@@ -1,20 +1,21 @@
 // createRelay(): the Parley relay. No side effects at import; the caller owns the store it
 // passes in until close(), which closes it.
-import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { hostname } from 'node:os';
 import { Server as EngineServer } from 'engine.io';
 import { Server as IoServer } from 'socket.io';
-import { DisplayNameSchema, HELLO_PATH, LIMITS, PROTOCOL_VERSION, SOCKET_PATH, type ConnectErrorData, type ErrorCode, type Hello, type UserEntry } from './protocol.ts';
-import type { RelayStore, StoredUser } from './mailbox/store.ts';
+import { DisplayNameSchema, LIMITS, PROTOCOL_VERSION, type ConnectErrorData, type ErrorCode, type Hello, type UserEntry } from './protocol.ts';
+import type { Offer, RelayStore, StoredUser } from './mailbox/store.ts';
 import { checkAuth, createChallenges } from './auth.ts';
-import { AddressGuard, RequestBudget, TokenBucket, originAllowed } from './guard.ts';
+import { RequestBudget, TokenBucket } from './guard.ts';
 import { Pump } from './delivery.ts';
-import { Sessions, createRevisions } from './sessions.ts';
+import { Sessions } from './sessions.ts';
 import { registerHandlers, type RelaySocket, type SocketData } from './handlers.ts';
 import { silentLogger, type Logger } from './log.ts';
-import type { Envelope, ServerToClientEvents, UntrustedClientEvents } from './protocol.ts';
+import { memoryAddressLimits, memoryChallengeLedger, memoryPresence, type RelayCluster } from './state.ts';
+import { clientAddress, createHttpHandlers } from './http.ts';
+import type { ServerToClientEvents, UntrustedClientEvents } from './protocol.ts';
 
 export interface RelayOptions {
   /** Where directory, mailbox and idempotency records live. Closed by `close()`. */
@@ -40,6 +41,14 @@ export interface RelayOptions {
   connectTimeoutMs?: number;
   /** Time a client has to acknowledge a delivery batch before it is sent again. Default 15 s. */
   ackTimeoutMs?: number;
+  /**
+   * Makes this relay one node of a cluster sharing presence, challenges, limits and routing
+   * (relay/redis/cluster.ts; pass its store as `store` too). Closed by `close()`.
+   * Default: a single relay that keeps these in memory.
+   */
+  cluster?: RelayCluster;
+  /** Peer addresses of reverse proxies whose X-Forwarded-For names the client. Default: none. */
+  trustedProxies?: string[];
   log?: Logger;
   now?: () => number;
 }
@@ -58,32 +67,26 @@ export interface Relay {
 }
 
 type Io = IoServer<UntrustedClientEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+type Refusal = { code: ErrorCode; message: string };
 
 /** Every socket of a user is in this room. */
 const userRoom = (userId: string) => `u:${userId}`;
 
-const remoteAddress = (req: IncomingMessage) => req.socket.remoteAddress ?? 'unknown';
-
-function refuseUpgrade(socket: Duplex, status: number, code: ErrorCode): void {
-  // The peer may reset the connection while we answer: that must not become an uncaught error.
-  socket.on('error', () => socket.destroy());
-  const body = JSON.stringify({ code });
-  socket.end(`HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : status === 429 ? 'Too Many Requests' : 'Service Unavailable'}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
-}
-
 export function createRelay(options: RelayOptions): Relay {
-  const { store } = options;
+  const { store, cluster } = options;
   const log = options.log ?? silentLogger;
   const now = options.now ?? Date.now;
   const name = DisplayNameSchema.safeParse([...(options.name ?? hostname())].slice(0, LIMITS.nameChars).join('')).data ?? 'Parley relay';
   const rate = options.rate ?? { capacity: 100, perSecond: 50, abuseMs: 10_000 };
   const quota = { messages: options.mailbox?.maxMessages ?? 10_000, bytes: options.mailbox?.maxBytes ?? 50 * 1024 * 1024 };
   const allowedOrigins = options.allowedOrigins ?? [];
+  const trustedProxies = new Set(options.trustedProxies ?? []);
   const ackTimeoutMs = options.ackTimeoutMs ?? 15_000;
-  const challenges = createChallenges(store.secret, now);
-  const guard = new AddressGuard({ maxConnectionsPerAddress: options.maxConnectionsPerAddress ?? 20, maxFailures: options.maxAuthFailures ?? 10, failureWindowMs: 60_000, blockMs: 60_000, now });
+  const presence = cluster?.presence ?? memoryPresence(now);
+  const challenges = createChallenges(store.secret, now, LIMITS.challengeTtlMs, cluster?.challenges ?? memoryChallengeLedger(now));
+  const guardOptions = { maxConnectionsPerAddress: options.maxConnectionsPerAddress ?? 20, maxFailures: options.maxAuthFailures ?? 10, failureWindowMs: 60_000, blockMs: 60_000, now };
+  const limits = cluster ? cluster.addressLimits(guardOptions) : memoryAddressLimits(guardOptions);
   const sessions = new Sessions();
-  const nextRev = createRevisions(now);
   const inflight = new Set<Promise<unknown>>();
   const known = new Set<string>();
   let closing = false;
@@ -99,16 +102,25 @@ export function createRelay(options: RelayOptions): Relay {
     perMessageDeflate: false,
     httpCompression: false,
   });
-  const io: Io = new IoServer({ serveClient: false, connectTimeout: options.connectTimeoutMs ?? 10_000 });
+  const io: Io = new IoServer({ serveClient: false, connectTimeout: options.connectTimeoutMs ?? 10_000, ...(cluster ? { adapter: cluster.adapter } : {}) });
   io.bind(engine);
+  // Something was queued for a user: their streams here page now. In a cluster, the store's
+  // writes wake the streams on the other nodes themselves (relay/redis/lua.ts).
+  const wake = (userId: string) => sessions.notify(userId);
+  const offer = (o: Offer) => sessions.offer(o.to, o.envelope, o.prev);
+  cluster?.onWake((w) => (w === 'all' ? sessions.notifyAll() : offer(w)));
 
-  engine.on('connection', (conn: { remoteAddress: string; once(event: 'close', fn: () => void): void }) => {
-    const address = conn.remoteAddress;
-    guard.opened(address);
-    conn.once('close', () => guard.closed(address));
+  engine.on('connection', (conn: { request: IncomingMessage; once(event: 'close', fn: () => void): void }) => {
+    const address = clientAddress(conn.request, trustedProxies);
+    limits.opened(address);
+    conn.once('close', () => limits.closed(address));
   });
 
-  const toEntry = (u: StoredUser): UserEntry => ({ ...u, online: sessions.isOnline(u.id) });
+  /** Directory entries with their online flag: online while a socket is connected to any node. */
+  const toEntries = async (users: StoredUser[]): Promise<UserEntry[]> => {
+    const online = await presence.online(users.map((u) => u.id));
+    return users.map((u) => ({ ...u, online: online.has(u.id) }));
+  };
 
   const knownUser = async (id: string) => {
     if (known.has(id)) return true;
@@ -117,135 +129,122 @@ export function createRelay(options: RelayOptions): Relay {
     return found;
   };
 
+  /** The handshake after the transport checks: null admits, with socket.data filled in. */
+  const admit = async (socket: RelaySocket): Promise<Refusal | null> => {
+    let outcome: Awaited<ReturnType<typeof checkAuth>>;
+    try {
+      outcome = await checkAuth(socket.handshake.auth, { relayId: store.relayId, accessCode, challenges });
+    } catch (error) {
+      log.error('could not check a handshake challenge', { error: String(error) });
+      return { code: 'E_UNAVAILABLE', message: 'the relay cannot check handshakes right now' };
+    }
+    if (!outcome.ok) return outcome;
+    const user = outcome.user;
+    try {
+      const stored: StoredUser = { id: user.userId, name: user.name, idKey: user.idKey, kaKey: user.kaKey, kaSig: user.kaSig, lastSeen: now(), rev: await presence.nextRev() };
+      await store.saveUser(stored);
+    } catch (error) {
+      log.error('could not save user at handshake', { error: String(error) });
+      return { code: 'E_UNAVAILABLE', message: 'the relay cannot store users right now' };
+    }
+    known.add(user.userId);
+    socket.data.user = user;
+    socket.data.budget = new RequestBudget({ ...rate, now });
+    socket.data.typing = new TokenBucket(5, 2, now);
+    return null;
+  };
+
   io.use((socket, next) => {
-    const address = socket.handshake.address;
-    const refuse = (code: ErrorCode, message: string) => {
-      if (code !== 'E_UNAVAILABLE') guard.failed(address);
+    const address = clientAddress(socket.request, trustedProxies);
+    const refuse = ({ code, message }: Refusal) => {
+      if (code !== 'E_UNAVAILABLE') limits.failed(address);
       log.warn('handshake refused', { address, code, reason: message });
       const error = new Error(code) as Error & { data: ConnectErrorData };
       error.data = { code, message };
       next(error);
     };
-    if (closing) return refuse('E_UNAVAILABLE', 'the relay is shutting down');
-    const outcome = checkAuth(socket.handshake.auth, { relayId: store.relayId, accessCode, challenges });
-    if (!outcome.ok) return refuse(outcome.code, outcome.message);
-    const user = outcome.user;
-    const stored: StoredUser = { id: user.userId, name: user.name, idKey: user.idKey, kaKey: user.kaKey, kaSig: user.kaSig, lastSeen: now(), rev: nextRev() };
-    store.saveUser(stored).then(
-      () => {
-        known.add(user.userId);
-        socket.data.user = user;
-        socket.data.budget = new RequestBudget({ ...rate, now });
-        socket.data.typing = new TokenBucket(5, 2, now);
-        next();
-      },
-      (error: unknown) => {
-        log.error('could not save user at handshake', { error: String(error) });
-        const failure = new Error('E_UNAVAILABLE') as Error & { data: ConnectErrorData };
-        failure.data = { code: 'E_UNAVAILABLE', message: 'the relay cannot store users right now' };
-        next(failure);
-      },
-    );
+    if (closing) return refuse({ code: 'E_UNAVAILABLE', message: 'the relay is shutting down' });
+    void admit(socket)
+      .catch((error: unknown): Refusal => {
+        log.error('handshake failed', { error: String(error) });
+        return { code: 'E_UNAVAILABLE', message: 'the relay could not complete the handshake' };
+      })
+      .then((refusal) => (refusal ? refuse(refusal) : next()));
   });
 
   const announce = (entry: UserEntry) => io.emit('presence:update', entry);
 
   /** Announces what the directory holds for the user now (another socket may have renamed them). */
-  const setPresence = async (userId: string, online: boolean) => {
+  const setPresence = async (userId: string, online: boolean, rev: number) => {
     const lastSeen = now();
-    const rev = nextRev();
     await store.setLastSeen(userId, lastSeen, rev);
     const [stored] = await store.getUsers([userId]);
     if (stored) announce({ ...stored, lastSeen, rev, online });
   };
-
-  const onAcknowledged = (recipient: string, removed: Envelope[]) => {
-    const bySender = new Map<string, string[]>();
-    for (const e of removed) {
-      if (e.kind !== 'message') continue;
-      const ids = bySender.get(e.from) ?? [];
-      ids.push(e.id);
-      bySender.set(e.from, ids);
-    }
-    for (const [sender, ids] of bySender) {
-      const work = store.postReceipt(sender, { from: recipient, state: 'delivered', ids, at: now() }).then(
-        (posted) => {
-          sessions.notify(sender);
-          return posted.durable;
-        },
-      ).catch((error: unknown) => log.warn('could not queue a delivery receipt', { error: String(error) }));
-      track(work);
-    }
-  };
+  const presenceFailed = (error: unknown) => log.warn('presence update failed', { error: String(error) });
 
   function track(work: Promise<unknown>): void {
     inflight.add(work);
     void work.finally(() => inflight.delete(work));
   }
 
+  cluster?.onLost((lost) => {
+    if (closing) return;
+    for (const { userId, rev } of lost) track(setPresence(userId, false, rev).catch(presenceFailed));
+  });
+  cluster?.onRestored((presumedDead) => {
+    sessions.notifyAll();
+    if (!presumedDead || closing) return;
+    for (const userId of sessions.users()) track(presence.nextRev().then((rev) => setPresence(userId, true, rev)).catch(presenceFailed));
+  });
+
   io.on('connection', (raw) => {
     const socket = raw as RelaySocket;
     const user = socket.data.user;
     const pump = new Pump(user.userId, {
       deliver: (batch, timeoutMs) => socket.timeout(timeoutMs).emitWithAck('message:deliver', batch),
-    }, { store, log, batchSize: LIMITS.batchSize, batchBytes: LIMITS.batchBytes, ackTimeoutMs, onAcknowledged });
+    }, { store, log, batchSize: LIMITS.batchSize, batchBytes: LIMITS.batchBytes, ackTimeoutMs, now, onReceipts: (senders, offers) => (offers ? offers.forEach(offer) : senders.forEach(wake)) });
     void socket.join(userRoom(user.userId));
-    log.info('connected', { user: user.userId, address: socket.handshake.address, socket: socket.id });
-    // Every new socket is announced: it may bring the user online, or a new name or key.
+    log.info('connected', { user: user.userId, address: clientAddress(socket.request, trustedProxies), socket: socket.id });
     sessions.add(user.userId, socket.id, pump);
-    track(setPresence(user.userId, true).catch((e: unknown) => log.warn('presence update failed', { error: String(e) })));
     registerHandlers(socket, {
-      store, sessions, log, quota, now, nextRev, toEntry, announce, knownUser, track,
+      store, log, quota, now, knownUser, toEntries, announce, track,
+      wake,
+      offer,
+      nextRev: () => presence.nextRev(),
       closing: () => closing,
       emitTyping: (to, from, typing) => io.to(userRoom(to)).volatile.emit('typing:update', { from, typing }),
     });
+    // The socket is counted in the shared presence before its pump first pages: a message
+    // accepted on another node meanwhile is then either in that page or followed by a wake-up.
+    // Every new socket is announced: it may bring the user online, or a new name or key.
+    const joined = presence.join(user.userId).then(
+      (rev) => {
+        pump.notify();
+        return setPresence(user.userId, true, rev);
+      },
+      (error: unknown) => {
+        pump.notify();
+        presenceFailed(error);
+      },
+    );
+    track(joined.catch(presenceFailed));
     socket.on('disconnect', (reason) => {
       log.info('disconnected', { user: user.userId, socket: socket.id, reason });
-      if (sessions.remove(user.userId, socket.id) && !closing) {
-        track(setPresence(user.userId, false).catch((e: unknown) => log.warn('presence update failed', { error: String(e) })));
-      }
+      sessions.remove(user.userId, socket.id);
+      // While shutting down nothing is announced; in a cluster the other nodes reap this one.
+      if (closing) return;
+      const left = joined.catch(() => undefined).then(() => presence.leave(user.userId));
+      track(left.then(({ offline, rev }) => (offline && !closing ? setPresence(user.userId, false, rev) : undefined)).catch(presenceFailed));
     });
-    pump.notify();
   });
 
   const hello = (): Hello => ({ protocol: PROTOCOL_VERSION, relayId: store.relayId, name, accessCode: accessCode !== undefined, challenge: challenges.issue(), challengeTtlMs: LIMITS.challengeTtlMs });
-
-  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
-    if (path === HELLO_PATH) {
-      if (guard.isThrottled(remoteAddress(req))) {
-        res.writeHead(429, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'E_THROTTLED' }));
-      } else if (req.method !== 'GET') {
-        res.writeHead(405, { allow: 'GET' }).end();
-      } else {
-        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(hello()));
-      }
-    } else if (path.startsWith(SOCKET_PATH)) {
-      engine.handleRequest(req, res);
-    } else if (ownServer) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('Parley relay: nothing here.\n');
-    }
-  };
-
-  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
-    if (!path.startsWith(SOCKET_PATH)) {
-      if (ownServer) socket.destroy();
-      return;
-    }
-    const address = remoteAddress(req);
-    if (closing) return refuseUpgrade(socket, 503, 'E_UNAVAILABLE');
-    if (!originAllowed(req.headers.origin, allowedOrigins)) {
-      log.warn('refused a foreign origin', { address, origin: req.headers.origin });
-      return refuseUpgrade(socket, 403, 'E_ORIGIN');
-    }
-    const refusal = guard.refusal(address);
-    if (refusal) {
-      log.warn('refused a connection', { address, code: refusal });
-      return refuseUpgrade(socket, 429, refusal);
-    }
-    engine.handleUpgrade(req, socket, head);
-  };
+  const { onRequest, onUpgrade } = createHttpHandlers({
+    limits, allowedOrigins, trustedProxies, log, hello, engine,
+    closing: () => closing,
+    ownsServer: () => ownServer !== null,
+  });
 
   const attach = (server: HttpServer) => {
     server.on('request', onRequest);
@@ -290,6 +289,10 @@ export function createRelay(options: RelayOptions): Relay {
       ownServer?.closeAllConnections();
       await stopped;
       await store.close();
+      if (cluster) {
+        await io.of('/').adapter.close();
+        await cluster.close();
+      }
       log.info('relay stopped');
     },
   };

@@ -1,6 +1,7 @@
 // Who is connected: the sockets (and their delivery pumps) of each user. A user is online
 // while any of their sockets is connected.
 import type { Pump } from './delivery.ts';
+import type { Envelope } from './protocol.ts';
 
 export class Sessions {
   private readonly byUser = new Map<string, Map<string, Pump>>();
@@ -24,6 +25,11 @@ export class Sessions {
     return true;
   }
 
+  /** Users with a socket on this relay. */
+  users(): string[] {
+    return [...this.byUser.keys()];
+  }
+
   isOnline(userId: string): boolean {
     return this.byUser.has(userId);
   }
@@ -31,6 +37,16 @@ export class Sessions {
   /** Wakes the user's pumps: something was queued for them. */
   notify(userId: string): void {
     for (const pump of this.byUser.get(userId)?.values() ?? []) pump.notify();
+  }
+
+  /** Something was queued for the user, and the store says what (see Pump.offer). */
+  offer(userId: string, envelope: Envelope, prev: number): void {
+    for (const pump of this.byUser.get(userId)?.values() ?? []) pump.offer(envelope, prev);
+  }
+
+  /** Wakes every pump here: after an outage, when wake-ups from other nodes may have been lost. */
+  notifyAll(): void {
+    for (const pumps of this.byUser.values()) for (const pump of pumps.values()) pump.notify();
   }
 
   stopAll(): void {

@@ -9,7 +9,7 @@ import { base32 } from '../identity.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { migrate, tune } from '../sqlite/migrate.ts';
 import { relayMigrations } from './migrations.ts';
-import { StorageError, type AcceptOutcome, type IncomingMessage, type Quota, type RelayStore, type StoredUser } from './store.ts';
+import { StorageError, deliveredIds, type AcceptOutcome, type IncomingMessage, type Quota, type RelayStore, type StoredUser } from './store.ts';
 
 export interface SqliteStoreOptions {
   /** Database file; created with its folder's permissions if missing. */
@@ -234,7 +234,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     }
   };
 
-  return {
+  const store: RelayStore = {
     relayId: meta.relayId,
     secret: meta.secret,
 
@@ -317,6 +317,15 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         return removed;
       }),
 
+    // Removals and the receipts they cause are queued in the same turn, so one commit carries both.
+    acknowledge: async (recipient, seqs, at, next) => {
+      const removed = await store.remove(recipient, seqs);
+      const bySender = deliveredIds(removed);
+      await Promise.all([...bySender].map(([sender, ids]) => store.postReceipt(sender, { from: recipient, state: 'delivered', ids, at })));
+      const following = next ? await store.page(recipient, next.afterSeq, next.limit) : undefined;
+      return { removed: removed.length, receiptsFor: [...bySender.keys()], ...(following ? { next: following } : {}) };
+    },
+
     close: async () => {
       if (closed) return;
       flush();
@@ -325,4 +334,5 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
       db.close();
     },
   };
+  return store;
 }

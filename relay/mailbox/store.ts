@@ -33,11 +33,44 @@ export interface Quota {
  * `durable` settles once the envelope is committed, or once its recipient acknowledged it
  * (whichever comes first); it rejects with a StorageError if it could not be stored.
  */
+/**
+ * A just-queued envelope for `to`, with the seq of the envelope before it in that mailbox
+ * (0: none): a delivery stream that has sent everything up to `prev` may send it at once.
+ */
+export interface Offer {
+  to: string;
+  envelope: Envelope;
+  prev: number;
+}
+
 export type AcceptOutcome =
-  | { kind: 'accepted'; seq: number; durable: Promise<void> }
+  | { kind: 'accepted'; seq: number; durable: Promise<void>; /** When the store knows it: see Offer. */ prev?: number }
   | { kind: 'duplicate'; seq: number; durable: Promise<void> }
   | { kind: 'conflict' }
   | { kind: 'full' };
+
+export interface Acknowledged {
+  /** How many envelopes this removed (a second acknowledgement removes none). */
+  removed: number;
+  /** Senders who got a delivered receipt, in batch order. */
+  receiptsFor: string[];
+  /** When asked for: the envelopes waiting after `next.afterSeq`, read in the same step (saves a round trip). */
+  next?: Envelope[];
+  /** When the store knows them: the receipts queued, as offers (see Offer). */
+  offers?: Offer[];
+}
+
+/** The delivered receipts an acknowledgement causes: per sender, their message ids in batch order. */
+export function deliveredIds(removed: readonly Envelope[]): Map<string, string[]> {
+  const bySender = new Map<string, string[]>();
+  for (const e of removed) {
+    if (e.kind !== 'message') continue;
+    const ids = bySender.get(e.from) ?? [];
+    ids.push(e.id);
+    bySender.set(e.from, ids);
+  }
+  return bySender;
+}
 
 export interface RelayStore {
   /** Stable across restarts; created on first open. */
@@ -60,6 +93,13 @@ export interface RelayStore {
   page(recipient: string, afterSeq: number, limit: number): Promise<Envelope[]>;
   /** Drops acknowledged envelopes; returns those actually removed now (a second removal returns none). */
   remove(recipient: string, seqs: readonly number[]): Promise<Envelope[]>;
+  /**
+   * A recipient acknowledged these envelopes: removes them and, in the same atomic step,
+   * queues one "delivered" receipt (at `at`) for each sender of a message removed now.
+   * Resolves with what was removed, the senders who got a receipt and, with `next`, the
+   * following page of the mailbox.
+   */
+  acknowledge(recipient: string, seqs: readonly number[], at: number, next?: { afterSeq: number; limit: number }): Promise<Acknowledged>;
   /** Commits whatever is pending and closes. */
   close(): Promise<void>;
 }

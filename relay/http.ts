@@ -1,0 +1,88 @@
+// The relay's HTTP surface: GET /parley/hello, and the WebSocket upgrades on /socket.io/
+// with the checks that run before any Socket.IO packet (shutdown, origin, address limits).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { HELLO_PATH, SOCKET_PATH, type ErrorCode, type Hello } from './protocol.ts';
+import { originAllowed } from './guard.ts';
+import type { AddressLimits } from './state.ts';
+import type { Logger } from './log.ts';
+
+/**
+ * The client's address: the peer's, or, when the peer is a trusted reverse proxy, the last
+ * address in X-Forwarded-For (the one that proxy appended).
+ */
+export function clientAddress(req: IncomingMessage, trustedProxies: ReadonlySet<string>): string {
+  const peer = req.socket.remoteAddress ?? 'unknown';
+  if (!trustedProxies.has(peer)) return peer;
+  const header = req.headers['x-forwarded-for'];
+  const forwarded = (Array.isArray(header) ? header.join(',') : (header ?? '')).slice(-1024).split(',').map((s) => s.trim()).filter(Boolean).at(-1);
+  return forwarded && forwarded.length <= 64 ? forwarded : peer;
+}
+
+function refuseUpgrade(socket: Duplex, status: number, code: ErrorCode): void {
+  // The peer may reset the connection while we answer: that must not become an uncaught error.
+  socket.on('error', () => socket.destroy());
+  const body = JSON.stringify({ code });
+  socket.end(`HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : status === 429 ? 'Too Many Requests' : 'Service Unavailable'}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+}
+
+export interface HttpContext {
+  limits: AddressLimits;
+  allowedOrigins: readonly string[];
+  trustedProxies: ReadonlySet<string>;
+  log: Logger;
+  closing: () => boolean;
+  /** True when the relay runs its own HTTP server (and answers what is not its own). */
+  ownsServer: () => boolean;
+  hello: () => Hello;
+  engine: {
+    handleRequest(req: IncomingMessage, res: ServerResponse): void;
+    handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  };
+}
+
+export function createHttpHandlers(ctx: HttpContext) {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (path === HELLO_PATH) {
+      void ctx.limits.isThrottled(clientAddress(req, ctx.trustedProxies)).catch(() => false).then((throttled) => {
+        if (throttled) res.writeHead(429, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'E_THROTTLED' }));
+        else if (req.method !== 'GET') res.writeHead(405, { allow: 'GET' }).end();
+        else res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(ctx.hello()));
+      });
+    } else if (path.startsWith(SOCKET_PATH)) {
+      ctx.engine.handleRequest(req, res);
+    } else if (ctx.ownsServer()) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('Parley relay: nothing here.\n');
+    }
+  };
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (!path.startsWith(SOCKET_PATH)) {
+      if (ctx.ownsServer()) socket.destroy();
+      return;
+    }
+    const address = clientAddress(req, ctx.trustedProxies);
+    if (ctx.closing()) return refuseUpgrade(socket, 503, 'E_UNAVAILABLE');
+    if (!originAllowed(req.headers.origin, ctx.allowedOrigins)) {
+      ctx.log.warn('refused a foreign origin', { address, origin: req.headers.origin });
+      return refuseUpgrade(socket, 403, 'E_ORIGIN');
+    }
+    // The limits may live in Redis: a reset while we ask must not become an uncaught error.
+    const onError = () => socket.destroy();
+    socket.on('error', onError);
+    void ctx.limits.refusal(address).catch(() => null).then((refusal) => {
+      socket.off('error', onError);
+      if (socket.destroyed) return;
+      if (refusal) {
+        ctx.log.warn('refused a connection', { address, code: refusal });
+        return refuseUpgrade(socket, 429, refusal);
+      }
+      if (ctx.closing()) return refuseUpgrade(socket, 503, 'E_UNAVAILABLE');
+      ctx.engine.handleUpgrade(req, socket, head);
+    });
+  };
+
+  return { onRequest, onUpgrade };
+}

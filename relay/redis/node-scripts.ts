@@ -1,0 +1,132 @@
+// Lua for the cluster's shared view of its nodes: liveness, presence, connection counts.
+//
+// Keys (P = prefix): P nodes  sorted set, node id -> expiry (ms, by Redis's clock, so the
+// nodes' clocks never matter); P node:<id>:p  hash, user id -> sockets of that user on the
+// node; P node:<id>:c  hash, address -> connections from it to the node; P rev  the last
+// directory revision handed out. A user is online while some live node counts a socket of
+// theirs; a node that stops renewing its expiry is dead, and the first node to reap it
+// announces who went offline with it.
+import { script } from './commands.ts';
+import { COMMON } from './lua.ts';
+
+
+/** KEYS: nodes. ARGV: node, ttl ms. Returns 1 when the node was missing (new, or presumed dead and reaped). */
+export const HEARTBEAT = script(`${COMMON}
+return redis.call('ZADD', KEYS[1], now() + tonumber(ARGV[2]), ARGV[1])
+`);
+
+/** KEYS: rev. Returns a directory revision. */
+export const REV = script(`${COMMON}
+return nextRev(KEYS[1])
+`);
+
+/** KEYS: node presence, rev. ARGV: user. Counts a socket; returns the rev of the change. */
+export const JOIN = script(`${COMMON}
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+return nextRev(KEYS[2])
+`);
+
+/** KEYS: node presence, nodes, rev. ARGV: user, node, prefix. Returns {1 if now offline everywhere, rev}. */
+export const LEAVE = script(`${COMMON}
+local left = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+if left <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+local online = left > 0 or onlineOn(ARGV[3], liveNodes(KEYS[2]), ARGV[1], ARGV[2])
+return {online and 0 or 1, nextRev(KEYS[3])}
+`);
+
+/** KEYS: nodes. ARGV: prefix, user ids... Returns 1 or 0 per id. */
+export const ONLINE = script(`${COMMON}
+local live = liveNodes(KEYS[1])
+local out = {}
+for i = 2, #ARGV do out[#out + 1] = onlineOn(ARGV[1], live, ARGV[i], nil) and 1 or 0 end
+return out
+`);
+
+/**
+ * KEYS: nodes, rev. ARGV: prefix. Claims the dead nodes (ZREM: only one reaper wins each),
+ * drops their counts and returns {user, rev, ...} for the users who went offline with them.
+ */
+export const REAP = script(`${COMMON}
+local dead = redis.call('ZRANGE', KEYS[1], '-inf', now(), 'BYSCORE', 'LIMIT', 0, 16)
+local live = liveNodes(KEYS[1])
+local out = {}
+for _, node in ipairs(dead) do
+  redis.call('ZREM', KEYS[1], node)
+  local presence = ARGV[1] .. 'node:' .. node .. ':p'
+  local users = redis.call('HKEYS', presence)
+  redis.call('DEL', presence, ARGV[1] .. 'node:' .. node .. ':c')
+  for _, user in ipairs(users) do
+    if not onlineOn(ARGV[1], live, user, nil) then
+      out[#out + 1] = user
+      out[#out + 1] = nextRev(KEYS[2])
+    end
+  end
+end
+return out
+`);
+
+/** KEYS: nodes. ARGV: node. Marks a node dead now, for the next reap (a graceful stop). */
+export const RETIRE = script(`
+redis.call('ZADD', KEYS[1], 0, ARGV[1])
+return 1
+`);
+
+/**
+ * KEYS: node presence, node connections, nodes, rev. ARGV: node, prefix, ttl ms, user count,
+ * user, sockets, ..., address, connections, ... Rewrites this node's counts from what it
+ * really holds (after an outage, or after being presumed dead) and renews it. Returns
+ * {user, rev, ...} for users it had counted who are now offline everywhere.
+ */
+export const RESYNC = script(`${COMMON}
+local before = redis.call('HKEYS', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2])
+local mine = {}
+local i = 5
+for _ = 1, tonumber(ARGV[4]) do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  mine[ARGV[i]] = true
+  i = i + 2
+end
+while i <= #ARGV do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+redis.call('ZADD', KEYS[3], now() + tonumber(ARGV[3]), ARGV[1])
+local live = liveNodes(KEYS[3])
+local out = {}
+for _, user in ipairs(before) do
+  if not mine[user] and not onlineOn(ARGV[2], live, user, nil) then
+    out[#out + 1] = user
+    out[#out + 1] = nextRev(KEYS[4])
+  end
+end
+return out
+`);
+
+/** KEYS: node connections. ARGV: address, +1 or -1. */
+export const CONNECTION = script(`
+if redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1
+`);
+
+/** KEYS: nodes, block. ARGV: prefix, address, max. Returns the refusal code, or '' to admit. */
+export const REFUSAL = script(`${COMMON}
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'E_THROTTLED' end
+local total = 0
+for _, node in ipairs(liveNodes(KEYS[1])) do
+  total = total + tonumber(redis.call('HGET', ARGV[1] .. 'node:' .. node .. ':c', ARGV[2]) or '0')
+end
+if total >= tonumber(ARGV[3]) then return 'E_TOO_MANY_CONNECTIONS' end
+return ''
+`);
+
+/** KEYS: failures, block. ARGV: window ms, max failures, block ms. */
+export const FAILED = script(`
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if n >= tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+  redis.call('DEL', KEYS[1])
+end
+return n
+`);

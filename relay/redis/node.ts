@@ -1,0 +1,157 @@
+// One relay process as a node of a cluster: it renews its liveness in Redis, counts its
+// sockets per user (presence) and its connections per address there, reaps nodes that
+// stopped renewing, and rewrites its own counts from what it really holds whenever Redis may
+// have lost or missed some (an outage, or being presumed dead after a long pause).
+import { z } from 'zod';
+import type { Logger } from '../log.ts';
+import type { Presence } from '../state.ts';
+import type { Redis } from './commands.ts';
+import { CONNECTION, HEARTBEAT, JOIN, LEAVE, ONLINE, REAP, RESYNC, RETIRE, REV } from './node-scripts.ts';
+
+export interface ClusterNodeOptions {
+  redis: Redis;
+  prefix: string;
+  nodeId: string;
+  /** A node that has not renewed its liveness for this long is dead. */
+  ttlMs: number;
+  /** How often liveness is renewed and dead nodes are reaped. */
+  heartbeatMs: number;
+  log: Logger;
+}
+
+export interface Lost {
+  userId: string;
+  rev: number;
+}
+
+export interface ClusterNode {
+  readonly id: string;
+  readonly presence: Presence;
+  /** Counts a connection from `address` to this node (+1 or -1). */
+  connection(address: string, delta: 1 | -1): void;
+  /** Users who went offline with a dead node (or while this one was cut off from Redis). */
+  onLost(listener: (lost: Lost[]) => void): void;
+  /** Redis is reachable again and holds this node's counts; `presumedDead`: its users were announced offline. */
+  onRestored(listener: (presumedDead: boolean) => void): void;
+  start(): Promise<void>;
+  /** Stops renewing and marks the node dead, so that the others reap it at once. */
+  close(): Promise<void>;
+}
+
+const Int = z.number().int();
+const Flags = z.array(Int);
+const Pairs = z.array(z.union([z.string(), Int]));
+const LeaveReply = z.tuple([Int, Int]);
+
+function pairs(flat: readonly (string | number)[]): Lost[] {
+  const out: Lost[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const userId = flat[i];
+    const rev = flat[i + 1];
+    if (typeof userId === 'string' && typeof rev === 'number') out.push({ userId, rev });
+  }
+  return out;
+}
+
+const bump = (counts: Map<string, number>, key: string, delta: number) => {
+  const n = (counts.get(key) ?? 0) + delta;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
+};
+
+export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
+  const { redis, prefix: p, nodeId, ttlMs, log } = options;
+  const key = { nodes: `${p}nodes`, rev: `${p}rev`, presence: `${p}node:${nodeId}:p`, connections: `${p}node:${nodeId}:c` };
+  // What this node really holds: the truth that Redis is brought back to.
+  const sockets = new Map<string, number>();
+  const connections = new Map<string, number>();
+  const lostListeners: ((lost: Lost[]) => void)[] = [];
+  const restoredListeners: ((presumedDead: boolean) => void)[] = [];
+  let dirty = true;
+  let down = false;
+  let timer: NodeJS.Timeout | undefined;
+  let ticking: Promise<void> | null = null;
+
+  /** Marks the counts in Redis as possibly wrong; the next heartbeat rewrites them. */
+  const failed = (what: string) => (error: unknown) => {
+    dirty = true;
+    if (!down) log.warn(`redis: ${what} failed; will resync`, { error: String(error) });
+    down = true;
+    throw error;
+  };
+
+  const lost = (list: Lost[]) => {
+    if (list.length > 0) for (const listener of lostListeners) listener(list);
+  };
+
+  const resync = async () => {
+    const args: (string | number)[] = [nodeId, p, ttlMs, sockets.size];
+    for (const [user, n] of sockets) args.push(user, n);
+    for (const [address, n] of connections) args.push(address, n);
+    dirty = false;
+    return pairs(await redis.run(RESYNC, [key.presence, key.connections, key.nodes, key.rev], args, Pairs));
+  };
+
+  const tick = async () => {
+    try {
+      const missing = (await redis.run(HEARTBEAT, [key.nodes], [nodeId, ttlMs], Int)) === 1;
+      const wasDirty = dirty;
+      if (missing || dirty) lost(await resync());
+      if (down || missing || wasDirty) {
+        if (down) log.info('redis: reachable again; counts rewritten');
+        down = false;
+        for (const listener of restoredListeners) listener(missing);
+      }
+      lost(pairs(await redis.run(REAP, [key.nodes, key.rev], [p], Pairs)));
+    } catch (error) {
+      dirty = true;
+      if (!down) log.warn('redis: heartbeat failed; this node keeps serving what it can', { error: String(error) });
+      down = true;
+    }
+  };
+
+  const presence: Presence = {
+    join(userId) {
+      bump(sockets, userId, 1);
+      return redis.run(JOIN, [key.presence, key.rev], [userId], Int).catch(failed('presence join'));
+    },
+    async leave(userId) {
+      bump(sockets, userId, -1);
+      const [offline, rev] = await redis.run(LEAVE, [key.presence, key.nodes, key.rev], [userId, nodeId, p], LeaveReply).catch(failed('presence leave'));
+      return { offline: offline === 1, rev };
+    },
+    async online(ids) {
+      if (ids.length === 0) return new Set();
+      const flags = await redis.run(ONLINE, [key.nodes], [p, ...ids], Flags);
+      return new Set(ids.filter((_, i) => flags[i] === 1));
+    },
+    nextRev: () => redis.run(REV, [key.rev], [], Int),
+  };
+
+  return {
+    id: nodeId,
+    presence,
+    connection(address, delta) {
+      bump(connections, address, delta);
+      redis.run(CONNECTION, [key.connections], [address, delta], Int).catch(failed('connection count')).catch(() => undefined);
+    },
+    onLost: (listener) => void lostListeners.push(listener),
+    onRestored: (listener) => void restoredListeners.push(listener),
+    async start() {
+      lost(await resync());
+      lost(pairs(await redis.run(REAP, [key.nodes, key.rev], [p], Pairs)));
+      timer = setInterval(() => {
+        // A tick still waiting for a slow Redis is not doubled up.
+        ticking ??= tick().finally(() => {
+          ticking = null;
+        });
+      }, options.heartbeatMs);
+      timer.unref();
+    },
+    async close() {
+      clearInterval(timer);
+      await ticking;
+      await redis.run(RETIRE, [key.nodes], [nodeId], Int).catch((error: unknown) => log.warn('redis: could not retire this node; it will expire', { error: String(error) }));
+    },
+  };
+}

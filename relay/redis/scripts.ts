@@ -1,0 +1,148 @@
+// The Lua scripts that make the Redis store's writes atomic. Each runs alone in Redis: no
+// other command interleaves, so a check and the write it guards cannot be separated.
+//
+// A mailbox entry is a sorted-set member scored by its seq: a header line, then the
+// envelope's JSON. Messages: "m <body bytes> <sender> <id>\n{json}"; receipts: "r\n{json}".
+// The header lets a script account for the quota and write receipts without decoding JSON.
+// Scripts name some keys they build themselves (the senders' mailboxes, the nodes' presence):
+// fine on one Redis primary (with replicas), not meant for a sharded Redis Cluster.
+import { script } from './commands.ts';
+import { COMMON } from './lua.ts';
+
+/** KEYS: relay hash. ARGV: new id, new secret. The first node to start decides both. */
+export const IDENTITY = script(`
+redis.call('HSETNX', KEYS[1], 'id', ARGV[1])
+redis.call('HSETNX', KEYS[1], 'secret', ARGV[2])
+return redis.call('HMGET', KEYS[1], 'id', 'secret')
+`);
+
+/**
+ * KEYS: sent record, mailbox, quota, seq counter, nodes.
+ * ARGV: digest, body bytes, max messages, max bytes, retention ms, header, JSON after "{",
+ * prefix, this node, recipient.
+ * Dedup check, quota check, seq, append, idempotency record, wake-up: all or nothing.
+ * Returns {outcome, seq, seq of the envelope before it in the mailbox}.
+ */
+export const ACCEPT = script(`${COMMON}
+local prior = redis.call('GET', KEYS[1])
+if prior then
+  local space = string.find(prior, ' ', 1, true)
+  if string.sub(prior, space + 1) ~= ARGV[1] then return {'conflict', 0, 0} end
+  return {'duplicate', tonumber(string.sub(prior, 1, space - 1)), 0}
+end
+local size = tonumber(ARGV[2])
+local quota = redis.call('HMGET', KEYS[3], 'n', 'b')
+if tonumber(quota[1] or '0') + 1 > tonumber(ARGV[3]) or tonumber(quota[2] or '0') + size > tonumber(ARGV[4]) then
+  return {'full', 0, 0}
+end
+local seq = redis.call('INCR', KEYS[4])
+local member = ARGV[6] .. '{"seq":' .. seq .. ',' .. ARGV[7]
+redis.call('ZADD', KEYS[2], seq, member)
+redis.call('HINCRBY', KEYS[3], 'n', 1)
+redis.call('HINCRBY', KEYS[3], 'b', size)
+redis.call('SET', KEYS[1], seq .. ' ' .. ARGV[1], 'PX', ARGV[5])
+local prev = prevSeq(KEYS[2], seq)
+wakeOthers(ARGV[8], KEYS[5], ARGV[10], ARGV[9], seq, prev, member)
+return {'accepted', seq, prev}
+`);
+
+/** KEYS: mailbox, seq counter, nodes. ARGV: JSON after "{", prefix, this node, recipient. Queues a receipt; returns its seq. */
+export const POST = script(`${COMMON}
+local seq = redis.call('INCR', KEYS[2])
+local member = 'r\\n{"seq":' .. seq .. ',' .. ARGV[1]
+redis.call('ZADD', KEYS[1], seq, member)
+wakeOthers(ARGV[2], KEYS[3], ARGV[4], ARGV[3], seq, prevSeq(KEYS[1], seq), member)
+return seq
+`);
+
+/**
+ * KEYS: mailbox, quota, seq counter, nodes. ARGV: recipient, time, key prefix, this node,
+ * next after seq, next limit (0: none), seqs...
+ * Removes the acknowledged envelopes and queues one delivered receipt per sender (waking
+ * them elsewhere), at once. Returns {removed count, {sender, prev seq, receipt member, ...},
+ * next page}.
+ */
+export const ACKNOWLEDGE = script(`${COMMON}
+local removed, senders, ids, offers = 0, {}, {}, {}
+local count, bytes = 0, 0
+for i = 7, #ARGV do
+  local member = redis.call('ZRANGE', KEYS[1], ARGV[i], ARGV[i], 'BYSCORE')[1]
+  if member then
+    redis.call('ZREM', KEYS[1], member)
+    removed = removed + 1
+    local size, from, id = string.match(member, '^m (%d+) (%S+) (%S+)\\n')
+    if size then
+      count = count + 1
+      bytes = bytes + tonumber(size)
+      if not ids[from] then
+        ids[from] = {}
+        senders[#senders + 1] = from
+      end
+      table.insert(ids[from], '"' .. id .. '"')
+    end
+  end
+end
+if count > 0 then
+  redis.call('HINCRBY', KEYS[2], 'n', -count)
+  redis.call('HINCRBY', KEYS[2], 'b', -bytes)
+end
+for _, from in ipairs(senders) do
+  local seq = redis.call('INCR', KEYS[3])
+  local json = '{"seq":' .. seq .. ',"kind":"receipt","from":"' .. ARGV[1] .. '","state":"delivered","ids":[' .. table.concat(ids[from], ',') .. '],"at":' .. ARGV[2] .. '}'
+  local mailbox = ARGV[3] .. 'mb:' .. from
+  local member = 'r\\n' .. json
+  redis.call('ZADD', mailbox, seq, member)
+  local prev = prevSeq(mailbox, seq)
+  wakeOthers(ARGV[3], KEYS[4], from, ARGV[4], seq, prev, member)
+  offers[#offers + 1] = from
+  offers[#offers + 1] = prev
+  offers[#offers + 1] = member
+end
+local following = {}
+if tonumber(ARGV[6]) > 0 then
+  following = redis.call('ZRANGE', KEYS[1], '(' .. ARGV[5], '+inf', 'BYSCORE', 'LIMIT', 0, ARGV[6])
+end
+return {removed, offers, following}
+`);
+
+/** KEYS: mailbox, quota. ARGV: seqs... Plain removal (no receipts); returns removed members. */
+export const REMOVE = script(`
+local removed = {}
+local count, bytes = 0, 0
+for i = 1, #ARGV do
+  local member = redis.call('ZRANGE', KEYS[1], ARGV[i], ARGV[i], 'BYSCORE')[1]
+  if member then
+    redis.call('ZREM', KEYS[1], member)
+    removed[#removed + 1] = member
+    local size = string.match(member, '^m (%d+) ')
+    if size then
+      count = count + 1
+      bytes = bytes + tonumber(size)
+    end
+  end
+end
+if count > 0 then
+  redis.call('HINCRBY', KEYS[2], 'n', -count)
+  redis.call('HINCRBY', KEYS[2], 'b', -bytes)
+end
+return removed
+`);
+
+/** KEYS: user hash, user index. ARGV: id, name, idKey, kaKey, kaSig, lastSeen, rev. The idKey never changes. */
+export const SAVE_USER = script(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'idKey', ARGV[3], 'firstSeen', ARGV[6])
+end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'name', ARGV[2], 'kaKey', ARGV[4], 'kaSig', ARGV[5], 'lastSeen', ARGV[6], 'rev', ARGV[7])
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+return 1
+`);
+
+/** KEYS: user hash. ARGV: lastSeen, rev. Only for users that exist, and only forward (nodes race). */
+export const SET_LAST_SEEN = script(`
+local rev = redis.call('HGET', KEYS[1], 'rev')
+if rev and tonumber(rev) < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'lastSeen', ARGV[1], 'rev', ARGV[2])
+end
+return 1
+`);

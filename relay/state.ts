@@ -1,0 +1,106 @@
+// What a relay keeps besides its store: who is online, which handshake challenges were used,
+// and the per-address limits. A single relay keeps them in memory (the defaults below); the
+// nodes of a cluster share them through Redis (relay/redis/), behind the same interfaces.
+import { AddressGuard, type AddressGuardOptions } from './guard.ts';
+import { createRevisions } from './sessions.ts';
+import type { ErrorCode } from './protocol.ts';
+import type { Offer } from './mailbox/store.ts';
+import type { ServerOptions } from 'socket.io';
+
+type AdapterConstructor = ServerOptions['adapter'];
+
+export interface Presence {
+  /** A socket of the user was admitted here. Resolves with the directory rev of the change. */
+  join(userId: string): Promise<number>;
+  /** A socket of the user left. `offline` when the user has no socket left on any live node. */
+  leave(userId: string): Promise<{ offline: boolean; rev: number }>;
+  /** Which of these users have a socket on some live node. */
+  online(ids: readonly string[]): Promise<Set<string>>;
+  /** A directory revision, increasing across the whole network. */
+  nextRev(): Promise<number>;
+}
+
+export interface ChallengeLedger {
+  /** Records a challenge as used for `ttlMs`; false when it was used before. */
+  claim(challenge: string, ttlMs: number): Promise<boolean>;
+}
+
+export interface AddressLimits {
+  /** Why a new connection from `address` is refused, or null to admit it. */
+  refusal(address: string): Promise<ErrorCode | null>;
+  isThrottled(address: string): Promise<boolean>;
+  opened(address: string): void;
+  closed(address: string): void;
+  /** A failed handshake from `address`. */
+  failed(address: string): void;
+}
+
+/** In memory: online while this process holds a socket of the user. */
+export function memoryPresence(now: () => number = Date.now): Presence {
+  const sockets = new Map<string, number>();
+  const rev = createRevisions(now);
+  return {
+    join: (userId) => {
+      sockets.set(userId, (sockets.get(userId) ?? 0) + 1);
+      return Promise.resolve(rev());
+    },
+    leave: (userId) => {
+      const left = (sockets.get(userId) ?? 1) - 1;
+      if (left > 0) sockets.set(userId, left);
+      else sockets.delete(userId);
+      return Promise.resolve({ offline: left <= 0, rev: rev() });
+    },
+    online: (ids) => Promise.resolve(new Set(ids.filter((id) => sockets.has(id)))),
+    nextRev: () => Promise.resolve(rev()),
+  };
+}
+
+/** In memory: used challenges until they expire; bounded by the handshake rate x ttl. */
+export function memoryChallengeLedger(now: () => number = Date.now): ChallengeLedger {
+  const used = new Map<string, number>(); // challenge -> expiry, in insertion (= expiry) order
+  return {
+    claim(challenge, ttlMs) {
+      const t = now();
+      for (const [c, expiry] of used) {
+        if (expiry > t) break;
+        used.delete(c);
+      }
+      if (used.has(challenge)) return Promise.resolve(false);
+      used.set(challenge, t + ttlMs);
+      return Promise.resolve(true);
+    },
+  };
+}
+
+export function memoryAddressLimits(options: AddressGuardOptions): AddressLimits {
+  const guard = new AddressGuard(options);
+  return {
+    refusal: (address) => Promise.resolve(guard.refusal(address)),
+    isThrottled: (address) => Promise.resolve(guard.isThrottled(address)),
+    opened: (address) => guard.opened(address),
+    closed: (address) => guard.closed(address),
+    failed: (address) => guard.failed(address),
+  };
+}
+
+/** What makes a relay one node of a cluster (relay/redis/cluster.ts builds it). */
+export interface RelayCluster {
+  readonly nodeId: string;
+  readonly presence: Presence;
+  readonly challenges: ChallengeLedger;
+  addressLimits(options: AddressGuardOptions): AddressLimits;
+  /** Socket.IO adapter that carries broadcasts (presence, typing) between the nodes. */
+  readonly adapter: AdapterConstructor;
+  /**
+   * Another node queued something for a user with sockets here: an offer to their delivery
+   * streams. 'all': every stream here should page now (a periodic sweep, and after the
+   * wake-up channel reconnected, in case a wake-up was lost).
+   */
+  onWake(listener: (wake: Offer | 'all') => void): void;
+  /** Users who went offline with a dead node: to be announced. */
+  onLost(listener: (lost: { userId: string; rev: number }[]) => void): void;
+  /** The shared state is reachable and up to date again; `presumedDead`: this node's users were announced offline. */
+  onRestored(listener: (presumedDead: boolean) => void): void;
+  /** Stops heartbeats and closes the connections. Called by the relay's close(). */
+  close(): Promise<void>;
+}

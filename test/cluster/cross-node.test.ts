@@ -1,0 +1,155 @@
+// Two relay nodes sharing one Redis: what people on different nodes see of each other.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { io } from 'socket.io-client';
+import { connectClient, eventually, newMessageId, type ClientSocket, type TestClient } from '../support/relay.ts';
+import { generateIdentity } from '../../relay/identity.ts';
+import { buildAuth, fetchHello } from '../../relay/handshake.ts';
+import { startRedis, type TestRedis } from './support/redis.ts';
+import { startNode, type TestNode } from './support/nodes.ts';
+
+let redis: TestRedis;
+let a: TestNode;
+let b: TestNode;
+const clients: TestClient[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+  a = await startNode(redis.url);
+  b = await startNode(redis.url);
+});
+afterEach(() => {
+  for (const c of clients.splice(0)) c.close();
+});
+afterAll(async () => {
+  await a?.stop();
+  await b?.stop();
+  await redis?.remove();
+});
+
+const join = async (url: string, options: Parameters<typeof connectClient>[1] = {}) => {
+  const client = await connectClient(url, options);
+  clients.push(client);
+  return client;
+};
+
+describe('a cluster of two nodes', () => {
+  it('is one relay to its clients: same relay id, one directory', async () => {
+    const [helloA, helloB] = await Promise.all([fetchHello(new URL(a.url)), fetchHello(new URL(b.url))]);
+    expect(helloA.relayId).toBe(helloB.relayId);
+    const alice = await join(a.url, { name: 'Alice' });
+    const bob = await join(b.url, { name: 'Bob' });
+    const page = await bob.request('directory:get', { ids: [alice.id, bob.id] });
+    const expected = [[alice.id, 'Alice', true], [bob.id, 'Bob', true]].sort((x, y) => String(x[0]).localeCompare(String(y[0])));
+    expect(page.ok && page.value.users.map((u) => [u.id, u.name, u.online])).toEqual(expected);
+  });
+
+  it('shows presence across nodes and carries messages, receipts and typing between them', async () => {
+    const alice = await join(a.url, { name: 'Alice' });
+    const bob = await join(b.url, { name: 'Bob' });
+    await eventually(() => alice.presence.some((p) => p.id === bob.id && p.online), 'alice (node A) to see bob (node B) come online');
+
+    const id = newMessageId();
+    const sent = await alice.send(bob.id, 'hello from A', id);
+    expect(sent.ok).toBe(true);
+    await eventually(() => bob.messages().find((m) => m.id === id), 'bob to receive the message');
+    expect(bob.messages().map((m) => [m.from, m.body])).toEqual([[alice.id, 'hello from A']]);
+    await eventually(() => alice.receipts().find((r) => r.state === 'delivered' && r.ids.includes(id) && r.from === bob.id), 'the delivered receipt on node A');
+
+    expect((await bob.request('message:read', { peer: alice.id, ids: [id] })).ok).toBe(true);
+    await eventually(() => alice.receipts().find((r) => r.state === 'read' && r.ids.includes(id)), 'the read receipt on node A');
+
+    bob.socket.emit('typing:set', { to: alice.id, typing: true });
+    await eventually(() => alice.typing.find((t) => t.from === bob.id && t.typing), 'typing from node B on node A');
+
+    bob.close();
+    await eventually(() => alice.presence.filter((p) => p.id === bob.id).at(-1)?.online === false, 'bob to go offline on node A');
+    const dir = await alice.request('directory:get', { ids: [bob.id] });
+    expect(dir.ok && dir.value.users[0]?.online).toBe(false);
+  });
+
+  it('keeps a user online while a socket remains on either node', async () => {
+    const watcher = await join(a.url);
+    const identity = generateIdentity();
+    const onA = await join(a.url, { identity });
+    const onB = await join(b.url, { identity });
+    await eventually(() => watcher.presence.filter((p) => p.id === identity.userId && p.online).length >= 2, 'both sockets announced');
+    onA.close();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(watcher.presence.filter((p) => p.id === identity.userId).at(-1)?.online).toBe(true);
+    onB.close();
+    await eventually(() => watcher.presence.filter((p) => p.id === identity.userId).at(-1)?.online === false, 'offline once the last socket left');
+  });
+
+  it('delivers what was sent through one node to an offline recipient who comes back on the other, in order', async () => {
+    const bobId = generateIdentity();
+    (await join(a.url, { identity: bobId })).close(); // bob joins once, then is away
+    const alice = await join(b.url);
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i += 1) {
+      const id = newMessageId();
+      ids.push(id);
+      expect((await alice.send(bobId.userId, `m${i}`, id)).ok).toBe(true);
+    }
+    const bob = await join(a.url, { identity: bobId });
+    await eventually(() => bob.messages().length >= 30, 'the backlog');
+    expect(bob.messages().map((m) => m.id)).toEqual(ids);
+    const seqs = bob.messages().map((m) => m.seq);
+    expect([...seqs].sort((x, y) => x - y)).toEqual(seqs);
+  });
+
+  it('stores a message id sent through both nodes once, and delivers it once', async () => {
+    const aliceId = generateIdentity();
+    const alice1 = await join(a.url, { identity: aliceId });
+    const alice2 = await join(b.url, { identity: aliceId });
+    const bob = await join(a.url);
+    const id = newMessageId();
+    const sentAt = Date.now();
+    const answers = await Promise.all([
+      alice1.request('message:send', { id, to: bob.id, body: 'once', sentAt }),
+      alice2.request('message:send', { id, to: bob.id, body: 'once', sentAt }),
+      alice1.request('message:send', { id, to: bob.id, body: 'once', sentAt }),
+    ]);
+    const seqs = answers.map((r) => (r.ok ? r.value.seq : -1));
+    expect(new Set(seqs).size).toBe(1);
+    expect(seqs[0]).toBeGreaterThan(0);
+    const conflict = await alice2.request('message:send', { id, to: bob.id, body: 'different', sentAt });
+    expect(conflict.ok ? null : conflict.error.code).toBe('E_ID_CONFLICT');
+    await eventually(() => bob.messages().length === 1, 'the message');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(bob.messages().map((m) => [m.id, m.body])).toEqual([[id, 'once']]);
+  });
+
+  it('wakes a recipient who just connected to the other node, however the join and the send interleave', async () => {
+    // The nodes' periodic sweep is off in these tests (60 s): only wake-ups can deliver in time.
+    const sender = await join(b.url);
+    for (let i = 0; i < 20; i += 1) {
+      const identity = generateIdentity();
+      (await join(a.url, { identity })).close(); // known to the directory, then away
+      const recipient = await join(a.url, { identity });
+      const id = newMessageId();
+      expect((await sender.send(identity.userId, `race ${i}`, id)).ok).toBe(true);
+      await eventually(() => recipient.messages().find((m) => m.id === id), `message ${i} to arrive`, 2_000);
+      recipient.close(); // stays under the per-address connection cap
+    }
+  });
+
+  it('spends a handshake challenge on every node', async () => {
+    const identity = generateIdentity();
+    const hello = await fetchHello(new URL(a.url));
+    const auth = buildAuth(identity, hello, { name: 'replayer' });
+    const connect = (url: string) =>
+      new Promise<string>((resolve) => {
+        const socket: ClientSocket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true, auth });
+        socket.once('connect', () => {
+          socket.disconnect();
+          resolve('connected');
+        });
+        socket.once('connect_error', (error) => {
+          socket.disconnect();
+          resolve(error.message);
+        });
+      });
+    expect(await connect(b.url)).toBe('connected'); // a challenge from node A is good on node B
+    expect(await connect(a.url)).toBe('E_AUTH'); // and then spent on node A too
+  });
+});

@@ -1,0 +1,112 @@
+// The Redis RelayStore and shared state on their own: the same contract as the SQLite store.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from 'redis';
+import { openRedisCluster, type RedisCluster } from '../../relay/redis/cluster.ts';
+import type { IncomingMessage } from '../../relay/mailbox/store.ts';
+import { startRedis, type TestRedis } from './support/redis.ts';
+
+let redis: TestRedis;
+let opened: RedisCluster[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  for (const { store, cluster } of opened) {
+    await store.close();
+    await cluster.close();
+  }
+  opened = [];
+  await redis?.remove();
+});
+
+const open = async (prefix: string) => {
+  const c = await openRedisCluster({ url: redis.url, prefix, nodeTtlMs: 1_000 });
+  opened.push(c);
+  return c;
+};
+
+const user = (n: number) => String.fromCharCode(97 + n).repeat(32);
+const message = (from: string, to: string, id: string, body = 'body'): IncomingMessage => ({ from, to, id, body, sentAt: 1, at: 2, digest: `d-${to}-${body}` });
+
+describe('the Redis store', () => {
+  it('keeps one relay id and secret for every node', async () => {
+    const [one, two] = [await open('t1:'), await open('t1:')];
+    expect(one.store.relayId).toMatch(/^[a-z2-7]{26}$/);
+    expect(two.store.relayId).toBe(one.store.relayId);
+    expect(two.store.secret.equals(one.store.secret)).toBe(true);
+  });
+
+  it('accepts idempotently, refuses conflicts and full mailboxes, and pages in seq order', async () => {
+    const { store } = await open('t2:');
+    const [alice, bob] = [user(0), user(1)];
+    const first = await store.accept(message(alice, bob, 'id-00001', 'hello'), { messages: 2, bytes: 1000 });
+    expect(first.kind).toBe('accepted');
+    const again = await store.accept(message(alice, bob, 'id-00001', 'hello'), { messages: 2, bytes: 1000 });
+    expect(again).toMatchObject({ kind: 'duplicate', seq: first.kind === 'accepted' ? first.seq : -1 });
+    expect((await store.accept(message(alice, bob, 'id-00001', 'other'), { messages: 2, bytes: 1000 })).kind).toBe('conflict');
+    expect((await store.accept(message(alice, bob, 'id-00002', 'x'.repeat(2000)), { messages: 5, bytes: 1000 })).kind).toBe('full');
+    expect((await store.accept(message(alice, bob, 'id-00003'), { messages: 2, bytes: 1000 })).kind).toBe('accepted');
+    expect((await store.accept(message(alice, bob, 'id-00004'), { messages: 2, bytes: 1000 })).kind).toBe('full');
+    const page = await store.page(bob, 0, 10);
+    expect(page.map((e) => (e.kind === 'message' ? [e.id, e.from, e.body] : null))).toEqual([
+      ['id-00001', alice, 'hello'],
+      ['id-00003', alice, 'body'],
+    ]);
+    expect(await store.page(bob, page[0]!.seq, 10)).toEqual([page[1]]);
+  });
+
+  it('removes acknowledged envelopes and queues the delivered receipts in the same step', async () => {
+    const { store } = await open('t3:');
+    const [alice, bob, carol] = [user(0), user(1), user(2)];
+    await store.accept(message(alice, carol, 'from-alice-1'), { messages: 10, bytes: 10_000 });
+    await store.accept(message(bob, carol, 'from-bob-001'), { messages: 10, bytes: 10_000 });
+    await store.accept(message(alice, carol, 'from-alice-2'), { messages: 10, bytes: 10_000 });
+    const batch = await store.page(carol, 0, 10);
+    await store.accept(message(bob, carol, 'from-bob-002'), { messages: 10, bytes: 10_000 });
+    const acked = await store.acknowledge(carol, batch.map((e) => e.seq), 1234, { afterSeq: batch.at(-1)!.seq, limit: 10 });
+    expect(acked.receiptsFor).toEqual([alice, bob]);
+    expect(acked.removed).toBe(3);
+    // The next page comes with the acknowledgement.
+    expect(acked.next?.map((e) => (e.kind === 'message' ? e.id : null))).toEqual(['from-bob-002']);
+    await store.acknowledge(carol, acked.next!.map((e) => e.seq), 1234);
+    expect(await store.page(carol, 0, 10)).toEqual([]);
+    const [receipt] = await store.page(alice, 0, 10);
+    expect(receipt).toMatchObject({ kind: 'receipt', from: carol, state: 'delivered', ids: ['from-alice-1', 'from-alice-2'], at: 1234 });
+    expect((await store.acknowledge(carol, batch.map((e) => e.seq), 1235)).removed).toBe(0);
+    // The quota was given back: the mailbox takes ten more.
+    for (let i = 0; i < 10; i += 1) expect((await store.accept(message(alice, carol, `again-${i}-xx`), { messages: 10, bytes: 10_000 })).kind).toBe('accepted');
+  });
+
+  it('keeps the directory, pages it by id, and never moves a rev backwards', async () => {
+    const { store } = await open('t4:');
+    const entry = (n: number, rev: number) => ({ id: user(n), name: `u${n}`, idKey: 'k'.repeat(43), kaKey: 'a'.repeat(43), kaSig: 's'.repeat(86), lastSeen: 10, rev });
+    for (const n of [2, 0, 1]) await store.saveUser(entry(n, 100));
+    expect((await store.pageUsers(undefined, 2)).map((u) => u.name)).toEqual(['u0', 'u1']);
+    expect((await store.pageUsers(user(1), 2)).map((u) => u.name)).toEqual(['u2']);
+    await store.setLastSeen(user(0), 20, 200);
+    await store.setLastSeen(user(0), 30, 150);
+    expect(await store.getUsers([user(0), 'nobody'])).toEqual([{ ...entry(0, 200), lastSeen: 20 }]);
+  });
+
+  it('answers E_UNAVAILABLE at once while Redis is down, and works again when it is back', async () => {
+    const { store } = await open('t5:');
+    await redis.stop('SIGKILL');
+    const started = Date.now();
+    await expect(store.accept(message(user(0), user(1), 'while-down'), { messages: 10, bytes: 10_000 })).rejects.toMatchObject({ code: 'E_UNAVAILABLE' });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    await redis.start();
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const outcome = await store.accept(message(user(0), user(1), 'after-back'), { messages: 10, bytes: 10_000 }).catch(() => null);
+      if (outcome) break;
+      if (Date.now() > deadline) throw new Error('the store did not recover');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // What was acknowledged before the SIGKILL is still there (append-only file).
+    const probe = createClient({ url: redis.url });
+    await probe.connect();
+    expect(await probe.zCard(`t2:mb:${user(1)}`)).toBe(2);
+    await probe.close();
+  });
+});

@@ -1,0 +1,80 @@
+// Test support: relay nodes of one cluster, in-process (createRelay over the Redis store) or
+// as real `npm run relay -- --redis …` child processes, each in its own process group so
+// that a SIGKILL takes the relay down for real.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+import { createRelay, type Relay, type RelayOptions } from '../../../relay/server.ts';
+import { openRedisCluster, type RedisClusterOptions } from '../../../relay/redis/cluster.ts';
+import type { RelayCluster } from '../../../relay/state.ts';
+import type { RelayStore } from '../../../relay/mailbox/store.ts';
+
+const ROOT = resolve(import.meta.dirname, '../../..');
+
+export interface TestNode {
+  relay: Relay;
+  store: RelayStore;
+  cluster: RelayCluster;
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export type NodeOptions = Partial<Omit<RelayOptions, 'store' | 'cluster'>> & Partial<Omit<RedisClusterOptions, 'url'>>;
+
+export async function startNode(redisUrl: string, options: NodeOptions = {}): Promise<TestNode> {
+  const { store, cluster } = await openRedisCluster({ url: redisUrl, nodeTtlMs: 2_000, heartbeatMs: 250, commandTimeoutMs: 1_000, sweepMs: 60_000, ...options });
+  const relay = createRelay({ name: 'test node', ackTimeoutMs: 3_000, ...options, store, cluster });
+  const address = await relay.listen(0, '127.0.0.1');
+  return { relay, store, cluster, url: `http://127.0.0.1:${address.port}`, port: address.port, stop: () => relay.close() };
+}
+
+export interface CliNode {
+  child: ChildProcess;
+  url: string;
+  port: number;
+  output: () => string;
+  exited: Promise<number | null>;
+  /** Signals the whole process group (npm, its shell and the relay). */
+  kill(signal: 'SIGKILL' | 'SIGTERM'): Promise<void>;
+}
+
+/** `npm run relay -- --redis <url> …` on a free port; resolves once it listens. */
+export async function startCliNode(redisUrl: string, args: string[] = []): Promise<CliNode> {
+  const child = spawn('npm', ['run', '--silent', 'relay', '--', '--redis', redisUrl, '--host', '127.0.0.1', '--port', '0', '--node-ttl', '2000', '--log-level', 'warn', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, PARLEY_REDIS: '', PARLEY_PORT: '', PARLEY_HOST: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let text = '';
+  child.stdout?.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  const port = await new Promise<number>((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`relay node did not start:\n${text}`)), 20_000);
+    const check = () => {
+      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(text);
+      if (!match) return;
+      clearTimeout(timer);
+      done(Number(match[1]));
+    };
+    child.stdout?.on('data', check);
+    void exited.then((code) => fail(new Error(`relay node exited with ${code}:\n${text}`)));
+  });
+  return {
+    child,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    output: () => text,
+    exited,
+    async kill(signal) {
+      if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        return; // already gone
+      }
+      await exited;
+    },
+  };
+}
