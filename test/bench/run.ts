@@ -9,6 +9,8 @@ import { cleanUp, setNice } from './procs.ts';
 import { report, type Results } from './report.ts';
 import { connections, log, offline, online } from './scenarios.ts';
 import { benchHistory, printHistory } from './history.ts';
+import { formatResults, runClusterBench } from './cluster.ts';
+import { spawnSync } from 'node:child_process';
 
 const config = readConfig(process.argv.slice(2), process.env);
 if (config === 'help') {
@@ -74,6 +76,18 @@ try {
 console.log(`\nParley relay benchmark (${config.quick ? 'quick' : 'full'}, ${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
 console.log(report(results, config));
 console.log(relayFingerprint());
+
+if (want('k')) {
+  log('cluster: one SQLite node against one, two and three Redis nodes');
+  const options = { clients: 60, rate: 300, seconds: config.quick ? 4 : 8, warmupSeconds: 2, bodyBytes: 200, rounds: config.quick ? 1 : 3 };
+  console.log(`\n${formatResults(await runClusterBench(options), options)}`);
+}
+
+if (want('w')) {
+  log('window: the built renderer in Chromium with a 100,000-message conversation');
+  // Its own process: it is type-checked with the DOM (.config/tsconfig.e2e.json), unlike this file.
+  spawnSync(process.execPath, [...process.execArgv, join(import.meta.dirname, 'window.ts')], { stdio: 'inherit' });
+}
 
 if (want('h')) {
   log('history: seeding and measuring (this takes a while for 1,000,000 messages)');
