@@ -13,8 +13,17 @@ export function sameDay(a: number, b: number): boolean {
   return startOfDay(a) === startOfDay(b);
 }
 
+// toLocale*String builds a formatter on every call; rows format on every render, so keep one each.
+const CLOCK = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const FULL = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+
 export function clock(at: number): string {
-  return new Date(at).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+  return CLOCK.format(at);
+}
+
+/** Date and time in full, for tooltips. */
+export function fullTime(at: number): string {
+  return FULL.format(at);
 }
 
 export function dayLabel(at: number, now = Date.now()): string {
