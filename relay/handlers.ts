@@ -1,13 +1,13 @@
 // The requests an authenticated socket may make. Every payload is parsed from `unknown`;
 // every answer is a Result through the ack; no handler throws.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Socket } from 'socket.io';
 import type { z } from 'zod';
 import {
   DirectoryGetSchema, DirectoryPageSchema, LIMITS, ProfileSchema, ReadSchema, REQUEST_NAMES, SendSchema, TypingSchema,
-  err, ok, type RequestName, type Requests, type Result, type ServerToClientEvents, type UntrustedClientEvents, type UserEntry,
+  err, ok, type RequestName, type Requests, type Result, type SendResult, type ServerToClientEvents, type UntrustedClientEvents, type UserEntry,
 } from './protocol.ts';
-import type { Offer, Quota, RelayStore, StoredUser } from './mailbox/store.ts';
+import type { Offer, Quota, RelayStore, Settled, StoredUser } from './mailbox/store.ts';
 import { StorageError } from './mailbox/store.ts';
 import type { RequestBudget, TokenBucket } from './guard.ts';
 import type { Authenticated } from './auth.ts';
@@ -31,6 +31,8 @@ export interface HandlerContext {
   wake: (userId: string) => void;
   /** The same, when the store told where the envelope sits in the mailbox. */
   offer: (offer: Offer) => void;
+  /** The user has a socket on this relay (what is sent to them may wait in memory for their ack). */
+  isHere: (userId: string) => boolean;
   closing: () => boolean;
   /** Keeps shutdown waiting until the work settles. */
   track: (work: Promise<unknown>) => void;
@@ -52,7 +54,9 @@ const SCHEMAS = {
 
 const KNOWN_EVENTS = new Set<string>([...REQUEST_NAMES, 'typing:set']);
 
-const digestOf = (to: string, body: string) => createHash('sha256').update(`${to}\n${body}`).digest('base64url').slice(0, 22);
+const digestOf = (to: string, body: string) => hash('sha256', `${to}\n${body}`, 'base64url').slice(0, 22);
+
+const sent = (seq: number, settled: Settled): Result<SendResult> => ok(settled.deliveredAt === undefined ? { seq } : { seq, deliveredAt: settled.deliveredAt });
 
 function schemaMessage(error: z.ZodError): string {
   const issue = error.issues[0];
@@ -82,7 +86,7 @@ export function registerHandlers(socket: RelaySocket, ctx: HandlerContext): void
       if (Buffer.byteLength(m.body) > LIMITS.bodyBytes) return err('E_TOO_LARGE', `body is over ${LIMITS.bodyBytes} bytes`);
       if (!(await ctx.knownUser(m.to))) return err('E_UNKNOWN_RECIPIENT', 'no such user on this relay');
       const at = ctx.now();
-      const outcome = await ctx.store.accept({ from: me, to: m.to, id: m.id, body: m.body, sentAt: m.sentAt, at, digest: digestOf(m.to, m.body) }, ctx.quota);
+      const outcome = await ctx.store.accept({ from: me, to: m.to, id: m.id, body: m.body, sentAt: m.sentAt, at, digest: digestOf(m.to, m.body) }, ctx.quota, ctx.isHere(m.to));
       switch (outcome.kind) {
         case 'conflict':
           return err('E_ID_CONFLICT', 'this id was already used for a different message');
@@ -91,18 +95,16 @@ export function registerHandlers(socket: RelaySocket, ctx: HandlerContext): void
         case 'accepted':
           if (outcome.prev === undefined) ctx.wake(m.to);
           else ctx.offer({ to: m.to, prev: outcome.prev, envelope: { seq: outcome.seq, kind: 'message', id: m.id, from: me, body: m.body, sentAt: m.sentAt, at } });
-          await outcome.durable;
-          return ok({ seq: outcome.seq });
+          return sent(outcome.seq, await outcome.durable);
         case 'duplicate':
-          await outcome.durable;
-          return ok({ seq: outcome.seq });
+          return sent(outcome.seq, await outcome.durable);
         default:
           return outcome satisfies never;
       }
     },
     'message:read': async (r) => {
       if (!(await ctx.knownUser(r.peer))) return err('E_UNKNOWN_RECIPIENT', 'no such user on this relay');
-      const posted = await ctx.store.postReceipt(r.peer, { from: me, state: 'read', ids: r.ids, at: ctx.now() });
+      const posted = await ctx.store.postReceipt(r.peer, { from: me, state: 'read', ids: r.ids, at: ctx.now() }, ctx.isHere(r.peer));
       ctx.wake(r.peer);
       await posted.durable;
       return ok(null);

@@ -118,6 +118,11 @@ export type SendPayload = z.infer<typeof SendSchema>;
 export interface SendResult {
   /** Relay order of this message: the same answer for every retry of the same id. */
   seq: number;
+  /**
+   * When the recipient took the message before the relay answered (the recipient was
+   * connected): the time it did. No "delivered" receipt follows then; this is the receipt.
+   */
+  deliveredAt?: number;
 }
 
 export const ReadSchema = z.strictObject({

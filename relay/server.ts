@@ -211,6 +211,7 @@ export function createRelay(options: RelayOptions): Relay {
       store, log, quota, now, knownUser, toEntries, announce, track,
       wake,
       offer,
+      isHere: (userId) => sessions.isOnline(userId),
       nextRev: () => presence.nextRev(),
       closing: () => closing,
       emitTyping: (to, from, typing) => io.to(userRoom(to)).volatile.emit('typing:update', { from, typing }),

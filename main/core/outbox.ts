@@ -72,6 +72,8 @@ export class Outbox {
         if (result.ok && typeof result.value?.seq === 'number') {
           const sent = history.markSent(message.n, result.value.seq);
           if (sent) updated(sent);
+          // The recipient took it before the relay answered: that answer is the delivered receipt.
+          if (typeof result.value.deliveredAt === 'number') history.applyReceipt(message.peer, [message.id], 'delivered').forEach(updated);
           continue;
         }
         const code = result.ok ? 'E_INTERNAL' : result.error.code;

@@ -39,4 +39,9 @@ export const relayMigrations: readonly Migration[] = [
       CREATE INDEX sent_by_age ON sent (at);
     `);
   },
+  // 2: a send answered with its delivery (the recipient took it before it was written)
+  // answers its retries the same way
+  (db) => {
+    db.exec('ALTER TABLE sent ADD COLUMN delivered_at INTEGER');
+  },
 ];

@@ -1,7 +1,8 @@
 // The default RelayStore: one SQLite file (WAL) with group commit. Writes made during one
 // event-loop turn are committed together in the next, and only then acknowledged, so a
-// burst costs one commit, never one fsync per message. An envelope that its recipient
-// acknowledges before the commit never touches the disk at all.
+// burst costs one commit, never one fsync per message. An envelope for a connected
+// recipient first waits in memory (holdMs): acknowledged in that time, it never touches the
+// disk, and its sender's answer says it was delivered.
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import type { Envelope, ReceiptState } from '../protocol.ts';
@@ -9,7 +10,7 @@ import { base32 } from '../identity.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { migrate, tune } from '../sqlite/migrate.ts';
 import { relayMigrations } from './migrations.ts';
-import { StorageError, deliveredIds, type AcceptOutcome, type IncomingMessage, type Quota, type RelayStore, type StoredUser } from './store.ts';
+import { StorageError, deliveredIds, type AcceptOutcome, type IncomingMessage, type Quota, type RelayStore, type Settled, type StoredUser } from './store.ts';
 
 export interface SqliteStoreOptions {
   /** Database file; created with its folder's permissions if missing. */
@@ -18,20 +19,27 @@ export interface SqliteStoreOptions {
   durability?: 'normal' | 'full';
   /** How long (sender, id) records are kept for idempotent retries. Default 30 days. */
   dedupRetentionMs?: number;
+  /**
+   * How long an envelope for a connected recipient waits in memory for their acknowledgement
+   * before it is written. Default 1,000 ms. Its sender is answered on the acknowledgement or
+   * on the write, whichever comes first, so a crash meanwhile loses nothing: the sender,
+   * unanswered, sends it again.
+   */
+  holdMs?: number;
   now?: () => number;
   log?: Logger;
 }
 
 interface Deferred {
-  promise: Promise<void>;
-  resolve: () => void;
+  promise: Promise<Settled>;
+  resolve: (settled: Settled) => void;
   reject: (error: Error) => void;
 }
 
 function deferred(): Deferred {
-  let resolve!: () => void;
+  let resolve!: (settled: Settled) => void;
   let reject!: (error: Error) => void;
-  const promise = new Promise<void>((res, rej) => {
+  const promise = new Promise<Settled>((res, rej) => {
     resolve = res;
     reject = rej;
   });
@@ -43,15 +51,21 @@ interface PendingRow {
   envelope: Envelope;
   size: number;
   done: Deferred;
+  /** Held in memory until then (0: written with the next commit). */
+  due: number;
+  /** Acknowledged before it was written: it never will be. */
+  taken: boolean;
 }
 
+/** A (sender, id) record, written once its envelope is written or acknowledged. */
 interface PendingSent {
   from: string;
   id: string;
   seq: number;
   digest: string;
   at: number;
-  durable: Promise<void>;
+  deliveredAt: number | null;
+  row: PendingRow;
 }
 
 interface MailboxRow {
@@ -92,12 +106,16 @@ function toRow(recipient: string, e: Envelope, size: number): MailboxRow {
     : { seq: e.seq, recipient, kind: 'receipt', sender: e.from, msg_id: null, body: JSON.stringify({ state: e.state, ids: e.ids }), sent_at: null, at: e.at, size };
 }
 
+/** How long removals and records that keep nobody waiting may wait for a commit, ms. */
+const LAZY_FLUSH_MS = 50;
+
 const storageError = (cause: unknown) => new StorageError('E_STORAGE', `relay storage failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
 
 export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   const now = options.now ?? Date.now;
   const log = options.log ?? silentLogger;
   const retention = options.dedupRetentionMs ?? 30 * 24 * 3600 * 1000;
+  const holdMs = options.holdMs ?? 1000;
   const db = new Database(options.path);
   tune(db, options.durability ?? 'normal');
   migrate(db, relayMigrations);
@@ -114,10 +132,12 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     setLastSeen: db.prepare<[number, number, string]>('UPDATE users SET last_seen = ?, rev = ? WHERE id = ?'),
     getUsers: db.prepare<[string], UserRow>('SELECT * FROM users WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id'),
     pageUsers: db.prepare<[string, number], UserRow>('SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?'),
-    getSent: db.prepare<[string, string], { seq: number; digest: string }>('SELECT seq, digest FROM sent WHERE sender = ? AND id = ?'),
-    insertSent: db.prepare<[PendingSent]>('INSERT OR IGNORE INTO sent (sender, id, seq, digest, at) VALUES (@from, @id, @seq, @digest, @at)'),
+    getSent: db.prepare<[string, string], { seq: number; digest: string; delivered_at: number | null }>('SELECT seq, digest, delivered_at FROM sent WHERE sender = ? AND id = ?'),
+    insertSent: db.prepare<[{ from: string; id: string; seq: number; digest: string; at: number; deliveredAt: number | null }]>(
+      'INSERT OR IGNORE INTO sent (sender, id, seq, digest, at, delivered_at) VALUES (@from, @id, @seq, @digest, @at, @deliveredAt)'),
     pruneSent: db.prepare<[number]>('DELETE FROM sent WHERE at < ?'),
-    quota: db.prepare<[string], { messages: number; bytes: number }>("SELECT count(*) AS messages, coalesce(sum(size), 0) AS bytes FROM mailbox WHERE recipient = ? AND kind = 'message'"),
+    box: db.prepare<[string], { rows: number; messages: number; bytes: number }>(
+      "SELECT count(*) AS rows, count(*) FILTER (WHERE kind = 'message') AS messages, coalesce(sum(size) FILTER (WHERE kind = 'message'), 0) AS bytes FROM mailbox WHERE recipient = ?"),
     insertRow: db.prepare<[MailboxRow]>('INSERT INTO mailbox (seq, recipient, kind, sender, msg_id, body, sent_at, at, size) VALUES (@seq, @recipient, @kind, @sender, @msg_id, @body, @sent_at, @at, @size)'),
     page: db.prepare<[string, number, number], MailboxRow>('SELECT * FROM mailbox WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?'),
     bySeq: db.prepare<[number], MailboxRow>('SELECT * FROM mailbox WHERE seq = ?'),
@@ -136,48 +156,74 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   q.pruneSent.run(now() - retention);
 
   let seq = meta.seq;
+  /** Every envelope not written yet, in seq order, and per recipient. */
   const pending = new Map<number, PendingRow>();
   const pendingFor = new Map<string, Map<number, PendingRow>>();
+  /** Written with the next commit. */
+  let toWrite: PendingRow[] = [];
+  /** Waiting in memory for their recipient, in due order (holdMs is the same for all). */
+  const held = new Map<number, PendingRow>();
+  /** (sender, id) records not written yet; the key is `${from}\n${id}`. */
   const pendingSent = new Map<string, PendingSent>();
+  /** Written rows acknowledged since the last commit: seq -> recipient. */
   const pendingDeletes = new Map<number, string>();
-  /** Envelopes acknowledged before their commit: settled with the commit that records their receipts. */
-  const settleOnCommit: Deferred[] = [];
   const deletesFor = new Map<string, number>();
-  const quotas = new Map<string, Quota>();
+  /** Per recipient, loaded on first use: rows written (the mailbox on disk), and the quota's count of waiting messages. */
+  const boxes = new Map<string, { rows: number; messages: number; bytes: number }>();
   let flushScheduled = false;
+  let holdTimer: NodeJS.Timeout | undefined;
+  let lazyTimer: NodeJS.Timeout | undefined;
   let closed = false;
 
-  const quotaOf = (recipient: string): Quota => {
-    let quota = quotas.get(recipient);
-    if (!quota) {
-      quota = { ...(q.quota.get(recipient) ?? { messages: 0, bytes: 0 }) };
-      quotas.set(recipient, quota);
-    }
-    return quota;
+  const boxOf = (recipient: string) => {
+    let box = boxes.get(recipient);
+    if (!box) boxes.set(recipient, (box = { ...(q.box.get(recipient) ?? { rows: 0, messages: 0, bytes: 0 }) }));
+    return box;
   };
   const adjustQuota = (recipient: string, envelope: Envelope, size: number, sign: 1 | -1) => {
-    const quota = envelope.kind === 'message' ? quotas.get(recipient) : undefined;
-    if (quota) {
-      quota.messages += sign;
-      quota.bytes += sign * size;
+    const box = envelope.kind === 'message' ? boxes.get(recipient) : undefined;
+    if (box) {
+      box.messages += sign;
+      box.bytes += sign * size;
     }
   };
+  /** Rows on disk for the recipient, not counting those already acknowledged. */
+  const onDisk = (recipient: string) => boxOf(recipient).rows - (deletesFor.get(recipient) ?? 0);
 
-  const enqueue = (recipient: string, envelope: Envelope, size: number): PendingRow => {
-    const row: PendingRow = { recipient, envelope, size, done: deferred() };
+  const enqueue = (recipient: string, envelope: Envelope, size: number, live: boolean): PendingRow => {
+    const row: PendingRow = { recipient, envelope, size, done: deferred(), due: live && holdMs > 0 ? now() + holdMs : 0, taken: false };
     pending.set(envelope.seq, row);
     let mine = pendingFor.get(recipient);
     if (!mine) pendingFor.set(recipient, (mine = new Map()));
     mine.set(envelope.seq, row);
-    scheduleFlush();
+    if (row.due === 0) {
+      toWrite.push(row);
+      scheduleFlush();
+    } else {
+      held.set(envelope.seq, row);
+      holdTimer ??= setTimeout(onHoldTimer, holdMs).unref();
+    }
     return row;
   };
   const dequeue = (row: PendingRow) => {
     pending.delete(row.envelope.seq);
+    held.delete(row.envelope.seq);
     const mine = pendingFor.get(row.recipient);
     mine?.delete(row.envelope.seq);
     if (mine?.size === 0) pendingFor.delete(row.recipient);
   };
+  /** The seq of the newest envelope waiting for `recipient`, when the mailbox on disk is empty (see Offer). */
+  const lastWaiting = (recipient: string): number | undefined => {
+    if (onDisk(recipient) > 0) return undefined;
+    let last = 0;
+    for (const s of pendingFor.get(recipient)?.keys() ?? []) last = s;
+    return last;
+  };
+
+  function onHoldTimer(): void {
+    holdTimer = undefined;
+    flush();
+  }
 
   // One transaction: removals, and the receipts they caused, commit together or not at all.
   const commit = db.transaction((deletes: number[], rows: PendingRow[], sent: PendingSent[], upTo: number) => {
@@ -187,22 +233,40 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     q.setMeta.run('seq', upTo);
   });
 
-  function flush(): void {
+  function flush(force = false): void {
     flushScheduled = false;
-    if (pendingDeletes.size === 0 && pending.size === 0 && pendingSent.size === 0 && settleOnCommit.length === 0) return;
-    const deletes = [...pendingDeletes.keys()];
-    const rows = [...pending.values()];
-    const sent = [...pendingSent.values()];
-    const settle = settleOnCommit.splice(0);
-    pending.clear();
-    pendingFor.clear();
-    pendingSent.clear();
+    // Held rows whose time is up are written now.
+    const t = now();
+    for (const row of held.values()) {
+      if (!force && row.due > t) break;
+      held.delete(row.envelope.seq);
+      toWrite.push(row);
+    }
+    if (held.size > 0 && !holdTimer && !closed) {
+      const first = held.values().next().value;
+      holdTimer = setTimeout(onHoldTimer, Math.max(1, (first?.due ?? t) - t)).unref();
+    }
+    const rows = toWrite.filter((row) => !row.taken);
+    toWrite = [];
+    // A record is written with its envelope, or once that was acknowledged (it is never written then).
+    const sent = [...pendingSent.values()].filter((s) => s.row.taken || !held.has(s.seq));
+    if (pendingDeletes.size === 0 && rows.length === 0 && sent.length === 0) return;
+    const deletes = [...pendingDeletes];
+    for (const row of rows) dequeue(row);
+    for (const s of sent) pendingSent.delete(`${s.from}\n${s.id}`);
     try {
-      commit(deletes, rows, sent, seq);
+      commit(deletes.map(([s]) => s), rows, sent, seq);
       pendingDeletes.clear();
       deletesFor.clear();
-      for (const row of rows) row.done.resolve();
-      for (const done of settle) done.resolve();
+      for (const [, recipient] of deletes) {
+        const box = boxes.get(recipient);
+        if (box) box.rows -= 1;
+      }
+      for (const row of rows) {
+        const box = boxes.get(row.recipient);
+        if (box) box.rows += 1;
+        row.done.resolve({});
+      }
     } catch (error) {
       const failure = storageError(error);
       log.error('mailbox commit failed; senders get E_STORAGE', { rows: rows.length, error: String(error) });
@@ -210,14 +274,22 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         adjustQuota(row.recipient, row.envelope, row.size, -1);
         row.done.reject(failure);
       }
-      for (const done of settle) done.reject(failure);
-      // Removals stay pending and are tried again: nothing is lost by a late delete.
-      if (!closed && pendingDeletes.size > 0) setTimeout(scheduleFlush, 100).unref();
+      // Records of acknowledged envelopes and removals are tried again: nothing is lost by a late write.
+      for (const s of sent) if (s.row.taken) pendingSent.set(`${s.from}\n${s.id}`, s);
+      if (!closed && (pendingDeletes.size > 0 || pendingSent.size > 0)) setTimeout(scheduleFlush, 100).unref();
     }
   }
 
-  function scheduleFlush(): void {
+  /** Soon (the next turn) when someone waits for the commit; `lazily` when nobody does. */
+  function scheduleFlush(lazily = false): void {
     if (flushScheduled || closed) return;
+    if (lazily) {
+      lazyTimer ??= setTimeout(() => {
+        lazyTimer = undefined;
+        if (!flushScheduled) flush();
+      }, LAZY_FLUSH_MS).unref();
+      return;
+    }
     flushScheduled = true;
     setImmediate(flush);
   }
@@ -234,6 +306,34 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     }
   };
 
+  const postReceipt = (to: string, r: { from: string; state: ReceiptState; ids: string[]; at: number }, live = false) => {
+    const envelope: Envelope = { seq: ++seq, kind: 'receipt', from: r.from, state: r.state, ids: r.ids, at: r.at };
+    const row = enqueue(to, envelope, JSON.stringify(r.ids).length, live);
+    return { seq: envelope.seq, durable: row.done.promise };
+  };
+
+  const page = (recipient: string, afterSeq: number, limit: number): Envelope[] => {
+    const written: Envelope[] = [];
+    if (onDisk(recipient) > 0) {
+      const skip = deletesFor.get(recipient) ?? 0;
+      for (const r of q.page.all(recipient, afterSeq, limit + skip)) {
+        if (written.length >= limit) break;
+        if (!pendingDeletes.has(r.seq)) written.push(toEnvelope(r));
+      }
+    }
+    // Merged in seq order with what waits in memory (a held envelope may be older than a written one).
+    const out: Envelope[] = [];
+    let i = 0;
+    for (const row of pendingFor.get(recipient)?.values() ?? []) {
+      if (row.envelope.seq <= afterSeq) continue;
+      while (i < written.length && (written[i]?.seq ?? 0) < row.envelope.seq && out.length < limit) out.push(written[i++] as Envelope);
+      if (out.length >= limit) break;
+      out.push(row.envelope);
+    }
+    while (i < written.length && out.length < limit) out.push(written[i++] as Envelope);
+    return out;
+  };
+
   const store: RelayStore = {
     relayId: meta.relayId,
     secret: meta.secret,
@@ -246,62 +346,48 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     getUsers: (ids) => guard(() => q.getUsers.all(JSON.stringify(ids)).map(toUser)),
     pageUsers: (after, limit) => guard(() => q.pageUsers.all(after ?? '', limit).map(toUser)),
 
-    accept: (m: IncomingMessage, limit: Quota) =>
+    accept: (m: IncomingMessage, limit: Quota, live = false) =>
       guard((): AcceptOutcome => {
         const key = `${m.from}\n${m.id}`;
         const inFlight = pendingSent.get(key);
-        const earlier = inFlight ?? q.getSent.get(m.from, m.id);
+        if (inFlight) return inFlight.digest === m.digest ? { kind: 'duplicate', seq: inFlight.seq, durable: inFlight.row.done.promise } : { kind: 'conflict' };
+        const earlier = q.getSent.get(m.from, m.id);
         if (earlier) {
           if (earlier.digest !== m.digest) return { kind: 'conflict' };
-          return { kind: 'duplicate', seq: earlier.seq, durable: inFlight?.durable ?? Promise.resolve() };
+          return { kind: 'duplicate', seq: earlier.seq, durable: Promise.resolve(earlier.delivered_at === null ? {} : { deliveredAt: earlier.delivered_at }) };
         }
         const size = Buffer.byteLength(m.body);
-        const quota = quotaOf(m.to);
-        if (quota.messages + 1 > limit.messages || quota.bytes + size > limit.bytes) return { kind: 'full' };
+        const box = boxOf(m.to);
+        if (box.messages + 1 > limit.messages || box.bytes + size > limit.bytes) return { kind: 'full' };
+        const prev = lastWaiting(m.to);
         const envelope: Envelope = { seq: ++seq, kind: 'message', id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, at: m.at };
-        const row = enqueue(m.to, envelope, size);
+        const row = enqueue(m.to, envelope, size, live);
         adjustQuota(m.to, envelope, size, 1);
-        pendingSent.set(key, { from: m.from, id: m.id, seq: envelope.seq, digest: m.digest, at: m.at, durable: row.done.promise });
-        return { kind: 'accepted', seq: envelope.seq, durable: row.done.promise };
+        pendingSent.set(key, { from: m.from, id: m.id, seq: envelope.seq, digest: m.digest, at: m.at, deliveredAt: null, row });
+        return { kind: 'accepted', seq: envelope.seq, durable: row.done.promise, ...(prev === undefined ? {} : { prev }) };
       }),
 
-    postReceipt: (to, r) =>
-      guard(() => {
-        const envelope: Envelope = { seq: ++seq, kind: 'receipt', from: r.from, state: r.state, ids: r.ids, at: r.at };
-        const row = enqueue(to, envelope, JSON.stringify(r.ids).length);
-        return { seq: envelope.seq, durable: row.done.promise };
-      }),
+    postReceipt: (to, r, live) => guard(() => postReceipt(to, r, live)),
 
-    page: (recipient, afterSeq, limit) =>
-      guard(() => {
-        const skip = deletesFor.get(recipient) ?? 0;
-        const out = q.page
-          .all(recipient, afterSeq, limit + skip)
-          .filter((r) => !pendingDeletes.has(r.seq))
-          .slice(0, limit)
-          .map(toEnvelope);
-        // Pending rows all have higher seqs than committed ones: they follow in order.
-        for (const row of pendingFor.get(recipient)?.values() ?? []) {
-          if (out.length >= limit) break;
-          if (row.envelope.seq > afterSeq) out.push(row.envelope);
-        }
-        return out;
-      }),
+    page: (recipient, afterSeq, limit) => guard(() => page(recipient, afterSeq, limit)),
 
-    remove: (recipient, seqs) =>
+    // Removals and the receipts they cause are queued in the same turn, so one commit carries both.
+    acknowledge: (recipient, seqs, at, next) =>
       guard(() => {
         const removed: Envelope[] = [];
+        let count = 0;
         for (const s of seqs) {
           const row = pendingFor.get(recipient)?.get(s);
           if (row) {
+            // Taken before it was written: it never touches the disk, and whoever waits for
+            // it (the sender) is answered now, with the delivery in that answer.
             dequeue(row);
+            row.taken = true;
             adjustQuota(recipient, row.envelope, row.size, -1);
-            // Acknowledged before it was ever written: it never touches the disk. Its sender is
-            // answered with the commit that carries the delivery receipt, so a crash before that
-            // commit leaves the sender unanswered, and the sender's retry is delivered (and deduplicated) again.
-            settleOnCommit.push(row.done);
-            scheduleFlush();
-            removed.push(row.envelope);
+            const record = row.envelope.kind === 'message' ? pendingSent.get(`${row.envelope.from}\n${row.envelope.id}`) : undefined;
+            if (record) record.deliveredAt = at;
+            row.done.resolve(row.envelope.kind === 'message' ? { deliveredAt: at } : {});
+            count += 1;
             continue;
           }
           if (pendingDeletes.has(s)) continue;
@@ -312,24 +398,21 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
           const envelope = toEnvelope(stored);
           adjustQuota(recipient, envelope, stored.size, -1);
           removed.push(envelope);
+          count += 1;
         }
-        if (pendingDeletes.size > 0) scheduleFlush();
-        return removed;
+        // Removals and the records of taken envelopes keep nobody waiting: they go with a later commit.
+        if (count > 0) scheduleFlush(true);
+        const bySender = deliveredIds(removed);
+        for (const [sender, ids] of bySender) postReceipt(sender, { from: recipient, state: 'delivered', ids, at });
+        return { removed: count, receiptsFor: [...bySender.keys()], ...(next ? { next: page(recipient, next.afterSeq, next.limit) } : {}) };
       }),
-
-    // Removals and the receipts they cause are queued in the same turn, so one commit carries both.
-    acknowledge: async (recipient, seqs, at, next) => {
-      const removed = await store.remove(recipient, seqs);
-      const bySender = deliveredIds(removed);
-      await Promise.all([...bySender].map(([sender, ids]) => store.postReceipt(sender, { from: recipient, state: 'delivered', ids, at })));
-      const following = next ? await store.page(recipient, next.afterSeq, next.limit) : undefined;
-      return { removed: removed.length, receiptsFor: [...bySender.keys()], ...(following ? { next: following } : {}) };
-    },
 
     close: async () => {
       if (closed) return;
-      flush();
+      flush(true);
       closed = true;
+      clearTimeout(holdTimer);
+      clearTimeout(lazyTimer);
       clearInterval(pruneTimer);
       db.close();
     },

@@ -30,9 +30,13 @@ export interface Quota {
 }
 
 /**
- * `durable` settles once the envelope is committed, or once its recipient acknowledged it
- * (whichever comes first); it rejects with a StorageError if it could not be stored.
+ * How an envelope settled: committed to the mailbox, or acknowledged by its recipient first
+ * (`deliveredAt`: then a sender is answered with the delivery, and no receipt is queued).
  */
+export interface Settled {
+  deliveredAt?: number;
+}
+
 /**
  * A just-queued envelope for `to`, with the seq of the envelope before it in that mailbox
  * (0: none): a delivery stream that has sent everything up to `prev` may send it at once.
@@ -43,9 +47,13 @@ export interface Offer {
   prev: number;
 }
 
+/**
+ * `durable` settles once the envelope is committed, or once its recipient acknowledged it
+ * (whichever comes first); it rejects with a StorageError if it could not be stored.
+ */
 export type AcceptOutcome =
-  | { kind: 'accepted'; seq: number; durable: Promise<void>; /** When the store knows it: see Offer. */ prev?: number }
-  | { kind: 'duplicate'; seq: number; durable: Promise<void> }
+  | { kind: 'accepted'; seq: number; durable: Promise<Settled>; /** When the store knows it: see Offer. */ prev?: number }
+  | { kind: 'duplicate'; seq: number; durable: Promise<Settled> }
   | { kind: 'conflict' }
   | { kind: 'full' };
 
@@ -85,17 +93,20 @@ export interface RelayStore {
   /** Users ordered by id, strictly after `after`. */
   pageUsers(after: string | undefined, limit: number): Promise<StoredUser[]>;
 
-  /** Idempotent by (from, id); checks the recipient's quota; queues the message for `to`. */
-  accept(message: IncomingMessage, quota: Quota): Promise<AcceptOutcome>;
-  /** Queues a receipt for `to` (the sender of the messages it speaks of). */
-  postReceipt(to: string, receipt: { from: string; state: ReceiptState; ids: string[]; at: number }): Promise<{ seq: number; durable: Promise<void> }>;
+  /**
+   * Idempotent by (from, id); checks the recipient's quota; queues the message for `to`.
+   * `live`: the recipient is connected here, so a store may keep the envelope in memory for a
+   * moment: acknowledged in that time, it never touches the disk (the fast path).
+   */
+  accept(message: IncomingMessage, quota: Quota, live?: boolean): Promise<AcceptOutcome>;
+  /** Queues a receipt for `to` (the sender of the messages it speaks of); `live` as for accept. */
+  postReceipt(to: string, receipt: { from: string; state: ReceiptState; ids: string[]; at: number }, live?: boolean): Promise<{ seq: number; durable: Promise<Settled> }>;
   /** Envelopes waiting for `recipient` with seq > afterSeq, in seq order. */
   page(recipient: string, afterSeq: number, limit: number): Promise<Envelope[]>;
-  /** Drops acknowledged envelopes; returns those actually removed now (a second removal returns none). */
-  remove(recipient: string, seqs: readonly number[]): Promise<Envelope[]>;
   /**
    * A recipient acknowledged these envelopes: removes them and, in the same atomic step,
-   * queues one "delivered" receipt (at `at`) for each sender of a message removed now.
+   * queues one "delivered" receipt (at `at`) for each sender of a message removed now, unless
+   * that sender is still waiting for its answer (which then carries the delivery, see Settled).
    * Resolves with what was removed, the senders who got a receipt and, with `next`, the
    * following page of the mailbox.
    */

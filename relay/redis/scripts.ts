@@ -105,29 +105,6 @@ end
 return {removed, offers, following}
 `);
 
-/** KEYS: mailbox, quota. ARGV: seqs... Plain removal (no receipts); returns removed members. */
-export const REMOVE = script(`
-local removed = {}
-local count, bytes = 0, 0
-for i = 1, #ARGV do
-  local member = redis.call('ZRANGE', KEYS[1], ARGV[i], ARGV[i], 'BYSCORE')[1]
-  if member then
-    redis.call('ZREM', KEYS[1], member)
-    removed[#removed + 1] = member
-    local size = string.match(member, '^m (%d+) ')
-    if size then
-      count = count + 1
-      bytes = bytes + tonumber(size)
-    end
-  end
-end
-if count > 0 then
-  redis.call('HINCRBY', KEYS[2], 'n', -count)
-  redis.call('HINCRBY', KEYS[2], 'b', -bytes)
-end
-return removed
-`);
-
 /** KEYS: user hash, user index. ARGV: id, name, idKey, kaKey, kaSig, lastSeen, rev. The idKey never changes. */
 export const SAVE_USER = script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then

@@ -14,7 +14,7 @@ import type { Envelope } from '../protocol.ts';
 import { base32 } from '../identity.ts';
 import { StorageError, type AcceptOutcome, type Offer, type RelayStore, type StoredUser } from '../mailbox/store.ts';
 import type { Redis } from './commands.ts';
-import { ACCEPT, ACKNOWLEDGE, IDENTITY, POST, REMOVE, SAVE_USER, SET_LAST_SEEN } from './scripts.ts';
+import { ACCEPT, ACKNOWLEDGE, IDENTITY, POST, SAVE_USER, SET_LAST_SEEN } from './scripts.ts';
 
 export interface RedisStoreOptions {
   redis: Redis;
@@ -130,26 +130,20 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RelayS
         AcceptReply,
       );
       // Redis has replied: the write is as durable as its appendfsync makes it.
-      if (kind === 'accepted') return { kind, seq, prev, durable: Promise.resolve() };
-      if (kind === 'duplicate') return { kind, seq, durable: Promise.resolve() };
+      if (kind === 'accepted') return { kind, seq, prev, durable: Promise.resolve({}) };
+      if (kind === 'duplicate') return { kind, seq, durable: Promise.resolve({}) };
       return { kind };
     },
     async postReceipt(to, r) {
       open();
       const receipt = tail({ kind: 'receipt', from: r.from, state: r.state, ids: r.ids, at: r.at });
       const seq = await redis.run(POST, [key.mailbox(to), key.seq, key.nodes], [receipt, p, me, to], Int);
-      return { seq, durable: Promise.resolve() };
+      return { seq, durable: Promise.resolve({}) };
     },
     async page(recipient, afterSeq, limit) {
       open();
       const members = await redis.command(['ZRANGE', key.mailbox(recipient), `(${afterSeq}`, '+inf', 'BYSCORE', 'LIMIT', 0, limit], Strings);
       return members.map(toEnvelope);
-    },
-    async remove(recipient, seqs) {
-      open();
-      if (seqs.length === 0) return [];
-      const removed = await redis.run(REMOVE, [key.mailbox(recipient), key.quota(recipient)], seqs, Strings);
-      return removed.map(toEnvelope);
     },
     async acknowledge(recipient, seqs, at, next) {
       open();

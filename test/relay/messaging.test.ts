@@ -69,15 +69,36 @@ describe('presence', () => {
 });
 
 describe('direct messages', () => {
-  it('delivers online, acks the sender with a seq, and sends a delivered receipt', async () => {
+  it('delivers online and answers the sender with the delivery itself, with no separate receipt', async () => {
     relay = await startRelay();
     const alice = await join({ name: 'Alice' });
     const bob = await join({ name: 'Bob' });
     const id = newMessageId();
+    const before = Date.now();
     const sent = await alice.send(bob.id, 'ciphertext-1', id);
-    expect(sent).toMatchObject({ ok: true, value: { seq: expect.any(Number) } });
-    const got = await eventually(() => bob.messages().find((m) => m.id === id), 'delivery to bob');
-    expect(got).toMatchObject({ from: alice.id, body: 'ciphertext-1' });
+    expect(sent).toMatchObject({ ok: true, value: { seq: expect.any(Number), deliveredAt: expect.any(Number) } });
+    expect(sent.ok && sent.value.deliveredAt).toBeGreaterThanOrEqual(before);
+    // The answer came after Bob had it.
+    expect(bob.messages().find((m) => m.id === id)).toMatchObject({ from: alice.id, body: 'ciphertext-1' });
+    // A retry (the answer was lost, say) gets the same answer, and Bob nothing more.
+    expect(await alice.send(bob.id, 'ciphertext-1', id)).toEqual(sent);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(alice.receipts()).toEqual([]);
+    expect(bob.messages().filter((m) => m.id === id)).toHaveLength(1);
+  });
+
+  it('answers the sender once the message is stored when the recipient is slow, and sends the delivered receipt later', async () => {
+    relay = await startRelay({ storeOptions: { holdMs: 100 } });
+    const alice = await join({ name: 'Alice' });
+    let release: () => void = () => undefined;
+    const slow = new Promise<void>((resolve) => (release = resolve));
+    const bob = await join({ name: 'Bob', onDeliver: async () => (await slow, { ok: true }) });
+    const id = newMessageId();
+    const sent = await alice.send(bob.id, 'ciphertext-2', id);
+    expect(sent).toEqual({ ok: true, value: { seq: expect.any(Number) } });
+    expect(bob.messages().map((m) => m.id)).toEqual([id]);
+    expect(alice.receipts()).toEqual([]);
+    release();
     const receipt = await eventually(() => alice.receipts().find((r) => r.ids.includes(id)), 'delivered receipt');
     expect(receipt).toMatchObject({ from: bob.id, state: 'delivered' });
   });

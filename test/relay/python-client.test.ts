@@ -97,7 +97,7 @@ describe('a Python client written from PROTOCOL.md', () => {
     expect(line.sig).toBe(signWith(identity, statement));
   });
 
-  it('joins a real relay, exchanges messages with a TypeScript client and gets the delivered receipt', async () => {
+  it('joins a real relay, exchanges messages with a TypeScript client, and learns of the delivery', async () => {
     const started = Date.now();
     relay = await startRelay();
     const ts = await connectClient(relay.url, { name: 'TypeScript' });
@@ -105,7 +105,7 @@ describe('a Python client written from PROTOCOL.md', () => {
     const body = `ciphertext from python ${newMessageId()}`;
     python = new PythonClient([
       'chat', '--url', relay.url, '--name', 'Python', '--to', ts.id, '--body', body,
-      '--expect', '1', '--read', '--receipt', 'delivered', '--timeout', String(CHILD_TIMEOUT_S),
+      '--expect', '1', '--read', '--receipt', 'read', '--timeout', String(CHILD_TIMEOUT_S),
     ]);
 
     // Admitted, under the id the relay derives from its key, exactly as the TS side computes it.
@@ -123,23 +123,23 @@ describe('a Python client written from PROTOCOL.md', () => {
     const self = await python.line((l) => l.event === 'self', 'its own directory entry');
     expect(self).toMatchObject({ genuine: true, matches: true });
 
-    // Python -> TS: right body, right sender, and a seq.
+    // Python -> TS: right body, right sender, and a seq; the TS client was connected and took
+    // it at once, so the answer itself carries the delivery (PROTOCOL.md 6.2).
     const sent = await python.line((l) => l.event === 'sent', 'its send acknowledged');
-    expect(sent).toMatchObject({ to: ts.id, seq: expect.any(Number) });
+    expect(sent).toMatchObject({ to: ts.id, seq: expect.any(Number), deliveredAt: expect.any(Number) });
     const got = await eventually(() => ts.messages().find((m) => m.id === sent.id), 'the python message at the TS client');
     expect(got).toMatchObject({ from: pyId, body, seq: sent.seq });
+    // A read receipt envelope, applied to the message it names (the child waits for it).
+    expect(await ts.request('message:read', { peer: pyId, ids: [String(sent.id)] })).toEqual({ ok: true, value: null });
+    const read = await python.line((l) => l.event === 'receipt' && l.state === 'read', 'the read receipt');
+    expect(read).toMatchObject({ from: ts.id, applied: [sent.id] });
 
-    // TS -> Python.
+    // TS -> Python: the same, the other way round.
     const replyId = newMessageId();
-    expect(await ts.send(pyId, 'hello from TypeScript', replyId)).toMatchObject({ ok: true });
+    expect(await ts.send(pyId, 'hello from TypeScript', replyId)).toMatchObject({ ok: true, value: { deliveredAt: expect.any(Number) } });
     const reply = await python.line((l) => l.event === 'message' && l.id === replyId, 'the TS message at the python client');
     expect(reply).toMatchObject({ from: ts.id, body: 'hello from TypeScript', duplicate: false });
-
-    // The relay turned the TS client's ack into a delivered receipt for the Python client...
-    const receipt = await python.line((l) => l.event === 'receipt' && l.state === 'delivered' && (l.ids as string[]).includes(String(sent.id)), 'the delivered receipt');
-    expect(receipt).toMatchObject({ from: ts.id, applied: [sent.id] });
-    // ...and the Python client's ack into one for the TS client; its message:read into a read receipt.
-    await eventually(() => ts.receipts().find((r) => r.state === 'delivered' && r.ids.includes(replyId) && r.from === pyId), 'delivered receipt at the TS client');
+    // Its message:read becomes a read receipt at the TS client.
     await eventually(() => ts.receipts().find((r) => r.state === 'read' && r.ids.includes(replyId) && r.from === pyId), 'read receipt at the TS client');
 
     // The child exits by itself once its goals are met.

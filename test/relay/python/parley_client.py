@@ -333,10 +333,13 @@ class Session:
                 with self.changed:
                     entry = self.outgoing[message_id]
                     entry['seq'] = result['value']['seq']
-                    if entry['state'] == 'queued':
-                        entry['state'] = 'sent'
+                    # deliveredAt: the recipient took it before the relay answered (6.2, 13.1).
+                    reached = 'delivered' if 'deliveredAt' in result['value'] else 'sent'
+                    if STATE_RANK.get(entry['state'], 0) < STATE_RANK[reached]:
+                        entry['state'] = reached
                     self.changed.notify_all()
-                emit_line('sent', id=message_id, to=to, seq=result['value']['seq'], attempts=attempts)
+                emit_line('sent', id=message_id, to=to, seq=result['value']['seq'], attempts=attempts,
+                          deliveredAt=result['value'].get('deliveredAt'))
                 return message_id
             code = result['error']['code'] if result is not None else None
             if code is not None and code not in RETRYABLE:

@@ -1,0 +1,119 @@
+// The SQLite mailbox on its own: what reaches the disk, and when a sender may be answered.
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openSqliteStore } from '../../relay/mailbox/sqlite.ts';
+import type { IncomingMessage, RelayStore } from '../../relay/mailbox/store.ts';
+import { eventually, tempDir } from '../support/relay.ts';
+
+const alice = 'a'.repeat(32);
+const bob = 'b'.repeat(32);
+const quota = { messages: 100, bytes: 100_000 };
+const message = (id: string, body = `body of ${id}`): IncomingMessage => ({ from: alice, to: bob, id, body, sentAt: 1, at: Date.now(), digest: `d-${body}` });
+
+const dirs: { remove: () => void }[] = [];
+const stores: RelayStore[] = [];
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close();
+  for (const d of dirs.splice(0)) d.remove();
+});
+
+function open(holdMs: number, path?: string) {
+  const dir = tempDir();
+  dirs.push(dir);
+  const file = path ?? join(dir.path, 'relay.db');
+  const store = openSqliteStore({ path: file, holdMs });
+  stores.push(store);
+  return { store, file };
+}
+
+/** What another process reading the file would see. */
+function onDisk(file: string) {
+  const db = new Database(file, { readonly: true });
+  try {
+    return {
+      mailbox: db.prepare('SELECT seq, msg_id AS id FROM mailbox ORDER BY seq').all(),
+      sent: db.prepare('SELECT id, delivered_at AS deliveredAt FROM sent ORDER BY seq').all(),
+    };
+  } finally {
+    db.close();
+  }
+}
+
+const settled = async <T>(p: Promise<T>, ms: number): Promise<T | 'pending'> => Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);
+const turn = () => new Promise((r) => setImmediate(r));
+
+describe('the SQLite mailbox', () => {
+  it('keeps a message for a connected recipient in memory, and never writes it once it is acknowledged', async () => {
+    const { store, file } = open(60_000);
+    const outcome = await store.accept(message('live-0001'), quota, true);
+    if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
+    await turn();
+    // Not answered and not on disk: a crash now loses nothing the sender was told was safe.
+    expect(await settled(outcome.durable, 50)).toBe('pending');
+    expect(onDisk(file).mailbox).toEqual([]);
+    expect((await store.page(bob, 0, 10)).map((e) => e.seq)).toEqual([outcome.seq]);
+
+    const acked = await store.acknowledge(bob, [outcome.seq], 1234);
+    expect(acked).toMatchObject({ removed: 1, receiptsFor: [] });
+    expect(await outcome.durable).toEqual({ deliveredAt: 1234 });
+    // Only the idempotency record is written (with a later commit: nobody waits for it), with
+    // the delivery; Alice's mailbox got no receipt.
+    await eventually(() => onDisk(file).sent.length > 0, 'the record written');
+    expect(onDisk(file)).toEqual({ mailbox: [], sent: [{ id: 'live-0001', deliveredAt: 1234 }] });
+    expect(await store.page(alice, 0, 10)).toEqual([]);
+    const again = await store.accept(message('live-0001'), quota, true);
+    expect(again).toMatchObject({ kind: 'duplicate', seq: outcome.seq });
+    if (again.kind === 'duplicate') expect(await again.durable).toEqual({ deliveredAt: 1234 });
+  });
+
+  it('writes a held message when its recipient does not acknowledge in time, then answers; the late ack queues a receipt', async () => {
+    const { store, file } = open(30);
+    const outcome = await store.accept(message('slow-0001'), quota, true);
+    if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
+    expect(await outcome.durable).toEqual({});
+    expect(onDisk(file)).toEqual({ mailbox: [{ seq: outcome.seq, id: 'slow-0001' }], sent: [{ id: 'slow-0001', deliveredAt: null }] });
+    const acked = await store.acknowledge(bob, [outcome.seq], 99);
+    expect(acked).toMatchObject({ removed: 1, receiptsFor: [alice] });
+    expect(await store.page(alice, 0, 10)).toMatchObject([{ kind: 'receipt', from: bob, state: 'delivered', ids: ['slow-0001'] }]);
+  });
+
+  it('pages written and held envelopes together in seq order, and writes everything held on close', async () => {
+    const { store, file } = open(60_000);
+    const a = await store.accept(message('held-0001'), quota, true);
+    const b = await store.accept(message('disk-0002'), quota, false);
+    const c = await store.accept(message('held-0003'), quota, true);
+    if (b.kind !== 'accepted') throw new Error(b.kind);
+    await b.durable;
+    expect(onDisk(file).mailbox).toEqual([{ seq: b.seq, id: 'disk-0002' }]);
+    expect((await store.page(bob, 0, 10)).map((e) => (e.kind === 'message' ? e.id : ''))).toEqual(['held-0001', 'disk-0002', 'held-0003']);
+    expect((await store.page(bob, 0, 2)).map((e) => e.seq)).toEqual([a, b].map((o) => ('seq' in o ? o.seq : 0)));
+    await store.close();
+    stores.splice(0);
+    expect(onDisk(file).mailbox.map((r) => (r as { id: string }).id)).toEqual(['held-0001', 'disk-0002', 'held-0003']);
+    const reopened = openSqliteStore({ path: file });
+    stores.push(reopened);
+    expect((await reopened.page(bob, 0, 10)).map((e) => e.seq)).toEqual([a, b, c].map((o) => ('seq' in o ? o.seq : 0)));
+  });
+
+  it('upgrades a version 1 database: records written before answer retries without a delivery', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const file = join(dir.path, 'relay.db');
+    const first = openSqliteStore({ path: file });
+    const outcome = await first.accept(message('old-00001'), quota);
+    if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
+    await outcome.durable;
+    await first.close();
+    // Back to schema 1, as a relay of the previous version left it.
+    const db = new Database(file);
+    db.exec('ALTER TABLE sent DROP COLUMN delivered_at');
+    db.pragma('user_version = 1');
+    db.close();
+    const { store } = open(1000, file);
+    const again = await store.accept(message('old-00001'), quota);
+    expect(again).toMatchObject({ kind: 'duplicate', seq: outcome.seq });
+    if (again.kind === 'duplicate') expect(await again.durable).toEqual({});
+    expect(onDisk(file).sent).toEqual([{ id: 'old-00001', deliveredAt: null }]);
+  });
+});
