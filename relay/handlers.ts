@@ -4,7 +4,7 @@ import { hash } from 'node:crypto';
 import type { Socket } from 'socket.io';
 import type { z } from 'zod';
 import {
-  DirectoryGetSchema, DirectoryPageSchema, LIMITS, ProfileSchema, ReadSchema, REQUEST_NAMES, SendSchema, TypingSchema,
+  DirectoryChangesSchema, DirectoryGetSchema, DirectoryPageSchema, LIMITS, ProfileSchema, ReadSchema, REQUEST_NAMES, SendSchema, TypingSchema, WatchSchema,
   err, ok, type RequestName, type Requests, type Result, type SendResult, type ServerToClientEvents, type UntrustedClientEvents, type UserEntry,
 } from './protocol.ts';
 import type { Offer, Quota, RelayStore, Settled, StoredUser } from './mailbox/store.ts';
@@ -38,7 +38,8 @@ export interface HandlerContext {
   track: (work: Promise<unknown>) => void;
   knownUser: (id: string) => Promise<boolean>;
   toEntries: (users: StoredUser[]) => Promise<UserEntry[]>;
-  announce: (user: UserEntry) => void;
+  /** A user's entry changed: to those who watch them; `directoryChanged`: a name or key changed too. */
+  announce: (user: UserEntry, directoryChanged?: boolean) => void;
   emitTyping: (to: string, from: string, typing: boolean) => void;
 }
 
@@ -49,12 +50,18 @@ const SCHEMAS = {
   'message:read': ReadSchema,
   'directory:page': DirectoryPageSchema,
   'directory:get': DirectoryGetSchema,
+  'directory:changes': DirectoryChangesSchema,
+  'presence:watch': WatchSchema,
   'profile:update': ProfileSchema,
 } as const satisfies Record<RequestName, z.ZodType>;
 
 const KNOWN_EVENTS = new Set<string>([...REQUEST_NAMES, 'typing:set']);
 
 const digestOf = (to: string, body: string) => hash('sha256', `${to}\n${body}`, 'base64url').slice(0, 22);
+
+/** The sockets that watch a user's presence are in this room. */
+export const watchRoom = (userId: string) => `p:${userId}`;
+const watched = (socket: RelaySocket) => [...socket.rooms].filter((room) => room.startsWith('p:')).length;
 
 const sent = (seq: number, settled: Settled): Result<SendResult> => ok(settled.deliveredAt === undefined ? { seq } : { seq, deliveredAt: settled.deliveredAt });
 
@@ -115,13 +122,25 @@ export function registerHandlers(socket: RelaySocket, ctx: HandlerContext): void
       return ok({ users, next: users.length === limit ? (users.at(-1)?.id ?? null) : null });
     },
     'directory:get': async (p) => ok({ users: await ctx.toEntries(await ctx.store.getUsers(p.ids)) }),
+    'directory:changes': async (p) => {
+      const limit = p.limit ?? 200;
+      const users = await ctx.toEntries(await ctx.store.changedUsers(p.since, limit));
+      return ok({ users, next: users.length === limit ? (users.at(-1)?.rev ?? null) : null });
+    },
+    'presence:watch': async (p) => {
+      // Joined before the entries are read: a change meanwhile is either in them or announced.
+      const fresh = [...new Set(p.ids)].map(watchRoom).filter((room) => !socket.rooms.has(room));
+      if (watched(socket) + fresh.length > LIMITS.watchIds) return err('E_TOO_LARGE', `a connection may watch at most ${LIMITS.watchIds} users`);
+      await socket.join(fresh);
+      return ok({ users: await ctx.toEntries(await ctx.store.getUsers(p.ids)) });
+    },
     'profile:update': async (p) => {
       const user = socket.data.user;
       user.name = p.name;
       const stored: StoredUser = { id: me, name: p.name, idKey: user.idKey, kaKey: user.kaKey, kaSig: user.kaSig, lastSeen: ctx.now(), rev: await ctx.nextRev() };
       await ctx.store.saveUser(stored);
       const entry: UserEntry = { ...stored, online: true };
-      ctx.announce(entry);
+      ctx.announce(entry, true);
       return ok(entry);
     },
   };

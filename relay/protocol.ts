@@ -14,8 +14,10 @@ export const LIMITS = {
   bodyBytes: 32 * 1024,
   nameChars: 64,
   accessCodeChars: 128,
-  /** Ids in one read receipt or directory lookup. */
+  /** Ids in one read receipt, directory lookup or presence:watch. */
   idsPerRequest: 500,
+  /** Users one socket may watch the presence of. */
+  watchIds: 5_000,
   pageSize: 500,
   /** Envelopes in one delivery batch, and its size in body bytes (at least one envelope). */
   batchSize: 500,
@@ -142,6 +144,18 @@ export const DirectoryGetSchema = z.strictObject({
 });
 export type DirectoryGetPayload = z.infer<typeof DirectoryGetSchema>;
 
+export const DirectoryChangesSchema = z.strictObject({
+  /** A directory rev: the users whose entry changed after it. */
+  since: z.number().int().min(0),
+  limit: z.number().int().min(1).max(LIMITS.pageSize).optional(),
+});
+export type DirectoryChangesPayload = z.infer<typeof DirectoryChangesSchema>;
+
+export const WatchSchema = z.strictObject({
+  ids: z.array(UserIdSchema).min(1).max(LIMITS.idsPerRequest),
+});
+export type WatchPayload = z.infer<typeof WatchSchema>;
+
 export const ProfileSchema = z.strictObject({ name: DisplayNameSchema });
 export type ProfilePayload = z.input<typeof ProfileSchema>;
 
@@ -166,6 +180,13 @@ export interface DirectoryPage {
   users: UserEntry[];
   /** Pass as `after` for the next page; null on the last page. */
   next: string | null;
+}
+
+export interface DirectoryChanges {
+  /** Users whose entry changed after `since`, in rev order. */
+  users: UserEntry[];
+  /** Pass as `since` for more; null when there is no more. */
+  next: number | null;
 }
 
 export type Envelope =
@@ -202,10 +223,14 @@ export interface Requests {
   'message:read': [ReadPayload, null];
   'directory:page': [DirectoryPagePayload, DirectoryPage];
   'directory:get': [DirectoryGetPayload, { users: UserEntry[] }];
+  'directory:changes': [DirectoryChangesPayload, DirectoryChanges];
+  'presence:watch': [WatchPayload, { users: UserEntry[] }];
   'profile:update': [ProfilePayload, UserEntry];
 }
 export type RequestName = keyof Requests;
-export const REQUEST_NAMES = ['message:send', 'message:read', 'directory:page', 'directory:get', 'profile:update'] as const satisfies readonly RequestName[];
+export const REQUEST_NAMES = [
+  'message:send', 'message:read', 'directory:page', 'directory:get', 'directory:changes', 'presence:watch', 'profile:update',
+] as const satisfies readonly RequestName[];
 
 /** What a client emits (typed for clients). */
 export type ClientToServerEvents = {
@@ -221,7 +246,10 @@ export type UntrustedClientEvents = {
 
 export interface ServerToClientEvents {
   'message:deliver': (batch: Envelope[], ack: (answer: DeliverAck) => void) => void;
+  /** A watched user's entry changed (online, offline, renamed). */
   'presence:update': (user: UserEntry) => void;
+  /** Someone joined the directory or changed their name or keys: ask for `directory:changes`. At most one a second. */
+  'directory:changed': (hint: { rev: number }) => void;
   'typing:update': (update: { from: string; typing: boolean }) => void;
 }
 

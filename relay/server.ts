@@ -11,7 +11,7 @@ import { checkAuth, createChallenges } from './auth.ts';
 import { RequestBudget, TokenBucket } from './guard.ts';
 import { Pump } from './delivery.ts';
 import { Sessions } from './sessions.ts';
-import { registerHandlers, type RelaySocket, type SocketData } from './handlers.ts';
+import { registerHandlers, watchRoom, type RelaySocket, type SocketData } from './handlers.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { memoryAddressLimits, memoryChallengeLedger, memoryPresence, type RelayCluster } from './state.ts';
 import { clientAddress, createHttpHandlers } from './http.ts';
@@ -69,6 +69,9 @@ export interface Relay {
 type Io = IoServer<UntrustedClientEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 type Refusal = { code: ErrorCode; message: string };
 
+/** The most directory:changed hints a node sends, one per this many ms. */
+const DIRECTORY_HINT_MS = 1_000;
+
 /** Every socket of a user is in this room. */
 const userRoom = (userId: string) => `u:${userId}`;
 
@@ -88,7 +91,9 @@ export function createRelay(options: RelayOptions): Relay {
   const limits = cluster ? cluster.addressLimits(guardOptions) : memoryAddressLimits(guardOptions);
   const sessions = new Sessions();
   const inflight = new Set<Promise<unknown>>();
-  const known = new Set<string>();
+  /** Users this node has seen, with what others need to know of them (name and keys). */
+  const known = new Map<string, string>();
+  const profileOf = (u: { name: string; kaKey: string }) => `${u.name}\n${u.kaKey}`;
   let closing = false;
   let accessCode = options.accessCode;
   let ownServer: HttpServer | null = null;
@@ -124,9 +129,9 @@ export function createRelay(options: RelayOptions): Relay {
 
   const knownUser = async (id: string) => {
     if (known.has(id)) return true;
-    const found = (await store.getUsers([id])).length > 0;
-    if (found) known.add(id);
-    return found;
+    const [found] = await store.getUsers([id]);
+    if (found) known.set(id, profileOf(found));
+    return found !== undefined;
   };
 
   /** The handshake after the transport checks: null admits, with socket.data filled in. */
@@ -140,14 +145,17 @@ export function createRelay(options: RelayOptions): Relay {
     }
     if (!outcome.ok) return outcome;
     const user = outcome.user;
+    let rev: number;
     try {
-      const stored: StoredUser = { id: user.userId, name: user.name, idKey: user.idKey, kaKey: user.kaKey, kaSig: user.kaSig, lastSeen: now(), rev: await presence.nextRev() };
-      await store.saveUser(stored);
+      rev = await presence.nextRev();
+      await store.saveUser({ id: user.userId, name: user.name, idKey: user.idKey, kaKey: user.kaKey, kaSig: user.kaSig, lastSeen: now(), rev });
     } catch (error) {
       log.error('could not save user at handshake', { error: String(error) });
       return { code: 'E_UNAVAILABLE', message: 'the relay cannot store users right now' };
     }
-    known.add(user.userId);
+    // New here, or a new name or key: the others learn of it from the directory.
+    if (known.get(user.userId) !== profileOf(user)) directoryChanged(rev);
+    known.set(user.userId, profileOf(user));
     socket.data.user = user;
     socket.data.budget = new RequestBudget({ ...rate, now });
     socket.data.typing = new TokenBucket(5, 2, now);
@@ -172,7 +180,24 @@ export function createRelay(options: RelayOptions): Relay {
       .then((refusal) => (refusal ? refuse(refusal) : next()));
   });
 
-  const announce = (entry: UserEntry) => io.emit('presence:update', entry);
+  // Presence goes only to those who watch the user: telling everyone of every connect costs
+  // connections squared. Directory changes (new users, names, keys) are told to everyone,
+  // as one small hint a second at most; clients fetch what changed (directory:changes).
+  const hint: { rev: number; timer: NodeJS.Timeout | undefined } = { rev: 0, timer: undefined };
+  function directoryChanged(rev: number): void {
+    hint.rev = Math.max(hint.rev, rev);
+    hint.timer ??= setTimeout(() => {
+      hint.timer = undefined;
+      if (!closing) io.emit('directory:changed', { rev: hint.rev });
+    }, DIRECTORY_HINT_MS);
+  }
+  const announce = (entry: UserEntry, changed = false) => {
+    io.to(watchRoom(entry.id)).emit('presence:update', entry);
+    if (changed) {
+      known.set(entry.id, profileOf(entry));
+      directoryChanged(entry.rev);
+    }
+  };
 
   /** Announces what the directory holds for the user now (another socket may have renamed them). */
   const setPresence = async (userId: string, online: boolean, rev: number) => {
@@ -281,6 +306,7 @@ export function createRelay(options: RelayOptions): Relay {
       const stopped = ownServer ? new Promise<void>((resolve) => ownServer?.close(() => resolve())) : Promise.resolve();
       while (inflight.size > 0) await Promise.allSettled([...inflight]);
       sessions.stopAll();
+      clearTimeout(hint.timer);
       // Closing the transports (not a Socket.IO disconnect) tells clients to reconnect by themselves.
       engine.close();
       for (const server of servers) {

@@ -12,6 +12,8 @@ export interface ConnectionHandlers {
   /** Store the batch, then answer: the relay redelivers whatever is not acknowledged. */
   deliver(batch: Envelope[]): Promise<DeliverAck>;
   presence(user: UserEntry): void;
+  /** The relay's directory changed after this rev (someone new, a name, a key). */
+  directoryChanged(rev: number): void;
   typing(update: { from: string; typing: boolean }): void;
 }
 
@@ -117,6 +119,9 @@ export function connect(options: ConnectionOptions): Connection {
     handlers.deliver(batch).then(ack, () => ack({ ok: false, retryInMs: 2000 }));
   });
   socket.on('presence:update', (user) => handlers.presence(user));
+  socket.on('directory:changed', (hint) => {
+    if (typeof hint?.rev === 'number') handlers.directoryChanged(hint.rev);
+  });
   socket.on('typing:update', (update) => handlers.typing(update));
 
   return {

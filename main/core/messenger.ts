@@ -13,7 +13,7 @@ import { Presence, people, verifiedEntry } from './directory.ts';
 import { seal } from './crypto.ts';
 import type { HostController } from './host.ts';
 import type { Discovery } from './discovery.ts';
-import { err, type UserEntry } from '../../relay/protocol.ts';
+import { err, LIMITS, type UserEntry } from '../../relay/protocol.ts';
 
 export type MessengerCommands = Exclude<CommandName, 'app:info' | 'link:open'>;
 export type MessengerHandlers = { [K in MessengerCommands]: (arg: Commands[K][0]) => Promise<Result<Commands[K][1]>> };
@@ -92,19 +92,84 @@ export async function createMessenger(deps: MessengerDeps) {
     },
   });
 
+  /** The highest directory rev seen on this connection: what directory:changes starts after. */
+  let directoryRev = 0;
+  /** Users whose presence this connection watches. */
+  let watching = new Set<string>();
+
+  /** Takes in directory entries; returns the ids of those that were new to this connection's watch. */
+  function takeEntries(users: readonly unknown[]): string[] {
+    const fresh: string[] = [];
+    for (const user of users) {
+      const entry = verifiedEntry(user);
+      if (!entry) continue;
+      directoryRev = Math.max(directoryRev, entry.rev);
+      if (entry.id === identity.userId) continue;
+      seePeer(entry);
+      if (!watching.has(entry.id)) fresh.push(entry.id);
+    }
+    return fresh;
+  }
+
+  /** Asks for the presence of these people (the relay tells presence to watchers only). */
+  async function watch(ids: string[]): Promise<void> {
+    const room = LIMITS.watchIds - watching.size;
+    const wanted = ids.filter((id) => !watching.has(id)).slice(0, Math.max(0, room));
+    for (let i = 0; i < wanted.length; i += LIMITS.idsPerRequest) {
+      const chunk = wanted.slice(i, i + LIMITS.idsPerRequest);
+      const result = await connection?.request('presence:watch', { ids: chunk });
+      if (!result?.ok) return;
+      chunk.forEach((id) => watching.add(id));
+      takeEntries(result.value.users);
+    }
+  }
+
   async function syncDirectory(): Promise<void> {
+    watching = new Set();
+    directoryRev = 0;
     let after: string | undefined;
     for (;;) {
       const page = await connection?.request('directory:page', after ? { after, limit: 500 } : { limit: 500 });
       if (!page?.ok) return;
-      for (const user of page.value.users) {
-        const entry = verifiedEntry(user);
-        if (entry && entry.id !== identity.userId) seePeer(entry);
-      }
+      takeEntries(page.value.users);
       if (!page.value.next) break;
       after = page.value.next;
     }
+    // Everyone the history knows.
+    await watch(people(history, presence, identity.userId).map((p) => p.id));
     for (const p of people(history, presence, identity.userId)) emit('person', p);
+  }
+
+  /** After a directory:changed hint: fetch what changed, and watch whoever is new. */
+  let fetching = false;
+  let hintedMeanwhile = 0;
+  function syncChanges(rev: number): void {
+    if (rev <= directoryRev) return;
+    if (fetching) {
+      hintedMeanwhile = Math.max(hintedMeanwhile, rev);
+      return;
+    }
+    fetching = true;
+    void fetchChanges().finally(() => {
+      fetching = false;
+      // A hint that came during the fetch may speak of a later change: one more look.
+      const rev = hintedMeanwhile;
+      hintedMeanwhile = 0;
+      if (rev > 0) syncChanges(rev);
+    });
+  }
+  async function fetchChanges(): Promise<void> {
+    const fresh: string[] = [];
+    let since = directoryRev;
+    for (;;) {
+      const page = await connection?.request('directory:changes', { since, limit: 500 });
+      if (!page?.ok) return;
+      fresh.push(...takeEntries(page.value.users));
+      if (page.value.next === null) break;
+      since = page.value.next;
+    }
+    await watch(fresh);
+    announce(fresh);
   }
 
   /** Sends waiting read receipts, 500 ids per request; what is not acknowledged waits for the next try. */
@@ -148,6 +213,7 @@ export async function createMessenger(deps: MessengerDeps) {
           announce([entry.id]);
         },
         typing: (t) => emit('typing', { peer: t.from, typing: t.typing }),
+        directoryChanged: (rev) => void syncChanges(rev),
       },
     });
     emit('status', status());

@@ -44,4 +44,8 @@ export const relayMigrations: readonly Migration[] = [
   (db) => {
     db.exec('ALTER TABLE sent ADD COLUMN delivered_at INTEGER');
   },
+  // 3: the directory's changes since a rev (directory:changes)
+  (db) => {
+    db.exec('CREATE INDEX users_by_rev ON users (rev)');
+  },
 ];

@@ -132,6 +132,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     setLastSeen: db.prepare<[number, number, string]>('UPDATE users SET last_seen = ?, rev = ? WHERE id = ?'),
     getUsers: db.prepare<[string], UserRow>('SELECT * FROM users WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id'),
     pageUsers: db.prepare<[string, number], UserRow>('SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?'),
+    changedUsers: db.prepare<[number, number], UserRow>('SELECT * FROM users WHERE rev > ? ORDER BY rev LIMIT ?'),
     getSent: db.prepare<[string, string], { seq: number; digest: string; delivered_at: number | null }>('SELECT seq, digest, delivered_at FROM sent WHERE sender = ? AND id = ?'),
     insertSent: db.prepare<[{ from: string; id: string; seq: number; digest: string; at: number; deliveredAt: number | null }]>(
       'INSERT OR IGNORE INTO sent (sender, id, seq, digest, at, delivered_at) VALUES (@from, @id, @seq, @digest, @at, @deliveredAt)'),
@@ -345,6 +346,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     setLastSeen: (id, lastSeen, rev) => guard(() => void q.setLastSeen.run(lastSeen, rev, id)),
     getUsers: (ids) => guard(() => q.getUsers.all(JSON.stringify(ids)).map(toUser)),
     pageUsers: (after, limit) => guard(() => q.pageUsers.all(after ?? '', limit).map(toUser)),
+    changedUsers: (since, limit) => guard(() => q.changedUsers.all(since, limit).map(toUser)),
 
     accept: (m: IncomingMessage, limit: Quota, live = false) =>
       guard((): AcceptOutcome => {

@@ -92,6 +92,8 @@ export interface RelayStore {
   getUsers(ids: readonly string[]): Promise<StoredUser[]>;
   /** Users ordered by id, strictly after `after`. */
   pageUsers(after: string | undefined, limit: number): Promise<StoredUser[]>;
+  /** Users whose rev is over `since`, in rev order. */
+  changedUsers(since: number, limit: number): Promise<StoredUser[]>;
 
   /**
    * Idempotent by (from, id); checks the recipient's quota; queues the message for `to`.

@@ -105,21 +105,23 @@ end
 return {removed, offers, following}
 `);
 
-/** KEYS: user hash, user index. ARGV: id, name, idKey, kaKey, kaSig, lastSeen, rev. The idKey never changes. */
+/** KEYS: user hash, user index, users by rev. ARGV: id, name, idKey, kaKey, kaSig, lastSeen, rev. The idKey never changes. */
 export const SAVE_USER = script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'idKey', ARGV[3], 'firstSeen', ARGV[6])
 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'name', ARGV[2], 'kaKey', ARGV[4], 'kaSig', ARGV[5], 'lastSeen', ARGV[6], 'rev', ARGV[7])
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
 return 1
 `);
 
-/** KEYS: user hash. ARGV: lastSeen, rev. Only for users that exist, and only forward (nodes race). */
+/** KEYS: user hash, users by rev. ARGV: id, lastSeen, rev. Only for users that exist, and only forward (nodes race). */
 export const SET_LAST_SEEN = script(`
 local rev = redis.call('HGET', KEYS[1], 'rev')
-if rev and tonumber(rev) < tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'lastSeen', ARGV[1], 'rev', ARGV[2])
+if rev and tonumber(rev) < tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], 'lastSeen', ARGV[2], 'rev', ARGV[3])
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 end
 return 1
 `);

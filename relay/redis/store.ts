@@ -75,6 +75,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RelayS
     relay: `${p}relay`,
     seq: `${p}seq`,
     users: `${p}users`,
+    usersByRev: `${p}users:rev`,
     user: (id: string) => `${p}u:${id}`,
     mailbox: (id: string) => `${p}mb:${id}`,
     quota: (id: string) => `${p}mq:${id}`,
@@ -105,17 +106,22 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RelayS
 
     async saveUser(user) {
       open();
-      await redis.run(SAVE_USER, [key.user(user.id), key.users], [user.id, user.name, user.idKey, user.kaKey, user.kaSig, user.lastSeen, user.rev], Int);
+      await redis.run(SAVE_USER, [key.user(user.id), key.users, key.usersByRev], [user.id, user.name, user.idKey, user.kaKey, user.kaSig, user.lastSeen, user.rev], Int);
     },
     async setLastSeen(id, lastSeen, rev) {
       open();
-      await redis.run(SET_LAST_SEEN, [key.user(id)], [lastSeen, rev], Int);
+      await redis.run(SET_LAST_SEEN, [key.user(id), key.usersByRev], [id, lastSeen, rev], Int);
     },
     getUsers,
     async pageUsers(after, limit) {
       open();
       const ids = await redis.command(['ZRANGE', key.users, after === undefined ? '-' : `(${after}`, '+', 'BYLEX', 'LIMIT', 0, limit], Strings);
       return getUsers(ids);
+    },
+    async changedUsers(since, limit) {
+      open();
+      const ids = await redis.command(['ZRANGE', key.usersByRev, `(${since}`, '+inf', 'BYSCORE', 'LIMIT', 0, limit], Strings);
+      return (await getUsers(ids)).sort((a, b) => a.rev - b.rev);
     },
 
     async accept(m, quota): Promise<AcceptOutcome> {

@@ -45,8 +45,14 @@ describe('a cluster of two nodes', () => {
 
   it('shows presence across nodes and carries messages, receipts and typing between them', async () => {
     const alice = await join(a.url, { name: 'Alice' });
-    const bob = await join(b.url, { name: 'Bob' });
+    const bobIdentity = generateIdentity();
+    await alice.watch(bobIdentity.userId);
+    const bob = await join(b.url, { name: 'Bob', identity: bobIdentity });
     await eventually(() => alice.presence.some((p) => p.id === bob.id && p.online), 'alice (node A) to see bob (node B) come online');
+    // Bob is new: node B hinted everyone, alice on node A too, and node A answers what changed.
+    await eventually(() => alice.hints.length > 0, 'a directory hint from node B at alice');
+    const changes = await alice.request('directory:changes', { since: 0 });
+    expect(changes.ok && changes.value.users.map((u) => u.id)).toContain(bob.id);
 
     const id = newMessageId();
     const sent = await alice.send(bob.id, 'hello from A', id);
@@ -70,6 +76,7 @@ describe('a cluster of two nodes', () => {
   it('keeps a user online while a socket remains on either node', async () => {
     const watcher = await join(a.url);
     const identity = generateIdentity();
+    await watcher.watch(identity.userId);
     const onA = await join(a.url, { identity });
     const onB = await join(b.url, { identity });
     await eventually(() => watcher.presence.filter((p) => p.id === identity.userId && p.online).length >= 2, 'both sockets announced');

@@ -73,7 +73,7 @@ describe('losing a node of the cluster', () => {
     const watcher = await connectClient(survivor!.url);
     const victim = await connectClient(doomed!.url, { name: 'victim' });
     clients.push(watcher, victim);
-    await eventually(() => watcher.presence.some((p) => p.id === victim.id && p.online), 'the victim to be seen online');
+    expect(await watcher.watch(victim.id)).toMatchObject([{ id: victim.id, online: true }]);
 
     const killedAt = Date.now();
     await doomed!.kill('SIGKILL');

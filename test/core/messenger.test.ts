@@ -56,6 +56,16 @@ describe('two people through a hosted relay', () => {
     expect(must(await bob.messenger.handlers['people:list'](null)).find((p) => p.id === alice.id)?.unread).toBe(0);
   });
 
+  it('shows someone who joined later as online, and offline once they leave', async () => {
+    // Alice was there first: Bob reaches her through the relay's directory hint, then her watch.
+    const { alice, bob } = await hostAndJoin();
+    const bobAt = async () => must(await alice.messenger.handlers['people:list'](null)).find((p) => p.id === bob.id);
+    await eventually(async () => (await bobAt())?.online === true, 'bob online at alice');
+    must(await bob.messenger.handlers['relay:leave'](null));
+    await eventually(async () => (await bobAt())?.online === false, 'bob offline at alice');
+    expect(alice.persons.filter((p) => p.id === bob.id).at(-1)).toMatchObject({ online: false, lastSeen: expect.any(Number) });
+  });
+
   it('keeps only ciphertext at the relay', async () => {
     const { alice, bob } = await hostAndJoin();
     await bob.messenger.handlers['relay:leave'](null);

@@ -107,7 +107,7 @@ describe('the SQLite mailbox', () => {
     await first.close();
     // Back to schema 1, as a relay of the previous version left it.
     const db = new Database(file);
-    db.exec('ALTER TABLE sent DROP COLUMN delivered_at');
+    db.exec('ALTER TABLE sent DROP COLUMN delivered_at; DROP INDEX users_by_rev');
     db.pragma('user_version = 1');
     db.close();
     const { store } = open(1000, file);

@@ -22,6 +22,8 @@ describe('presence', () => {
     relay = await startRelay();
     const watcher = await join({ name: 'Watcher' });
     const bob = generateIdentity();
+    // Anyone may be watched, even before they ever joined.
+    expect(await watcher.watch(bob.userId)).toEqual([]);
     const first = await join({ identity: bob, name: 'Bob' });
     const second = await join({ identity: bob, name: 'Bob' });
     await eventually(() => watcher.presence.some((u) => u.id === bob.userId && u.online), 'bob online');
@@ -58,13 +60,39 @@ describe('presence', () => {
     expect(seen.sort()).toEqual(people.map((p) => p.id).sort());
   });
 
-  it('announces a new display name to everyone, under the same id', async () => {
+  it('tells presence only to watchers, and everyone of directory changes with one hint that directory:changes answers', async () => {
     relay = await startRelay();
     const alice = await join({ name: 'Alice' });
     const bob = await join({ name: 'Bob' });
+    const carol = await join({ name: 'Carol' });
+    const [entry] = await bob.watch(alice.id);
+    expect(entry).toMatchObject({ id: alice.id, name: 'Alice', online: true });
+    const hintsBefore = carol.hints.length;
+
     const renamed = await alice.request('profile:update', { name: '  Alice B.  ' });
     expect(renamed).toMatchObject({ ok: true, value: { id: alice.id, name: 'Alice B.' } });
-    await eventually(() => bob.presence.some((u) => u.id === alice.id && u.name === 'Alice B.'), 'rename seen by bob');
+    await eventually(() => bob.presence.some((u) => u.id === alice.id && u.name === 'Alice B.'), 'rename seen by bob, who watches alice');
+    // Carol does not watch Alice: no presence, but a hint, and the change when she asks.
+    const rev = await eventually(() => carol.hints.at(hintsBefore), 'a directory hint at carol');
+    expect(carol.presence.filter((u) => u.id === alice.id)).toEqual([]);
+    const changes = await carol.request('directory:changes', { since: (entry?.rev ?? 0) });
+    expect(changes).toMatchObject({ ok: true, value: { next: null } });
+    expect(changes.ok && changes.value.users.find((u) => u.id === alice.id)).toMatchObject({ name: 'Alice B.', rev });
+    // Paged in rev order.
+    const first = await carol.request('directory:changes', { since: 0, limit: 2 });
+    if (!first.ok) throw new Error(first.error.message);
+    expect(first.value.users.map((u) => u.rev)).toEqual([...first.value.users.map((u) => u.rev)].sort((a, b) => a - b));
+    const rest = await carol.request('directory:changes', { since: first.value.next ?? 0, limit: 2 });
+    expect(rest.ok && rest.value.users.length).toBe(1);
+  });
+
+  it('refuses to watch more than the limit on one connection', async () => {
+    relay = await startRelay();
+    const alice = await join();
+    const ids = (n: number) => Array.from({ length: n }, () => generateIdentity().userId);
+    for (let i = 0; i < 10; i += 1) await alice.watch(...ids(500));
+    const over = await alice.request('presence:watch', { ids: ids(1) });
+    expect(over).toMatchObject({ ok: false, error: { code: 'E_TOO_LARGE' } });
   });
 });
 

@@ -118,7 +118,15 @@ describe('a Python client written from PROTOCOL.md', () => {
     await python.line((l) => l.event === 'connected', 'admission');
     const entry = await ts.request('directory:get', { ids: [pyId] });
     expect(entry).toMatchObject({ ok: true, value: { users: [{ id: pyId, name: 'Python', idKey: me.idKey, kaKey: me.kaKey, kaSig: me.kaSig, online: true }] } });
-    await eventually(() => ts.presence.some((u) => u.id === pyId && u.online), 'the python client announced online');
+    expect(await ts.watch(pyId)).toMatchObject([{ id: pyId, online: true }]);
+    // It watched the people it found in the directory (the TS client).
+    expect(await python.line((l) => l.event === 'watching', 'its presence:watch')).toMatchObject({ ids: [ts.id], online: [ts.id] });
+    // Someone new joins: the relay's directory:changed hint makes it fetch the change and watch them.
+    const late = await connectClient(relay.url, { name: 'Latecomer' });
+    clients.push(late);
+    const changes = await python.line((l) => l.event === 'changes' && (l.users as { id: string }[]).some((u) => u.id === late.id), 'the latecomer, through directory:changes');
+    expect(changes.users).toContainEqual({ id: late.id, name: 'Latecomer', online: true });
+    await python.line((l) => l.event === 'watching' && (l.ids as string[]).includes(late.id), 'a watch on the latecomer');
     // It checked the directory entries itself (id = hash of idKey, kaSig valid).
     const self = await python.line((l) => l.event === 'self', 'its own directory entry');
     expect(self).toMatchObject({ genuine: true, matches: true });

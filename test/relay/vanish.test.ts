@@ -20,7 +20,7 @@ describe('a vanished peer', () => {
     const watcher = await connectClient(relay.url, { name: 'Watcher' });
     const laptop = await connectClient(proxy.url, { name: 'Laptop' });
     clients.push(watcher, laptop);
-    await eventually(() => watcher.presence.some((u) => u.id === laptop.id && u.online), 'laptop online');
+    expect(await watcher.watch(laptop.id)).toMatchObject([{ id: laptop.id, online: true }]);
 
     const cut = Date.now();
     proxy.blackhole();

@@ -67,7 +67,10 @@ export class TestClient {
   readonly socket: ClientSocket;
   /** Every envelope received, in arrival order (redeliveries included). */
   readonly received: Envelope[] = [];
+  /** presence:update events, for the users this client watches. */
   readonly presence: UserEntry[] = [];
+  /** The revs of directory:changed hints. */
+  readonly hints: number[] = [];
   readonly typing: { from: string; typing: boolean }[] = [];
 
   constructor(identity: Identity, socket: ClientSocket) {
@@ -93,6 +96,13 @@ export class TestClient {
 
   send(to: string, body: string, id = newMessageId(), sentAt = Date.now()) {
     return this.request('message:send', { id, to, body, sentAt });
+  }
+
+  /** Watches these users' presence; resolves with their current entries. */
+  async watch(...ids: string[]): Promise<UserEntry[]> {
+    const result = await this.request('presence:watch', { ids });
+    if (!result.ok) throw new Error(`presence:watch: ${result.error.message}`);
+    return result.value.users;
   }
 
   messages(): Extract<Envelope, { kind: 'message' }>[] {
@@ -131,6 +141,7 @@ export async function connectClient(url: string, options: ClientOptions = {}): P
     Promise.resolve(options.onDeliver ? options.onDeliver(batch) : { ok: true as const }).then(ack, () => ack({ ok: false }));
   });
   socket.on('presence:update', (user) => client.presence.push(user));
+  socket.on('directory:changed', (hint) => client.hints.push(hint.rev));
   socket.on('typing:update', (t) => client.typing.push(t));
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', () => resolve());

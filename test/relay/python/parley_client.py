@@ -215,6 +215,8 @@ class Session:
         self.sio = socketio.Client(reconnection=True, reconnection_delay=0.5, reconnection_delay_max=5)
         self.sio.on('message:deliver', self.on_deliver)
         self.sio.on('presence:update', self.on_presence)
+        self.sio.on('directory:changed', self.on_directory_changed)
+        self.directory_rev = 0                # highest rev seen in the directory: section 9
         self.sio.on('typing:update', lambda update: emit_line('typing', **update))
         self.sio.on('connect_error', self.on_connect_error)
         self.sio.on('disconnect', lambda: emit_line('disconnected'))
@@ -308,6 +310,8 @@ class Session:
             if after is None:
                 break
         emit_line('directory', users=[{'id': u['id'], 'name': u['name'], 'online': u['online'], 'genuine': entry_is_genuine(u)} for u in users])
+        self.directory_rev = max([self.directory_rev] + [u['rev'] for u in users])
+        self.watch([u['id'] for u in users if u['id'] != self.identity.user_id])
         result = self.request('directory:get', {'ids': [self.identity.user_id]})
         if result and result.get('ok') and result['value']['users']:
             me = result['value']['users'][0]
@@ -386,6 +390,37 @@ class Session:
                 mine['state'] = receipt['state']
             applied.append(message_id)
         emit_line('receipt', seq=receipt['seq'], state=receipt['state'], ids=receipt['ids'], applied=applied, **{'from': receipt['from']})
+
+    def watch(self, ids):
+        """presence:watch (section 9), 500 ids per request."""
+        for start in range(0, len(ids), 500):
+            result = self.request('presence:watch', {'ids': ids[start:start + 500]})
+            if result and result.get('ok'):
+                emit_line('watching', ids=ids[start:start + 500], online=[u['id'] for u in result['value']['users'] if u['online']])
+            else:
+                emit_line('watch_failed', result=result)
+
+    def on_directory_changed(self, hint):
+        # A request must not wait on the thread that delivers its answer.
+        self.sio.start_background_task(self.fetch_changes, hint.get('rev', 0))
+
+    def fetch_changes(self, rev):
+        """directory:changes since the highest rev seen (section 9); watches the new people."""
+        if rev <= self.directory_rev:
+            return
+        changed = []
+        while True:
+            result = self.request('directory:changes', {'since': self.directory_rev, 'limit': 100})
+            if not result or not result.get('ok'):
+                emit_line('changes_failed', result=result)
+                return
+            users = [u for u in result['value']['users'] if entry_is_genuine(u)]
+            changed.extend(users)
+            self.directory_rev = max([self.directory_rev] + [u['rev'] for u in result['value']['users']])
+            if result['value']['next'] is None:
+                break
+        emit_line('changes', users=[{'id': u['id'], 'name': u['name'], 'online': u['online']} for u in changed])
+        self.watch([u['id'] for u in changed if u['id'] != self.identity.user_id])
 
     def on_presence(self, entry):
         emit_line('presence', id=entry.get('id'), name=entry.get('name'), online=entry.get('online'), rev=entry.get('rev'),
