@@ -112,31 +112,35 @@ export async function createMessenger(deps: MessengerDeps) {
   }
 
   /** Asks for the presence of these people (the relay tells presence to watchers only). */
-  async function watch(ids: string[]): Promise<void> {
+  async function watch(conn: Connection, ids: string[]): Promise<void> {
     const room = LIMITS.watchIds - watching.size;
     const wanted = ids.filter((id) => !watching.has(id)).slice(0, Math.max(0, room));
     for (let i = 0; i < wanted.length; i += LIMITS.idsPerRequest) {
       const chunk = wanted.slice(i, i + LIMITS.idsPerRequest);
-      const result = await connection?.request('presence:watch', { ids: chunk });
-      if (!result?.ok) return;
+      const result = await conn.request('presence:watch', { ids: chunk });
+      // Left, switched relays or closed meanwhile: this connection's work is over.
+      if (!result.ok || connection !== conn) return;
       chunk.forEach((id) => watching.add(id));
       takeEntries(result.value.users);
     }
   }
 
   async function syncDirectory(): Promise<void> {
+    const conn = connection;
+    if (!conn) return;
     watching = new Set();
     directoryRev = 0;
     let after: string | undefined;
     for (;;) {
-      const page = await connection?.request('directory:page', after ? { after, limit: 500 } : { limit: 500 });
-      if (!page?.ok) return;
+      const page = await conn.request('directory:page', after ? { after, limit: 500 } : { limit: 500 });
+      if (!page.ok || connection !== conn) return;
       takeEntries(page.value.users);
       if (!page.value.next) break;
       after = page.value.next;
     }
     // Everyone the history knows.
-    await watch(people(history, presence, identity.userId).map((p) => p.id));
+    await watch(conn, people(history, presence, identity.userId).map((p) => p.id));
+    if (connection !== conn) return;
     for (const p of people(history, presence, identity.userId)) emit('person', p);
   }
 
@@ -159,17 +163,19 @@ export async function createMessenger(deps: MessengerDeps) {
     });
   }
   async function fetchChanges(): Promise<void> {
+    const conn = connection;
+    if (!conn) return;
     const fresh: string[] = [];
     let since = directoryRev;
     for (;;) {
-      const page = await connection?.request('directory:changes', { since, limit: 500 });
-      if (!page?.ok) return;
+      const page = await conn.request('directory:changes', { since, limit: 500 });
+      if (!page.ok || connection !== conn) return;
       fresh.push(...takeEntries(page.value.users));
       if (page.value.next === null) break;
       since = page.value.next;
     }
-    await watch(fresh);
-    announce(fresh);
+    await watch(conn, fresh);
+    if (connection === conn) announce(fresh);
   }
 
   /** Sends waiting read receipts, 500 ids per request; what is not acknowledged waits for the next try. */
