@@ -1,5 +1,15 @@
 // Shared by the bench children (relays and load generators): the ready message, the memory report, event-loop lag.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { RelayOptions } from '../../relay/server.ts';
+
+/** A relay opened up for a load test: every client comes from 127.0.0.1 and sends flat out. */
+export const LOAD_TEST_LIMITS = {
+  maxConnectionsPerAddress: 1_000_000,
+  maxAuthFailures: 1_000_000,
+  rate: { capacity: 1_000_000, perSecond: 1_000_000, abuseMs: 60_000 },
+  mailbox: { maxMessages: 10_000_000, maxBytes: 10 * 1024 * 1024 * 1024 },
+  connectTimeoutMs: 60_000,
+} as const satisfies Omit<RelayOptions, 'store'>;
 
 /** Tells the bench which port the relay listens on. */
 export function ready(port: number): void {

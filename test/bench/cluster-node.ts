@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { createRelay, type RelayOptions } from '../../relay/server.ts';
 import { openSqliteStore } from '../../relay/mailbox/sqlite.ts';
 import { openRedisCluster } from '../../relay/redis/cluster.ts';
+import { LOAD_TEST_LIMITS } from './child.ts';
 
 const Env = z.object({
   BENCH_STORE: z.enum(['sqlite', 'redis']),
@@ -18,14 +19,7 @@ const Env = z.object({
 const env = Env.parse(process.env);
 const Command = z.object({ cmd: z.enum(['cpu', 'stop']) });
 
-const limits: Omit<RelayOptions, 'store'> = {
-  name: 'bench node',
-  maxConnectionsPerAddress: 1_000_000,
-  maxAuthFailures: 1_000_000,
-  rate: { capacity: 1_000_000, perSecond: 1_000_000, abuseMs: 60_000 },
-  mailbox: { maxMessages: 10_000_000, maxBytes: 10 * 1024 * 1024 * 1024 },
-  connectTimeoutMs: 60_000,
-};
+const limits: Omit<RelayOptions, 'store'> = { name: 'bench node', ...LOAD_TEST_LIMITS };
 
 let relayOptions: RelayOptions;
 if (env.BENCH_STORE === 'redis') {

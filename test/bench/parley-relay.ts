@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createRelay } from '../../relay/server.ts';
 import { openSqliteStore } from '../../relay/mailbox/sqlite.ts';
 import { serve, type RelayApi } from './ipc.ts';
-import { lagSinceLast, memoryNow, ready } from './child.ts';
+import { LOAD_TEST_LIMITS, lagSinceLast, memoryNow, ready } from './child.ts';
 
 const dir = process.env.BENCH_DATA_DIR;
 if (!dir) throw new Error('BENCH_DATA_DIR is not set');
@@ -12,11 +12,7 @@ if (!dir) throw new Error('BENCH_DATA_DIR is not set');
 const relay = createRelay({
   store: openSqliteStore({ path: join(dir, 'relay.db') }),
   name: 'bench relay',
-  maxConnectionsPerAddress: 1_000_000,
-  maxAuthFailures: 1_000_000,
-  rate: { capacity: 1_000_000, perSecond: 1_000_000, abuseMs: 60_000 },
-  mailbox: { maxMessages: 10_000_000, maxBytes: 10 * 1024 * 1024 * 1024 },
-  connectTimeoutMs: 60_000,
+  ...LOAD_TEST_LIMITS,
 });
 
 serve<RelayApi>({
