@@ -1,6 +1,10 @@
 // One pump per connected socket: pages the recipient's mailbox in seq order, sends a batch,
 // waits for the client's ack, removes what was acknowledged, repeats. Live messages and a
-// backlog take the same path, so a new message can never overtake an older one.
+// backlog take the same path, so a new message can never overtake an older one that is
+// visible. In a cluster an envelope can become visible after a newer one was sent (a node
+// kept it in memory for a moment, relay/redis/store.ts): offered then, it is sent at once,
+// out of seq order, rather than left behind the cursor. Senders send one message at a time
+// per recipient (PROTOCOL.md 13.1), so each conversation keeps its order.
 import { z } from 'zod';
 import type { DeliverAck, Envelope } from './protocol.ts';
 import type { Offer, RelayStore } from './mailbox/store.ts';
@@ -30,6 +34,10 @@ export interface PumpOptions {
 
 export class Pump {
   private cursor = 0;
+  /** Seqs this stream sent lately, to tell an envelope that became visible late from one already sent. */
+  private readonly recent = new Set<number>();
+  /** Envelopes behind the cursor that were never sent: they go first. */
+  private late: Envelope[] = [];
   private running = false;
   private again = false;
   private stopped = false;
@@ -65,6 +73,7 @@ export class Pump {
    */
   offer(envelope: Envelope, prev: number): void {
     if (this.stopped) return;
+    if (envelope.seq <= this.cursor && !this.recent.has(envelope.seq) && !this.late.some((e) => e.seq === envelope.seq)) this.late.push(envelope);
     if (this.running || envelope.seq <= this.cursor || prev > this.cursor) return this.notify();
     this.running = true;
     this.run([envelope]).catch((error: unknown) => {
@@ -83,7 +92,11 @@ export class Pump {
     let prefetched: Envelope[] | undefined = first;
     while (!this.stopped) {
       let batch: Envelope[];
-      if (prefetched) {
+      const late = this.late.length > 0 && !prefetched;
+      if (late) {
+        batch = withinBytes(this.late, this.options.batchBytes);
+        this.late = this.late.slice(batch.length);
+      } else if (prefetched) {
         // Read after that ack; a wake-up that came meanwhile (`again`) still gets its own page.
         batch = withinBytes(prefetched, this.options.batchBytes);
         prefetched = undefined;
@@ -106,7 +119,12 @@ export class Pump {
         return;
       }
       if (this.stopped) return;
-      this.cursor = last.seq;
+      if (!late) this.cursor = last.seq;
+      for (const e of batch) this.recent.add(e.seq);
+      for (const s of this.recent) {
+        if (this.recent.size <= RECENT) break;
+        this.recent.delete(s);
+      }
       let answer: DeliverAck | undefined;
       try {
         const parsed = DeliverAckSchema.safeParse(await this.target.deliver(batch, ackTimeoutMs));
@@ -117,24 +135,31 @@ export class Pump {
       if (this.stopped) return;
       if (!answer?.ok) {
         // Not taken: send the same envelopes again, after a pause the client may choose.
-        this.cursor = (batch[0]?.seq ?? 1) - 1;
+        for (const e of batch) this.recent.delete(e.seq);
+        if (late) this.late.unshift(...batch);
+        else this.cursor = (batch[0]?.seq ?? 1) - 1;
         await pause(answer?.retryInMs ?? 1000);
         continue;
       }
       try {
-        const acked = await store.acknowledge(this.recipient, batch.map((e) => e.seq), this.options.now(), { afterSeq: this.cursor, limit: batchSize });
+        const acked = await store.acknowledge(this.recipient, batch.map((e) => e.seq), this.options.now(), late ? undefined : { afterSeq: this.cursor, limit: batchSize });
         if (acked.receiptsFor.length > 0) this.options.onReceipts(acked.receiptsFor, acked.offers);
         prefetched = acked.next;
       } catch (error) {
         // The envelopes stay in the mailbox: send them again (after a pause) so that this
         // ack can be recorded, with its delivered receipts. The client recognises them by id.
         log.warn('mailbox remove failed; will deliver again', { user: this.recipient, error: String(error) });
-        this.cursor = (batch[0]?.seq ?? 1) - 1;
+        for (const e of batch) this.recent.delete(e.seq);
+        if (late) this.late.unshift(...batch);
+        else this.cursor = (batch[0]?.seq ?? 1) - 1;
         await pause(1000);
       }
     }
   }
 }
+
+/** How many sent seqs a stream remembers (well over a batch in flight plus the offers racing it). */
+const RECENT = 4096;
 
 function withinBytes(envelopes: Envelope[], budget: number): Envelope[] {
   let used = 0;

@@ -30,6 +30,8 @@ export interface RedisClusterOptions {
   commandTimeoutMs?: number;
   /** Retention of idempotency records. Default 30 days. */
   dedupRetentionMs?: number;
+  /** How long a message for a recipient connected to this node waits in memory for their ack (relay/redis/store.ts). Default 1,000 ms. */
+  holdMs?: number;
   /** How often every delivery stream of the node pages again, in case a wake-up was lost. Default 5 s. */
   sweepMs?: number;
   log?: Logger;
@@ -128,7 +130,11 @@ export async function openRedisCluster(options: RedisClusterOptions): Promise<Re
   sweep.unref();
 
   const redis = createRedis(client, options.commandTimeoutMs ?? 2_000);
-  const store = await openRedisStore({ redis, prefix, nodeId, ...(options.dedupRetentionMs ? { dedupRetentionMs: options.dedupRetentionMs } : {}) });
+  const store = await openRedisStore({
+    redis, prefix, nodeId,
+    ...(options.dedupRetentionMs ? { dedupRetentionMs: options.dedupRetentionMs } : {}),
+    ...(options.holdMs === undefined ? {} : { holdMs: options.holdMs }),
+  });
   const node = createClusterNode({ redis, prefix, nodeId, ttlMs, heartbeatMs: options.heartbeatMs ?? Math.max(100, Math.floor(ttlMs / 5)), log });
   await node.start();
   // The adapter's own connection keeps the client's default 5 s command timeout (broadcasts are rare).

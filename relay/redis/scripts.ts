@@ -16,25 +16,41 @@ redis.call('HSETNX', KEYS[1], 'secret', ARGV[2])
 return redis.call('HMGET', KEYS[1], 'id', 'secret')
 `);
 
+// An idempotency record is "<seq> <digest>", then " <delivered at>" when its sender was
+// answered with the delivery, or " held" while a node keeps the message in memory for a
+// recipient connected to it (relay/redis/store.ts): then a resend through another node waits.
+// The checks every accept starts with: an earlier record, then the recipient's quota.
+// KEYS[1] sent record, KEYS[3] quota; ARGV[1] digest, ARGV[2] body bytes, ARGV[3] max
+// messages, ARGV[4] max bytes. Returns a reply to give back at once, or nil to go on.
+const CHECKS = `
+local function checks()
+  local prior = redis.call('GET', KEYS[1])
+  if prior then
+    local seq, digest, extra = string.match(prior, '^(%d+) (%S+) ?(%S*)$')
+    if digest ~= ARGV[1] then return {'conflict', 0, 0} end
+    if extra == 'held' then return {'held', tonumber(seq), 0} end
+    return {'duplicate', tonumber(seq), tonumber(extra) or 0}
+  end
+  local quota = redis.call('HMGET', KEYS[3], 'n', 'b')
+  if tonumber(quota[1] or '0') + 1 > tonumber(ARGV[3]) or tonumber(quota[2] or '0') + tonumber(ARGV[2]) > tonumber(ARGV[4]) then
+    return {'full', 0, 0}
+  end
+  return nil
+end
+`;
+
 /**
  * KEYS: sent record, mailbox, quota, seq counter, nodes.
  * ARGV: digest, body bytes, max messages, max bytes, retention ms, header, JSON after "{",
  * prefix, this node, recipient.
  * Dedup check, quota check, seq, append, idempotency record, wake-up: all or nothing.
- * Returns {outcome, seq, seq of the envelope before it in the mailbox}.
+ * Returns {outcome, seq, seq of the envelope before it in the mailbox}; for a duplicate the
+ * third is the time it was delivered (0: not known).
  */
-export const ACCEPT = script(`${COMMON}
-local prior = redis.call('GET', KEYS[1])
-if prior then
-  local space = string.find(prior, ' ', 1, true)
-  if string.sub(prior, space + 1) ~= ARGV[1] then return {'conflict', 0, 0} end
-  return {'duplicate', tonumber(string.sub(prior, 1, space - 1)), 0}
-end
+export const ACCEPT = script(`${COMMON}${CHECKS}
+local early = checks()
+if early then return early end
 local size = tonumber(ARGV[2])
-local quota = redis.call('HMGET', KEYS[3], 'n', 'b')
-if tonumber(quota[1] or '0') + 1 > tonumber(ARGV[3]) or tonumber(quota[2] or '0') + size > tonumber(ARGV[4]) then
-  return {'full', 0, 0}
-end
 local seq = redis.call('INCR', KEYS[4])
 local member = ARGV[6] .. '{"seq":' .. seq .. ',' .. ARGV[7]
 redis.call('ZADD', KEYS[2], seq, member)
@@ -44,6 +60,36 @@ redis.call('SET', KEYS[1], seq .. ' ' .. ARGV[1], 'PX', ARGV[5])
 local prev = prevSeq(KEYS[2], seq)
 wakeOthers(ARGV[8], KEYS[5], ARGV[10], ARGV[9], seq, prev, member)
 return {'accepted', seq, prev}
+`);
+
+/**
+ * KEYS: sent record, mailbox, quota, seq counter. ARGV: digest, body bytes, max messages,
+ * max bytes, marker lifetime ms.
+ * For a recipient connected to this node: the same checks, a seq, and a "held" record that
+ * expires unless the node settles it (SETTLE or WRITE). Nothing enters the mailbox.
+ * Returns as ACCEPT.
+ */
+export const CLAIM = script(`${COMMON}${CHECKS}
+local early = checks()
+if early then return early end
+local seq = redis.call('INCR', KEYS[4])
+redis.call('SET', KEYS[1], seq .. ' ' .. ARGV[1] .. ' held', 'PX', ARGV[5])
+return {'accepted', seq, prevSeq(KEYS[2], seq)}
+`);
+
+/**
+ * KEYS: sent record, mailbox, quota, nodes. ARGV: digest, body bytes, retention ms, seq,
+ * mailbox member, prefix, this node, recipient.
+ * A held message its recipient did not take in time goes into the mailbox after all.
+ */
+export const WRITE = script(`${COMMON}
+local seq = tonumber(ARGV[4])
+redis.call('ZADD', KEYS[2], seq, ARGV[5])
+redis.call('HINCRBY', KEYS[3], 'n', 1)
+redis.call('HINCRBY', KEYS[3], 'b', tonumber(ARGV[2]))
+redis.call('SET', KEYS[1], seq .. ' ' .. ARGV[1], 'PX', ARGV[3])
+wakeOthers(ARGV[6], KEYS[4], ARGV[8], ARGV[7], seq, prevSeq(KEYS[2], seq), ARGV[5])
+return seq
 `);
 
 /** KEYS: mailbox, seq counter, nodes. ARGV: JSON after "{", prefix, this node, recipient. Queues a receipt; returns its seq. */

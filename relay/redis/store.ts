@@ -7,14 +7,21 @@
 // Keys (P = prefix): P relay  hash {id, secret}; P seq  the seq counter; P users  sorted set
 // of user ids (lexical paging); P u:<id>  hash, a directory entry; P mb:<id>  sorted set, the
 // mailbox, scored by seq; P mq:<id>  hash {n, b}, the mailbox's message count and body bytes;
-// P sent:<sender>:<id>  "<seq> <digest>", the idempotency record, expiring after the retention.
+// P sent:<sender>:<id>  "<seq> <digest>[ <delivered at>| held]", the idempotency record,
+// expiring after the retention.
+//
+// The fast path: a message for a recipient connected to this node is claimed in Redis (its
+// seq and a "held" record) but kept in this node's memory for up to holdMs; taken by the
+// recipient in that time, it never enters the Redis mailbox and its sender's answer carries
+// the delivery. Otherwise it is written then. If this node dies meanwhile its sender was not
+// answered and resends; the held record expires and the resend is accepted anew.
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Envelope } from '../protocol.ts';
 import { base32 } from '../identity.ts';
-import { StorageError, type AcceptOutcome, type Offer, type RelayStore, type StoredUser } from '../mailbox/store.ts';
+import { StorageError, type AcceptOutcome, type IncomingMessage, type Offer, type RelayStore, type Settled, type StoredUser } from '../mailbox/store.ts';
 import type { Redis } from './commands.ts';
-import { ACCEPT, ACKNOWLEDGE, IDENTITY, POST, SAVE_USER, SET_LAST_SEEN } from './scripts.ts';
+import { ACCEPT, ACKNOWLEDGE, CLAIM, IDENTITY, POST, SAVE_USER, SET_LAST_SEEN, WRITE } from './scripts.ts';
 
 export interface RedisStoreOptions {
   redis: Redis;
@@ -24,6 +31,24 @@ export interface RedisStoreOptions {
   dedupRetentionMs?: number;
   /** This node: writes wake up the recipient's streams on the other nodes only (lua.ts). */
   nodeId?: string;
+  /** How long a message for a recipient connected to this node waits in memory for their ack. Default 1,000 ms. */
+  holdMs?: number;
+}
+
+/** How long a "held" record outlives its hold: a resend through another node waits that long at most if this node dies. */
+const HELD_MARGIN_MS = 5_000;
+/** How long a resend waits for a held record on another node to settle before answering E_UNAVAILABLE. */
+const HELD_WAIT_MS = 2_000;
+
+interface Held {
+  recipient: string;
+  envelope: Extract<Envelope, { kind: 'message' }>;
+  size: number;
+  digest: string;
+  due: number;
+  resolve: (settled: Settled) => void;
+  reject: (error: Error) => void;
+  durable: Promise<Settled>;
 }
 
 const USER_FIELDS = ['id', 'name', 'idKey', 'kaKey', 'kaSig', 'lastSeen', 'rev'] as const;
@@ -39,7 +64,7 @@ const UserSchema = z.object({
 const Fields = z.array(z.string().nullable());
 const Strings = z.array(z.string());
 const Int = z.number().int();
-const AcceptReply = z.tuple([z.enum(['accepted', 'duplicate', 'conflict', 'full']), Int, Int]);
+const AcceptReply = z.tuple([z.enum(['accepted', 'duplicate', 'held', 'conflict', 'full']), Int, Int]);
 const AcknowledgeReply = z.tuple([Int, z.array(z.union([z.string(), Int])), Strings]);
 const IdentityReply = z.tuple([z.string().regex(/^[a-z2-7]{26}$/), z.string().min(43)]);
 // What the scripts wrote: checked for shape (cheaply: it is read once per delivery), not re-validated as client input.
@@ -81,10 +106,72 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RelayS
     quota: (id: string) => `${p}mq:${id}`,
     sent: (from: string, id: string) => `${p}sent:${from}:${id}`,
   };
+  const holdMs = options.holdMs ?? 1000;
   const [relayId, secret] = await redis.run(IDENTITY, [key.relay], [base32(randomBytes(16)), randomBytes(32).toString('base64')], IdentityReply);
   let closed = false;
   const open = () => {
     if (closed) throw new StorageError('E_UNAVAILABLE', 'relay store is closed');
+  };
+
+  // Held messages, in seq (= due) order, and per recipient; and by (sender, id) for resends here.
+  const held = new Map<number, Held>();
+  const heldFor = new Map<string, Map<number, Held>>();
+  const heldBySent = new Map<string, Held>();
+  let holdTimer: NodeJS.Timeout | undefined;
+  const writes = new Set<Promise<unknown>>();
+
+  const forget = (h: Held) => {
+    held.delete(h.envelope.seq);
+    heldBySent.delete(`${h.envelope.from}\n${h.envelope.id}`);
+    const mine = heldFor.get(h.recipient);
+    mine?.delete(h.envelope.seq);
+    if (mine?.size === 0) heldFor.delete(h.recipient);
+  };
+  /** Not taken in time: into the Redis mailbox, and then its sender is answered. */
+  const write = (h: Held) => {
+    forget(h);
+    const member = `m ${h.size} ${h.envelope.from} ${h.envelope.id}\n${JSON.stringify(h.envelope)}`;
+    const work = redis
+      .run(WRITE, [key.sent(h.envelope.from, h.envelope.id), key.mailbox(h.recipient), key.quota(h.recipient), key.nodes],
+        [h.digest, h.size, retention, h.envelope.seq, member, p, me, h.recipient], Int)
+      .then(() => h.resolve({}), (error: unknown) => h.reject(error instanceof StorageError ? error : new StorageError('E_STORAGE', `relay storage failed: ${String(error)}`)));
+    writes.add(work);
+    void work.finally(() => writes.delete(work));
+  };
+  const writeDue = (all = false) => {
+    holdTimer = undefined;
+    const t = Date.now();
+    for (const h of held.values()) {
+      if (!all && h.due > t) {
+        holdTimer = setTimeout(writeDue, Math.max(1, h.due - t)).unref();
+        break;
+      }
+      write(h);
+    }
+  };
+  const hold = (m: IncomingMessage, seq: number): Held => {
+    let resolve!: (settled: Settled) => void;
+    let reject!: (error: Error) => void;
+    const durable = new Promise<Settled>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const envelope = { seq, kind: 'message' as const, id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, at: m.at };
+    const h: Held = { recipient: m.to, envelope, size: Buffer.byteLength(m.body), digest: m.digest, due: Date.now() + holdMs, resolve, reject, durable };
+    held.set(seq, h);
+    heldBySent.set(`${m.from}\n${m.id}`, h);
+    let mine = heldFor.get(m.to);
+    if (!mine) heldFor.set(m.to, (mine = new Map()));
+    mine.set(seq, h);
+    holdTimer ??= setTimeout(writeDue, holdMs).unref();
+    return h;
+  };
+  /** Mailbox entries from Redis merged in seq order with what is held here. */
+  const withHeld = (recipient: string, fromRedis: Envelope[], afterSeq: number, limit: number): Envelope[] => {
+    const mine = heldFor.get(recipient);
+    if (!mine) return fromRedis;
+    const merged = [...fromRedis, ...[...mine.values()].filter((h) => h.envelope.seq > afterSeq).map((h) => h.envelope)];
+    return merged.sort((a, b) => a.seq - b.seq).slice(0, limit);
   };
 
   const getUsers = async (ids: readonly string[]): Promise<StoredUser[]> => {
@@ -99,6 +186,38 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RelayS
     }
     return users.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   };
+
+  const acceptInRedis = (m: IncomingMessage, quota: { messages: number; bytes: number }) => {
+    const size = Buffer.byteLength(m.body);
+    const header = `m ${size} ${m.from} ${m.id}\n`;
+    const json = tail({ kind: 'message', id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, at: m.at });
+    return redis.run(
+      ACCEPT,
+      [key.sent(m.from, m.id), key.mailbox(m.to), key.quota(m.to), key.seq, key.nodes],
+      [m.digest, size, quota.messages, quota.bytes, retention, header, json, p, me, m.to],
+      AcceptReply,
+    );
+  };
+
+  /** The outcome of a script's reply. A message another node holds is waited for: its answer comes when that settles. */
+  async function outcomeOf(reply: z.infer<typeof AcceptReply>, m: IncomingMessage, quota: { messages: number; bytes: number }): Promise<AcceptOutcome> {
+    const deadline = Date.now() + HELD_WAIT_MS;
+    for (let [kind, seq, third] = reply; ; [kind, seq, third] = await acceptInRedis(m, quota)) {
+      switch (kind) {
+        // Redis has replied: the write is as durable as its appendfsync makes it.
+        case 'accepted':
+          return { kind, seq, prev: third, durable: Promise.resolve({}) };
+        case 'duplicate':
+          return { kind, seq, durable: Promise.resolve(third > 0 ? { deliveredAt: third } : {}) };
+        case 'conflict':
+        case 'full':
+          return { kind };
+        case 'held':
+          if (Date.now() > deadline) throw new StorageError('E_UNAVAILABLE', 'this message is still being delivered through another relay node; send it again');
+          await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  }
 
   const store: RelayStore = {
     relayId,
@@ -124,21 +243,27 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RelayS
       return (await getUsers(ids)).sort((a, b) => a.rev - b.rev);
     },
 
-    async accept(m, quota): Promise<AcceptOutcome> {
+    async accept(m, quota, live = false): Promise<AcceptOutcome> {
       open();
+      const here = heldBySent.get(`${m.from}\n${m.id}`);
+      if (here) return here.digest === m.digest ? { kind: 'duplicate', seq: here.envelope.seq, durable: here.durable } : { kind: 'conflict' };
       const size = Buffer.byteLength(m.body);
-      const header = `m ${size} ${m.from} ${m.id}\n`;
-      const json = tail({ kind: 'message', id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, at: m.at });
-      const [kind, seq, prev] = await redis.run(
-        ACCEPT,
-        [key.sent(m.from, m.id), key.mailbox(m.to), key.quota(m.to), key.seq, key.nodes],
-        [m.digest, size, quota.messages, quota.bytes, retention, header, json, p, me, m.to],
-        AcceptReply,
-      );
-      // Redis has replied: the write is as durable as its appendfsync makes it.
-      if (kind === 'accepted') return { kind, seq, prev, durable: Promise.resolve({}) };
-      if (kind === 'duplicate') return { kind, seq, durable: Promise.resolve({}) };
-      return { kind };
+      if (live && holdMs > 0) {
+        const [kind, seq, third] = await redis.run(
+          CLAIM,
+          [key.sent(m.from, m.id), key.mailbox(m.to), key.quota(m.to), key.seq],
+          [m.digest, size, quota.messages, quota.bytes, holdMs + HELD_MARGIN_MS],
+          AcceptReply,
+        );
+        if (kind === 'accepted') {
+          const h = hold(m, seq);
+          // What waits here for the recipient comes after what waits in Redis.
+          const prev = Math.max(third, ...[...(heldFor.get(m.to)?.keys() ?? [])].filter((s) => s < seq));
+          return { kind, seq, prev, durable: h.durable };
+        }
+        return outcomeOf([kind, seq, third], m, quota);
+      }
+      return outcomeOf(await acceptInRedis(m, quota), m, quota);
     },
     async postReceipt(to, r) {
       open();
@@ -149,10 +274,27 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RelayS
     async page(recipient, afterSeq, limit) {
       open();
       const members = await redis.command(['ZRANGE', key.mailbox(recipient), `(${afterSeq}`, '+inf', 'BYSCORE', 'LIMIT', 0, limit], Strings);
-      return members.map(toEnvelope);
+      return withHeld(recipient, members.map(toEnvelope), afterSeq, limit);
     },
     async acknowledge(recipient, seqs, at, next) {
       open();
+      // Taken while held here: never written; the sender's answer carries the delivery.
+      const mine = heldFor.get(recipient);
+      const taken = mine ? seqs.filter((s) => mine.has(s)) : [];
+      for (const s of taken) {
+        const h = mine?.get(s);
+        if (!h) continue;
+        forget(h);
+        h.resolve({ deliveredAt: at });
+        const work = redis.command(['SET', key.sent(h.envelope.from, h.envelope.id), `${s} ${h.digest} ${at}`, 'PX', String(retention)], z.unknown());
+        writes.add(work);
+        // Not recorded (Redis away): the held record expires and a resend is delivered again, deduplicated by the recipient.
+        void work.catch(() => undefined).finally(() => writes.delete(work));
+      }
+      if (taken.length === seqs.length) {
+        return { removed: taken.length, receiptsFor: [], ...(next ? { next: await store.page(recipient, next.afterSeq, next.limit) } : {}) };
+      }
+      seqs = taken.length === 0 ? seqs : seqs.filter((s) => !taken.includes(s));
       const keys = [key.mailbox(recipient), key.quota(recipient), key.seq, key.nodes];
       const args = [recipient, at, p, me, next?.afterSeq ?? 0, next?.limit ?? 0, ...seqs];
       const [removed, flat, following] = await redis.run(ACKNOWLEDGE, keys, args, AcknowledgeReply);
@@ -162,12 +304,17 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RelayS
         if (typeof to !== 'string' || typeof prev !== 'number' || typeof member !== 'string') throw new StorageError('E_STORAGE', 'unexpected reply from redis to an acknowledgement');
         offers.push({ to, prev, envelope: toEnvelope(member) });
       }
-      return { removed, receiptsFor: offers.map((o) => o.to), offers, ...(next ? { next: following.map(toEnvelope) } : {}) };
+      return {
+        removed: removed + taken.length, receiptsFor: offers.map((o) => o.to), offers,
+        ...(next ? { next: withHeld(recipient, following.map(toEnvelope), next.afterSeq, next.limit) } : {}),
+      };
     },
-    close() {
-      // The connection belongs to the cluster (relay/redis/cluster.ts), which closes it.
+    async close() {
+      // What is held is written first; the connection belongs to the cluster (relay/redis/cluster.ts), which closes it.
+      clearTimeout(holdTimer);
+      writeDue(true);
+      while (writes.size > 0) await Promise.allSettled([...writes]);
       closed = true;
-      return Promise.resolve();
     },
   };
   return store;

@@ -73,7 +73,8 @@ describe('losing a node of the cluster', () => {
     const watcher = await connectClient(survivor!.url);
     const victim = await connectClient(doomed!.url, { name: 'victim' });
     clients.push(watcher, victim);
-    expect(await watcher.watch(victim.id)).toMatchObject([{ id: victim.id, online: true }]);
+    // Watched, and seen online (its node counts it in the shared presence just after admitting it).
+    await eventually(async () => (await watcher.watch(victim.id))[0]?.online === true, 'the victim to be seen online');
 
     const killedAt = Date.now();
     await doomed!.kill('SIGKILL');

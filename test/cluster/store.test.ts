@@ -20,8 +20,8 @@ afterAll(async () => {
   await redis?.remove();
 });
 
-const open = async (prefix: string) => {
-  const c = await openRedisCluster({ url: redis.url, prefix, nodeTtlMs: 1_000 });
+const open = async (prefix: string, holdMs?: number) => {
+  const c = await openRedisCluster({ url: redis.url, prefix, nodeTtlMs: 1_000, ...(holdMs === undefined ? {} : { holdMs }) });
   opened.push(c);
   return c;
 };
@@ -54,6 +54,38 @@ describe('the Redis store', () => {
       ['id-00003', alice, 'body'],
     ]);
     expect(await store.page(bob, page[0]!.seq, 10)).toEqual([page[1]]);
+  });
+
+  it('keeps a message for a recipient connected to this node out of Redis until they take it, and answers with the delivery', async () => {
+    const { store } = await open('t6:', 60_000);
+    const other = (await open('t6:', 60_000)).store;
+    const [alice, bob] = [user(0), user(1)];
+    const outcome = await store.accept(message(alice, bob, 'live-00001'), { messages: 10, bytes: 10_000 }, true);
+    if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
+    // Here it pages with the mailbox; in Redis (another node's view) the mailbox is empty.
+    expect((await store.page(bob, 0, 10)).map((e) => e.seq)).toEqual([outcome.seq]);
+    expect(await other.page(bob, 0, 10)).toEqual([]);
+    // A resend through the other node waits for this one to settle, then gets the same answer.
+    const resent = other.accept(message(alice, bob, 'live-00001'), { messages: 10, bytes: 10_000 });
+    await new Promise((r) => setTimeout(r, 120));
+    expect(await store.acknowledge(bob, [outcome.seq], 4242)).toMatchObject({ removed: 1, receiptsFor: [] });
+    expect(await outcome.durable).toEqual({ deliveredAt: 4242 });
+    const again = await resent;
+    expect(again).toMatchObject({ kind: 'duplicate', seq: outcome.seq });
+    if (again.kind === 'duplicate') expect(await again.durable).toEqual({ deliveredAt: 4242 });
+    expect(await store.page(alice, 0, 10)).toEqual([]);
+  });
+
+  it('writes a held message into Redis when its recipient does not take it in time, and only then answers', async () => {
+    const { store } = await open('t7:', 50);
+    const other = (await open('t7:', 50)).store;
+    const [alice, bob] = [user(0), user(1)];
+    const outcome = await store.accept(message(alice, bob, 'slow-00001'), { messages: 10, bytes: 10_000 }, true);
+    if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
+    expect(await outcome.durable).toEqual({});
+    expect((await other.page(bob, 0, 10)).map((e) => e.seq)).toEqual([outcome.seq]);
+    // Taken late, through the other node: the receipt is an envelope now.
+    expect(await other.acknowledge(bob, [outcome.seq], 7)).toMatchObject({ removed: 1, receiptsFor: [alice] });
   });
 
   it('removes acknowledged envelopes and queues the delivered receipts in the same step', async () => {
