@@ -6,8 +6,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectClient, eventually, type TestClient } from '../support/relay.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
 import { startCliNode, type CliNode } from './support/nodes.ts';
-import { FailoverClient } from './support/failover.ts';
-import { totalQueue } from './support/check.ts';
+import { FailoverClient } from '../support/failover.ts';
+import { totalQueue } from '../support/check.ts';
 
 let redis: TestRedis;
 const nodes: CliNode[] = [];

@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectClient, eventually } from '../support/relay.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
 import { startNode, type TestNode } from './support/nodes.ts';
-import { FailoverClient } from './support/failover.ts';
-import { totalQueue } from './support/check.ts';
+import { FailoverClient } from '../support/failover.ts';
+import { totalQueue } from '../support/check.ts';
 
 let redis: TestRedis;
 const nodes: TestNode[] = [];

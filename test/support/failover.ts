@@ -4,10 +4,10 @@
 // with the same id until the relay answers ok (PROTOCOL.md 13.1), and a history that
 // deduplicates deliveries by (from, id) (13.2).
 import { io } from 'socket.io-client';
-import { generateIdentity, type Identity } from '../../../relay/identity.ts';
-import { buildAuth, fetchHello } from '../../../relay/handshake.ts';
-import type { Envelope, Result, SendResult, UserEntry } from '../../../relay/protocol.ts';
-import { newMessageId, type ClientSocket } from '../../support/relay.ts';
+import { generateIdentity, type Identity } from '../../relay/identity.ts';
+import { buildAuth, fetchHello } from '../../relay/handshake.ts';
+import type { Envelope, Result, SendResult, UserEntry } from '../../relay/protocol.ts';
+import { newMessageId, type ClientSocket } from './relay.ts';
 
 type Message = Extract<Envelope, { kind: 'message' }>;
 
