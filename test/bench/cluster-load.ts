@@ -53,7 +53,7 @@ function percentile(values: number[], p: number): number {
 
 const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-export async function runLoad(urls: string[], o: LoadOptions, hooks: { measureStart(): Promise<void> }): Promise<LoadResult> {
+export async function runLoad(urls: string[], o: LoadOptions, hooks: { connected?(): Promise<void>; measureStart(): Promise<void> }): Promise<LoadResult> {
   const records = new Map<string, Sent>();
   let delivered = 0;
   let counting = false;
@@ -87,6 +87,8 @@ export async function runLoad(urls: string[], o: LoadOptions, hooks: { measureSt
     partner.set(order[i + 1]!, order[i]!);
   }
 
+  // Every client connected and quiet: the caller may measure what the relays cost idle.
+  await hooks.connected?.();
   const body = 'x'.repeat(o.bodyBytes);
   const started = performance.now();
   const windowStart = o.warmupSeconds * 1000;
