@@ -26,6 +26,13 @@ export interface SqliteStoreOptions {
    * unanswered, sends it again.
    */
   holdMs?: number;
+  /**
+   * An operator's cap on the database's size, in pages (4 KiB each by default): SQLite's
+   * `max_page_count`. A write that would grow the file past it fails as on a full disk:
+   * senders get E_STORAGE and retry later, and nothing acknowledged is lost. It cannot be set
+   * below the database's current size (SQLite then keeps the current size). Default: no cap.
+   */
+  maxPageCount?: number;
   now?: () => number;
   log?: Logger;
 }
@@ -55,6 +62,11 @@ interface PendingRow {
   due: number;
   /** Acknowledged before it was written: it never will be. */
   taken: boolean;
+  /**
+   * A delivered receipt that a removal caused: nobody would post it again, so a failed commit
+   * keeps it queued, like its removal, instead of failing it.
+   */
+  keep: boolean;
 }
 
 /** A (sender, id) record, written once its envelope is written or acknowledged. */
@@ -116,8 +128,12 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   const log = options.log ?? silentLogger;
   const retention = options.dedupRetentionMs ?? 30 * 24 * 3600 * 1000;
   const holdMs = options.holdMs ?? 1000;
+  if (options.maxPageCount !== undefined && !(Number.isSafeInteger(options.maxPageCount) && options.maxPageCount > 0)) {
+    throw new RangeError('maxPageCount must be a positive integer');
+  }
   const db = new Database(options.path);
   tune(db, options.durability ?? 'normal');
+  if (options.maxPageCount !== undefined) db.pragma(`max_page_count = ${options.maxPageCount}`);
   migrate(db, relayMigrations);
 
   const q = {
@@ -191,8 +207,8 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   /** Rows on disk for the recipient, not counting those already acknowledged. */
   const onDisk = (recipient: string) => boxOf(recipient).rows - (deletesFor.get(recipient) ?? 0);
 
-  const enqueue = (recipient: string, envelope: Envelope, size: number, live: boolean): PendingRow => {
-    const row: PendingRow = { recipient, envelope, size, done: deferred(), due: live && holdMs > 0 ? now() + holdMs : 0, taken: false };
+  const enqueue = (recipient: string, envelope: Envelope, size: number, live: boolean, keep = false): PendingRow => {
+    const row: PendingRow = { recipient, envelope, size, done: deferred(), due: live && holdMs > 0 ? now() + holdMs : 0, taken: false, keep };
     pending.set(envelope.seq, row);
     let mine = pendingFor.get(recipient);
     if (!mine) pendingFor.set(recipient, (mine = new Map()));
@@ -253,10 +269,10 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     const sent = [...pendingSent.values()].filter((s) => s.row.taken || !held.has(s.seq));
     if (pendingDeletes.size === 0 && rows.length === 0 && sent.length === 0) return;
     const deletes = [...pendingDeletes];
-    for (const row of rows) dequeue(row);
     for (const s of sent) pendingSent.delete(`${s.from}\n${s.id}`);
     try {
       commit(deletes.map(([s]) => s), rows, sent, seq);
+      for (const row of rows) dequeue(row);
       pendingDeletes.clear();
       deletesFor.clear();
       for (const [, recipient] of deletes) {
@@ -272,12 +288,16 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
       const failure = storageError(error);
       log.error('mailbox commit failed; senders get E_STORAGE', { rows: rows.length, error: String(error) });
       for (const row of rows) {
+        if (row.keep) continue;
+        dequeue(row);
         adjustQuota(row.recipient, row.envelope, row.size, -1);
         row.done.reject(failure);
       }
-      // Records of acknowledged envelopes and removals are tried again: nothing is lost by a late write.
+      // Records of acknowledged envelopes, removals and the receipts they caused are tried
+      // again: nothing is lost by a late write.
+      toWrite.unshift(...rows.filter((row) => row.keep));
       for (const s of sent) if (s.row.taken) pendingSent.set(`${s.from}\n${s.id}`, s);
-      if (!closed && (pendingDeletes.size > 0 || pendingSent.size > 0)) setTimeout(scheduleFlush, 100).unref();
+      if (!closed && (pendingDeletes.size > 0 || pendingSent.size > 0 || toWrite.length > 0)) setTimeout(scheduleFlush, 100).unref();
     }
   }
 
@@ -307,9 +327,9 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     }
   };
 
-  const postReceipt = (to: string, r: { from: string; state: ReceiptState; ids: string[]; at: number }, live = false) => {
+  const postReceipt = (to: string, r: { from: string; state: ReceiptState; ids: string[]; at: number }, live = false, keep = false) => {
     const envelope: Envelope = { seq: ++seq, kind: 'receipt', from: r.from, state: r.state, ids: r.ids, at: r.at };
-    const row = enqueue(to, envelope, JSON.stringify(r.ids).length, live);
+    const row = enqueue(to, envelope, JSON.stringify(r.ids).length, live, keep);
     return { seq: envelope.seq, durable: row.done.promise };
   };
 
@@ -405,7 +425,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         // Removals and the records of taken envelopes keep nobody waiting: they go with a later commit.
         if (count > 0) scheduleFlush(true);
         const bySender = deliveredIds(removed);
-        for (const [sender, ids] of bySender) postReceipt(sender, { from: recipient, state: 'delivered', ids, at });
+        for (const [sender, ids] of bySender) postReceipt(sender, { from: recipient, state: 'delivered', ids, at }, false, true);
         return { removed: count, receiptsFor: [...bySender.keys()], ...(next ? { next: page(recipient, next.afterSeq, next.limit) } : {}) };
       }),
 
