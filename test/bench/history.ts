@@ -1,6 +1,10 @@
 // History figures (`npm run bench -- --only h`): a 1,000,000-message history's page, unread
-// and search latencies, and a 20,000-message backlog stored through the real inbox
-// (signatures checked, bodies decrypted) while the event loop's longest stall is watched.
+// and search latencies, and a 20,000-message backlog stored into that same history through the
+// real inbox (signatures checked, bodies decrypted) while the event loop's longest stall is
+// watched. A stall is wall-clock time between two ticks of a 1 ms timer; on a busy machine
+// part of it is other processes holding the CPU, so the main thread's own CPU time during each
+// gap is recorded too: `busy` is the most any one gap held, the part this code is answerable for
+// (coarse: the kernel counts a thread's CPU time in ticks of a few ms).
 import { join } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,7 +43,7 @@ export interface HistoryFigures {
   page: { p50: number; p99: number };
   unread: { p50: number; p99: number };
   search: { p50: number; p99: number };
-  backlog: { messages: number; seconds: number; perSecond: number; maxStallMs: number; p99LagMs: number };
+  backlog: { messages: number; seconds: number; perSecond: number; maxStallMs: number; maxStallBusyMs: number; maxBusyMs: number; p99LagMs: number };
 }
 
 export async function benchHistory(options: { messages: number; peers: number; backlog: number; log: (line: string) => void }): Promise<HistoryFigures> {
@@ -64,13 +68,11 @@ export async function benchHistory(options: { messages: number; peers: number; b
     const page = timeMany(2000, (i) => history.page(peers[i % peers.length] ?? '', null, 50));
     const unread = timeMany(2000, () => history.unreadCounts());
     const search = timeMany(300, (i) => history.search(i % 2 ? pick(i, 5) : `${pick(i, 5)} ${pick(i, 6)}`, 50));
-    history.close();
 
-    // The backlog: a fresh history receiving real sealed messages in relay-sized batches.
+    // The backlog: real sealed messages from a new peer, in relay-sized batches, into the big history.
     const alice = generateIdentity();
     const bob = generateIdentity();
-    const inboxHistory = openHistory(join(dir, 'backlog.db'));
-    inboxHistory.seePeer({ id: alice.userId, name: 'Alice', idKey: alice.idKey, kaKey: alice.kaKey, lastSeen: 0 });
+    history.seePeer({ id: alice.userId, name: 'Alice', idKey: alice.idKey, kaKey: alice.kaKey, lastSeen: 0 });
     options.log(`  sealing ${options.backlog} messages for the backlog`);
     const envelopes: Envelope[] = Array.from({ length: options.backlog }, (_, i) => {
       const id = `backlog-${i}-xxxxxx`;
@@ -78,17 +80,27 @@ export async function benchHistory(options: { messages: number; peers: number; b
       return { seq: i + 1, kind: 'message', id, from: alice.userId, body: seal(alice, bob.kaKey, header, `backlog message ${i} ${pick(i, 1)}`), sentAt: i, at: i };
     });
     const inbox = createInbox({
-      identity: bob, history: inboxHistory,
+      identity: bob, history,
       lookup: async () => ({ ok: true, value: { users: [] } }),
       seePeer: () => undefined, added: () => undefined, updated: () => undefined, progress: () => undefined,
     });
     const lag = monitorEventLoopDelay({ resolution: 5 });
     let maxGap = 0;
+    let maxGapBusy = 0;
+    let maxBusy = 0;
     let last = performance.now();
+    let lastCpu = process.threadCpuUsage();
     const ticker = setInterval(() => {
       const now = performance.now();
-      maxGap = Math.max(maxGap, now - last);
+      const cpu = process.threadCpuUsage();
+      const busy = (cpu.user - lastCpu.user + cpu.system - lastCpu.system) / 1000;
+      if (now - last > maxGap) {
+        maxGap = now - last;
+        maxGapBusy = busy;
+      }
+      maxBusy = Math.max(maxBusy, busy);
       last = now;
+      lastCpu = cpu;
     }, 1);
     lag.enable();
     const start = performance.now();
@@ -100,12 +112,12 @@ export async function benchHistory(options: { messages: number; peers: number; b
     const seconds = (performance.now() - start) / 1000;
     clearInterval(ticker);
     lag.disable();
-    const stored = inboxHistory.page(alice.userId, null, 1).length;
-    inboxHistory.close();
-    if (stored !== 1) throw new Error('backlog not stored');
+    const stored = history.page(alice.userId, null, 1)[0]?.id;
+    history.close();
+    if (stored !== `backlog-${options.backlog - 1}-xxxxxx`) throw new Error('backlog not stored');
     return {
       messages: options.messages, seedSeconds, page, unread, search,
-      backlog: { messages: options.backlog, seconds, perSecond: options.backlog / seconds, maxStallMs: maxGap, p99LagMs: lag.percentile(99) / 1e6 },
+      backlog: { messages: options.backlog, seconds, perSecond: options.backlog / seconds, maxStallMs: maxGap, maxStallBusyMs: maxGapBusy, maxBusyMs: maxBusy, p99LagMs: lag.percentile(99) / 1e6 },
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -119,7 +131,8 @@ export function printHistory(f: HistoryFigures): string {
     `  newest-50 page      p50 ${ms(f.page.p50)}  p99 ${ms(f.page.p99)}   (target p99 <= 2 ms)`,
     `  unread counts       p50 ${ms(f.unread.p50)}  p99 ${ms(f.unread.p99)}   (target p99 <= 2 ms)`,
     `  FTS5 search         p50 ${ms(f.search.p50)}  p99 ${ms(f.search.p99)}   (target <= 50 ms)`,
-    `  backlog of ${f.backlog.messages.toLocaleString('en')} through the inbox: ${f.backlog.perSecond.toFixed(0)} msg/s, longest stall ${ms(f.backlog.maxStallMs)} (target < 50 ms), loop lag p99 ${ms(f.backlog.p99LagMs)}`,
+    `  backlog of ${f.backlog.messages.toLocaleString('en')} through the inbox: ${f.backlog.perSecond.toFixed(0)} msg/s, longest stall ${ms(f.backlog.maxStallMs)} (target < 50 ms; main thread busy ${ms(f.backlog.maxStallBusyMs)} of it), loop lag p99 ${ms(f.backlog.p99LagMs)}`,
+    `                      longest busy stretch between two ticks ${ms(f.backlog.maxBusyMs)}`,
   ].join('\n');
 }
 

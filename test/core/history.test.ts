@@ -145,6 +145,43 @@ describe('history', () => {
     expect(ftsQuery('a"b c*')).toBe('"a"* "b"* "c"*');
   });
 
+  it('returns the newest of equally good matches first, each with its own snippet, never a flagged one', () => {
+    const { history } = fresh();
+    history.seePeer(peer('bob', 'Bob'));
+    history.seePeer(peer('carol', 'Carol'));
+    // Same length, same one match each: equal ranks, so the newest come first.
+    history.addIncoming(Array.from({ length: 80 }, (_, i) => incoming(i % 2 ? 'bob' : 'carol', `kiwi number ${String(i).padStart(3, '0')}`)));
+    history.addIncoming(Array.from({ length: 5 }, (_, i) => ({ ...incoming('bob', `kiwi forged ${i}`), flagged: true, error: 'bad signature' })));
+    const hits = history.search('kiwi');
+    expect(hits).toHaveLength(50);
+    expect(hits.map((h) => h.message.text)).toEqual(Array.from({ length: 50 }, (_, i) => `kiwi number ${String(79 - i).padStart(3, '0')}`));
+    for (const hit of hits) {
+      expect(hit.snippet).toBe(`\u0002kiwi\u0003 number ${hit.message.text.slice(-3)}`);
+      expect(hit.peerName).toBe(hit.message.peer === 'bob' ? 'Bob' : 'Carol');
+      expect(hit.message.flagged).toBe(false);
+    }
+    expect(history.search('forged')).toEqual([]);
+    expect(history.search('kiwi', 10).map((h) => h.message.n)).toEqual(hits.slice(0, 10).map((h) => h.message.n));
+  });
+
+  it('finds old matches behind many newer messages, and ranks the better match first', () => {
+    const { history } = fresh();
+    history.seePeer(peer('bob', 'Bob'));
+    const old = history.addIncoming([incoming('bob', 'the mango arrived'), incoming('bob', 'mango mango, and more mango for everyone at the party tonight')]);
+    for (let i = 0; i < 20; i++) history.addIncoming(Array.from({ length: 100 }, (_, k) => incoming('bob', `unrelated chatter ${i}-${k} about apples`)));
+    history.addIncoming([incoming('bob', 'one more mango')]);
+    const hits = history.search('mang');
+    // Three matches beat one; equally short single matches come newest first.
+    expect(hits.map((h) => h.message.text)).toEqual([old[1]!.text, 'one more mango', old[0]!.text]);
+    const unmarked = (snippet: string) => snippet.split('\u0002').join('').split('\u0003').join('');
+    for (const hit of hits) {
+      expect(hit.snippet).toContain('\u0002mango\u0003');
+      expect(unmarked(hit.snippet).replace(/^…/, '').replace(/…$/, '')).toSatisfy((s: string) => hit.message.text.includes(s));
+    }
+    expect(history.search('mango apples')).toEqual([]);
+    expect(history.search('chatter 7-42').map((h) => h.message.text)).toEqual(['unrelated chatter 7-42 about apples']);
+  });
+
   it('pins keys on first sight and holds a changed key until the user accepts it', () => {
     const { history } = fresh();
     expect(history.seePeer(peer('bob', 'Bob', 'A'.repeat(43))).change).toBe('new');

@@ -118,11 +118,15 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
     // SEARCH_WINDOW matches (cheap: rowid order) and build snippets only for what is shown.
     searchRecent: db.prepare<[string, number], { n: number; rank: number }>(
       'SELECT rowid AS n, bm25(messages_fts) AS rank FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid DESC LIMIT ?'),
-    // The rowid is bound as a BigInt: FTS5 ignores a rowid constraint bound as a REAL.
-    searchHit: db.prepare<[string, bigint], MessageRow & { snippet: string; name: string }>(`
+    // Snippets for chosen rows, in one pass over the rowid range they span: a MATCH with a
+    // `rowid = ?` constraint would expand a prefix term's whole doclist again for every hit.
+    // (`+` keeps the IN from becoming such a constraint; snippet() runs only for rows that pass.)
+    // Rowids are bound as BigInts: FTS5 ignores a rowid constraint bound as a REAL.
+    searchHits: db.prepare<[string, bigint, bigint, string], MessageRow & { name: string; snippet: string }>(`
       SELECT m.*, p.name AS name, snippet(messages_fts, 0, char(2), char(3), '…', 12) AS snippet
       FROM messages_fts JOIN messages m ON m.n = messages_fts.rowid JOIN peers p ON p.id = m.peer
-      WHERE messages_fts MATCH ? AND messages_fts.rowid = ? AND m.flagged = 0`),
+      WHERE messages_fts MATCH ? AND messages_fts.rowid BETWEEN ? AND ?
+        AND +messages_fts.rowid IN (SELECT value FROM json_each(?)) AND m.flagged = 0`),
     getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?'),
     setSetting: db.prepare<[string, string]>('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
   };
@@ -224,10 +228,15 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
       if (!match) return [];
       const best = q.searchRecent.all(match, SEARCH_WINDOW).sort((a, b) => a.rank - b.rank || b.n - a.n);
       const hits: SearchHit[] = [];
-      for (const { n } of best) {
-        if (hits.length >= limit) break;
-        const r = q.searchHit.get(match, BigInt(n));
-        if (r) hits.push({ message: toMessage(r), peerName: r.name, snippet: r.snippet });
+      // Usually one round; another only if some chosen rows turned out flagged.
+      for (let next = 0; hits.length < limit && next < best.length;) {
+        const chosen = best.slice(next, next + limit - hits.length).map((b) => b.n);
+        next += chosen.length;
+        const rows = new Map(q.searchHits.all(match, BigInt(Math.min(...chosen)), BigInt(Math.max(...chosen)), JSON.stringify(chosen)).map((r) => [r.n, r]));
+        for (const n of chosen) {
+          const r = rows.get(n);
+          if (r) hits.push({ message: toMessage(r), peerName: r.name, snippet: r.snippet });
+        }
       }
       return hits;
     },
