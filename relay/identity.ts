@@ -48,8 +48,23 @@ function rawPublic(key: KeyObject): string {
   return jwk.x;
 }
 
-function publicKeyFrom(raw: string, crv: 'Ed25519' | 'X25519'): KeyObject {
-  return createPublicKey({ key: { kty: 'OKP', crv, x: raw }, format: 'jwk' });
+/** Imported public keys of the people seen lately: an import costs about 100 µs, and each message checks one. */
+const imported = new Map<string, KeyObject>();
+const IMPORTED_MAX = 4096;
+
+/**
+ * A raw (base64url) public key as a KeyObject; `once`: a key used a single time (an
+ * ephemeral one), not worth keeping. Throws on a key that is not a valid point.
+ */
+export function publicKeyFrom(raw: string, crv: 'Ed25519' | 'X25519', once = false): KeyObject {
+  const name = `${crv} ${raw}`;
+  const known = imported.get(name);
+  if (known) return known;
+  const key = createPublicKey({ key: { kty: 'OKP', crv, x: raw }, format: 'jwk' });
+  if (once) return key;
+  if (imported.size >= IMPORTED_MAX) imported.delete(imported.keys().next().value ?? '');
+  imported.set(name, key);
+  return key;
 }
 
 /** The bytes a user signs to publish their key-agreement key. */

@@ -2,9 +2,9 @@
 // key comes from HKDF over (ephemeral x recipient) and (sender x recipient) agreements, and
 // the sender's Ed25519 signature covers every header field and the ciphertext. The relay
 // sees only the sealed body.
-import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
-import { fromB64u, signWith, toB64u, verifySignature, type Identity } from '../../relay/identity.ts';
+import { fromB64u, publicKeyFrom, signWith, toB64u, verifySignature, type Identity } from '../../relay/identity.ts';
 
 const SealedSchema = z.strictObject({
   v: z.literal(1),
@@ -25,7 +25,6 @@ export interface Header {
 
 export type OpenResult = { ok: true; text: string } | { ok: false; reason: 'malformed' | 'bad-signature' | 'cannot-decrypt' };
 
-const x25519Public = (raw: string): KeyObject => createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: raw }, format: 'jwk' });
 const rawOf = (key: KeyObject): string => {
   const x = key.export({ format: 'jwk' }).x;
   if (typeof x !== 'string') throw new Error('not an OKP key');
@@ -42,7 +41,7 @@ function messageKey(ephShared: Buffer, staticShared: Buffer, info: string): Buff
 export function seal(me: Identity, recipientKaKey: string, header: Header, text: string): string {
   const eph = generateKeyPairSync('x25519');
   const ephRaw = rawOf(eph.publicKey);
-  const theirs = x25519Public(recipientKaKey);
+  const theirs = publicKeyFrom(recipientKaKey, 'X25519');
   const nonce = randomBytes(12);
   const info = context(header, ephRaw, toB64u(nonce));
   const key = messageKey(diffieHellman({ privateKey: eph.privateKey, publicKey: theirs }), diffieHellman({ privateKey: me.kaPrivate, publicKey: theirs }), info);
@@ -69,10 +68,10 @@ export function open(me: Identity, sender: { idKey: string; kaKeys: readonly str
   if (!verifySignature(sender.idKey, Buffer.from(`${info}\n${sealed.c}`), sealed.s)) return { ok: false, reason: 'bad-signature' };
   const data = fromB64u(sealed.c);
   if (data.length < 16) return { ok: false, reason: 'malformed' };
-  const ephShared = diffieHellman({ privateKey: me.kaPrivate, publicKey: x25519Public(sealed.e) });
+  const ephShared = diffieHellman({ privateKey: me.kaPrivate, publicKey: publicKeyFrom(sealed.e, 'X25519', true) });
   for (const kaKey of sender.kaKeys) {
     try {
-      const key = messageKey(ephShared, diffieHellman({ privateKey: me.kaPrivate, publicKey: x25519Public(kaKey) }), info);
+      const key = messageKey(ephShared, diffieHellman({ privateKey: me.kaPrivate, publicKey: publicKeyFrom(kaKey, 'X25519') }), info);
       const decipher = createDecipheriv('chacha20-poly1305', key, fromB64u(sealed.n), { authTagLength: 16 });
       decipher.setAAD(Buffer.from(info), { plaintextLength: data.length - 16 });
       decipher.setAuthTag(data.subarray(data.length - 16));
