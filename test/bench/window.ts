@@ -5,7 +5,7 @@
 //  - scroll: the longest task (PerformanceObserver 'longtask') while wheel events scroll up
 //    through it for several seconds, loading older pages on the way (target: none over 50 ms).
 // Prints the figures; asserts nothing. Run it with
-//   node --experimental-strip-types --disable-warning=ExperimentalWarning test/bench/window.ts [--profile <file.cpuprofile>]
+//   node --experimental-strip-types --disable-warning=ExperimentalWarning test/bench/window.ts [--profile <file.cpuprofile>] [--trace <file.json>]
 import { writeFileSync } from 'node:fs';
 import type { Message, Person } from '../../preload/contract.ts';
 import { COMMANDS, EVENTS } from '../../preload/contract.ts';
@@ -21,6 +21,8 @@ export interface WindowBenchOptions {
   wheelDelta?: number;
   /** Writes a V8 CPU profile of the window while it scrolls (see test/bench/profile-summary.ts). */
   cpuProfile?: string;
+  /** Writes a Chrome trace (devtools.timeline) of the window opening the conversation and scrolling, for DevTools. */
+  trace?: string;
   log?: (line: string) => void;
 }
 
@@ -162,6 +164,14 @@ export async function benchWindow(options: WindowBenchOptions = {}): Promise<Win
     const row = page.getByTestId('person').first();
     await row.waitFor();
 
+    // Traced from before the click, so starting the trace is not a task inside either measurement.
+    const tracer = options.trace ? await context.newCDPSession(page) : null;
+    const traceChunks: unknown[] = [];
+    if (tracer) {
+      tracer.on('Tracing.dataCollected', ({ value }) => traceChunks.push(...value));
+      await tracer.send('Tracing.start', { traceConfig: { includedCategories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'toplevel', 'v8.execute', 'blink.user_timing'] }, transferMode: 'ReportEvents' });
+      await page.waitForTimeout(500);
+    }
     const painted = page.evaluate(() => (window as unknown as BenchWindow).__paint());
     await row.click();
     const paintAt = await painted;
@@ -201,6 +211,13 @@ export async function benchWindow(options: WindowBenchOptions = {}): Promise<Win
       const { profile } = await cdp.send('Profiler.stop');
       writeFileSync(options.cpuProfile, JSON.stringify(profile));
       log(`wrote ${options.cpuProfile}`);
+    }
+    if (tracer && options.trace) {
+      const done = new Promise<void>((resolve) => tracer.once('Tracing.tracingComplete', () => resolve()));
+      await tracer.send('Tracing.end');
+      await done;
+      writeFileSync(options.trace, JSON.stringify({ traceEvents: traceChunks }));
+      log(`wrote ${options.trace}`);
     }
     const after = await page.evaluate((since) => {
       const bench = (window as unknown as BenchWindow).__bench;
@@ -248,8 +265,12 @@ export function describeWindowBench(r: WindowBenchResult): string {
 }
 
 if (import.meta.main) {
-  const at = process.argv.indexOf('--profile');
-  const cpuProfile = at > 0 ? process.argv[at + 1] : undefined;
-  const result = await benchWindow({ log: (line) => console.log(line), ...(cpuProfile ? { cpuProfile } : {}) });
+  const arg = (name: string) => {
+    const at = process.argv.indexOf(name);
+    return at > 0 ? process.argv[at + 1] : undefined;
+  };
+  const cpuProfile = arg('--profile');
+  const trace = arg('--trace');
+  const result = await benchWindow({ log: (line) => console.log(line), ...(cpuProfile ? { cpuProfile } : {}), ...(trace ? { trace } : {}) });
   console.log(describeWindowBench(result));
 }

@@ -157,9 +157,9 @@ export function readConversation(page: Page): Promise<ShownMessage[]> {
       note();
       const atEnd = list.scrollTop + list.clientHeight >= list.scrollHeight - 2;
       if (atEnd && !document.querySelector('.history-loading')) break;
-      // The list renders 600 px beyond each edge of the viewport: a step of one viewport
-      // and a little more still sees every row.
-      list.scrollTop += list.clientHeight + 300;
+      // The list always renders the rows in the viewport (more only once it is idle): a step
+      // of a little less than one viewport sees every row.
+      list.scrollTop += list.clientHeight - 40;
       await frames(2);
     }
     return [...seen.values()].sort((a, b) => a.n - b.n);

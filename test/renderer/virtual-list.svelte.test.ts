@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { screen, waitFor } from '@testing-library/svelte';
 import { flushSync } from 'svelte';
 import type { Message } from '../../preload/contract.ts';
-import { ListView } from '../../renderer/src/state/list-view.svelte.ts';
+import { ListView, MIN_OVERSCAN_PX, OVERSCAN_PX } from '../../renderer/src/state/list-view.svelte.ts';
 import { FakeParley, message, person } from './fake-parley.ts';
 import { openChat, renderApp } from './render-app.ts';
 
@@ -34,6 +34,73 @@ describe('the virtualized history', () => {
     expect(fake.callsOf('page')).toEqual([]);
   });
 
+  it('opens a long conversation showing the newest rows first, then fills in around them', async () => {
+    const fake = new FakeParley();
+    fake.people = [person('Grace')];
+    fake.history.set(peer, many(1, 100_000));
+    const setup = await renderApp(fake);
+    const conversation = setup.app.chats.get(peer);
+    conversation.messages = fake.history.get(peer)!;
+    conversation.load = 'ready';
+    await openChat(setup, 'Grace');
+    const first = screen.getAllByTestId('message');
+    expect(first.at(-1)?.dataset.n).toBe('100000');
+    // What fits on screen (600 px here, without layout) and a row or two more.
+    expect(first.length).toBeGreaterThan(5);
+    expect(first.length).toBeLessThan(25);
+    await waitFor(() => expect(screen.getAllByTestId('message').length).toBeGreaterThan(first.length + 5));
+    const settled = screen.getAllByTestId('message');
+    expect(settled.at(-1)?.dataset.n).toBe('100000');
+    expect(Number(settled[0]?.dataset.n)).toBeLessThan(Number(first[0]?.dataset.n));
+  });
+
+  it('separates days, and groups a run of messages from one side', async () => {
+    const day = 24 * 60 * 60_000;
+    const base = Date.UTC(2025, 0, 6, 12);
+    const at = (t: number) => ({ createdAt: t, sentAt: t, readAt: t });
+    const fake = new FakeParley();
+    fake.people = [person('Grace')];
+    fake.history.set(peer, [
+      message(peer, 1, { text: 'monday one', ...at(base) }),
+      message(peer, 2, { text: 'monday two', ...at(base + 60_000) }),
+      message(peer, 3, { text: 'monday reply', direction: 'out', state: 'read', ...at(base + 120_000) }),
+      message(peer, 4, { text: 'thursday', ...at(base + 3 * day) }),
+    ]);
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    await waitFor(() => expect(screen.getAllByTestId('message')).toHaveLength(4));
+    const labels = screen.getAllByRole('separator').map((el) => el.textContent);
+    expect(labels).toHaveLength(2);
+    expect(new Set(labels).size).toBe(2);
+    const grouped = screen.getAllByTestId('message').map((row) => row.classList.contains('grouped'));
+    expect(grouped).toEqual([false, true, false, false]);
+  });
+
+  it('after a jump renders the rows on screen, and the rows around them once idle', () => {
+    const cleanup = $effect.root(() => {
+      const { view } = viewOf(many(1, 2000));
+      view.resized(800, 500);
+      view.scrolled(20_000);
+      while (view.reach < OVERSCAN_PX) view.grow();
+      const near = view.end - view.start;
+      // Scrolling within what is rendered keeps it.
+      view.scrolled(20_000 - OVERSCAN_PX / 2);
+      expect(view.end - view.start).toBe(near);
+      expect(view.reach).toBe(OVERSCAN_PX);
+      // A jump past it renders the viewport and a little more...
+      view.scrolled(40_000);
+      expect(view.reach).toBe(MIN_OVERSCAN_PX);
+      const jumped = view.end - view.start;
+      expect(jumped).toBeLessThan(near);
+      expect(view.layout.offsetOf(view.start)).toBeLessThanOrEqual(40_000 - MIN_OVERSCAN_PX);
+      expect(view.layout.offsetOf(view.end)).toBeGreaterThanOrEqual(40_000 + 500 + MIN_OVERSCAN_PX);
+      // ...until the window is idle.
+      view.grow();
+      expect(view.end - view.start).toBeGreaterThan(jumped);
+    });
+    cleanup();
+  });
+
   it('keeps the row being read in place when an older page is prepended', () => {
     const cleanup = $effect.root(() => {
       const { view, box } = viewOf(many(1001, 100));
@@ -41,14 +108,15 @@ describe('the virtualized history', () => {
       view.scrolled(1500);
       const anchor = view.anchor!;
       const before = view.top;
+      const onScreen = view.layout.offsetOf(box.messages.findIndex((m) => m.n === anchor.n)) - before;
       flushSync(() => {
         box.messages = [...many(901, 100), ...box.messages];
       });
-      // Same message at the same place on screen: top moved by exactly the prepended height.
+      // Same message at the same place on screen: the list scrolled by what was added above it.
       expect(view.anchor).toEqual(anchor);
       const index = box.messages.findIndex((m) => m.n === anchor.n);
       expect(view.top).toBe(view.layout.offsetOf(index) + anchor.delta);
-      expect(view.top - before).toBe(view.layout.offsetOf(100));
+      expect(view.layout.offsetOf(index) - view.top).toBeCloseTo(onScreen, 6);
     });
     cleanup();
   });

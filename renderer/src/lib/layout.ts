@@ -9,7 +9,8 @@ export class HeightLayout {
 
   constructor(heights: ArrayLike<number>) {
     this.count = heights.length;
-    this.heights = Float64Array.from(heights);
+    // A copy (the constructor's fast path for arrays; `from` goes through the iterator).
+    this.heights = new Float64Array(heights);
     this.tree = new Float64Array(this.count + 1);
     for (let i = 0; i < this.count; i++) {
       const h = this.heights[i] ?? 0;

@@ -1,5 +1,14 @@
 // Ordered message lists: every list is sorted by n (the local order) with no duplicates.
 import type { Message } from '../../../preload/contract.ts';
+import { sameDay } from './time.ts';
+
+/** Messages closer together than this, one way and on one day, are shown as a group. */
+const GROUP_GAP_MS = 5 * 60_000;
+
+/** Whether `message` is shown as a continuation of `previous` (a small gap above it, no day separator). */
+export function continues(previous: Message | undefined, message: Message): boolean {
+  return previous !== undefined && previous.direction === message.direction && message.createdAt - previous.createdAt < GROUP_GAP_MS && sameDay(previous.createdAt, message.createdAt);
+}
 
 /** Index of the first message whose n is >= `n` (messages.length when none). */
 export function lowerBound(messages: readonly Message[], n: number): number {

@@ -9,13 +9,24 @@ export function startOfDay(at: number): number {
   return d.getTime();
 }
 
+/** The local calendar day as one number (one Date, no strings): equal for times on the same day. */
+export function dayKey(at: number): number {
+  const d = new Date(at);
+  return (d.getFullYear() * 16 + d.getMonth()) * 32 + d.getDate();
+}
+
 export function sameDay(a: number, b: number): boolean {
-  return startOfDay(a) === startOfDay(b);
+  return dayKey(a) === dayKey(b);
 }
 
 // toLocale*String builds a formatter on every call; rows format on every render, so keep one each.
 const CLOCK = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 const FULL = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+const WEEKDAY = new Intl.DateTimeFormat(undefined, { weekday: 'long' });
+const WEEKDAY_SHORT = new Intl.DateTimeFormat(undefined, { weekday: 'short' });
+const DAY_THIS_YEAR = new Intl.DateTimeFormat(undefined, { weekday: 'short', day: 'numeric', month: 'long' });
+const DAY_OTHER_YEAR = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'long', year: 'numeric' });
+const DAY_SHORT = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
 
 export function clock(at: number): string {
   return CLOCK.format(at);
@@ -30,10 +41,9 @@ export function dayLabel(at: number, now = Date.now()): string {
   const days = Math.round((startOfDay(now) - startOfDay(at)) / DAY);
   if (days === 0) return 'Today';
   if (days === 1) return 'Yesterday';
-  const date = new Date(at);
-  if (days > 1 && days < 7) return date.toLocaleDateString(undefined, { weekday: 'long' });
-  const sameYear = date.getFullYear() === new Date(now).getFullYear();
-  return date.toLocaleDateString(undefined, sameYear ? { weekday: 'short', day: 'numeric', month: 'long' } : { day: 'numeric', month: 'long', year: 'numeric' });
+  if (days > 1 && days < 7) return WEEKDAY.format(at);
+  const sameYear = new Date(at).getFullYear() === new Date(now).getFullYear();
+  return (sameYear ? DAY_THIS_YEAR : DAY_OTHER_YEAR).format(at);
 }
 
 /** Compact time for lists: clock today, weekday this week, else a short date. */
@@ -41,8 +51,8 @@ export function shortWhen(at: number, now = Date.now()): string {
   const days = Math.round((startOfDay(now) - startOfDay(at)) / DAY);
   if (days === 0) return clock(at);
   if (days === 1) return 'Yesterday';
-  if (days > 1 && days < 7) return new Date(at).toLocaleDateString(undefined, { weekday: 'short' });
-  return new Date(at).toLocaleDateString(undefined, { day: 'numeric', month: 'short' });
+  if (days > 1 && days < 7) return WEEKDAY_SHORT.format(at);
+  return DAY_SHORT.format(at);
 }
 
 export function lastSeen(at: number, now = Date.now()): string {

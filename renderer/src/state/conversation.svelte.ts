@@ -48,6 +48,7 @@ export class Conversation {
 
   /** Opened in the window: load the newest page the first time. */
   async open(): Promise<void> {
+    this.view.shown();
     if (this.load === 'idle' || this.load === 'failed') await this.loadLatest(true);
     else this.firstUnread = this.findFirstUnread();
   }
