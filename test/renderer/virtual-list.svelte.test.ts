@@ -16,17 +16,23 @@ function viewOf(initial: Message[]) {
   return { view, box };
 }
 
+/** Grace's conversation of 100,000 messages, loaded and opened. */
+async function openLongConversation(reachedStart: boolean) {
+  const fake = new FakeParley();
+  fake.people = [person('Grace')];
+  fake.history.set(peer, many(1, 100_000));
+  const setup = await renderApp(fake);
+  const conversation = setup.app.chats.get(peer);
+  conversation.messages = fake.history.get(peer)!;
+  conversation.load = 'ready';
+  if (reachedStart) conversation.reachedStart = true;
+  await openChat(setup, 'Grace');
+  return { fake, setup };
+}
+
 describe('the virtualized history', () => {
   it('renders only the rows near the viewport, even with 100,000 messages', async () => {
-    const fake = new FakeParley();
-    fake.people = [person('Grace')];
-    fake.history.set(peer, many(1, 100_000));
-    const setup = await renderApp(fake);
-    const conversation = setup.app.chats.get(peer);
-    conversation.messages = fake.history.get(peer)!;
-    conversation.load = 'ready';
-    conversation.reachedStart = true;
-    await openChat(setup, 'Grace');
+    const { fake } = await openLongConversation(true);
     await waitFor(() => expect(screen.getAllByTestId('message').length).toBeGreaterThan(5));
     const rendered = screen.getAllByTestId('message');
     expect(rendered.length).toBeLessThan(80);
@@ -35,14 +41,7 @@ describe('the virtualized history', () => {
   });
 
   it('opens a long conversation showing the newest rows first, then fills in around them', async () => {
-    const fake = new FakeParley();
-    fake.people = [person('Grace')];
-    fake.history.set(peer, many(1, 100_000));
-    const setup = await renderApp(fake);
-    const conversation = setup.app.chats.get(peer);
-    conversation.messages = fake.history.get(peer)!;
-    conversation.load = 'ready';
-    await openChat(setup, 'Grace');
+    await openLongConversation(false);
     const first = screen.getAllByTestId('message');
     expect(first.at(-1)?.dataset.n).toBe('100000');
     // What fits on screen (600 px here, without layout) and a row or two more.
