@@ -40,6 +40,25 @@ describe('the virtualized history', () => {
     expect(fake.callsOf('page')).toEqual([]);
   });
 
+  it('asks for the older page while three screens of history are still above, so a fast scroll does not stop at the edge', async () => {
+    const fake = new FakeParley();
+    fake.people = [person('Grace')];
+    fake.history.set(peer, many(1, 1_000));
+    const setup = await renderApp(fake);
+    const conversation = setup.app.chats.get(peer);
+    conversation.messages = fake.history.get(peer)!.slice(-100);
+    conversation.load = 'ready';
+    await openChat(setup, 'Grace');
+    conversation.view.viewport = 600; // what the window's size observer reports
+    const list = screen.getByTestId('message-list');
+    list.scrollTop = 2_000; // three screens from the top is 1,800 px: not yet
+    list.dispatchEvent(new Event('scroll'));
+    expect(fake.callsOf('page')).toEqual([]);
+    list.scrollTop = 1_500; // over one screen left above, but under three
+    list.dispatchEvent(new Event('scroll'));
+    await waitFor(() => expect(fake.callsOf('page')).toHaveLength(1));
+  });
+
   it('opens a long conversation showing the newest rows first, then fills in around them', async () => {
     await openLongConversation(false);
     const first = screen.getAllByTestId('message');
