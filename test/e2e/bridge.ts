@@ -5,6 +5,7 @@
 // through page.evaluate. The page itself opens no socket (its CSP has connect-src 'none').
 // Every call goes through main/ipc.ts `dispatch`, so arguments are validated as in the app.
 import { createHash, createPrivateKey } from 'node:crypto';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -225,6 +226,29 @@ async function openPerson(browser: Browser, server: StaticServer, options: Perso
       await context.close().catch(() => undefined);
       await core.close();
       rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The usual lifecycle of a test file: one session for the file, its people closed after each
+ * test. Read `.current` inside tests (it is set once beforeAll has run).
+ */
+export function useSession(): { readonly current: Session } {
+  let session: Session | undefined;
+  beforeAll(async () => {
+    session = await startSession();
+  });
+  afterEach(async () => {
+    await session?.closePeople();
+  });
+  afterAll(async () => {
+    await session?.close();
+  });
+  return {
+    get current(): Session {
+      if (!session) throw new Error('the session starts in beforeAll');
+      return session;
     },
   };
 }

@@ -1,26 +1,17 @@
 // Two people, two windows: first run, one hosts, the other joins with the code shown on the
 // host's screen, they find each other and talk; the sender watches delivered, then read.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { COMMANDS, EVENTS } from '../../preload/contract.ts';
-import { startSession, type Session } from './bridge.ts';
+import { useSession } from './bridge.ts';
 import { expectHealthy, firstRun, freePort, joinRelay, messageRow, openChat, personRow, recordedStates, recordStates, send, setWindowFocus, startHosting } from './flows.ts';
 
-let session: Session;
-beforeAll(async () => {
-  session = await startSession();
-});
-afterEach(async () => {
-  await session.closePeople();
-});
-afterAll(async () => {
-  await session?.close();
-});
+const session = useSession();
 
 describe('two people meet and chat', () => {
   it('goes from first run to delivered and read messages both ways', async () => {
     const port = await freePort();
-    const ada = await session.person({ host: true, settings: { hostPort: port } });
-    const grace = await session.person();
+    const ada = await session.current.person({ host: true, settings: { hostPort: port } });
+    const grace = await session.current.person();
 
     for (const person of [ada, grace]) {
       await expect(person.page.getByRole('heading', { name: 'Welcome to Parley' }).textContent()).resolves.toBe('Welcome to Parley');

@@ -1,21 +1,12 @@
 // Hostile text, in the real browser: messages and display names full of markup, script URLs,
 // bidi overrides, invisible and combining characters are shown as the exact text they are,
 // and nothing runs, opens, navigates or pops up.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { startSession, type Person, type Session } from './bridge.ts';
+import { useSession, type Person } from './bridge.ts';
 import { expectHealthy, exactly, firstRun, freePort, joinRelay, messageRow, openChat, personRow, readConversation, send, startHosting } from './flows.ts';
 
-let session: Session;
-beforeAll(async () => {
-  session = await startSession();
-});
-afterEach(async () => {
-  await session.closePeople();
-});
-afterAll(async () => {
-  await session?.close();
-});
+const session = useSession();
 
 const HOST_NAME = '<img src=x onerror="window.__pwned=1">';
 const GUEST_NAME = '<iframe srcdoc="<script>parent.__pwned=1</script>">';
@@ -43,7 +34,7 @@ function foreignElements(page: Page) {
     anchors: document.querySelectorAll('a[href]').length,
     handlers: [...document.querySelectorAll('*')].filter((element) => [...element.attributes].some((a) => a.name.startsWith('on'))).length,
     pwned: '__pwned' in window,
-  }), session.server.origin);
+  }), session.current.server.origin);
 }
 
 async function expectUntouched(person: Person): Promise<void> {
@@ -54,8 +45,8 @@ async function expectUntouched(person: Person): Promise<void> {
 
 describe('hostile names and messages', () => {
   it('are shown as exactly their text, and nothing runs, opens or navigates', async () => {
-    const host = await session.person({ host: true, settings: { hostPort: await freePort() } });
-    const guest = await session.person();
+    const host = await session.current.person({ host: true, settings: { hostPort: await freePort() } });
+    const guest = await session.current.person();
 
     // A name with a bidi override is refused, and the window says so.
     await host.page.getByTestId('profile-name').fill('Eve \u202Egnp.exe');
