@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import type { Envelope, ReceiptState } from '../protocol.ts';
 import { base32 } from '../identity.ts';
+import { BloomFilter } from './bloom.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { migrate, tune } from '../sqlite/migrate.ts';
 import { relayMigrations } from './migrations.ts';
@@ -33,6 +34,11 @@ export interface SqliteStoreOptions {
    * below the database's current size (SQLite then keeps the current size). Default: no cap.
    */
   maxPageCount?: number;
+  /**
+   * How many (sender, id) records the filter that spares new messages a read of the records
+   * table is first sized for; it grows by itself. Default 65,536, or twice the records on disk.
+   */
+  expectedRecords?: number;
   now?: () => number;
   log?: Logger;
 }
@@ -118,6 +124,9 @@ function toRow(recipient: string, e: Envelope, size: number): MailboxRow {
     : { seq: e.seq, recipient, kind: 'receipt', sender: e.from, msg_id: null, body: JSON.stringify({ state: e.state, ids: e.ids }), sent_at: null, at: e.at, size };
 }
 
+/** Records read per turn while a larger dedup filter is filled. */
+const REFILL_ROWS = 5_000;
+
 /** How long removals and records that keep nobody waiting may wait for a commit, ms. */
 const LAZY_FLUSH_MS = 50;
 
@@ -150,12 +159,16 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     pageUsers: db.prepare<[string, number], UserRow>('SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?'),
     changedUsers: db.prepare<[number, number], UserRow>('SELECT * FROM users WHERE rev > ? ORDER BY rev LIMIT ?'),
     getSent: db.prepare<[string, string], { seq: number; digest: string; delivered_at: number | null }>('SELECT seq, digest, delivered_at FROM sent WHERE sender = ? AND id = ?'),
-    insertSent: db.prepare<[{ from: string; id: string; seq: number; digest: string; at: number; deliveredAt: number | null }]>(
-      'INSERT OR IGNORE INTO sent (sender, id, seq, digest, at, delivered_at) VALUES (@from, @id, @seq, @digest, @at, @deliveredAt)'),
+    insertSent: db.prepare<[string, string, number, string, number, number | null]>(
+      'INSERT OR IGNORE INTO sent (sender, id, seq, digest, at, delivered_at) VALUES (?, ?, ?, ?, ?, ?)'),
     pruneSent: db.prepare<[number]>('DELETE FROM sent WHERE at < ?'),
+    countSent: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM sent'),
+    allSent: db.prepare<[], [string, string]>('SELECT sender, id FROM sent').raw(),
+    sentAfter: db.prepare<[string, string, number], [string, string]>('SELECT sender, id FROM sent WHERE (sender, id) > (?, ?) ORDER BY sender, id LIMIT ?').raw(),
     box: db.prepare<[string], { rows: number; messages: number; bytes: number }>(
       "SELECT count(*) AS rows, count(*) FILTER (WHERE kind = 'message') AS messages, coalesce(sum(size) FILTER (WHERE kind = 'message'), 0) AS bytes FROM mailbox WHERE recipient = ?"),
-    insertRow: db.prepare<[MailboxRow]>('INSERT INTO mailbox (seq, recipient, kind, sender, msg_id, body, sent_at, at, size) VALUES (@seq, @recipient, @kind, @sender, @msg_id, @body, @sent_at, @at, @size)'),
+    insertRow: db.prepare<[number, string, string, string, string | null, string, number | null, number, number]>(
+      'INSERT INTO mailbox (seq, recipient, kind, sender, msg_id, body, sent_at, at, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
     page: db.prepare<[string, number, number], MailboxRow>('SELECT * FROM mailbox WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?'),
     bySeq: db.prepare<[number], MailboxRow>('SELECT * FROM mailbox WHERE seq = ?'),
     deleteRow: db.prepare<[number]>('DELETE FROM mailbox WHERE seq = ?'),
@@ -171,6 +184,13 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   });
   const meta = setup.immediate();
   q.pruneSent.run(now() - retention);
+
+  // Every (sender, id) with a record is in `seen`: a key it has certainly never seen needs no read.
+  const filterSize = (records: number) => Math.max(options.expectedRecords ?? 65_536, 2 * records);
+  let seen = new BloomFilter(filterSize(q.countSent.get()?.n ?? 0));
+  for (const [sender, id] of q.allSent.iterate()) seen.add(`${sender}\n${id}`);
+  /** A larger filter being filled from the table, a page per turn; new keys go into both. */
+  let growing: BloomFilter | undefined;
 
   let seq = meta.seq;
   /** Every envelope not written yet, in seq order, and per recipient. */
@@ -245,8 +265,11 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   // One transaction: removals, and the receipts they caused, commit together or not at all.
   const commit = db.transaction((deletes: number[], rows: PendingRow[], sent: PendingSent[], upTo: number) => {
     for (const s of deletes) q.deleteRow.run(s);
-    for (const row of rows) q.insertRow.run(toRow(row.recipient, row.envelope, row.size));
-    for (const s of sent) q.insertSent.run(s);
+    for (const row of rows) {
+      const r = toRow(row.recipient, row.envelope, row.size);
+      q.insertRow.run(r.seq, r.recipient, r.kind, r.sender, r.msg_id, r.body, r.sent_at, r.at, r.size);
+    }
+    for (const s of sent) q.insertSent.run(s.from, s.id, s.seq, s.digest, s.at, s.deliveredAt);
     q.setMeta.run('seq', upTo);
   });
 
@@ -315,7 +338,47 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     setImmediate(flush);
   }
 
-  const pruneTimer = setInterval(() => q.pruneSent.run(now() - retention), 3600_000);
+  const remember = (key: string) => {
+    seen.add(key);
+    growing?.add(key);
+    if (seen.full && !growing) refill(filterSize(seen.count));
+  };
+  /** Fills a new filter from the table in slices (the old one answers meanwhile), then swaps. */
+  function refill(capacity: number): void {
+    const next = new BloomFilter(capacity);
+    growing = next;
+    for (const key of pendingSent.keys()) next.add(key);
+    let after: [string, string] = ['', ''];
+    const slice = () => {
+      if (closed || growing !== next) return;
+      try {
+        const rows = q.sentAfter.all(after[0], after[1], REFILL_ROWS);
+        for (const [sender, id] of rows) next.add(`${sender}\n${id}`);
+        const last = rows.at(-1);
+        if (last && rows.length === REFILL_ROWS) {
+          after = last;
+          setImmediate(slice);
+          return;
+        }
+        seen = next;
+      } catch (error) {
+        // The old filter still has every key: it only answers "maybe" more often.
+        log.warn('could not refill the dedup filter; keeping the old one', { error: String(error) });
+      }
+      growing = undefined;
+    };
+    setImmediate(slice);
+  }
+
+  const pruneTimer = setInterval(() => {
+    try {
+      q.pruneSent.run(now() - retention);
+      const records = q.countSent.get()?.n ?? 0;
+      if (!growing && seen.count > 2 * filterSize(records)) refill(filterSize(records));
+    } catch (error) {
+      log.warn('could not prune idempotency records', { error: String(error) });
+    }
+  }, 3600_000);
   pruneTimer.unref();
 
   const guard = <T>(work: () => T): Promise<T> => {
@@ -373,7 +436,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         const key = `${m.from}\n${m.id}`;
         const inFlight = pendingSent.get(key);
         if (inFlight) return inFlight.digest === m.digest ? { kind: 'duplicate', seq: inFlight.seq, durable: inFlight.row.done.promise } : { kind: 'conflict' };
-        const earlier = q.getSent.get(m.from, m.id);
+        const earlier = seen.mightHave(key) ? q.getSent.get(m.from, m.id) : undefined;
         if (earlier) {
           if (earlier.digest !== m.digest) return { kind: 'conflict' };
           return { kind: 'duplicate', seq: earlier.seq, durable: Promise.resolve(earlier.delivered_at === null ? {} : { deliveredAt: earlier.delivered_at }) };
@@ -386,6 +449,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         const row = enqueue(m.to, envelope, size, live);
         adjustQuota(m.to, envelope, size, 1);
         pendingSent.set(key, { from: m.from, id: m.id, seq: envelope.seq, digest: m.digest, at: m.at, deliveredAt: null, row });
+        remember(key);
         return { kind: 'accepted', seq: envelope.seq, durable: row.done.promise, ...(prev === undefined ? {} : { prev }) };
       }),
 

@@ -2,7 +2,7 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openSqliteStore } from '../../relay/mailbox/sqlite.ts';
+import { openSqliteStore, type SqliteStoreOptions } from '../../relay/mailbox/sqlite.ts';
 import type { IncomingMessage, RelayStore } from '../../relay/mailbox/store.ts';
 import { eventually, tempDir } from '../support/relay.ts';
 
@@ -18,11 +18,11 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) d.remove();
 });
 
-function open(holdMs: number, path?: string) {
+function open(holdMs: number, path?: string, more: Partial<SqliteStoreOptions> = {}) {
   const dir = tempDir();
   dirs.push(dir);
   const file = path ?? join(dir.path, 'relay.db');
-  const store = openSqliteStore({ path: file, holdMs });
+  const store = openSqliteStore({ ...more, path: file, holdMs });
   stores.push(store);
   return { store, file };
 }
@@ -115,5 +115,30 @@ describe('the SQLite mailbox', () => {
     expect(again).toMatchObject({ kind: 'duplicate', seq: outcome.seq });
     if (again.kind === 'duplicate') expect(await again.durable).toEqual({});
     expect(onDisk(file).sent).toEqual([{ id: 'old-00001', deliveredAt: null }]);
+  });
+
+  it('answers every retry as a duplicate while its filter of known ids grows past its size, and after a restart', async () => {
+    // The filter starts at its smallest (1,024 ids) and is refilled from the table, in slices, as it fills up.
+    const { store, file } = open(0, undefined, { expectedRecords: 1 });
+    const ids = Array.from({ length: 3_000 }, (_, i) => `grow-${String(i).padStart(5, '0')}`);
+    const seqs = new Map<string, number>();
+    for (const id of ids) {
+      const outcome = await store.accept({ ...message(id), to: bob }, { messages: 10_000, bytes: 10_000_000 });
+      if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
+      seqs.set(id, outcome.seq);
+      if (seqs.size % 500 === 0) await outcome.durable;
+    }
+    await eventually(() => onDisk(file).sent.length === ids.length, 'every record written');
+    for (let turns = 0; turns < 10; turns++) await turn();
+    const retry = async (s: RelayStore) => {
+      for (const id of ids.filter((_, i) => i % 97 === 0)) expect(await s.accept(message(id), quota), id).toMatchObject({ kind: 'duplicate', seq: seqs.get(id) });
+      expect(await s.accept(message('grow-00001', 'another body'), quota)).toEqual({ kind: 'conflict' });
+    };
+    await retry(store);
+    await store.close();
+    stores.splice(0);
+    const reopened = openSqliteStore({ path: file, expectedRecords: 1 });
+    stores.push(reopened);
+    await retry(reopened);
   });
 });
