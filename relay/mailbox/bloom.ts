@@ -44,6 +44,12 @@ export class BloomFilter {
   }
 }
 
+/** A 52-bit hash of a key (a safe integer): how the records table indexes (sender, id). */
+export function hash52(key: string): number {
+  const [a, b] = hashes(key);
+  return a * 2 ** 20 + (b >>> 12);
+}
+
 /** Two independent 32-bit FNV-1a hashes of the key's UTF-16 code units (double hashing; the step is odd). */
 function hashes(key: string): [number, number] {
   let a = 0x811c9dc5;

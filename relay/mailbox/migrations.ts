@@ -1,5 +1,6 @@
 // The relay database's schema history. Append; never edit a shipped migration.
 import type { Migration } from '../sqlite/migrate.ts';
+import { hash52 } from './bloom.ts';
 
 export const relayMigrations: readonly Migration[] = [
   // 1: relay identity, directory, mailbox, idempotency records
@@ -47,5 +48,27 @@ export const relayMigrations: readonly Migration[] = [
   // 3: the directory's changes since a rev (directory:changes)
   (db) => {
     db.exec('CREATE INDEX users_by_rev ON users (rev)');
+  },
+  // 4: records in seq order, found through a small hash index: a new record is an append
+  // plus two small index entries, where it was an insert at a random place in a wide table
+  (db) => {
+    db.function('parley_record_key', { deterministic: true }, (sender: unknown, id: unknown) => hash52(`${String(sender)}\n${String(id)}`));
+    db.exec(`
+      ALTER TABLE sent RENAME TO sent_v1;
+      CREATE TABLE sent (
+        seq INTEGER PRIMARY KEY,
+        key INTEGER NOT NULL,
+        sender TEXT NOT NULL,
+        id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        delivered_at INTEGER
+      );
+      INSERT OR IGNORE INTO sent (seq, key, sender, id, digest, at, delivered_at)
+        SELECT seq, parley_record_key(sender, id), sender, id, digest, at, delivered_at FROM sent_v1 ORDER BY seq;
+      DROP TABLE sent_v1;
+      CREATE INDEX sent_by_key ON sent (key);
+      CREATE INDEX sent_by_age ON sent (at);
+    `);
   },
 ];

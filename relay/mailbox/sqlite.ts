@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import type { Envelope, ReceiptState } from '../protocol.ts';
 import { base32 } from '../identity.ts';
-import { BloomFilter } from './bloom.ts';
+import { BloomFilter, hash52 } from './bloom.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { migrate, tune } from '../sqlite/migrate.ts';
 import { relayMigrations } from './migrations.ts';
@@ -158,13 +158,14 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     getUsers: db.prepare<[string], UserRow>('SELECT * FROM users WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id'),
     pageUsers: db.prepare<[string, number], UserRow>('SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?'),
     changedUsers: db.prepare<[number, number], UserRow>('SELECT * FROM users WHERE rev > ? ORDER BY rev LIMIT ?'),
-    getSent: db.prepare<[string, string], { seq: number; digest: string; delivered_at: number | null }>('SELECT seq, digest, delivered_at FROM sent WHERE sender = ? AND id = ?'),
-    insertSent: db.prepare<[string, string, number, string, number, number | null]>(
-      'INSERT OR IGNORE INTO sent (sender, id, seq, digest, at, delivered_at) VALUES (?, ?, ?, ?, ?, ?)'),
+    getSent: db.prepare<[number, string, string], { seq: number; digest: string; delivered_at: number | null }>(
+      'SELECT seq, digest, delivered_at FROM sent WHERE key = ? AND sender = ? AND id = ?'),
+    insertSent: db.prepare<[number, number, string, string, string, number, number | null]>(
+      'INSERT OR IGNORE INTO sent (seq, key, sender, id, digest, at, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
     pruneSent: db.prepare<[number]>('DELETE FROM sent WHERE at < ?'),
     countSent: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM sent'),
     allSent: db.prepare<[], [string, string]>('SELECT sender, id FROM sent').raw(),
-    sentAfter: db.prepare<[string, string, number], [string, string]>('SELECT sender, id FROM sent WHERE (sender, id) > (?, ?) ORDER BY sender, id LIMIT ?').raw(),
+    sentAfter: db.prepare<[number, number], [number, string, string]>('SELECT seq, sender, id FROM sent WHERE seq > ? ORDER BY seq LIMIT ?').raw(),
     box: db.prepare<[string], { rows: number; messages: number; bytes: number }>(
       "SELECT count(*) AS rows, count(*) FILTER (WHERE kind = 'message') AS messages, coalesce(sum(size) FILTER (WHERE kind = 'message'), 0) AS bytes FROM mailbox WHERE recipient = ?"),
     insertRow: db.prepare<[number, string, string, string, string | null, string, number | null, number, number]>(
@@ -269,7 +270,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
       const r = toRow(row.recipient, row.envelope, row.size);
       q.insertRow.run(r.seq, r.recipient, r.kind, r.sender, r.msg_id, r.body, r.sent_at, r.at, r.size);
     }
-    for (const s of sent) q.insertSent.run(s.from, s.id, s.seq, s.digest, s.at, s.deliveredAt);
+    for (const s of sent) q.insertSent.run(s.seq, hash52(`${s.from}\n${s.id}`), s.from, s.id, s.digest, s.at, s.deliveredAt);
     q.setMeta.run('seq', upTo);
   });
 
@@ -348,15 +349,15 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     const next = new BloomFilter(capacity);
     growing = next;
     for (const key of pendingSent.keys()) next.add(key);
-    let after: [string, string] = ['', ''];
+    let after = 0;
     const slice = () => {
       if (closed || growing !== next) return;
       try {
-        const rows = q.sentAfter.all(after[0], after[1], REFILL_ROWS);
-        for (const [sender, id] of rows) next.add(`${sender}\n${id}`);
+        const rows = q.sentAfter.all(after, REFILL_ROWS);
+        for (const [, sender, id] of rows) next.add(`${sender}\n${id}`);
         const last = rows.at(-1);
         if (last && rows.length === REFILL_ROWS) {
-          after = last;
+          after = last[0];
           setImmediate(slice);
           return;
         }
@@ -436,7 +437,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         const key = `${m.from}\n${m.id}`;
         const inFlight = pendingSent.get(key);
         if (inFlight) return inFlight.digest === m.digest ? { kind: 'duplicate', seq: inFlight.seq, durable: inFlight.row.done.promise } : { kind: 'conflict' };
-        const earlier = seen.mightHave(key) ? q.getSent.get(m.from, m.id) : undefined;
+        const earlier = seen.mightHave(key) ? q.getSent.get(hash52(key), m.from, m.id) : undefined;
         if (earlier) {
           if (earlier.digest !== m.digest) return { kind: 'conflict' };
           return { kind: 'duplicate', seq: earlier.seq, durable: Promise.resolve(earlier.delivered_at === null ? {} : { deliveredAt: earlier.delivered_at }) };

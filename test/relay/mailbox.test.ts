@@ -2,7 +2,9 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { relayMigrations } from '../../relay/mailbox/migrations.ts';
 import { openSqliteStore, type SqliteStoreOptions } from '../../relay/mailbox/sqlite.ts';
+import { migrate } from '../../relay/sqlite/migrate.ts';
 import type { IncomingMessage, RelayStore } from '../../relay/mailbox/store.ts';
 import { eventually, tempDir } from '../support/relay.ts';
 
@@ -96,25 +98,26 @@ describe('the SQLite mailbox', () => {
     expect((await reopened.page(bob, 0, 10)).map((e) => e.seq)).toEqual([a, b, c].map((o) => ('seq' in o ? o.seq : 0)));
   });
 
-  it('upgrades a version 1 database: records written before answer retries without a delivery', async () => {
+  it('upgrades a version 1 database: its records still answer retries, as sends without a delivery', async () => {
     const dir = tempDir();
     dirs.push(dir);
     const file = join(dir.path, 'relay.db');
-    const first = openSqliteStore({ path: file });
-    const outcome = await first.accept(message('old-00001'), quota);
-    if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
-    await outcome.durable;
-    await first.close();
-    // Back to schema 1, as a relay of the previous version left it.
+    // A database as the first version left it: schema 1, one message waiting, and its record.
     const db = new Database(file);
-    db.exec('ALTER TABLE sent DROP COLUMN delivered_at; DROP INDEX users_by_rev');
-    db.pragma('user_version = 1');
+    migrate(db, relayMigrations.slice(0, 1));
+    const old = message('old-00001');
+    db.prepare("INSERT INTO mailbox (seq, recipient, kind, sender, msg_id, body, sent_at, at, size) VALUES (7, ?, 'message', ?, ?, ?, 1, 2, 3)").run(bob, alice, old.id, old.body);
+    db.prepare('INSERT INTO sent (sender, id, seq, digest, at) VALUES (?, ?, 7, ?, ?)').run(alice, old.id, old.digest, Date.now());
     db.close();
     const { store } = open(1000, file);
-    const again = await store.accept(message('old-00001'), quota);
-    expect(again).toMatchObject({ kind: 'duplicate', seq: outcome.seq });
+    const again = await store.accept(old, quota);
+    expect(again).toMatchObject({ kind: 'duplicate', seq: 7 });
     if (again.kind === 'duplicate') expect(await again.durable).toEqual({});
-    expect(onDisk(file).sent).toEqual([{ id: 'old-00001', deliveredAt: null }]);
+    expect(await store.accept(message('old-00001', 'another body'), quota)).toEqual({ kind: 'conflict' });
+    expect(onDisk(file)).toEqual({ mailbox: [{ seq: 7, id: 'old-00001' }], sent: [{ id: 'old-00001', deliveredAt: null }] });
+    // New seqs continue after the old ones.
+    const next = await store.accept(message('new-00002'), quota);
+    expect(next).toMatchObject({ kind: 'accepted', seq: 8 });
   });
 
   it('answers every retry as a duplicate while its filter of known ids grows past its size, and after a restart', async () => {
