@@ -17,12 +17,13 @@ export class TokenBucket {
     this.last = now();
   }
 
-  take(): boolean {
+  /** Takes `count` tokens, all or none. */
+  take(count = 1): boolean {
     const t = this.now();
     this.tokens = Math.min(this.capacity, this.tokens + ((t - this.last) / 1000) * this.perSecond);
     this.last = t;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
+    if (this.tokens < count) return false;
+    this.tokens -= count;
     return true;
   }
 }
@@ -46,11 +47,11 @@ export class RequestBudget {
     this.abuseMs = options.abuseMs;
   }
 
-  /** 'ok', 'limited' (answer E_RATE_LIMITED) or 'abuse' (disconnect). */
-  spend(): 'ok' | 'limited' | 'abuse' {
+  /** 'ok', 'limited' (answer E_RATE_LIMITED) or 'abuse' (disconnect). A request may cost several tokens. */
+  spend(cost = 1): 'ok' | 'limited' | 'abuse' {
     const t = this.now();
     if (this.overSince !== null && t - this.lastRefusal >= this.quietMs) this.overSince = null;
-    if (this.bucket.take()) return 'ok';
+    if (this.bucket.take(cost)) return 'ok';
     this.lastRefusal = t;
     this.overSince ??= t;
     return t - this.overSince >= this.abuseMs ? 'abuse' : 'limited';

@@ -4,8 +4,8 @@ import { hash } from 'node:crypto';
 import type { Socket } from 'socket.io';
 import type { z } from 'zod';
 import {
-  DirectoryChangesSchema, DirectoryGetSchema, DirectoryPageSchema, LIMITS, ProfileSchema, ReadSchema, REQUEST_NAMES, SendSchema, TypingSchema, WatchSchema,
-  err, ok, type RequestName, type Requests, type Result, type SendResult, type ServerToClientEvents, type UntrustedClientEvents, type UserEntry,
+  DirectoryChangesSchema, DirectoryGetSchema, DirectoryPageSchema, LIMITS, ProfileSchema, ReadSchema, REQUEST_NAMES, RETRYABLE_CODES, SendManySchema, SendSchema, TypingSchema, WatchSchema,
+  err, ok, type RequestName, type Requests, type Result, type SendPayload, type SendResult, type ServerToClientEvents, type UntrustedClientEvents, type UserEntry,
 } from './protocol.ts';
 import type { Offer, Quota, RelayStore, Settled, StoredUser } from './mailbox/store.ts';
 import { StorageError } from './mailbox/store.ts';
@@ -47,6 +47,7 @@ type Handler<K extends RequestName> = (payload: z.output<(typeof SCHEMAS)[K]>, s
 
 const SCHEMAS = {
   'message:send': SendSchema,
+  'message:send-many': SendManySchema,
   'message:read': ReadSchema,
   'directory:page': DirectoryPageSchema,
   'directory:get': DirectoryGetSchema,
@@ -77,6 +78,12 @@ function failure(error: unknown, ctx: HandlerContext, event: string): Result<nev
   return err('E_INTERNAL', 'the relay could not handle this request');
 }
 
+/** Tokens a request spends: one per message it carries. */
+function cost(name: RequestName, payload: unknown): number {
+  if (name !== 'message:send-many' || typeof payload !== 'object' || payload === null || !('messages' in payload) || !Array.isArray(payload.messages)) return 1;
+  return Math.min(Math.max(payload.messages.length, 1), LIMITS.sendBatch);
+}
+
 /** Splits Socket.IO listener arguments into one payload and an optional ack. */
 function split(args: unknown[]): { payload: unknown; ack: ((r: unknown) => void) | undefined; extra: boolean } {
   const last = args.at(-1);
@@ -88,26 +95,55 @@ function split(args: unknown[]): { payload: unknown; ack: ((r: unknown) => void)
 export function registerHandlers(socket: RelaySocket, ctx: HandlerContext): void {
   const me = socket.data.user.userId;
 
+  /**
+   * Checks and queues one message. Resolves once it has its place in the relay's order: with
+   * its answer when that is an error, or else with the answer still to come (once it is
+   * committed or taken by the recipient).
+   */
+  const accept = async (m: SendPayload): Promise<Result<never> | { later: Promise<Result<SendResult>> }> => {
+    if (Buffer.byteLength(m.body) > LIMITS.bodyBytes) return err('E_TOO_LARGE', `body is over ${LIMITS.bodyBytes} bytes`);
+    if (!(await ctx.knownUser(m.to))) return err('E_UNKNOWN_RECIPIENT', 'no such user on this relay');
+    const at = ctx.now();
+    const outcome = await ctx.store.accept({ from: me, to: m.to, id: m.id, body: m.body, sentAt: m.sentAt, at, digest: digestOf(m.to, m.body) }, ctx.quota, ctx.isHere(m.to));
+    switch (outcome.kind) {
+      case 'conflict':
+        return err('E_ID_CONFLICT', 'this id was already used for a different message');
+      case 'full':
+        return err('E_QUEUE_FULL', "the recipient's mailbox is full; try again later");
+      case 'accepted':
+        if (outcome.prev === undefined) ctx.wake(m.to);
+        else ctx.offer({ to: m.to, prev: outcome.prev, envelope: { seq: outcome.seq, kind: 'message', id: m.id, from: me, body: m.body, sentAt: m.sentAt, at } });
+        return settle(outcome.seq, outcome.durable);
+      case 'duplicate':
+        return settle(outcome.seq, outcome.durable);
+      default:
+        return outcome satisfies never;
+    }
+  };
+  // (Wrapped: an async function resolving with a promise would wait for it.)
+  const settle = (seq: number, durable: Promise<Settled>) => ({
+    later: durable.then((settled) => sent(seq, settled), (error: unknown) => failure(error, ctx, 'message:send')),
+  });
+  const answerOf = (accepted: Result<never> | { later: Promise<Result<SendResult>> }) => ('later' in accepted ? accepted.later : accepted);
+
   const handlers: { [K in RequestName]: Handler<K> } = {
-    'message:send': async (m) => {
-      if (Buffer.byteLength(m.body) > LIMITS.bodyBytes) return err('E_TOO_LARGE', `body is over ${LIMITS.bodyBytes} bytes`);
-      if (!(await ctx.knownUser(m.to))) return err('E_UNKNOWN_RECIPIENT', 'no such user on this relay');
-      const at = ctx.now();
-      const outcome = await ctx.store.accept({ from: me, to: m.to, id: m.id, body: m.body, sentAt: m.sentAt, at, digest: digestOf(m.to, m.body) }, ctx.quota, ctx.isHere(m.to));
-      switch (outcome.kind) {
-        case 'conflict':
-          return err('E_ID_CONFLICT', 'this id was already used for a different message');
-        case 'full':
-          return err('E_QUEUE_FULL', "the recipient's mailbox is full; try again later");
-        case 'accepted':
-          if (outcome.prev === undefined) ctx.wake(m.to);
-          else ctx.offer({ to: m.to, prev: outcome.prev, envelope: { seq: outcome.seq, kind: 'message', id: m.id, from: me, body: m.body, sentAt: m.sentAt, at } });
-          return sent(outcome.seq, await outcome.durable);
-        case 'duplicate':
-          return sent(outcome.seq, await outcome.durable);
-        default:
-          return outcome satisfies never;
+    'message:send': async (m) => answerOf(await accept(m)),
+    'message:send-many': async ({ messages }) => {
+      // In order, each as its own message:send. A message that must be retried holds back the
+      // later ones to the same recipient (they get the same answer), so a resend keeps the order.
+      const answers: (Result<SendResult> | Promise<Result<SendResult>>)[] = [];
+      const stopped = new Map<string, Result<never>>();
+      for (const m of messages) {
+        const held = stopped.get(m.to);
+        if (held) {
+          answers.push(held);
+          continue;
+        }
+        const accepted = await accept(m).catch((error: unknown) => failure(error, ctx, 'message:send-many'));
+        if ('ok' in accepted && !accepted.ok && RETRYABLE_CODES.has(accepted.error.code)) stopped.set(m.to, accepted);
+        answers.push(answerOf(accepted));
       }
+      return ok({ results: await Promise.all(answers) });
     },
     'message:read': async (r) => {
       if (!(await ctx.knownUser(r.peer))) return err('E_UNKNOWN_RECIPIENT', 'no such user on this relay');
@@ -157,7 +193,7 @@ export function registerHandlers(socket: RelaySocket, ctx: HandlerContext): void
       const { payload, ack, extra } = split(args);
       const reply = (result: Result<unknown>) => ack?.(result);
       if (ctx.closing()) return reply(err('E_UNAVAILABLE', 'the relay is shutting down; try again'));
-      const spent = socket.data.budget.spend();
+      const spent = socket.data.budget.spend(cost(name, payload));
       if (spent !== 'ok') {
         if (spent === 'abuse') {
           ctx.log.warn('disconnecting a socket that stayed over its rate limit', { user: me });

@@ -14,6 +14,8 @@ export const LIMITS = {
   bodyBytes: 32 * 1024,
   nameChars: 64,
   accessCodeChars: 128,
+  /** Messages in one message:send-many. */
+  sendBatch: 50,
   /** Ids in one read receipt, directory lookup or presence:watch. */
   idsPerRequest: 500,
   /** Users one socket may watch the presence of. */
@@ -44,6 +46,8 @@ export const ERROR_CODES = [
   'E_INTERNAL', // unexpected relay error (logged at the relay)
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
+/** Errors that mean "not now": resend the same message later (PROTOCOL.md 13.1). */
+export const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set(['E_RATE_LIMITED', 'E_QUEUE_FULL', 'E_STORAGE', 'E_UNAVAILABLE', 'E_INTERNAL']);
 
 export interface RelayError {
   code: ErrorCode;
@@ -125,6 +129,16 @@ export interface SendResult {
    * connected): the time it did. No "delivered" receipt follows then; this is the receipt.
    */
   deliveredAt?: number;
+}
+
+/** Several messages in one request: each is handled as a message:send of its own, in order. */
+export const SendManySchema = z.strictObject({
+  messages: z.array(SendSchema).min(1).max(LIMITS.sendBatch),
+});
+export type SendManyPayload = z.infer<typeof SendManySchema>;
+export interface SendManyResult {
+  /** One answer per message, in the same order, each what message:send would have answered. */
+  results: Result<SendResult>[];
 }
 
 export const ReadSchema = z.strictObject({
@@ -220,6 +234,7 @@ type Ack<T> = (result: Result<T>) => void;
 /** Requests with their payloads and results; each is answered through the ack. */
 export interface Requests {
   'message:send': [SendPayload, SendResult];
+  'message:send-many': [SendManyPayload, SendManyResult];
   'message:read': [ReadPayload, null];
   'directory:page': [DirectoryPagePayload, DirectoryPage];
   'directory:get': [DirectoryGetPayload, { users: UserEntry[] }];
@@ -229,7 +244,7 @@ export interface Requests {
 }
 export type RequestName = keyof Requests;
 export const REQUEST_NAMES = [
-  'message:send', 'message:read', 'directory:page', 'directory:get', 'directory:changes', 'presence:watch', 'profile:update',
+  'message:send', 'message:send-many', 'message:read', 'directory:page', 'directory:get', 'directory:changes', 'presence:watch', 'profile:update',
 ] as const satisfies readonly RequestName[];
 
 /** What a client emits (typed for clients). */

@@ -72,7 +72,9 @@ export async function createMessenger(deps: MessengerDeps) {
   const outbox = new Outbox({
     history,
     online,
-    send: (m, sealed) => connection?.request('message:send', { id: m.id, to: m.peer, body: sealed, sentAt: m.sentAt }) ?? Promise.resolve(err('E_UNAVAILABLE', 'offline')),
+    send: (batch) =>
+      connection?.request('message:send-many', { messages: batch.map(({ message, sealed }) => ({ id: message.id, to: message.peer, body: sealed, sentAt: message.sentAt })) }) ??
+      Promise.resolve(err('E_UNAVAILABLE', 'offline')),
     updated: (m) => emit('message:updated', m),
   });
 

@@ -1,7 +1,8 @@
-// The outbox: queued messages leave in the order they were written, one at a time, and are
-// retried until the relay answers. The id makes every retry idempotent at the relay.
+// The outbox: queued messages leave in the order they were written, several per request
+// (message:send-many), one request at a time, and are retried until the relay answers. The id
+// makes every retry idempotent at the relay.
 import type { Message } from '../../preload/contract.ts';
-import type { Result, SendResult } from '../../relay/protocol.ts';
+import { LIMITS, type Result, type SendManyResult, type SendResult } from '../../relay/protocol.ts';
 import type { History } from './history/index.ts';
 
 /** Answers that mean "not now": the message stays queued and is sent again later. */
@@ -14,10 +15,18 @@ const REASONS: Record<string, string> = {
   E_ID_CONFLICT: 'The relay already has a different message under this id.',
 };
 
+export interface Outgoing {
+  message: Message;
+  sealed: string;
+}
+
+/** Sealed body bytes per request: with the JSON around each message, a batch stays well under the relay's frame limit. */
+const BATCH_BYTES = 48 * 1024;
+
 export interface OutboxOptions {
   history: History;
-  /** Sends one queued message (its sealed body) to the relay. */
-  send: (message: Message, sealed: string) => Promise<Result<SendResult>>;
+  /** Sends queued messages (with their sealed bodies) to the relay in one request. */
+  send: (batch: readonly Outgoing[]) => Promise<Result<SendManyResult>>;
   updated: (message: Message) => void;
   online: () => boolean;
   retryDelayMs?: number;
@@ -61,30 +70,52 @@ export class Outbox {
   }
 
   private async drain(): Promise<void> {
-    const { history, send, updated, online } = this.options;
+    const { history, send, online } = this.options;
     while (online()) {
-      const batch = history.outbox(20);
-      if (batch.length === 0) return;
-      for (const message of batch) {
-        if (!online()) return;
+      const queued = history.outbox(LIMITS.sendBatch);
+      if (queued.length === 0) return;
+      const batch: Outgoing[] = [];
+      let bytes = 0;
+      for (const message of queued) {
         const sealed = history.sealedBody(message.n);
-        const result: Result<SendResult> = sealed ? await send(message, sealed) : { ok: false, error: { code: 'E_SCHEMA', message: 'nothing to send' } };
-        if (result.ok && typeof result.value?.seq === 'number') {
-          const sent = history.markSent(message.n, result.value.seq);
-          if (sent) updated(sent);
-          // The recipient took it before the relay answered: that answer is the delivered receipt.
-          if (typeof result.value.deliveredAt === 'number') history.applyReceipt(message.peer, [message.id], 'delivered').forEach(updated);
+        if (!sealed) {
+          this.settle(message, { ok: false, error: { code: 'E_SCHEMA', message: 'nothing to send' } });
           continue;
         }
-        const code = result.ok ? 'E_INTERNAL' : result.error.code;
-        if (TRANSIENT.has(code)) {
-          // Keep the order: nothing after this message goes before it.
-          this.later(this.options.retryDelayMs ?? (code === 'E_RATE_LIMITED' ? 1500 : 3000));
-          return;
-        }
-        const failed = history.markFailed(message.n, REASONS[code] ?? (result.ok ? 'The relay gave an unexpected answer.' : result.error.message));
-        if (failed) updated(failed);
+        if (batch.length > 0 && bytes + sealed.length > BATCH_BYTES) break;
+        batch.push({ message, sealed });
+        bytes += sealed.length;
+      }
+      if (batch.length === 0) continue;
+      const answer = await send(batch);
+      const results = answer.ok ? answer.value.results : batch.map(() => answer);
+      let retry: string | undefined;
+      batch.forEach(({ message }, i) => {
+        const result = results[i] ?? { ok: false, error: { code: 'E_INTERNAL', message: 'The relay gave an unexpected answer.' } };
+        if (!this.settle(message, result)) retry ??= result.ok ? 'E_INTERNAL' : result.error.code;
+      });
+      if (retry !== undefined) {
+        // Keep the order: what is still queued goes again, first, after a pause.
+        this.later(this.options.retryDelayMs ?? (retry === 'E_RATE_LIMITED' ? 1500 : 3000));
+        return;
       }
     }
+  }
+
+  /** Applies the relay's answer to one message; false when it stays queued for a retry. */
+  private settle(message: Message, result: Result<SendResult>): boolean {
+    const { history, updated } = this.options;
+    if (result.ok && typeof result.value?.seq === 'number') {
+      const sent = history.markSent(message.n, result.value.seq);
+      if (sent) updated(sent);
+      // The recipient took it before the relay answered: that answer is the delivered receipt.
+      if (typeof result.value.deliveredAt === 'number') history.applyReceipt(message.peer, [message.id], 'delivered').forEach(updated);
+      return true;
+    }
+    const code = result.ok ? 'E_INTERNAL' : result.error.code;
+    if (TRANSIENT.has(code)) return false;
+    const failed = history.markFailed(message.n, REASONS[code] ?? (result.ok ? 'The relay gave an unexpected answer.' : result.error.message));
+    if (failed) updated(failed);
+    return true;
   }
 }

@@ -108,6 +108,18 @@ describe('two people through a hosted relay', () => {
     await eventually(async () => (await conversation(bobAgain, alice.id))[0]?.state === 'delivered', 'delivered');
   });
 
+  it('sends a long outbox in order when the connection returns, several messages per request', async () => {
+    const { alice, bob, hosting } = await hostAndJoin();
+    must(await bob.messenger.handlers['relay:leave'](null));
+    // More than one request holds (50 messages, or about 48 KiB of sealed bodies).
+    const texts = Array.from({ length: 120 }, (_, i) => (i % 10 === 7 ? `long ${i} ${'x'.repeat(15_000)}` : `queued ${i}`));
+    for (const text of texts) must(await bob.messenger.handlers['message:send']({ peer: alice.id, text }));
+    must(await bob.messenger.handlers['relay:join']({ address: `127.0.0.1:${hosting.port}`, accessCode: hosting.accessCode ?? '' }));
+    await eventually(async () => (await conversation(alice, bob.id)).length === texts.length, 'all arrived', 15_000);
+    expect((await conversation(alice, bob.id)).map((m) => m.text)).toEqual(texts);
+    await eventually(async () => (await conversation(bob, alice.id)).every((m) => m.state === 'delivered'), 'all delivered', 15_000);
+  });
+
   it('searches history and pages a long conversation', async () => {
     const { alice, bob } = await hostAndJoin();
     for (let i = 0; i < 120; i++) must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: i === 7 ? 'the quarterly budget draft' : `note ${i}` }));

@@ -80,6 +80,26 @@ describe('bad input at the relay', () => {
     }
   });
 
+  it('refuses a malformed message:send-many as a whole, naming the message and field, and stores none of it', async () => {
+    const before = mailboxRows();
+    const cases: [unknown, RegExp][] = [
+      [[valid(), valid()], /^payload:/],
+      [{ messages: [] }, /^messages:/],
+      [{ messages: valid() }, /^messages:/],
+      [{ messages: Array.from({ length: LIMITS.sendBatch + 1 }, valid) }, /^messages:/],
+      [{ messages: [valid(), { ...valid(), to: 'bob' }] }, /^messages\.1\.to:/],
+      [{ messages: [valid(), { ...valid(), from: bob.id }] }, /unrecognized|Unrecognized/],
+      [{ messages: [valid()], from: bob.id }, /unrecognized|Unrecognized/],
+      [{ messages: [valid(), null] }, /^messages\.1:/],
+    ];
+    for (const [payload, message] of cases) {
+      expect(await alice.raw('message:send-many', payload)).toMatchObject({ ok: false, error: { code: 'E_SCHEMA', message: expect.stringMatching(message) } });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect(mailboxRows()).toBe(before);
+    await expectAliveAndClean();
+  });
+
   it('does not let a sender pose as someone else', async () => {
     const id = newMessageId();
     const forged = await alice.raw('message:send', { ...valid(), id, from: bob.id, name: 'Bob' });
