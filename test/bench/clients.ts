@@ -1,10 +1,11 @@
 // The load generator's clients: real socket.io-client websockets. A Parley client does the
-// real handshake (hello, signed challenge) and acknowledges every delivery batch; a baseline
-// client joins with a username, as in the Socket.IO private-messaging tutorial.
+// real handshake (hello, signed challenge), sends like the app's outbox (one request at a
+// time, with whatever waits in it: message:send-many) and acknowledges every delivery batch;
+// a baseline client joins with a username, as in the Socket.IO private-messaging tutorial.
 import { io, type Socket } from 'socket.io-client';
 import { generateIdentity, type Identity } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
-import type { ClientToServerEvents, Result, SendResult, ServerToClientEvents } from '../../relay/protocol.ts';
+import { LIMITS, type ClientToServerEvents, type Result, type SendManyResult, type ServerToClientEvents } from '../../relay/protocol.ts';
 import type { RelayKind } from './ipc.ts';
 
 export interface PeerEvents {
@@ -37,9 +38,19 @@ function opened(socket: Socket): Promise<void> {
   });
 }
 
+interface Queued {
+  to: string;
+  id: string;
+  body: string;
+  done: (error: string | null) => void;
+}
+
 class ParleyPeer implements Peer {
   private socket: Socket<ServerToClientEvents, ClientToServerEvents> | null = null;
   private identity: Identity | null = null;
+  /** The outbox: what waits while a request is in flight goes in the next one. */
+  private queue: Queued[] = [];
+  private sending = false;
   private readonly url: string;
   private readonly events: PeerEvents;
 
@@ -71,6 +82,8 @@ class ParleyPeer implements Peer {
       },
     });
     this.socket = socket;
+    this.queue = [];
+    this.sending = false;
     socket.on('message:deliver', (batch, ack) => {
       for (const envelope of batch) if (envelope.kind === 'message') this.events.message(envelope.id);
       ack({ ok: true });
@@ -83,7 +96,30 @@ class ParleyPeer implements Peer {
 
   send(to: string, id: string, body: string, done: (error: string | null) => void): void {
     if (!this.socket) return done('not connected');
-    this.socket.emit('message:send', { id, to, body, sentAt: Date.now() }, (result: Result<SendResult>) => done(result.ok ? null : result.error.code));
+    this.queue.push({ to, id, body, done });
+    if (!this.sending) this.flush();
+  }
+
+  private flush(): void {
+    const socket = this.socket;
+    let bytes = 0;
+    let count = 0;
+    for (const q of this.queue) {
+      if (count === LIMITS.sendBatch || (count > 0 && bytes + q.body.length > 48 * 1024)) break;
+      bytes += q.body.length;
+      count += 1;
+    }
+    const batch = this.queue.splice(0, count);
+    this.sending = batch.length > 0 && socket !== null;
+    if (!socket || !this.sending) return batch.forEach((q) => q.done('not connected'));
+    const messages = batch.map((q) => ({ id: q.id, to: q.to, body: q.body, sentAt: Date.now() }));
+    socket.emit('message:send-many', { messages }, (answer: Result<SendManyResult>) => {
+      batch.forEach((q, i) => {
+        const result = answer.ok ? answer.value.results[i] : answer;
+        q.done(result === undefined ? 'E_INTERNAL' : result.ok ? null : result.error.code);
+      });
+      if (socket === this.socket) this.flush();
+    });
   }
 
   close(): void {
