@@ -3,8 +3,9 @@
 // backlog take the same path, so a new message can never overtake an older one that is
 // visible. In a cluster an envelope can become visible after a newer one was sent (a node
 // kept it in memory for a moment, relay/redis/store.ts): offered then, it is sent at once,
-// out of seq order, rather than left behind the cursor. Senders send one message at a time
-// per recipient (PROTOCOL.md 13.1), so each conversation keeps its order.
+// out of seq order, rather than left behind the cursor. Senders send one request at a time
+// per recipient, and a request's messages are accepted one after the other (PROTOCOL.md
+// 7.3, 13.1), so each conversation keeps its order.
 import { z } from 'zod';
 import type { DeliverAck, Envelope } from './protocol.ts';
 import type { Offer, RelayStore } from './mailbox/store.ts';

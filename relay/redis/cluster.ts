@@ -8,7 +8,7 @@ import { createClient } from 'redis';
 import { z } from 'zod';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
 import { base32 } from '../identity.ts';
-import { UserIdSchema } from '../protocol.ts';
+import { MessageIdSchema, UserIdSchema } from '../protocol.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import type { Offer, RelayStore } from '../mailbox/store.ts';
 import type { RelayCluster } from '../state.ts';
@@ -69,6 +69,9 @@ function adapterView(client: Client, log: Logger): Client {
 
 const WakeHead = z.tuple([UserIdSchema, z.coerce.number().int().min(1), z.coerce.number().int().min(0)]);
 
+/** "!<sender> <message id> <delivered at>", as the ACKNOWLEDGE script publishes it (scripts.ts). */
+const TakenNotice = z.tuple([UserIdSchema, MessageIdSchema, z.coerce.number().int().min(0)]);
+
 /** "<user> <seq> <prev seq>\n<mailbox member>", as lua.ts publishes it. */
 function parseWake(message: string): Offer | null {
   const newline = message.indexOf('\n');
@@ -112,6 +115,12 @@ export async function openRedisCluster(options: RedisClusterOptions): Promise<Re
   const wake = (w: Offer | 'all') => {
     for (const listener of wakeListeners) listener(w);
   };
+  const redis = createRedis(client, options.commandTimeoutMs ?? 2_000);
+  const store = await openRedisStore({
+    redis, prefix, nodeId,
+    ...(options.dedupRetentionMs ? { dedupRetentionMs: options.dedupRetentionMs } : {}),
+    ...(options.holdMs === undefined ? {} : { holdMs: options.holdMs }),
+  });
   // This node's wake-up channel, subscribed before the node counts any socket (see lua.ts).
   const subscriber: Client = client.duplicate({ disableOfflineQueue: false });
   let subscribed = false;
@@ -121,6 +130,12 @@ export async function openRedisCluster(options: RedisClusterOptions): Promise<Re
   });
   await subscriber.connect();
   await subscriber.subscribe(`${prefix}wake:${nodeId}`, (message: string) => {
+    if (message.startsWith('!')) {
+      const notice = TakenNotice.safeParse(message.slice(1).split(' '));
+      if (notice.success) store.taken(...notice.data);
+      else log.warn('redis: ignored a malformed delivery notice');
+      return;
+    }
     const offer = parseWake(message);
     if (offer) wake(offer);
     else log.warn('redis: ignored a malformed wake-up');
@@ -129,12 +144,6 @@ export async function openRedisCluster(options: RedisClusterOptions): Promise<Re
   const sweep = setInterval(() => wake('all'), options.sweepMs ?? 5_000);
   sweep.unref();
 
-  const redis = createRedis(client, options.commandTimeoutMs ?? 2_000);
-  const store = await openRedisStore({
-    redis, prefix, nodeId,
-    ...(options.dedupRetentionMs ? { dedupRetentionMs: options.dedupRetentionMs } : {}),
-    ...(options.holdMs === undefined ? {} : { holdMs: options.holdMs }),
-  });
   const node = createClusterNode({ redis, prefix, nodeId, ttlMs, heartbeatMs: options.heartbeatMs ?? Math.max(100, Math.floor(ttlMs / 5)), log });
   await node.start();
   // The adapter's own connection keeps the client's default 5 s command timeout (broadcasts are rare).

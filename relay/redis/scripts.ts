@@ -18,7 +18,11 @@ return redis.call('HMGET', KEYS[1], 'id', 'secret')
 
 // An idempotency record is "<seq> <digest>", then " <delivered at>" when its sender was
 // answered with the delivery, or " held" while a node keeps the message in memory for a
-// recipient connected to it (relay/redis/store.ts): then a resend through another node waits.
+// recipient connected to it (relay/redis/store.ts): then a resend through another node waits;
+// or " wait:<node>" while the sender's node waits for the recipient, connected to another
+// node, to take it: the acknowledgement then tells that node instead of queueing a receipt.
+// A resend meanwhile takes the waiting node's place: the record goes back to "<seq> <digest>"
+// and a receipt will follow.
 // The checks every accept starts with: an earlier record, then the recipient's quota.
 // KEYS[1] sent record, KEYS[3] quota; ARGV[1] digest, ARGV[2] body bytes, ARGV[3] max
 // messages, ARGV[4] max bytes. Returns a reply to give back at once, or nil to go on.
@@ -29,6 +33,10 @@ local function checks()
     local seq, digest, extra = string.match(prior, '^(%d+) (%S+) ?(%S*)$')
     if digest ~= ARGV[1] then return {'conflict', 0, 0} end
     if extra == 'held' then return {'held', tonumber(seq), 0} end
+    if string.sub(extra, 1, 5) == 'wait:' then
+      redis.call('SET', KEYS[1], seq .. ' ' .. digest, 'KEEPTTL')
+      return {'duplicate', tonumber(seq), 0}
+    end
     return {'duplicate', tonumber(seq), tonumber(extra) or 0}
   end
   local quota = redis.call('HMGET', KEYS[3], 'n', 'b')
@@ -42,10 +50,11 @@ end
 /**
  * KEYS: sent record, mailbox, quota, seq counter, nodes.
  * ARGV: digest, body bytes, max messages, max bytes, retention ms, header, JSON after "{",
- * prefix, this node, recipient.
+ * prefix, this node, recipient, "1" to wait for a recipient connected to another node.
  * Dedup check, quota check, seq, append, idempotency record, wake-up: all or nothing.
  * Returns {outcome, seq, seq of the envelope before it in the mailbox}; for a duplicate the
- * third is the time it was delivered (0: not known).
+ * third is the time it was delivered (0: not known). The outcome is "waiting" instead of
+ * "accepted" when the record names this node as waiting (the recipient is connected elsewhere).
  */
 export const ACCEPT = script(`${COMMON}${CHECKS}
 local early = checks()
@@ -56,10 +65,11 @@ local member = ARGV[6] .. '{"seq":' .. seq .. ',' .. ARGV[7]
 redis.call('ZADD', KEYS[2], seq, member)
 redis.call('HINCRBY', KEYS[3], 'n', 1)
 redis.call('HINCRBY', KEYS[3], 'b', size)
-redis.call('SET', KEYS[1], seq .. ' ' .. ARGV[1], 'PX', ARGV[5])
+local waiting = ARGV[11] == '1' and onlineOn(ARGV[8], liveNodes(KEYS[5]), ARGV[10], ARGV[9])
+redis.call('SET', KEYS[1], seq .. ' ' .. ARGV[1] .. (waiting and (' wait:' .. ARGV[9]) or ''), 'PX', ARGV[5])
 local prev = prevSeq(KEYS[2], seq)
 wakeOthers(ARGV[8], KEYS[5], ARGV[10], ARGV[9], seq, prev, member)
-return {'accepted', seq, prev}
+return {waiting and 'waiting' or 'accepted', seq, prev}
 `);
 
 /**
@@ -105,8 +115,10 @@ return seq
  * KEYS: mailbox, quota, seq counter, nodes. ARGV: recipient, time, key prefix, this node,
  * next after seq, next limit (0: none), seqs...
  * Removes the acknowledged envelopes and queues one delivered receipt per sender (waking
- * them elsewhere), at once. Returns {removed count, {sender, prev seq, receipt member, ...},
- * next page}.
+ * them elsewhere), at once; a message whose sender's node waits for it (" wait:<node>"
+ * record) gets no receipt: its record takes the time, and that node is told with
+ * "!<sender> <id> <time>" on its wake-up channel. Returns {removed count, {sender, prev seq,
+ * receipt member, ...}, next page}.
  */
 export const ACKNOWLEDGE = script(`${COMMON}
 local removed, senders, ids, offers = 0, {}, {}, {}
@@ -120,11 +132,18 @@ for i = 7, #ARGV do
     if size then
       count = count + 1
       bytes = bytes + tonumber(size)
-      if not ids[from] then
-        ids[from] = {}
-        senders[#senders + 1] = from
+      local record = ARGV[3] .. 'sent:' .. from .. ':' .. id
+      local rseq, rdigest, waiter = string.match(redis.call('GET', record) or '', '^(%d+) (%S+) wait:(%S+)$')
+      if waiter then
+        redis.call('SET', record, rseq .. ' ' .. rdigest .. ' ' .. ARGV[2], 'KEEPTTL')
+        redis.call('PUBLISH', ARGV[3] .. 'wake:' .. waiter, '!' .. from .. ' ' .. id .. ' ' .. ARGV[2])
+      else
+        if not ids[from] then
+          ids[from] = {}
+          senders[#senders + 1] = from
+        end
+        table.insert(ids[from], '"' .. id .. '"')
       end
-      table.insert(ids[from], '"' .. id .. '"')
     end
   end
 end
@@ -149,6 +168,23 @@ if tonumber(ARGV[6]) > 0 then
   following = redis.call('ZRANGE', KEYS[1], '(' .. ARGV[5], '+inf', 'BYSCORE', 'LIMIT', 0, ARGV[6])
 end
 return {removed, offers, following}
+`);
+
+/**
+ * KEYS: sent record. ARGV: this node.
+ * The sender's node stops waiting: a record that still names it goes back to "<seq> <digest>"
+ * (a receipt will follow the acknowledgement); returns the delivery time when the recipient
+ * took it meanwhile, else 0.
+ */
+export const UNWAIT = script(`
+local record = redis.call('GET', KEYS[1])
+if not record then return 0 end
+local seq, digest, extra = string.match(record, '^(%d+) (%S+) ?(%S*)$')
+if extra == 'wait:' .. ARGV[1] then
+  redis.call('SET', KEYS[1], seq .. ' ' .. digest, 'KEEPTTL')
+  return 0
+end
+return tonumber(extra) or 0
 `);
 
 /** KEYS: user hash, user index, users by rev. ARGV: id, name, idKey, kaKey, kaSig, lastSeen, rev. The idKey never changes. */

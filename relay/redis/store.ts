@@ -15,13 +15,18 @@
 // recipient in that time, it never enters the Redis mailbox and its sender's answer carries
 // the delivery. Otherwise it is written then. If this node dies meanwhile its sender was not
 // answered and resends; the held record expires and the resend is accepted anew.
+//
+// A message for a recipient connected to another node goes into the Redis mailbox, and its
+// sender's answer waits up to holdMs for that node's acknowledgement (told on this node's
+// wake-up channel, see taken()): in time, the answer carries the delivery and no receipt
+// travels back; else the answer says "stored" and the receipt follows as usual (UNWAIT).
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Envelope } from '../protocol.ts';
 import { base32 } from '../identity.ts';
 import { StorageError, type AcceptOutcome, type IncomingMessage, type Offer, type RelayStore, type Settled, type StoredUser } from '../mailbox/store.ts';
 import type { Redis } from './commands.ts';
-import { ACCEPT, ACKNOWLEDGE, CLAIM, IDENTITY, POST, SAVE_USER, SET_LAST_SEEN, WRITE } from './scripts.ts';
+import { ACCEPT, ACKNOWLEDGE, CLAIM, IDENTITY, POST, SAVE_USER, SET_LAST_SEEN, UNWAIT, WRITE } from './scripts.ts';
 
 export interface RedisStoreOptions {
   redis: Redis;
@@ -31,8 +36,17 @@ export interface RedisStoreOptions {
   dedupRetentionMs?: number;
   /** This node: writes wake up the recipient's streams on the other nodes only (lua.ts). */
   nodeId?: string;
-  /** How long a message for a recipient connected to this node waits in memory for their ack. Default 1,000 ms. */
+  /**
+   * How long a message for a recipient connected to this node waits in memory for their ack,
+   * and a sender waits for the ack of a recipient connected to another node. Default 1,000 ms.
+   */
   holdMs?: number;
+}
+
+/** The Redis store, and what this node's wake-up channel tells it. */
+export interface ClusterStore extends RelayStore {
+  /** Another node's recipient took a message whose sender this node keeps waiting. */
+  taken(from: string, id: string, at: number): void;
 }
 
 /** How long a "held" record outlives its hold: a resend through another node waits that long at most if this node dies. */
@@ -64,7 +78,7 @@ const UserSchema = z.object({
 const Fields = z.array(z.string().nullable());
 const Strings = z.array(z.string());
 const Int = z.number().int();
-const AcceptReply = z.tuple([z.enum(['accepted', 'duplicate', 'held', 'conflict', 'full']), Int, Int]);
+const AcceptReply = z.tuple([z.enum(['accepted', 'waiting', 'duplicate', 'held', 'conflict', 'full']), Int, Int]);
 const AcknowledgeReply = z.tuple([Int, z.array(z.union([z.string(), Int])), Strings]);
 const IdentityReply = z.tuple([z.string().regex(/^[a-z2-7]{26}$/), z.string().min(43)]);
 // What the scripts wrote: checked for shape (cheaply: it is read once per delivery), not re-validated as client input.
@@ -90,7 +104,16 @@ export function toEnvelope(member: string): Envelope {
 /** The JSON of an envelope without its opening brace: the script puts `{"seq":N,` in front. */
 const tail = (fields: object) => JSON.stringify(fields).slice(1);
 
-export async function openRedisStore(options: RedisStoreOptions): Promise<RelayStore> {
+interface Waiting {
+  seq: number;
+  digest: string;
+  timer: NodeJS.Timeout;
+  resolve: (settled: Settled) => void;
+  reject: (error: Error) => void;
+  durable: Promise<Settled>;
+}
+
+export async function openRedisStore(options: RedisStoreOptions): Promise<ClusterStore> {
   const { redis } = options;
   const p = options.prefix ?? 'parley:';
   const retention = options.dedupRetentionMs ?? 30 * 24 * 3600 * 1000;
@@ -119,6 +142,8 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RelayS
   const heldBySent = new Map<string, Held>();
   let holdTimer: NodeJS.Timeout | undefined;
   const writes = new Set<Promise<unknown>>();
+  /** Senders' answers waiting for a recipient on another node, by `${from}\n${id}`. */
+  const waits = new Map<string, Waiting>();
 
   const forget = (h: Held) => {
     held.delete(h.envelope.seq);
@@ -194,9 +219,36 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RelayS
     return redis.run(
       ACCEPT,
       [key.sent(m.from, m.id), key.mailbox(m.to), key.quota(m.to), key.seq, key.nodes],
-      [m.digest, size, quota.messages, quota.bytes, retention, header, json, p, me, m.to],
+      [m.digest, size, quota.messages, quota.bytes, retention, header, json, p, me, m.to, holdMs > 0 && !closed ? '1' : '0'],
       AcceptReply,
     );
+  };
+
+  /** Stops waiting: the answer says stored, or delivered when the recipient took it meanwhile. */
+  const unwait = (sent: string, w: Waiting) => {
+    waits.delete(sent);
+    clearTimeout(w.timer);
+    const [from, id] = sent.split('\n') as [string, string];
+    const work = redis.run(UNWAIT, [key.sent(from, id)], [me], Int).then(
+      (at) => w.resolve(at > 0 ? { deliveredAt: at } : {}),
+      // Unsure whether a receipt will follow: not answered, the sender resends, and the
+      // duplicate clears the wait (scripts.ts), so that it will.
+      () => w.reject(new StorageError('E_UNAVAILABLE', 'relay storage is unreachable; send it again')),
+    );
+    writes.add(work);
+    void work.finally(() => writes.delete(work));
+  };
+  const wait = (m: IncomingMessage, seq: number): Promise<Settled> => {
+    let resolve!: (settled: Settled) => void;
+    let reject!: (error: Error) => void;
+    const durable = new Promise<Settled>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const sent = `${m.from}\n${m.id}`;
+    const w: Waiting = { seq, digest: m.digest, resolve, reject, durable, timer: setTimeout(() => unwait(sent, w), holdMs).unref() };
+    waits.set(sent, w);
+    return durable;
   };
 
   /** The outcome of a script's reply. A message another node holds is waited for: its answer comes when that settles. */
@@ -207,6 +259,8 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RelayS
         // Redis has replied: the write is as durable as its appendfsync makes it.
         case 'accepted':
           return { kind, seq, prev: third, durable: Promise.resolve({}) };
+        case 'waiting':
+          return { kind: 'accepted', seq, prev: third, durable: wait(m, seq) };
         case 'duplicate':
           return { kind, seq, durable: Promise.resolve(third > 0 ? { deliveredAt: third } : {}) };
         case 'conflict':
@@ -219,7 +273,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RelayS
     }
   }
 
-  const store: RelayStore = {
+  const store: ClusterStore = {
     relayId,
     secret: Buffer.from(secret, 'base64'),
 
@@ -245,8 +299,11 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RelayS
 
     async accept(m, quota, live = false): Promise<AcceptOutcome> {
       open();
-      const here = heldBySent.get(`${m.from}\n${m.id}`);
-      if (here) return here.digest === m.digest ? { kind: 'duplicate', seq: here.envelope.seq, durable: here.durable } : { kind: 'conflict' };
+      const here = heldBySent.get(`${m.from}\n${m.id}`) ?? waits.get(`${m.from}\n${m.id}`);
+      if (here) {
+        const seq = 'envelope' in here ? here.envelope.seq : here.seq;
+        return here.digest === m.digest ? { kind: 'duplicate', seq, durable: here.durable } : { kind: 'conflict' };
+      }
       const size = Buffer.byteLength(m.body);
       if (live && holdMs > 0) {
         const [kind, seq, third] = await redis.run(
@@ -309,10 +366,20 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RelayS
         ...(next ? { next: withHeld(recipient, following.map(toEnvelope), next.afterSeq, next.limit) } : {}),
       };
     },
+    taken(from, id, at) {
+      const sent = `${from}\n${id}`;
+      const w = waits.get(sent);
+      if (!w) return; // answered already (then UNWAIT read the time from the record)
+      waits.delete(sent);
+      clearTimeout(w.timer);
+      w.resolve({ deliveredAt: at });
+    },
     async close() {
-      // What is held is written first; the connection belongs to the cluster (relay/redis/cluster.ts), which closes it.
+      // What is held is written first, and waiting senders answered; the connection belongs
+      // to the cluster (relay/redis/cluster.ts), which closes it.
       clearTimeout(holdTimer);
       writeDue(true);
+      for (const [sent, w] of [...waits]) unwait(sent, w);
       while (writes.size > 0) await Promise.allSettled([...writes]);
       closed = true;
     },

@@ -56,13 +56,16 @@ describe('a cluster of two nodes', () => {
 
     const id = newMessageId();
     const sent = await alice.send(bob.id, 'hello from A', id);
-    expect(sent.ok).toBe(true);
-    await eventually(() => bob.messages().find((m) => m.id === id), 'bob to receive the message');
+    // Bob took it on node B before node A answered: the answer is the delivered receipt.
+    expect(sent.ok && sent.value.deliveredAt).toBeGreaterThan(0);
     expect(bob.messages().map((m) => [m.from, m.body])).toEqual([[alice.id, 'hello from A']]);
-    await eventually(() => alice.receipts().find((r) => r.state === 'delivered' && r.ids.includes(id) && r.from === bob.id), 'the delivered receipt on node A');
+    // A resend through either node is answered the same.
+    const again = await Promise.all([alice.send(bob.id, 'hello from A', id), (await join(b.url, { identity: alice.identity })).send(bob.id, 'hello from A', id)]);
+    expect(again).toEqual([sent, sent]);
 
     expect((await bob.request('message:read', { peer: alice.id, ids: [id] })).ok).toBe(true);
     await eventually(() => alice.receipts().find((r) => r.state === 'read' && r.ids.includes(id)), 'the read receipt on node A');
+    expect(alice.receipts().filter((r) => r.state === 'delivered')).toEqual([]);
 
     bob.socket.emit('typing:set', { to: alice.id, typing: true });
     await eventually(() => alice.typing.find((t) => t.from === bob.id && t.typing), 'typing from node B on node A');
@@ -71,6 +74,32 @@ describe('a cluster of two nodes', () => {
     await eventually(() => alice.presence.filter((p) => p.id === bob.id).at(-1)?.online === false, 'bob to go offline on node A');
     const dir = await alice.request('directory:get', { ids: [bob.id] });
     expect(dir.ok && dir.value.users[0]?.online).toBe(false);
+  });
+
+  it('answers "stored" when a recipient on the other node is slow to take a message, and the delivered receipt follows', async () => {
+    const alice = await join(a.url);
+    let slow = true;
+    const bob = await join(b.url, { onDeliver: async () => (slow ? new Promise((resolve) => setTimeout(() => resolve({ ok: true }), 1_500)) : { ok: true }) });
+    const id = newMessageId();
+    const t0 = Date.now();
+    const sent = await alice.send(bob.id, 'take your time', id);
+    expect(sent.ok && sent.value).toEqual({ seq: expect.any(Number) });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900); // it waited about a second for the acknowledgement
+    const receipt = await eventually(() => alice.receipts().find((r) => r.state === 'delivered' && r.ids.includes(id)), 'the delivered receipt');
+    expect(receipt.from).toBe(bob.id);
+    expect(bob.messages().filter((m) => m.id === id)).toHaveLength(1);
+    slow = false;
+    // A resend through the other node while node A still waits takes its place: answered
+    // at once, and a receipt follows when bob takes it (no answer waits for nothing).
+    const later = newMessageId();
+    const sentAt = Date.now();
+    const first = alice.request('message:send', { id: later, to: bob.id, body: 'again', sentAt });
+    const resent = await (await join(b.url, { identity: alice.identity })).request('message:send', { id: later, to: bob.id, body: 'again', sentAt });
+    expect(resent.ok).toBe(true);
+    expect((await first).ok).toBe(true);
+    await eventually(() => bob.messages().some((m) => m.id === later), 'the second message');
+    const answered = await first;
+    if (!(answered.ok && answered.value.deliveredAt)) await eventually(() => alice.receipts().find((r) => r.state === 'delivered' && r.ids.includes(later)), 'its receipt');
   });
 
   it('keeps a user online while a socket remains on either node', async () => {
