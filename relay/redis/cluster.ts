@@ -10,10 +10,10 @@ import { createAdapter } from '@socket.io/redis-streams-adapter';
 import { base32 } from '../identity.ts';
 import { MessageIdSchema, UserIdSchema } from '../protocol.ts';
 import { silentLogger, type Logger } from '../log.ts';
-import type { Offer, RelayStore } from '../mailbox/store.ts';
+import type { Offer } from '../mailbox/store.ts';
 import type { RelayCluster } from '../state.ts';
 import { createRedis } from './commands.ts';
-import { openRedisStore, toEnvelope } from './store.ts';
+import { openRedisStore, toEnvelope, type ClusterStore } from './store.ts';
 import { createClusterNode } from './node.ts';
 import { redisAddressLimits, redisChallengeLedger } from './limits.ts';
 
@@ -38,7 +38,7 @@ export interface RedisClusterOptions {
 }
 
 export interface RedisCluster {
-  store: RelayStore;
+  store: ClusterStore;
   cluster: RelayCluster;
 }
 

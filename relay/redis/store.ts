@@ -51,6 +51,8 @@ export interface ClusterStore extends RelayStore {
 
 /** How long a "held" record outlives its hold: a resend through another node waits that long at most if this node dies. */
 const HELD_MARGIN_MS = 5_000;
+/** How long a delivery notice that came before its sender's wait was registered is kept for it. */
+const EARLY_NOTICE_MS = 5_000;
 /** How long a resend waits for a held record on another node to settle before answering E_UNAVAILABLE. */
 const HELD_WAIT_MS = 2_000;
 
@@ -144,6 +146,11 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
   const writes = new Set<Promise<unknown>>();
   /** Senders' answers waiting for a recipient on another node, by `${from}\n${id}`. */
   const waits = new Map<string, Waiting>();
+  /**
+   * Notices that arrived before the script's reply made the sender wait here (they come on
+   * another connection, in no order with it), kept a few seconds for wait() to find.
+   */
+  const early = new Map<string, { at: number; until: number }>();
 
   const forget = (h: Held) => {
     held.delete(h.envelope.seq);
@@ -246,6 +253,11 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
       reject = rej;
     });
     const sent = `${m.from}\n${m.id}`;
+    const noticed = early.get(sent);
+    if (noticed) {
+      early.delete(sent);
+      return Promise.resolve({ deliveredAt: noticed.at });
+    }
     const w: Waiting = { seq, digest: m.digest, resolve, reject, durable, timer: setTimeout(() => unwait(sent, w), holdMs).unref() };
     waits.set(sent, w);
     return durable;
@@ -369,7 +381,16 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
     taken(from, id, at) {
       const sent = `${from}\n${id}`;
       const w = waits.get(sent);
-      if (!w) return; // answered already (then UNWAIT read the time from the record)
+      if (!w) {
+        // Not waiting yet (or answered already: then UNWAIT read the time from the record).
+        const t = Date.now();
+        for (const [k, e] of early) {
+          if (e.until > t) break;
+          early.delete(k);
+        }
+        early.set(sent, { at, until: t + EARLY_NOTICE_MS });
+        return;
+      }
       waits.delete(sent);
       clearTimeout(w.timer);
       w.resolve({ deliveredAt: at });

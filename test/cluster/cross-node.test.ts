@@ -102,6 +102,19 @@ describe('a cluster of two nodes', () => {
     if (!(answered.ok && answered.value.deliveredAt)) await eventually(() => alice.receipts().find((r) => r.state === 'delivered' && r.ids.includes(later)), 'its receipt');
   });
 
+  it('answers with the delivery even when the other node tells of it before its own accept has returned', async () => {
+    // The notice comes on the wake-up connection, in no order with the accept's reply: here,
+    // first (as if the recipient had been that fast); bob is slow, so only the notice explains an early answer.
+    const alice = await join(a.url);
+    const bob = await join(b.url, { onDeliver: () => new Promise((resolve) => setTimeout(() => resolve({ ok: true }), 1_500)) });
+    const id = newMessageId();
+    a.store.taken(alice.id, id, 1234);
+    const t0 = Date.now();
+    const sent = await alice.send(bob.id, 'quick', id);
+    expect(sent.ok && sent.value.deliveredAt).toBe(1234);
+    expect(Date.now() - t0).toBeLessThan(900);
+  });
+
   it('keeps a user online while a socket remains on either node', async () => {
     const watcher = await join(a.url);
     const identity = generateIdentity();

@@ -6,13 +6,13 @@ import { resolve } from 'node:path';
 import { createRelay, type Relay, type RelayOptions } from '../../../relay/server.ts';
 import { openRedisCluster, type RedisClusterOptions } from '../../../relay/redis/cluster.ts';
 import type { RelayCluster } from '../../../relay/state.ts';
-import type { RelayStore } from '../../../relay/mailbox/store.ts';
+import type { ClusterStore } from '../../../relay/redis/store.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 
 export interface TestNode {
   relay: Relay;
-  store: RelayStore;
+  store: ClusterStore;
   cluster: RelayCluster;
   url: string;
   port: number;
