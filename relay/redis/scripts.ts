@@ -171,6 +171,17 @@ return {removed, offers, following}
 `);
 
 /**
+ * KEYS: sent records. ARGV: their values, then the expiry in ms.
+ * The records of held messages their recipients took ("<seq> <digest> <delivered at>"),
+ * several at once.
+ */
+export const RECORD = script(`
+local px = ARGV[#ARGV]
+for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i], 'PX', px) end
+return #KEYS
+`);
+
+/**
  * KEYS: sent record. ARGV: this node.
  * The sender's node stops waiting: a record that still names it goes back to "<seq> <digest>"
  * (a receipt will follow the acknowledgement); returns the delivery time when the recipient

@@ -26,7 +26,7 @@ import type { Envelope } from '../protocol.ts';
 import { base32 } from '../identity.ts';
 import { StorageError, type AcceptOutcome, type IncomingMessage, type Offer, type RelayStore, type Settled, type StoredUser } from '../mailbox/store.ts';
 import type { Redis } from './commands.ts';
-import { ACCEPT, ACKNOWLEDGE, CLAIM, IDENTITY, POST, SAVE_USER, SET_LAST_SEEN, UNWAIT, WRITE } from './scripts.ts';
+import { ACCEPT, ACKNOWLEDGE, CLAIM, IDENTITY, POST, RECORD, SAVE_USER, SET_LAST_SEEN, UNWAIT, WRITE } from './scripts.ts';
 
 export interface RedisStoreOptions {
   redis: Redis;
@@ -51,6 +51,8 @@ export interface ClusterStore extends RelayStore {
 
 /** How long a "held" record outlives its hold: a resend through another node waits that long at most if this node dies. */
 const HELD_MARGIN_MS = 5_000;
+/** How long the records of taken messages wait to be written together, ms (a resend meanwhile waits for them, see HELD_WAIT_MS). */
+const RECORD_BATCH_MS = 20;
 /** How long a delivery notice that came before its sender's wait was registered is kept for it. */
 const EARLY_NOTICE_MS = 5_000;
 /** How long a resend waits for a held record on another node to settle before answering E_UNAVAILABLE. */
@@ -144,6 +146,20 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
   const heldBySent = new Map<string, Held>();
   let holdTimer: NodeJS.Timeout | undefined;
   const writes = new Set<Promise<unknown>>();
+  /** Records of taken messages, written together a moment later (until then they read "held"). */
+  const records = new Map<string, string>();
+  let recordTimer: NodeJS.Timeout | undefined;
+  const writeRecords = () => {
+    recordTimer = undefined;
+    if (records.size === 0) return;
+    const keys = [...records.keys()];
+    const values = [...records.values()];
+    records.clear();
+    const work = redis.run(RECORD, keys, [...values, retention], Int);
+    writes.add(work);
+    // Not recorded (Redis away): the held records expire and a resend is delivered again, deduplicated by the recipient.
+    void work.catch(() => undefined).finally(() => writes.delete(work));
+  };
   /** Senders' answers waiting for a recipient on another node, by `${from}\n${id}`. */
   const waits = new Map<string, Waiting>();
   /**
@@ -355,11 +371,9 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
         if (!h) continue;
         forget(h);
         h.resolve({ deliveredAt: at });
-        const work = redis.command(['SET', key.sent(h.envelope.from, h.envelope.id), `${s} ${h.digest} ${at}`, 'PX', String(retention)], z.unknown());
-        writes.add(work);
-        // Not recorded (Redis away): the held record expires and a resend is delivered again, deduplicated by the recipient.
-        void work.catch(() => undefined).finally(() => writes.delete(work));
+        records.set(key.sent(h.envelope.from, h.envelope.id), `${s} ${h.digest} ${at}`);
       }
+      if (taken.length > 0) recordTimer ??= setTimeout(writeRecords, RECORD_BATCH_MS).unref();
       if (taken.length === seqs.length) {
         return { removed: taken.length, receiptsFor: [], ...(next ? { next: await store.page(recipient, next.afterSeq, next.limit) } : {}) };
       }
@@ -400,6 +414,8 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
       // to the cluster (relay/redis/cluster.ts), which closes it.
       clearTimeout(holdTimer);
       writeDue(true);
+      clearTimeout(recordTimer);
+      writeRecords();
       for (const [sent, w] of [...waits]) unwait(sent, w);
       while (writes.size > 0) await Promise.allSettled([...writes]);
       closed = true;
