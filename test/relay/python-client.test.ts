@@ -158,6 +158,19 @@ describe('a Python client written from PROTOCOL.md', () => {
     expect(Date.now() - started).toBeLessThan(CHILD_TIMEOUT_S * 1000);
   });
 
+  it('sends several messages in one message:send-many, which arrive in order, each answered', async () => {
+    relay = await startRelay();
+    const ts = await connectClient(relay.url, { name: 'TypeScript' });
+    clients.push(ts);
+    python = new PythonClient(['send', '--url', relay.url, '--to', ts.id, '--body', 'batch', '--count', '3', '--receipt', 'delivered', '--timeout', String(CHILD_TIMEOUT_S)]);
+    expect(await python.exited, python.transcript()).toBe(0);
+    const sent = python.lines.filter((l) => l.event === 'sent');
+    expect(sent.map((l) => l.attempts)).toEqual([1, 1, 1]);
+    expect(sent.map((l) => l.seq)).toEqual([...sent.map((l) => l.seq)].sort((x, y) => Number(x) - Number(y)));
+    await eventually(() => ts.messages().length === 3, 'the three messages');
+    expect(ts.messages().map((m) => [m.id, m.body])).toEqual(sent.map((l, i) => [l.id, `batch #${i + 1}`]));
+  });
+
   it('reports a refused handshake with the relay error code', async () => {
     relay = await startRelay({ accessCode: 'correct horse' });
     python = new PythonClient(['receive', '--url', relay.url, '--access-code', 'wrong horse', '--timeout', '10']);

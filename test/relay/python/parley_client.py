@@ -317,41 +317,61 @@ class Session:
             me = result['value']['users'][0]
             emit_line('self', entry=me, genuine=entry_is_genuine(me), matches=me['idKey'] == self.identity.id_key)
 
-    def send(self, to, body):
-        """The outbox of section 13.1: one id, resent until an ok or a non-retryable error."""
-        message_id = new_message_id()
-        payload = {'id': message_id, 'to': to, 'body': body, 'sentAt': int(time.time() * 1000)}
-        if utf8_length(body) > MAX_BODY_BYTES:
-            raise Failure('E_TOO_LARGE', 'body over %d bytes of UTF-8' % MAX_BODY_BYTES)
-        frame = '42999' + json.dumps(['message:send', payload])
-        if len(frame.encode('utf-8')) > MAX_FRAME_BYTES:
-            raise Failure('E_TOO_LARGE', 'the frame would exceed %d bytes' % MAX_FRAME_BYTES)
+    def send(self, to, bodies):
+        """The outbox of section 13.1: ids fixed first, then resent until an ok or a
+        non-retryable error. One message goes in a message:send (6.2); several in one
+        message:send-many (6.2a), each answer applying to its own message, in order."""
+        now = int(time.time() * 1000)
+        payloads = [{'id': new_message_id(), 'to': to, 'body': body, 'sentAt': now} for body in bodies]
+        event = 'message:send' if len(payloads) == 1 else 'message:send-many'
+        for payload in payloads:
+            if utf8_length(payload['body']) > MAX_BODY_BYTES:
+                raise Failure('E_TOO_LARGE', 'body over %d bytes of UTF-8' % MAX_BODY_BYTES)
         with self.lock:
-            self.outgoing[message_id] = {'to': to, 'state': 'queued', 'seq': None}
+            for payload in payloads:
+                self.outgoing[payload['id']] = {'to': to, 'state': 'queued', 'seq': None}
+        pending = payloads
         delay = 1.0  # at least 1 s: after E_RATE_LIMITED a shorter pause risks a disconnect (6.1)
         attempts = 0
-        while True:
+        while pending:
             attempts += 1
-            result = self.request('message:send', payload)
-            if result is not None and result.get('ok'):
-                with self.changed:
-                    entry = self.outgoing[message_id]
-                    entry['seq'] = result['value']['seq']
-                    # deliveredAt: the recipient took it before the relay answered (6.2, 13.1).
-                    reached = 'delivered' if 'deliveredAt' in result['value'] else 'sent'
-                    if STATE_RANK.get(entry['state'], 0) < STATE_RANK[reached]:
-                        entry['state'] = reached
-                    self.changed.notify_all()
-                emit_line('sent', id=message_id, to=to, seq=result['value']['seq'], attempts=attempts,
-                          deliveredAt=result['value'].get('deliveredAt'))
-                return message_id
-            code = result['error']['code'] if result is not None else None
-            if code is not None and code not in RETRYABLE:
-                emit_line('send_failed', id=message_id, code=code, message=result['error'].get('message'))
-                raise Failure(code, 'send failed for good')
-            emit_line('send_retry', id=message_id, code=code, attempt=attempts, inSeconds=round(delay, 2))
-            time.sleep(delay * (1 + random.random() / 2))
-            delay = min(delay * 2, 60)
+            request = pending[0] if event == 'message:send' else {'messages': pending}
+            frame = '42999' + json.dumps([event, request])
+            if len(frame.encode('utf-8')) > MAX_FRAME_BYTES:
+                raise Failure('E_TOO_LARGE', 'the frame would exceed %d bytes' % MAX_FRAME_BYTES)
+            result = self.request(event, request)
+            if event == 'message:send-many' and result is not None and result.get('ok'):
+                results = result['value']['results']
+            else:
+                results = [result] * len(pending)
+            retry = []
+            for payload, answer in zip(pending, results):
+                if answer is not None and answer.get('ok'):
+                    self.sent(payload, answer['value'], attempts)
+                    continue
+                code = answer['error']['code'] if answer is not None else None
+                if code is not None and code not in RETRYABLE:
+                    emit_line('send_failed', id=payload['id'], code=code, message=answer['error'].get('message'))
+                    raise Failure(code, 'send failed for good')
+                emit_line('send_retry', id=payload['id'], code=code, attempt=attempts, inSeconds=round(delay, 2))
+                retry.append(payload)
+            pending = retry
+            if pending:
+                time.sleep(delay * (1 + random.random() / 2))
+                delay = min(delay * 2, 60)
+        return [payload['id'] for payload in payloads]
+
+    def sent(self, payload, value, attempts):
+        with self.changed:
+            entry = self.outgoing[payload['id']]
+            entry['seq'] = value['seq']
+            # deliveredAt: the recipient took it before the relay answered (6.2, 13.1).
+            reached = 'delivered' if 'deliveredAt' in value else 'sent'
+            if STATE_RANK.get(entry['state'], 0) < STATE_RANK[reached]:
+                entry['state'] = reached
+            self.changed.notify_all()
+        emit_line('sent', id=payload['id'], to=payload['to'], seq=value['seq'], attempts=attempts,
+                  deliveredAt=value.get('deliveredAt'))
 
     # -- the delivery stream (sections 7 and 8) --
 
@@ -459,7 +479,8 @@ def run(args):
 
     def sender():
         try:
-            session.send(args.to, args.body)
+            bodies = [args.body] if args.count == 1 else ['%s #%d' % (args.body, i + 1) for i in range(args.count)]
+            session.send(args.to, bodies)
         except Failure as failure:
             session.fatal = failure
         finally:
@@ -513,6 +534,7 @@ def main(argv):
     parser.add_argument('--access-code', dest='access_code')
     parser.add_argument('--to', help='user id to send --body to (send, chat)')
     parser.add_argument('--body', default='hello from Python')
+    parser.add_argument('--count', type=int, default=1, help='messages to send (send, chat); several go in one message:send-many')
     parser.add_argument('--receipt', choices=['sent', 'delivered', 'read'], default='delivered',
                         help='state the sent message must reach before we are done')
     parser.add_argument('--expect', type=int, default=None, help='messages to receive (receive, chat; default 1)')
