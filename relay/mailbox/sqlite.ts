@@ -73,6 +73,8 @@ interface PendingRow {
    * keeps it queued, like its removal, instead of failing it.
    */
   keep: boolean;
+  /** A message's (sender, id) record, written with it or once it is taken. */
+  record?: PendingSent;
 }
 
 /** A (sender, id) record, written once its envelope is written or acknowledged. */
@@ -203,6 +205,8 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   const held = new Map<number, PendingRow>();
   /** (sender, id) records not written yet; the key is `${from}\n${id}`. */
   const pendingSent = new Map<string, PendingSent>();
+  /** Records of envelopes taken before they were written: written with the next commit. */
+  let takenRecords: PendingSent[] = [];
   /** Written rows acknowledged since the last commit: seq -> recipient. */
   const pendingDeletes = new Map<number, string>();
   const deletesFor = new Map<string, number>();
@@ -290,7 +294,9 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     const rows = toWrite.filter((row) => !row.taken);
     toWrite = [];
     // A record is written with its envelope, or once that was acknowledged (it is never written then).
-    const sent = [...pendingSent.values()].filter((s) => s.row.taken || !held.has(s.seq));
+    const sent = takenRecords;
+    takenRecords = [];
+    for (const row of rows) if (row.record) sent.push(row.record);
     if (pendingDeletes.size === 0 && rows.length === 0 && sent.length === 0) return;
     const deletes = [...pendingDeletes];
     for (const s of sent) pendingSent.delete(`${s.from}\n${s.id}`);
@@ -320,8 +326,12 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
       // Records of acknowledged envelopes, removals and the receipts they caused are tried
       // again: nothing is lost by a late write.
       toWrite.unshift(...rows.filter((row) => row.keep));
-      for (const s of sent) if (s.row.taken) pendingSent.set(`${s.from}\n${s.id}`, s);
-      if (!closed && (pendingDeletes.size > 0 || pendingSent.size > 0 || toWrite.length > 0)) setTimeout(scheduleFlush, 100).unref();
+      for (const s of sent) {
+        if (!s.row.taken) continue;
+        pendingSent.set(`${s.from}\n${s.id}`, s);
+        takenRecords.push(s);
+      }
+      if (!closed && (pendingDeletes.size > 0 || takenRecords.length > 0 || toWrite.length > 0)) setTimeout(scheduleFlush, 100).unref();
     }
   }
 
@@ -449,7 +459,8 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         const envelope: Envelope = { seq: ++seq, kind: 'message', id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, at: m.at };
         const row = enqueue(m.to, envelope, size, live);
         adjustQuota(m.to, envelope, size, 1);
-        pendingSent.set(key, { from: m.from, id: m.id, seq: envelope.seq, digest: m.digest, at: m.at, deliveredAt: null, row });
+        row.record = { from: m.from, id: m.id, seq: envelope.seq, digest: m.digest, at: m.at, deliveredAt: null, row };
+        pendingSent.set(key, row.record);
         remember(key);
         return { kind: 'accepted', seq: envelope.seq, durable: row.done.promise, ...(prev === undefined ? {} : { prev }) };
       }),
@@ -471,8 +482,10 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
             dequeue(row);
             row.taken = true;
             adjustQuota(recipient, row.envelope, row.size, -1);
-            const record = row.envelope.kind === 'message' ? pendingSent.get(`${row.envelope.from}\n${row.envelope.id}`) : undefined;
-            if (record) record.deliveredAt = at;
+            if (row.record) {
+              row.record.deliveredAt = at;
+              takenRecords.push(row.record);
+            }
             row.done.resolve(row.envelope.kind === 'message' ? { deliveredAt: at } : {});
             count += 1;
             continue;
