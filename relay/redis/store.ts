@@ -109,6 +109,8 @@ export function toEnvelope(member: string): Envelope {
 const tail = (fields: object) => JSON.stringify(fields).slice(1);
 
 interface Waiting {
+  /** Its idempotency record's key. */
+  record: string;
   seq: number;
   digest: string;
   timer: NodeJS.Timeout;
@@ -251,8 +253,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
   const unwait = (sent: string, w: Waiting) => {
     waits.delete(sent);
     clearTimeout(w.timer);
-    const [from, id] = sent.split('\n') as [string, string];
-    const work = redis.run(UNWAIT, [key.sent(from, id)], [me], Int).then(
+    const work = redis.run(UNWAIT, [w.record], [me], Int).then(
       (at) => w.resolve(at > 0 ? { deliveredAt: at } : {}),
       // Unsure whether a receipt will follow: not answered, the sender resends, and the
       // duplicate clears the wait (scripts.ts), so that it will.
@@ -274,7 +275,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
       early.delete(sent);
       return Promise.resolve({ deliveredAt: noticed.at });
     }
-    const w: Waiting = { seq, digest: m.digest, resolve, reject, durable, timer: setTimeout(() => unwait(sent, w), holdMs).unref() };
+    const w: Waiting = { record: key.sent(m.from, m.id), seq, digest: m.digest, resolve, reject, durable, timer: setTimeout(() => unwait(sent, w), holdMs).unref() };
     waits.set(sent, w);
     return durable;
   };
