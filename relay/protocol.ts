@@ -213,6 +213,11 @@ export const EnvelopeSchema = z.discriminatedUnion('kind', [
   z.object({ seq: z.number().int().positive(), kind: z.literal('message'), id: MessageIdSchema, from: UserIdSchema, body: z.string().max(LIMITS.bodyBytes), sentAt: Millis, at: Millis }),
   z.object({ seq: z.number().int().positive(), kind: z.literal('receipt'), from: UserIdSchema, state: z.enum(['delivered', 'read']), ids: z.array(MessageIdSchema).max(LIMITS.idsPerRequest), at: Millis }),
 ]);
+/** For clients: a relay's answer is untrusted too (an error code this client does not know is kept). */
+export const resultSchema = <T extends z.ZodType>(value: T) =>
+  z.union([z.object({ ok: z.literal(true), value }), z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) })]);
+export const SendResultSchema = z.object({ seq: z.number().int().positive(), deliveredAt: Millis.optional() });
+export const SendManyResultSchema = z.object({ results: z.array(resultSchema(SendResultSchema)).max(LIMITS.sendBatch) });
 export const UserEntrySchema = z.object({
   id: UserIdSchema,
   name: z.string().max(LIMITS.nameChars),

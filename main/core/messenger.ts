@@ -7,13 +7,13 @@ import type { Identity } from '../../relay/identity.ts';
 import { openHistory } from './history/index.ts';
 import { fingerprint, loadOrCreateIdentity, safetyNumber, type SecretStore } from './identity.ts';
 import { connect, type Connection } from './connection.ts';
-import { Outbox } from './outbox.ts';
+import { Outbox, type Outgoing } from './outbox.ts';
 import { createInbox } from './inbox.ts';
 import { Presence, people, verifiedEntry } from './directory.ts';
 import { seal } from './crypto.ts';
 import type { HostController } from './host.ts';
 import type { Discovery } from './discovery.ts';
-import { err, LIMITS, type UserEntry } from '../../relay/protocol.ts';
+import { err, LIMITS, resultSchema, SendManyResultSchema, SendResultSchema, type SendResult, type UserEntry } from '../../relay/protocol.ts';
 
 export type MessengerCommands = Exclude<CommandName, 'app:info' | 'link:open'>;
 export type MessengerHandlers = { [K in MessengerCommands]: (arg: Commands[K][0]) => Promise<Result<Commands[K][1]>> };
@@ -69,12 +69,25 @@ export async function createMessenger(deps: MessengerDeps) {
     presence.update(entry);
   };
 
+  /** One message goes in a message:send, several in one message:send-many (PROTOCOL.md 13.1); answers are checked. */
+  async function sendBatch(batch: readonly Outgoing[]): Promise<Result<{ results: Result<SendResult>[] }>> {
+    const conn = connection;
+    if (!conn) return fail('E_UNAVAILABLE', 'offline');
+    const messages = batch.map(({ message, sealed }) => ({ id: message.id, to: message.peer, body: sealed, sentAt: message.sentAt }));
+    const [one] = messages;
+    const answer = one && messages.length === 1 ? await conn.request('message:send', one) : await conn.request('message:send-many', { messages });
+    const checked = (messages.length === 1 ? resultSchema(SendResultSchema) : resultSchema(SendManyResultSchema)).safeParse(answer);
+    if (!checked.success) return fail('E_INTERNAL', 'the relay gave a malformed answer');
+    // Error codes this client does not know stay strings: the outbox treats them as final.
+    const result = checked.data;
+    if (!result.ok) return result;
+    return 'results' in result.value ? ok({ results: result.value.results }) : ok({ results: [ok(result.value)] });
+  }
+
   const outbox = new Outbox({
     history,
     online,
-    send: (batch) =>
-      connection?.request('message:send-many', { messages: batch.map(({ message, sealed }) => ({ id: message.id, to: message.peer, body: sealed, sentAt: message.sentAt })) }) ??
-      Promise.resolve(err('E_UNAVAILABLE', 'offline')),
+    send: sendBatch,
     updated: (m) => emit('message:updated', m),
   });
 
@@ -197,7 +210,7 @@ export async function createMessenger(deps: MessengerDeps) {
     if (next.state === 'online') {
       const remembered = json<{ list: RememberedRelay[] }>('relays', { list: [] }).list.filter((r) => r.address !== next.relay);
       history.setSetting('relays', JSON.stringify({ list: [{ address: next.relay, name: next.relayName, lastUsed: Date.now() }, ...remembered].slice(0, 20) }));
-      void syncDirectory().then(() => outbox.kick()).then(flushReads);
+      void syncDirectory().then(() => outbox.kick(true)).then(flushReads);
     } else {
       presence.clear();
     }

@@ -1,15 +1,19 @@
 // The outbox: queued messages leave in the order they were written, several per request
 // (message:send-many), one request at a time, and are retried until the relay answers. The id
 // makes every retry idempotent at the relay.
-import type { Message } from '../../preload/contract.ts';
-import { LIMITS, type Result, type SendManyResult, type SendResult } from '../../relay/protocol.ts';
+import type { Message, Result } from '../../preload/contract.ts';
+import { LIMITS, RETRYABLE_CODES, type SendResult } from '../../relay/protocol.ts';
 import type { History } from './history/index.ts';
 
-/** Answers that mean "not now": the message stays queued and is sent again later. */
-const TRANSIENT = new Set(['E_RATE_LIMITED', 'E_STORAGE', 'E_UNAVAILABLE', 'E_BUSY']);
+/**
+ * Answers that mean "not now" (PROTOCOL.md 13.1): the message stays queued and is sent again
+ * later. A full mailbox too: the relay holds back the later messages to that person with the
+ * same answer, and they must stay behind the first.
+ */
+const TRANSIENT: ReadonlySet<string> = new Set([...RETRYABLE_CODES, 'E_BUSY']);
+const RETRY_MS: Record<string, number> = { E_RATE_LIMITED: 1_500, E_QUEUE_FULL: 30_000 };
 
 const REASONS: Record<string, string> = {
-  E_QUEUE_FULL: "The recipient's mailbox on the relay is full.",
   E_UNKNOWN_RECIPIENT: 'This relay does not know the recipient.',
   E_TOO_LARGE: 'The message is too long.',
   E_ID_CONFLICT: 'The relay already has a different message under this id.',
@@ -26,7 +30,7 @@ const BATCH_BYTES = 48 * 1024;
 export interface OutboxOptions {
   history: History;
   /** Sends queued messages (with their sealed bodies) to the relay in one request. */
-  send: (batch: readonly Outgoing[]) => Promise<Result<SendManyResult>>;
+  send: (batch: readonly Outgoing[]) => Promise<Result<{ results: Result<SendResult>[] }>>;
   updated: (message: Message) => void;
   online: () => boolean;
   retryDelayMs?: number;
@@ -42,15 +46,20 @@ export class Outbox {
     this.options = options;
   }
 
-  /** Something was queued, or the connection came back: send what waits. */
-  kick(): void {
+  /**
+   * Something was queued, or (`reconnected`) the connection came back: send what waits. While
+   * a refusal's pause runs, only a new connection cuts it short.
+   */
+  kick(reconnected = false): void {
+    if (this.timer && !reconnected) return;
     clearTimeout(this.timer);
+    this.timer = undefined;
     if (this.running) {
       this.again = true;
       return;
     }
     this.running = true;
-    void this.drain().finally(() => {
+    void this.drain().catch(() => this.later(3_000)).finally(() => {
       this.running = false;
       if (this.again) {
         this.again = false;
@@ -65,7 +74,10 @@ export class Outbox {
 
   private later(delayMs: number): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.kick(), delayMs);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.kick();
+    }, delayMs);
     this.timer.unref();
   }
 
@@ -96,7 +108,7 @@ export class Outbox {
       });
       if (retry !== undefined) {
         // Keep the order: what is still queued goes again, first, after a pause.
-        this.later(this.options.retryDelayMs ?? (retry === 'E_RATE_LIMITED' ? 1500 : 3000));
+        this.later(this.options.retryDelayMs ?? RETRY_MS[retry] ?? 3_000);
         return;
       }
     }

@@ -13,13 +13,36 @@ afterEach(async () => {
   blocker?.close();
 });
 
-async function relay(): Promise<TestRelay> {
-  const r = await startRelay();
+async function relay(options: Parameters<typeof startRelay>[0] = {}): Promise<TestRelay> {
+  const r = await startRelay(options);
   relays.push(r);
   return r;
 }
 
 describe('relays', () => {
+  it("keeps messages queued, in order, when the recipient's mailbox is full, and sends them once there is room", async () => {
+    const small = await relay({ mailbox: { maxMessages: 3, maxBytes: 1_000_000 } });
+    const alice = await startCore({ name: 'Alice' });
+    const bob = await startCore({ name: 'Bob' });
+    cores.push(alice, bob);
+    for (const c of [alice, bob]) must(await c.messenger.handlers['relay:join']({ address: small.url }));
+    await Promise.all([online(alice), online(bob)]);
+    await knows(alice, bob.id);
+    must(await bob.messenger.handlers['relay:leave'](null));
+    const texts = Array.from({ length: 6 }, (_, i) => `while away ${i}`);
+    for (const text of texts) must(await alice.messenger.handlers['message:send']({ peer: bob.id, text }));
+    // Three fit in Bob's mailbox; the rest wait in Alice's outbox instead of failing.
+    await eventually(async () => (await conversation(alice, bob.id)).filter((m) => m.state === 'sent').length === 3, 'three accepted');
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await conversation(alice, bob.id)).map((m) => m.state)).toEqual(['sent', 'sent', 'sent', 'queued', 'queued', 'queued']);
+    must(await bob.messenger.handlers['relay:join']({ address: small.url }));
+    await eventually(async () => (await conversation(bob, alice.id)).length === 3, 'bob takes the three');
+    // Alice reconnects: her outbox tries again at once, and the rest follow in order.
+    must(await alice.messenger.handlers['relay:join']({ address: small.url }));
+    await eventually(async () => (await conversation(bob, alice.id)).length === 6, 'the other three', 10_000);
+    expect((await conversation(bob, alice.id)).map((m) => m.text)).toEqual(texts);
+  });
+
   it('keeps history when switching relays; a refused send fails with its reason and can be retried', async () => {
     const [first, second] = [await relay(), await relay()];
     const alice = await startCore({ name: 'Alice' });
