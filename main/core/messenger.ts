@@ -154,7 +154,7 @@ export async function createMessenger(deps: MessengerDeps) {
       after = page.value.next;
     }
     // Everyone the history knows.
-    await watch(conn, people(history, presence, identity.userId).map((p) => p.id));
+    await watch(conn, history.peerIds().filter((id) => id !== identity.userId));
     if (connection !== conn) return;
     for (const p of people(history, presence, identity.userId)) emit('person', p);
   }
@@ -184,7 +184,9 @@ export async function createMessenger(deps: MessengerDeps) {
     let since = directoryRev;
     for (;;) {
       const page = await conn.request('directory:changes', { since, limit: 500 });
-      if (!page.ok || connection !== conn) return;
+      if (connection !== conn) return;
+      // A failed page: those of the pages before are still watched and shown; the next hint asks again.
+      if (!page.ok) break;
       fresh.push(...takeEntries(page.value.users));
       if (page.value.next === null) break;
       since = page.value.next;

@@ -86,6 +86,7 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
 
   const q = {
     peer: db.prepare<[string], PeerRow>('SELECT * FROM peers WHERE id = ?'),
+    peerIds: db.prepare<[], string>('SELECT id FROM peers').pluck(),
     insertPeer: db.prepare<[PeerRow]>('INSERT INTO peers (id, name, id_key, ka_key, pending_ka_key, verified, first_seen, last_seen) VALUES (@id, @name, @id_key, @ka_key, @pending_ka_key, @verified, @first_seen, @last_seen)'),
     updatePeer: db.prepare<[{ id: string; name: string; pending: string | null; lastSeen: number }]>('UPDATE peers SET name = @name, pending_ka_key = @pending, last_seen = max(last_seen, @lastSeen) WHERE id = @id'),
     acceptKey: db.prepare<[string]>('UPDATE peers SET ka_key = pending_ka_key, pending_ka_key = NULL, verified = 0 WHERE id = ? AND pending_ka_key IS NOT NULL'),
@@ -169,6 +170,8 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
       const change: PeerChange = keyChanged && known.pending_ka_key !== pending ? 'key-changed' : p.name !== known.name ? 'renamed' : 'unchanged';
       return { change, peer };
     },
+    /** Everyone the history knows, by id. */
+    peerIds: (): string[] => q.peerIds.all(),
     peer: (id: string): StoredPeer | undefined => {
       const row = q.peer.get(id);
       return row ? toPeer(row) : undefined;
