@@ -39,14 +39,6 @@ export interface Anchor {
   delta: number;
 }
 
-export interface Range {
-  start: number;
-  end: number;
-  /** Rows actually inside the viewport (for read receipts). */
-  firstVisible: number;
-  lastVisible: number;
-}
-
 /** Text line height (base.css: 14 px × 1.45). */
 const LINE_PX = 20.3;
 /** Characters the time and state take at the end of a bubble's last line. */
@@ -159,10 +151,6 @@ export class ListView {
     const layout = this.layout;
     return layout.count === 0 ? -1 : layout.indexAt(this.top + this.view - 1);
   });
-
-  get range(): Range {
-    return { start: this.start, end: this.end, firstVisible: this.firstVisible, lastVisible: this.lastVisible };
-  }
 
   /** Offset of the first rendered row. */
   readonly offset = $derived.by(() => {
