@@ -55,12 +55,15 @@ async function expectAliveAndClean(): Promise<void> {
 describe('bad input at the relay', () => {
   it.each(REQUEST_NAMES)('%s answers garbage with E_SCHEMA and stores nothing', async (event) => {
     const before = mailboxRows();
+    const atBob = bob.messages().length;
     for (const [what, payload] of garbage) {
       if (event === 'directory:page' && what === 'an empty object') continue; // every field of a page request is optional
       expect(await alice.raw(event, payload)).toMatchObject({ ok: false, error: { code: 'E_SCHEMA' } });
     }
     expect(await alice.raw(event, valid(), 'second payload')).toMatchObject({ ok: false, error: { code: 'E_SCHEMA' } });
     await new Promise((r) => setTimeout(r, 50));
+    // Bob is online: what the relay took would reach him without touching its disk.
+    expect(bob.messages()).toHaveLength(atBob);
     expect(mailboxRows()).toBe(before);
     await expectAliveAndClean();
   });
@@ -82,6 +85,7 @@ describe('bad input at the relay', () => {
 
   it('refuses a malformed message:send-many as a whole, naming the message and field, and stores none of it', async () => {
     const before = mailboxRows();
+    const atBob = bob.messages().length;
     const cases: [unknown, RegExp][] = [
       [[valid(), valid()], /^payload:/],
       [{ messages: [] }, /^messages:/],
@@ -96,6 +100,7 @@ describe('bad input at the relay', () => {
       expect(await alice.raw('message:send-many', payload)).toMatchObject({ ok: false, error: { code: 'E_SCHEMA', message: expect.stringMatching(message) } });
     }
     await new Promise((r) => setTimeout(r, 50));
+    expect(bob.messages()).toHaveLength(atBob);
     expect(mailboxRows()).toBe(before);
     await expectAliveAndClean();
   });

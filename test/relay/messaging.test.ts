@@ -124,6 +124,7 @@ describe('direct messages', () => {
     const id = newMessageId();
     const sent = await alice.send(bob.id, 'ciphertext-2', id);
     expect(sent).toEqual({ ok: true, value: { seq: expect.any(Number) } });
+    await eventually(() => bob.messages().some((m) => m.id === id), 'the message at bob');
     expect(bob.messages().map((m) => m.id)).toEqual([id]);
     expect(alice.receipts()).toEqual([]);
     release();
