@@ -27,6 +27,18 @@ export interface Outgoing {
 /** Sealed body bytes per request: with the JSON around each message, a batch stays well under the relay's frame limit. */
 const BATCH_BYTES = 48 * 1024;
 
+/** The first of `items` that go in one message:send-many: at most 50, within BATCH_BYTES of bodies, at least one. */
+export function firstBatch<T>(items: readonly T[], bodyLength: (item: T) => number): T[] {
+  let bytes = 0;
+  let count = 0;
+  for (const item of items) {
+    if (count === LIMITS.sendBatch || (count > 0 && bytes + bodyLength(item) > BATCH_BYTES)) break;
+    bytes += bodyLength(item);
+    count += 1;
+  }
+  return items.slice(0, count);
+}
+
 export interface OutboxOptions {
   history: History;
   /** Sends queued messages (with their sealed bodies) to the relay in one request. */
@@ -86,18 +98,13 @@ export class Outbox {
     while (online()) {
       const queued = history.outbox(LIMITS.sendBatch);
       if (queued.length === 0) return;
-      const batch: Outgoing[] = [];
-      let bytes = 0;
+      const ready: Outgoing[] = [];
       for (const message of queued) {
         const sealed = history.sealedBody(message.n);
-        if (!sealed) {
-          this.settle(message, { ok: false, error: { code: 'E_SCHEMA', message: 'nothing to send' } });
-          continue;
-        }
-        if (batch.length > 0 && bytes + sealed.length > BATCH_BYTES) break;
-        batch.push({ message, sealed });
-        bytes += sealed.length;
+        if (sealed) ready.push({ message, sealed });
+        else this.settle(message, { ok: false, error: { code: 'E_SCHEMA', message: 'nothing to send' } });
       }
+      const batch = firstBatch(ready, (o) => o.sealed.length);
       if (batch.length === 0) continue;
       const answer = await send(batch);
       const results = answer.ok ? answer.value.results : batch.map(() => answer);

@@ -5,8 +5,9 @@
 import { io, type Socket } from 'socket.io-client';
 import { generateIdentity, type Identity } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
-import { LIMITS, type ClientToServerEvents, type Result, type SendManyResult, type ServerToClientEvents } from '../../relay/protocol.ts';
+import type { ClientToServerEvents, Result, SendManyResult, ServerToClientEvents } from '../../relay/protocol.ts';
 import type { RelayKind } from './ipc.ts';
+import { firstBatch } from '../../main/core/outbox.ts';
 
 export interface PeerEvents {
   /** A message with this id reached this client. */
@@ -82,7 +83,7 @@ class ParleyPeer implements Peer {
       },
     });
     this.socket = socket;
-    this.queue = [];
+    for (const q of this.queue.splice(0)) q.done('not connected');
     this.sending = false;
     socket.on('message:deliver', (batch, ack) => {
       for (const envelope of batch) if (envelope.kind === 'message') this.events.message(envelope.id);
@@ -102,15 +103,8 @@ class ParleyPeer implements Peer {
 
   private flush(): void {
     const socket = this.socket;
-    let bytes = 0;
-    let count = 0;
-    for (const q of this.queue) {
-      if (count === LIMITS.sendBatch || (count > 0 && bytes + q.body.length > 48 * 1024)) break;
-      bytes += q.body.length;
-      count += 1;
-    }
-    const batch = this.queue.splice(0, count);
-    this.sending = batch.length > 0 && socket !== null;
+    const batch = this.queue.splice(0, firstBatch(this.queue, (q) => q.body.length).length);
+    this.sending = batch.length > 0;
     if (!socket || !this.sending) return batch.forEach((q) => q.done('not connected'));
     const messages = batch.map((q) => ({ id: q.id, to: q.to, body: q.body, sentAt: Date.now() }));
     socket.emit('message:send-many', { messages }, (answer: Result<SendManyResult>) => {

@@ -45,10 +45,8 @@ export function encodeFrame({ opcode, payload, fin = true, rsv = 0, masked = tru
 export class RawWebSocket {
   /** Text frames from the relay, in order (Engine.IO packets). */
   readonly texts: string[] = [];
-  /** The status code of the relay's close frame, when it sent one (1005: none given). */
-  closeCode: number | undefined;
   /** Resolves when the TCP connection is gone. */
-  readonly ended: Promise<void>;
+  private readonly ended: Promise<void>;
   private tcp: Socket;
   private buffer = Buffer.alloc(0);
   private gone = false;
@@ -65,11 +63,6 @@ export class RawWebSocket {
     tcp.on('end', () => tcp.end());
     tcp.on('data', (chunk: Buffer) => this.receive(chunk));
     if (head.length > 0) this.receive(head);
-  }
-
-  /** The relay closed the connection (TCP gone). */
-  get closed(): boolean {
-    return this.gone;
   }
 
   /** Writes raw bytes; ignored once the connection is gone (the relay may close mid-burst). */
@@ -153,7 +146,6 @@ export class RawWebSocket {
     } else if (opcode === OPCODE.ping) {
       this.send({ opcode: OPCODE.pong, payload });
     } else if (opcode === OPCODE.close) {
-      this.closeCode = payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
       this.send({ opcode: OPCODE.close, payload: payload.subarray(0, 2) });
       this.tcp.end();
     }
@@ -188,8 +180,7 @@ export async function joinRawWebSocket(url: string, port: number, identity: Iden
   const ws = await openRawWebSocket(port);
   const auth = buildAuth(identity, await fetchHello(new URL(url)), { name });
   ws.sendText(`40${JSON.stringify(auth)}`);
-  await ws.nextText((t) => t.startsWith('40{') || t.startsWith('44'), 'the handshake answer');
-  const answer = ws.texts.find((t) => t.startsWith('40{') || t.startsWith('44'));
-  if (!answer?.startsWith('40{"sid"')) throw new Error(`handshake refused: ${answer}`);
+  const answer = await ws.nextText((t) => t.startsWith('40{') || t.startsWith('44'), 'the handshake answer');
+  if (!answer.startsWith('40{"sid"')) throw new Error(`handshake refused: ${answer}`);
   return { ws, identity };
 }

@@ -347,7 +347,7 @@ class Session:
             retry = []
             for payload, answer in zip(pending, results):
                 if answer is not None and answer.get('ok'):
-                    self.sent(payload, answer['value'], attempts)
+                    self.sent(payload, answer['value'], attempts, event)
                     continue
                 code = answer['error']['code'] if answer is not None else None
                 if code is not None and code not in RETRYABLE:
@@ -361,7 +361,7 @@ class Session:
                 delay = min(delay * 2, 60)
         return [payload['id'] for payload in payloads]
 
-    def sent(self, payload, value, attempts):
+    def sent(self, payload, value, attempts, via):
         with self.changed:
             entry = self.outgoing[payload['id']]
             entry['seq'] = value['seq']
@@ -371,7 +371,7 @@ class Session:
                 entry['state'] = reached
             self.changed.notify_all()
         emit_line('sent', id=payload['id'], to=payload['to'], seq=value['seq'], attempts=attempts,
-                  deliveredAt=value.get('deliveredAt'))
+                  deliveredAt=value.get('deliveredAt'), via=via)
 
     # -- the delivery stream (sections 7 and 8) --
 
