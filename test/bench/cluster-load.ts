@@ -53,7 +53,7 @@ function percentile(values: number[], p: number): number {
 
 const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-export async function runLoad(urls: string[], o: LoadOptions, hooks: { connected?(): Promise<void>; measureStart(): Promise<void> }): Promise<LoadResult> {
+export async function runLoad(urls: string[], o: LoadOptions, hooks: { connected?(): Promise<void>; measureStart(): Promise<void>; measureEnd(): Promise<void> }): Promise<LoadResult> {
   const records = new Map<string, Sent>();
   let delivered = 0;
   let counting = false;
@@ -127,6 +127,7 @@ export async function runLoad(urls: string[], o: LoadOptions, hooks: { connected
   const drainBy = performance.now() + 15_000;
   while (measured.some((r) => r.delivered === undefined) && performance.now() < drainBy) await pause(20);
   counting = false;
+  await hooks.measureEnd();
   for (const c of clients) c.close();
 
   const arrived = measured.filter((r) => r.delivered !== undefined);

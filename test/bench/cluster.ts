@@ -121,7 +121,8 @@ async function runSetup(setup: Setup, redis: TestRedis, options: LoadOptions, in
   try {
     for (let i = 0; i < setup.nodes; i += 1) nodes.push(await startNodeProc(env));
     const cpu = async () => (await Promise.all(nodes.map((n) => n.cpuMs()))).reduce((a, b) => a + b, 0);
-    let before = { relay: 0, redis: 0 };
+    let before = { relay: 0, redis: 0, at: 0 };
+    let after = before;
     let idleCpuMsPerSecond = 0;
     const load = await runLoad(nodes.map((n) => n.url), options, {
       connected: async () => {
@@ -130,13 +131,18 @@ async function runSetup(setup: Setup, redis: TestRedis, options: LoadOptions, in
         idleCpuMsPerSecond = ((await cpu()) - start.cpu) / ((performance.now() - start.at) / 1000);
       },
       measureStart: async () => {
-        before = { relay: await cpu(), redis: procCpuMs(redis.pid()) };
+        before = { relay: await cpu(), redis: procCpuMs(redis.pid()), at: performance.now() };
+      },
+      // Before the clients leave: the interval is the load and its drain, nothing else.
+      measureEnd: async () => {
+        after = { relay: await cpu(), redis: procCpuMs(redis.pid()), at: performance.now() };
       },
     });
-    const relayCpuMs = (await cpu()) - before.relay;
-    const redisCpuMs = procCpuMs(redis.pid()) - before.redis;
+    const relayCpuMs = after.relay - before.relay;
+    const redisCpuMs = after.redis - before.redis;
+    const idleMs = (idleCpuMsPerSecond * (after.at - before.at)) / 1000;
     const cpuPerDeliveredUs = load.deliveredInInterval > 0 ? (relayCpuMs * 1000) / load.deliveredInInterval : NaN;
-    const netCpuPerDeliveredUs = load.deliveredInInterval > 0 ? ((relayCpuMs - idleCpuMsPerSecond * options.seconds) * 1000) / load.deliveredInInterval : NaN;
+    const netCpuPerDeliveredUs = load.deliveredInInterval > 0 ? ((relayCpuMs - idleMs) * 1000) / load.deliveredInInterval : NaN;
     return { ...load, setup, relayCpuMs, redisCpuMs, cpuPerDeliveredUs, cpuRounds: [cpuPerDeliveredUs], netCpuPerDeliveredUs, netRounds: [netCpuPerDeliveredUs], idleCpuMsPerSecond };
   } finally {
     for (const n of nodes) await n.stop().catch(() => undefined);
@@ -157,7 +163,8 @@ export async function runClusterBench(partial: Partial<ClusterBenchOptions> = {}
       }
     }
     return runs.map((list) => {
-      const sorted = [...list].sort((a, b) => a.cpuPerDeliveredUs - b.cpuPerDeliveredUs);
+      // The median round by the figure the target is judged on.
+      const sorted = [...list].sort((a, b) => a.netCpuPerDeliveredUs - b.netCpuPerDeliveredUs);
       const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
       return { ...median, cpuRounds: list.map((r) => r.cpuPerDeliveredUs), netRounds: list.map((r) => r.netCpuPerDeliveredUs) };
     });
