@@ -19,15 +19,21 @@ async function relay(options: Parameters<typeof startRelay>[0] = {}): Promise<Te
   return r;
 }
 
+/** Alice and Bob, both on this relay, each knowing the other. */
+async function aliceAndBob(on: TestRelay): Promise<{ alice: TestCore; bob: TestCore }> {
+  const alice = await startCore({ name: 'Alice' });
+  const bob = await startCore({ name: 'Bob' });
+  cores.push(alice, bob);
+  for (const c of [alice, bob]) must(await c.messenger.handlers['relay:join']({ address: on.url }));
+  await Promise.all([online(alice), online(bob)]);
+  await knows(alice, bob.id);
+  return { alice, bob };
+}
+
 describe('relays', () => {
   it("keeps messages queued, in order, when the recipient's mailbox is full, and sends them once there is room", async () => {
     const small = await relay({ mailbox: { maxMessages: 3, maxBytes: 1_000_000 } });
-    const alice = await startCore({ name: 'Alice' });
-    const bob = await startCore({ name: 'Bob' });
-    cores.push(alice, bob);
-    for (const c of [alice, bob]) must(await c.messenger.handlers['relay:join']({ address: small.url }));
-    await Promise.all([online(alice), online(bob)]);
-    await knows(alice, bob.id);
+    const { alice, bob } = await aliceAndBob(small);
     must(await bob.messenger.handlers['relay:leave'](null));
     const texts = Array.from({ length: 6 }, (_, i) => `while away ${i}`);
     for (const text of texts) must(await alice.messenger.handlers['message:send']({ peer: bob.id, text }));
@@ -45,12 +51,7 @@ describe('relays', () => {
 
   it('keeps history when switching relays; a refused send fails with its reason and can be retried', async () => {
     const [first, second] = [await relay(), await relay()];
-    const alice = await startCore({ name: 'Alice' });
-    const bob = await startCore({ name: 'Bob' });
-    cores.push(alice, bob);
-    for (const c of [alice, bob]) must(await c.messenger.handlers['relay:join']({ address: first.url }));
-    await Promise.all([online(alice), online(bob)]);
-    await knows(alice, bob.id);
+    const { alice, bob } = await aliceAndBob(first);
     must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: 'on the first relay' }));
     await eventually(async () => (await conversation(bob, alice.id)).length === 1, 'first message');
 
