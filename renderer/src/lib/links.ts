@@ -7,7 +7,9 @@ const LINK = /\bhttps?:\/\/[^\s<>"'`]+/giu;
 // Punctuation that usually ends a sentence rather than a URL.
 const TRAILING = /[.,;:!?)\]}'"»]+$/u;
 
-export function linkify(text: string): TextPart[] {
+/** The text's parts, or null when it has no link (most messages: one text node, no split). */
+export function linkify(text: string): TextPart[] | null {
+  if (!text.includes('://')) return null;
   const parts: TextPart[] = [];
   let last = 0;
   for (const match of text.matchAll(LINK)) {
@@ -25,6 +27,7 @@ export function linkify(text: string): TextPart[] {
     parts.push({ kind: 'link', at: start, text: url, url });
     last = start + url.length;
   }
+  if (parts.length === 0) return null;
   if (last < text.length) parts.push({ kind: 'text', at: last, text: text.slice(last) });
   return parts;
 }

@@ -5,9 +5,14 @@ import { sameDay } from './time.ts';
 /** Messages closer together than this, one way and on one day, are shown as a group. */
 const GROUP_GAP_MS = 5 * 60_000;
 
+/** Whether `message` opens a new day in the list (a day separator above it). */
+export function startsDay(previous: Message | undefined, message: Message): boolean {
+  return previous === undefined || !sameDay(previous.createdAt, message.createdAt);
+}
+
 /** Whether `message` is shown as a continuation of `previous` (a small gap above it, no day separator). */
 export function continues(previous: Message | undefined, message: Message): boolean {
-  return previous !== undefined && previous.direction === message.direction && message.createdAt - previous.createdAt < GROUP_GAP_MS && sameDay(previous.createdAt, message.createdAt);
+  return previous !== undefined && previous.direction === message.direction && message.createdAt - previous.createdAt < GROUP_GAP_MS && !startsDay(previous, message);
 }
 
 /** Index of the first message whose n is >= `n` (messages.length when none). */

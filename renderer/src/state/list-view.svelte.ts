@@ -9,8 +9,7 @@
 // separate numbers, so a scroll that stays within the rendered rows changes nothing else.
 import type { Message } from '../../../preload/contract.ts';
 import { HeightLayout } from '../lib/layout.ts';
-import { continues, lowerBound } from '../lib/messages.ts';
-import { sameDay } from '../lib/time.ts';
+import { continues, lowerBound, startsDay } from '../lib/messages.ts';
 
 /**
  * Rows rendered above and below the viewport once the window is idle, so that a scroll
@@ -64,7 +63,7 @@ export function estimateHeight(message: Message, previous?: Message, charsPerLin
   }
   let height = 13 + Math.min(lines, 40) * LINE_PX;
   height += continues(previous, message) ? 2 : 8;
-  if (!previous || !sameDay(previous.createdAt, message.createdAt)) height += 39;
+  if (startsDay(previous, message)) height += 39;
   if (message.state === 'failed') height += 21;
   return height;
 }
