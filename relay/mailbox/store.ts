@@ -62,7 +62,11 @@ export interface Acknowledged {
   removed: number;
   /** Senders who got a delivered receipt, in batch order. */
   receiptsFor: string[];
-  /** When asked for: the envelopes waiting after `next.afterSeq`, read in the same step (saves a round trip). */
+  /**
+   * When asked for: the envelopes waiting after `next.afterSeq`, read in the same step (saves
+   * a round trip). A store may leave out those whose arrival wakes the stream anyway: a
+   * stream woken while it delivers reads the mailbox before it goes idle (relay/delivery.ts).
+   */
   next?: Envelope[];
   /** When the store knows them: the receipts queued, as offers (see Offer). */
   offers?: Offer[];

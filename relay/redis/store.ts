@@ -376,7 +376,12 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
       }
       if (taken.length > 0) recordTimer ??= setTimeout(writeRecords, RECORD_BATCH_MS).unref();
       if (taken.length === seqs.length) {
-        return { removed: taken.length, receiptsFor: [], ...(next ? { next: await store.page(recipient, next.afterSeq, next.limit) } : {}) };
+        // The following page without reading Redis: whatever enters this recipient's Redis
+        // mailbox wakes their delivery streams here (this node's writes offer it, another
+        // node's publish a wake-up, a lost wake-up is swept), and a stream woken while it
+        // delivers reads the mailbox before it goes idle (relay/delivery.ts). Reading here
+        // anyway would cost a round trip per delivered message.
+        return { removed: taken.length, receiptsFor: [], ...(next ? { next: withHeld(recipient, [], next.afterSeq, next.limit) } : {}) };
       }
       seqs = taken.length === 0 ? seqs : seqs.filter((s) => !taken.includes(s));
       const keys = [key.mailbox(recipient), key.quota(recipient), key.seq, key.nodes];
