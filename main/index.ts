@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { windowOptions, harden } from './window.ts';
 import { bindIpc } from './ipc.ts';
-import { linkPolicy } from './links.ts';
+import { openLink } from './links.ts';
 import { createMessenger, type Messenger } from './core/messenger.ts';
 import { createHost } from './core/host.ts';
 import { createDiscovery } from './core/discovery.ts';
@@ -30,18 +30,6 @@ async function openWindow(): Promise<void> {
   await (devUrl ? window.loadURL(devUrl) : window.loadFile(rendererFile));
 }
 
-async function openLink(url: string): Promise<boolean> {
-  const decision = linkPolicy(url);
-  if (!decision.open) {
-    await dialog.showMessageBox({ type: 'warning', message: decision.reason, detail: url.slice(0, 300) });
-    return false;
-  }
-  const answer = await dialog.showMessageBox({ type: 'question', buttons: ['Open', 'Cancel'], defaultId: 1, cancelId: 1, message: 'Open this link in your browser?', detail: decision.url });
-  if (answer.response !== 0) return false;
-  await shell.openExternal(decision.url);
-  return true;
-}
-
 async function start(): Promise<void> {
   const dataDir = app.getPath('userData');
   const discovery = createDiscovery({}, (error) => console.warn('LAN discovery unavailable:', error.message));
@@ -57,7 +45,14 @@ async function start(): Promise<void> {
   bindIpc(ipcMain, {
     ...core.handlers,
     'app:info': async () => ({ ok: true, value: { version: app.getVersion(), protocol: PROTOCOL_VERSION, platform: process.platform } }),
-    'link:open': async ({ url }) => ({ ok: true, value: await openLink(url) }),
+    'link:open': async ({ url }) => ({
+      ok: true,
+      value: await openLink(url, {
+        showMessageBox: (options) => dialog.showMessageBox(options),
+        openExternal: (link) => shell.openExternal(link),
+        refused: (reason) => console.warn('link refused:', reason),
+      }),
+    }),
   }, () => appUrl);
 
   for (const event of Object.values(EVENTS) as EventName[]) {

@@ -1,14 +1,58 @@
 // The shell's security posture, checked without Electron.
 import { describe, expect, it } from 'vitest';
-import type { IpcMainInvokeEvent } from 'electron';
-import { CSP, windowOptions } from '../../main/window.ts';
+import type { IpcMainInvokeEvent, MessageBoxOptions, Session, WebContents } from 'electron';
+import { CSP, harden, windowOptions } from '../../main/window.ts';
 import { ARGUMENTS, TEXT_LIMIT, bindIpc, trustedSender, type Handlers } from '../../main/ipc.ts';
-import { linkPolicy } from '../../main/links.ts';
+import { linkPolicy, openLink, type LinkOpener } from '../../main/links.ts';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 const APP = 'file:///opt/Parley/resources/app/out/renderer/index.html';
 const frame = (url: string, parent: object | null = null) => ({ senderFrame: { url, parent } }) as unknown as IpcMainInvokeEvent;
+
+type Permission = Parameters<NonNullable<Parameters<Session['setPermissionRequestHandler']>[0]>>[1];
+// Every permission Electron can ask about (a Record, so an Electron upgrade that adds one fails tsc here).
+const PERMISSIONS: Record<Permission, true> = {
+  ar: true, 'automatic-fullscreen': true, 'background-fetch': true, 'background-sync': true, 'captured-surface-control': true,
+  'clipboard-read': true, 'clipboard-sanitized-write': true, 'deprecated-sync-clipboard-read': true, 'display-capture': true,
+  fileSystem: true, fullscreen: true, geolocation: true, 'geolocation-approximate': true, 'hand-tracking': true, hid: true,
+  'idle-detection': true, keyboardLock: true, 'local-fonts': true, 'local-network': true, 'local-network-access': true,
+  'loopback-network': true, media: true, mediaKeySystem: true, midi: true, midiSysex: true, nfc: true, notifications: true,
+  openExternal: true, 'payment-handler': true, 'periodic-background-sync': true, 'persistent-storage': true, pointerLock: true,
+  'screen-wake-lock': true, sensors: true, serial: true, 'smart-card': true, 'speaker-selection': true, 'storage-access': true,
+  'system-wake-lock': true, 'top-level-storage-access': true, usb: true, vr: true, 'web-app-installation': true,
+  'web-printing': true, 'window-management': true, unknown: true,
+};
+
+type Listener = (event: { preventDefault(): void }, ...args: unknown[]) => void;
+
+/** The parts of WebContents and its Session that harden() touches, recording every handler. */
+function fakeContents() {
+  const listeners = new Map<string, Listener[]>();
+  const handlers: {
+    windowOpen: ((details: { url: string }) => unknown)[];
+    permission: ((contents: unknown, permission: string, callback: (granted: boolean) => void, details: unknown) => void)[];
+    headers: ((details: { responseHeaders?: Record<string, string[]> }, callback: (response: { responseHeaders?: Record<string, string[]> }) => void) => void)[];
+  } = { windowOpen: [], permission: [], headers: [] };
+  const contents = {
+    on(name: string, listener: Listener) {
+      listeners.set(name, [...(listeners.get(name) ?? []), listener]);
+      return contents;
+    },
+    setWindowOpenHandler: (handler: (typeof handlers.windowOpen)[number]) => void handlers.windowOpen.push(handler),
+    session: {
+      setPermissionRequestHandler: (handler: (typeof handlers.permission)[number]) => void handlers.permission.push(handler),
+      webRequest: { onHeadersReceived: (handler: (typeof handlers.headers)[number]) => void handlers.headers.push(handler) },
+    },
+  };
+  /** Emits like Electron: every listener for the event gets it; true when one prevented the default. */
+  const emit = (name: string, ...args: unknown[]): boolean => {
+    let prevented = 0;
+    for (const listener of listeners.get(name) ?? []) listener({ preventDefault: () => void prevented++ }, ...args);
+    return prevented > 0;
+  };
+  return { contents: contents as unknown as WebContents, listeners, handlers, emit };
+}
 
 describe('window', () => {
   it('runs sandboxed and isolated, without Node', () => {
@@ -22,6 +66,45 @@ describe('window', () => {
     expect(CSP).toBe("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'none'; base-uri 'none'; form-action 'none'");
     const html = readFileSync(resolve(import.meta.dirname, '../../renderer/index.html'), 'utf8');
     expect(html).toContain(`content="${CSP}"`);
+  });
+
+  it('prevents every navigation and webview, and denies every new window', () => {
+    const fake = fakeContents();
+    harden(fake.contents);
+    expect(fake.listeners.get('will-navigate')).toHaveLength(1);
+    for (const url of ['https://evil.example/', 'file:///etc/passwd', APP, 'javascript:alert(1)']) {
+      expect(fake.emit('will-navigate', { url }, url), url).toBe(true);
+      expect(fake.emit('will-attach-webview', {}, { src: url }), url).toBe(true);
+    }
+    expect(fake.handlers.windowOpen).toHaveLength(1);
+    const open = fake.handlers.windowOpen[0]!;
+    for (const url of ['https://example.com/', 'about:blank', APP, 'javascript:alert(1)']) {
+      expect(open({ url }), url).toEqual({ action: 'deny' });
+    }
+  });
+
+  it('grants notifications and no other permission', () => {
+    const fake = fakeContents();
+    harden(fake.contents);
+    expect(fake.handlers.permission).toHaveLength(1);
+    const request = fake.handlers.permission[0]!;
+    const granted: string[] = [];
+    for (const permission of Object.keys(PERMISSIONS)) {
+      const answers: boolean[] = [];
+      request(fake.contents, permission, (answer) => answers.push(answer), { requestingUrl: APP, isMainFrame: true });
+      expect(answers, permission).toHaveLength(1);
+      if (answers[0]) granted.push(permission);
+    }
+    expect(granted).toEqual(['notifications']);
+  });
+
+  it('sends the CSP with every response, keeping the other headers', () => {
+    const fake = fakeContents();
+    harden(fake.contents);
+    expect(fake.handlers.headers).toHaveLength(1);
+    const responses: unknown[] = [];
+    fake.handlers.headers[0]!({ responseHeaders: { 'Content-Type': ['text/html'] } }, (response) => responses.push(response));
+    expect(responses).toEqual([{ responseHeaders: { 'Content-Type': ['text/html'], 'Content-Security-Policy': [CSP] } }]);
   });
 });
 
@@ -70,13 +153,103 @@ describe('ipc', () => {
   });
 });
 
+/** dialog.showMessageBox and shell.openExternal, recording calls; `answer` is the button clicked. */
+function fakeOpener(answer: number) {
+  const dialogs: MessageBoxOptions[] = [];
+  const opened: string[] = [];
+  const refused: string[] = [];
+  const opener: LinkOpener = {
+    showMessageBox: async (options) => {
+      dialogs.push(options);
+      return { response: answer };
+    },
+    openExternal: async (url) => void opened.push(url),
+    refused: (reason) => void refused.push(reason),
+  };
+  return { opener, dialogs, opened, refused };
+}
+
+// A link as written -> what the confirmation must show: the full URL, and the host in punycode.
+const WEB_LINKS: [string, { url: string; host: string }][] = [
+  ['https://example.com/a?b=c#d', { url: 'https://example.com/a?b=c#d', host: 'example.com' }],
+  ['http://example.com', { url: 'http://example.com/', host: 'example.com' }],
+  ['HTTPS://Example.COM:8443/x y', { url: 'https://example.com:8443/x%20y', host: 'example.com:8443' }],
+  ['https://аpple.com/login', { url: 'https://xn--pple-43d.com/login', host: 'xn--pple-43d.com' }], // Cyrillic а
+  ['https://раураl.com/', { url: 'https://xn--l-7sba6dbr.com/', host: 'xn--l-7sba6dbr.com' }], // all but the l Cyrillic
+  [`https://example.com/${'a'.repeat(1900)}`, { url: `https://example.com/${'a'.repeat(1900)}`, host: 'example.com' }],
+];
+
+const REFUSED_LINKS = [
+  'mailto:a@b.c',
+  'file:///etc/passwd',
+  'file://server/share/setup.exe',
+  'smb://server/share',
+  '\\\\server\\share\\setup.exe',
+  'ms-settings:privacy',
+  'ms-msdt:/id PCWDiagnostic',
+  'parley://x',
+  'vscode://file/etc/passwd',
+  'javascript:alert(1)',
+  ' JaVaScRiPt:alert(1)',
+  'data:text/html,<script>alert(1)</script>',
+  'ftp://example.com/file',
+  'not a url',
+  '',
+  `https://example.com/${'a'.repeat(10 * 1024)}`, // 10 KB
+  `https://аpple.com/${'a'.repeat(10 * 1024)}`, // 10 KB, homograph host
+];
+
 describe('links', () => {
   it('lets only http(s) reach the confirmation, showing punycode hosts', () => {
-    expect(linkPolicy('https://example.com/a?b=c')).toEqual({ open: true, url: 'https://example.com/a?b=c' });
-    expect(linkPolicy('http://example.com')).toEqual({ open: true, url: 'http://example.com/' });
-    expect(linkPolicy('https://аpple.com/')).toEqual({ open: true, url: 'https://xn--pple-43d.com/' });
+    expect(linkPolicy('https://example.com/a?b=c')).toEqual({ open: true, url: 'https://example.com/a?b=c', host: 'example.com' });
+    expect(linkPolicy('http://example.com')).toEqual({ open: true, url: 'http://example.com/', host: 'example.com' });
+    expect(linkPolicy('https://аpple.com/')).toEqual({ open: true, url: 'https://xn--pple-43d.com/', host: 'xn--pple-43d.com' });
     for (const url of ['javascript:alert(1)', 'file:///etc/passwd', 'smb://server/share', 'ms-settings:privacy', 'mailto:a@b.c', 'parley://x', 'data:text/html,<script>', 'not a url', `https://example.com/${'a'.repeat(3000)}`]) {
       expect(linkPolicy(url).open, url).toBe(false);
     }
+  });
+
+  it('refuses every link that is not http(s) without a dialog and without opening it', async () => {
+    for (const link of REFUSED_LINKS) {
+      for (const answer of [0, 1]) {
+        const fake = fakeOpener(answer);
+        expect(await openLink(link, fake.opener), link).toBe(false);
+        expect(fake.dialogs, link).toEqual([]);
+        expect(fake.opened, link).toEqual([]);
+        expect(fake.refused, link).toHaveLength(1);
+      }
+    }
+  });
+
+  it('asks before opening a web link, showing the full URL and the punycode host, Cancel by default', async () => {
+    for (const [link, shown] of WEB_LINKS) {
+      const fake = fakeOpener(0);
+      expect(await openLink(link, fake.opener), link).toBe(true);
+      expect(fake.dialogs, link).toHaveLength(1);
+      const dialog = fake.dialogs[0]!;
+      expect(dialog.detail, link).toBe(shown.url);
+      expect(dialog.message, link).toContain(shown.host);
+      for (const text of [dialog.message, dialog.detail]) expect(text, link).toMatch(/^[ -~]+$/); // printable ASCII: no look-alike letters survive
+      expect(dialog.buttons?.[dialog.defaultId!], link).toBe('Cancel');
+      expect(dialog.cancelId, link).toBe(dialog.defaultId);
+      expect(fake.opened, link).toEqual([shown.url]);
+      expect(fake.refused, link).toEqual([]);
+    }
+  });
+
+  it('opens nothing when the confirmation is cancelled or dismissed', async () => {
+    for (const [link] of WEB_LINKS) {
+      const fake = fakeOpener(1);
+      expect(await openLink(link, fake.opener), link).toBe(false);
+      expect(fake.dialogs, link).toHaveLength(1);
+      expect(fake.opened, link).toEqual([]);
+    }
+  });
+
+  it('is the flow the shell runs for link:open', () => {
+    // main/index.ts imports the Electron runtime, so check its wiring as text: link:open must
+    // go through openLink (no dialog of its own for a refused link).
+    const shell = readFileSync(resolve(import.meta.dirname, '../../main/index.ts'), 'utf8');
+    expect(shell).toMatch(/'link:open': async \(\{ url \}\) => \(\{\s*ok: true,\s*value: await openLink\(url, /);
   });
 });
