@@ -20,7 +20,8 @@ export class TokenBucket {
   /** Takes `count` tokens, all or none. */
   take(count = 1): boolean {
     const t = this.now();
-    this.tokens = Math.min(this.capacity, this.tokens + ((t - this.last) / 1000) * this.perSecond);
+    // A clock stepped back (NTP, a user) refills nothing, rather than a day's worth of debt.
+    this.tokens = Math.min(this.capacity, this.tokens + (Math.max(0, t - this.last) / 1000) * this.perSecond);
     this.last = t;
     if (this.tokens < count) return false;
     this.tokens -= count;
@@ -50,7 +51,8 @@ export class RequestBudget {
   /** 'ok', 'limited' (answer E_RATE_LIMITED) or 'abuse' (disconnect). A request may cost several tokens. */
   spend(cost = 1): 'ok' | 'limited' | 'abuse' {
     const t = this.now();
-    if (this.overSince !== null && t - this.lastRefusal >= this.quietMs) this.overSince = null;
+    // (t < lastRefusal: the clock stepped back; the abuse window starts again.)
+    if (this.overSince !== null && (t - this.lastRefusal >= this.quietMs || t < this.lastRefusal)) this.overSince = null;
     if (this.bucket.take(cost)) return 'ok';
     this.lastRefusal = t;
     this.overSince ??= t;
@@ -89,7 +91,11 @@ export class AddressGuard {
 
   isThrottled(address: string): boolean {
     const entry = this.failures.get(address);
-    return entry !== undefined && entry.blockedUntil > this.now();
+    if (!entry) return false;
+    const t = this.now();
+    // A block ends at most blockMs from now, even when the clock stepped back since it began.
+    if (entry.blockedUntil - t > this.options.blockMs) entry.blockedUntil = t + this.options.blockMs;
+    return entry.blockedUntil > t;
   }
 
   opened(address: string): void {
@@ -105,7 +111,7 @@ export class AddressGuard {
   failed(address: string): void {
     const t = this.now();
     let entry = this.failures.get(address);
-    if (!entry || t - entry.since > this.options.failureWindowMs) {
+    if (!entry || t - entry.since > this.options.failureWindowMs || t < entry.since) {
       if (!entry && this.failures.size >= AddressGuard.MAX_TRACKED) this.prune(t);
       entry = { count: 0, since: t, blockedUntil: 0 };
       this.failures.set(address, entry);

@@ -37,7 +37,10 @@ export interface RelayOptions {
   /** Heartbeat: a vanished peer is noticed within interval + timeout. Default 10 s + 8 s. */
   pingIntervalMs?: number;
   pingTimeoutMs?: number;
-  /** Time to complete the handshake. Default 10 s. */
+  /**
+   * Handshake deadline: a connection not admitted this long after it opened (it never sent
+   * CONNECT, or was refused) is closed. Default 5 s.
+   */
   connectTimeoutMs?: number;
   /** Time a client has to acknowledge a delivery batch before it is sent again. Default 15 s. */
   ackTimeoutMs?: number;
@@ -68,6 +71,9 @@ export interface Relay {
 
 type Io = IoServer<UntrustedClientEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 type Refusal = { code: ErrorCode; message: string };
+
+/** The default handshake deadline (RelayOptions.connectTimeoutMs). */
+const CONNECT_TIMEOUT_MS = 5_000;
 
 /** The most directory:changed hints a node sends, one per this many ms. */
 const DIRECTORY_HINT_MS = 1_000;
@@ -107,7 +113,7 @@ export function createRelay(options: RelayOptions): Relay {
     perMessageDeflate: false,
     httpCompression: false,
   });
-  const io: Io = new IoServer({ serveClient: false, connectTimeout: options.connectTimeoutMs ?? 10_000, ...(cluster ? { adapter: cluster.adapter } : {}) });
+  const io: Io = new IoServer({ serveClient: false, connectTimeout: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS, ...(cluster ? { adapter: cluster.adapter } : {}) });
   io.bind(engine);
   // Something was queued for a user: their streams here page now. In a cluster, the store's
   // writes wake the streams on the other nodes themselves (relay/redis/lua.ts).
