@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { connectClient, eventually, newMessageId, startRelay, type TestClient, type TestRelay } from '../support/relay.ts';
+import { io } from 'socket.io-client';
 import { generateIdentity } from '../../relay/identity.ts';
+import { buildAuth, fetchHello } from '../../relay/handshake.ts';
 import { LIMITS, REQUEST_NAMES } from '../../relay/protocol.ts';
 
 let relay: TestRelay;
@@ -138,25 +140,87 @@ describe('bad input at the relay', () => {
     expect(mailboxRows()).toBe(before);
   });
 
-  it('answers unknown events with E_UNKNOWN_EVENT and tolerates requests without an ack', async () => {
+  it('answers 1,000 unknown event names each with E_UNKNOWN_EVENT, ignores them without an ack, and tolerates requests without an ack', async () => {
+    const names = unknownEventNames(1_000);
+    expect(names).toHaveLength(1_000);
+    // Each with an ack, carrying varied payloads: every single one is answered, and answered so.
+    const payloads: unknown[][] = [[], [null], [{ to: bob.id, typing: true }], [valid()], ['a', 2, { three: 3 }]];
+    const answers = await Promise.all(names.map((name, i) => alice.raw(name, ...(payloads[i % payloads.length] ?? [])).catch((error: unknown) => `no answer: ${String(error)}`)));
+    const wrong = answers.flatMap((answer, i) => (isUnknownEvent(answer) ? [] : [`${JSON.stringify(names[i])}: ${JSON.stringify(answer)}`]));
+    expect(wrong).toEqual([]);
+    // Without an ack: counted against the budget and ignored.
+    for (const name of names) (alice.socket.emit as (ev: string, p: unknown) => void)(name, { to: bob.id, body: 'x' });
     expect(await alice.raw('admin:shutdown', {})).toMatchObject({ ok: false, error: { code: 'E_UNKNOWN_EVENT' } });
-    for (let i = 0; i < 200; i++) alice.socket.emit(`random:${i}` as 'typing:set', { to: bob.id, typing: true });
     // Requests whose ack is missing or not a function are processed or refused, never fatal.
     const id = newMessageId();
     alice.socket.emit('message:send', { id, to: bob.id, body: 'no ack', sentAt: Date.now() } as never, 'not a function' as never);
     (alice.socket.emit as (ev: string, p: unknown) => void)('message:send', { id: newMessageId(), to: bob.id, body: 'no ack at all', sentAt: Date.now() });
     await eventually(() => bob.messages().some((m) => m.body === 'no ack at all'), 'ack-less send delivered');
     expect(alice.socket.connected).toBe(true);
+    expect(await alice.request('directory:get', { ids: [alice.id] })).toMatchObject({ ok: true, value: { users: [{ id: alice.id, online: true }] } });
     await expectAliveAndClean();
   });
 
-  it('refuses connects to other namespaces', async () => {
-    const { io } = await import('socket.io-client');
-    const hello = await fetch(`${relay.url}/parley/hello`).then((r) => r.json() as Promise<{ challenge: string }>);
-    expect(hello.challenge).toBeTruthy();
-    const socket = io(`${relay.url}/admin`, { transports: ['websocket'], reconnection: false, forceNew: true });
-    const error = await new Promise<Error>((resolve) => socket.once('connect_error', resolve));
-    socket.disconnect();
-    expect(error.message).toMatch(/Invalid namespace/);
+  it('refuses connects to /admin and /x with connect_error, even with a valid proof, and leaves no namespace behind', async () => {
+    for (const namespace of ['/admin', '/x']) {
+      const auth = buildAuth(generateIdentity(), await fetchHello(new URL(relay.url)), { name: 'Mallory' });
+      expect(await connectOutcome(namespace, auth)).toBe('Invalid namespace');
+      // Had that attempt created the namespace, this one would be let in (the relay checks
+      // handshakes on "/" only) or refused for some other reason: it is refused as before.
+      expect(await connectOutcome(namespace, {})).toBe('Invalid namespace');
+    }
+    // "/" is still the relay's one namespace: a fresh client joins and messages flow.
+    await expectAliveAndClean();
   });
 });
+
+/** Connects a socket.io-client to `namespace` and resolves with 'connected' or the connect_error message. */
+async function connectOutcome(namespace: string, auth: object): Promise<string> {
+  const socket = io(`${relay.url}${namespace}`, { transports: ['websocket'], reconnection: false, forceNew: true, auth });
+  try {
+    return await new Promise<string>((resolve) => {
+      socket.once('connect', () => resolve('connected'));
+      socket.once('connect_error', (error) => resolve(error.message));
+    });
+  } finally {
+    socket.disconnect();
+  }
+}
+
+const isUnknownEvent = (answer: unknown) => {
+  const a = answer as { ok?: unknown; error?: { code?: unknown; message?: unknown } } | null;
+  return a?.ok === false && a.error?.code === 'E_UNKNOWN_EVENT' && typeof a.error.message === 'string';
+};
+
+/**
+ * `count` distinct event names that are not in the protocol: near misses of real ones, names
+ * that mean something to JavaScript objects or to the other direction, then random strings
+ * (a fixed seed: the same run every time). Socket.IO's reserved names are left out: the
+ * client library refuses to send them, and the relay's parser closes a connection that does.
+ */
+function unknownEventNames(count: number): string[] {
+  const reserved = new Set(['connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener']);
+  const known = new Set<string>([...REQUEST_NAMES, 'typing:set']);
+  const names = new Set<string>();
+  const add = (name: string) => {
+    if (!reserved.has(name) && !known.has(name)) names.add(name);
+  };
+  [
+    '', ' ', 'admin:shutdown', '__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'then', 'emit', 'on', 'onAny', 'error',
+    'message:deliver', 'presence:update', 'directory:changed', 'typing:update', 'MESSAGE:SEND', 'message:send ', ' message:send', 'message:sen', 'message:send\u0000',
+    'message:send-many-more', 'message:s\u0435nd', 'typing:set!', 'directory:*', '*', 'message:send\u202e', '👀:send', 'x'.repeat(1_000),
+  ].forEach(add);
+  let state = 0x0a3a3a3a;
+  const random = () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const alphabet = [...'abcdefghijklmnopqrstuvwxyz:-_./ 0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ{}[]"\\\'é€😀\u0000\u0007\u200b\u202e\ufeff'];
+  while (names.size < count) {
+    const length = 1 + Math.floor(random() * 40);
+    add(Array.from({ length }, () => alphabet[Math.floor(random() * alphabet.length)]).join(''));
+  }
+  return [...names];
+}

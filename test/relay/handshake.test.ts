@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { request } from 'node:http';
 import { io } from 'socket.io-client';
 import { connectClient, startRelay, type TestRelay } from '../support/relay.ts';
+import { openRawWebSocket, type RawWebSocket } from '../support/raw-ws.ts';
 import { generateIdentity, signWith, authStatement, userIdOf } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
 import type { Auth } from '../../relay/protocol.ts';
@@ -156,6 +157,46 @@ describe('handshake', () => {
     }
     await new Promise((r) => setTimeout(r, 100));
     expect((await fetchHello(new URL(relay.url))).relayId).toBe(relay.relay.relayId);
+  });
+
+  it('closes a socket that never completes the handshake at the 5 s deadline (A8), and keeps admitted ones', async () => {
+    let offset = 0;
+    relay = await startRelay({ now: () => Date.now() + offset }); // the default deadline
+    const alice = generateIdentity();
+    const mallory = generateIdentity();
+    const staleHello = await fetchHello(new URL(relay.url));
+    offset += 31_000;
+    const hello = await fetchHello(new URL(relay.url));
+    const auth = buildAuth(alice, hello, { name: 'Alice' });
+    /** Opens a raw WebSocket, sends CONNECT with `connect` (none when undefined) and waits for the answer. */
+    const open = async (connect: object | undefined, answer: string) => {
+      const ws = await openRawWebSocket(relay!.port);
+      const opened = Date.now();
+      if (connect) {
+        ws.sendText(`40${JSON.stringify(connect)}`);
+        await ws.nextText((t) => t.startsWith(answer), `CONNECT answered ${answer}`);
+      }
+      return { ws, opened };
+    };
+    const admitted = await open(auth, '40{"sid"');
+    const refused = await Promise.all([
+      open(undefined, ''), // never sends CONNECT
+      open(auth, '44{"message":"E_AUTH"'), // a proof replayed on a new socket
+      open(buildAuth(alice, staleHello, { name: 'Alice' }), '44{"message":"E_AUTH"'), // a challenge older than 30 s
+      open({ ...buildAuth(alice, await fetchHello(new URL(relay.url)), { name: 'Alice' }), idKey: mallory.idKey }, '44{"message":"E_AUTH"'), // a proof for another key
+    ]);
+    const closedAfter = async ({ ws, opened }: { ws: RawWebSocket; opened: number }) => ((await ws.closedWithin(6_500)) ? Date.now() - opened : 'still open');
+    const after = await Promise.all(refused.map(closedAfter));
+    for (const ms of after) {
+      expect(ms).toBeTypeOf('number');
+      expect(ms).toBeGreaterThan(4_000); // the deadline, not an early cut: a slow client gets its 5 s
+    }
+    // The admitted socket outlived the deadline and still gets answers.
+    const from = admitted.ws.texts.length;
+    admitted.ws.sendText(`421["directory:get",{"ids":["${alice.userId}"]}]`);
+    const answer = await admitted.ws.nextText((t) => t.startsWith('431['), 'an answer after the deadline', 5000, from);
+    expect(JSON.parse(answer.slice(3))).toMatchObject([{ ok: true, value: { users: [{ id: alice.userId, online: true }] } }]);
+    admitted.ws.destroy();
   });
 
   it('caps connections per address', async () => {
