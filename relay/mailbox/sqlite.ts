@@ -64,7 +64,7 @@ interface PendingRow {
   envelope: Envelope;
   size: number;
   done: Deferred;
-  /** Held in memory until then (0: written with the next commit). */
+  /** Held in memory until then, on performance.now() (0: written with the next commit). */
   due: number;
   /** Acknowledged before it was written: it never will be. */
   taken: boolean;
@@ -233,7 +233,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   const onDisk = (recipient: string) => boxOf(recipient).rows - (deletesFor.get(recipient) ?? 0);
 
   const enqueue = (recipient: string, envelope: Envelope, size: number, live: boolean, keep = false): PendingRow => {
-    const row: PendingRow = { recipient, envelope, size, done: deferred(), due: live && holdMs > 0 ? now() + holdMs : 0, taken: false, keep };
+    const row: PendingRow = { recipient, envelope, size, done: deferred(), due: live && holdMs > 0 ? performance.now() + holdMs : 0, taken: false, keep };
     pending.set(envelope.seq, row);
     let mine = pendingFor.get(recipient);
     if (!mine) pendingFor.set(recipient, (mine = new Map()));
@@ -281,7 +281,9 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   function flush(force = false): void {
     flushScheduled = false;
     // Held rows whose time is up are written now.
-    const t = now();
+    // Holds are timed on the monotonic clock: a wall clock stepped back must not keep a
+    // message (and every one behind it) unwritten and its sender unanswered.
+    const t = performance.now();
     for (const row of held.values()) {
       if (!force && row.due > t) break;
       held.delete(row.envelope.seq);

@@ -190,7 +190,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
   };
   const writeDue = (all = false) => {
     holdTimer = undefined;
-    const t = Date.now();
+    const t = performance.now(); // monotonic: a wall clock stepped back must not stall the holds
     for (const h of held.values()) {
       if (!all && h.due > t) {
         holdTimer = setTimeout(writeDue, Math.max(1, h.due - t)).unref();
@@ -207,7 +207,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
       reject = rej;
     });
     const envelope = { seq, kind: 'message' as const, id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, at: m.at };
-    const h: Held = { recipient: m.to, envelope, size: Buffer.byteLength(m.body), digest: m.digest, due: Date.now() + holdMs, resolve, reject, durable };
+    const h: Held = { recipient: m.to, envelope, size: Buffer.byteLength(m.body), digest: m.digest, due: performance.now() + holdMs, resolve, reject, durable };
     held.set(seq, h);
     heldBySent.set(`${m.from}\n${m.id}`, h);
     let mine = heldFor.get(m.to);
@@ -282,7 +282,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
 
   /** The outcome of a script's reply. A message another node holds is waited for: its answer comes when that settles. */
   async function outcomeOf(reply: z.infer<typeof AcceptReply>, m: IncomingMessage, quota: { messages: number; bytes: number }): Promise<AcceptOutcome> {
-    const deadline = Date.now() + HELD_WAIT_MS;
+    const deadline = performance.now() + HELD_WAIT_MS;
     for (let [kind, seq, third] = reply; ; [kind, seq, third] = await acceptInRedis(m, quota)) {
       switch (kind) {
         // Redis has replied: the write is as durable as its appendfsync makes it.
@@ -296,7 +296,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
         case 'full':
           return { kind };
         case 'held':
-          if (Date.now() > deadline) throw new StorageError('E_UNAVAILABLE', 'this message is still being delivered through another relay node; send it again');
+          if (performance.now() > deadline) throw new StorageError('E_UNAVAILABLE', 'this message is still being delivered through another relay node; send it again');
           await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }

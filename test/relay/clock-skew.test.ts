@@ -131,6 +131,21 @@ describe('clock skew (B10)', () => {
     expect(after[0]!.seq).toBeGreaterThan(sent.at(-1)!.seq);
   });
 
+  it('writes a held message, and answers its sender, when the relay clock steps back during the hold', async () => {
+    const clock = relayClock();
+    relay = await startRelay({ now: clock.now, storeOptions: { now: clock.now, holdMs: 300 } });
+    const alice = await join(relay.url, 'Alice');
+    // Bob is connected but never acknowledges: the message waits in memory for him, then must be written.
+    let delivered = false;
+    const bob = await connectClient(relay.url, { name: 'Bob', onDeliver: () => ((delivered = true), new Promise<never>(() => undefined)) });
+    clients.push(bob);
+    const answer = alice.send(bob.id, 'held across the jump', newMessageId(), Date.now());
+    await eventually(() => delivered, 'the delivery to bob');
+    clock.jump(-DAY);
+    // Stored (no delivery in the answer): with the hold timed on the wall clock it would wait a day.
+    expect(await answer).toEqual({ ok: true, value: { seq: expect.any(Number) } });
+  });
+
   it('lets a throttled address in again a minute later even when the relay clock jumped back a day', async () => {
     const clock = relayClock();
     relay = await startRelay({ now: clock.now, accessCode: 'correct horse', maxAuthFailures: 1 });
