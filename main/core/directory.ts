@@ -54,10 +54,15 @@ export function personOf(summary: PeerSummary, presence: Presence, me: string, n
   };
 }
 
-/** Everyone the history knows, as the window shows them. */
-export function people(history: History, presence: Presence, me: string): Person[] {
-  const summaries = history.summaries().filter((s) => s.peer.id !== me);
+/**
+ * Everyone the history knows, as the window shows them; given ids, only those people (cheap
+ * with thousands of peers: one summary each, and only names read of everyone else).
+ */
+export function people(history: History, presence: Presence, me: string, ids?: readonly string[]): Person[] {
+  const summaries = history.summaries(ids).filter((s) => s.peer.id !== me);
+  // A name clashes with anyone the history knows, not only with those asked for.
+  const everyone = ids ? history.peerNames().filter((p) => p.id !== me) : summaries.map((s) => s.peer);
   const names = new Map<string, number>();
-  for (const s of summaries) names.set(s.peer.name.toLocaleLowerCase(), (names.get(s.peer.name.toLocaleLowerCase()) ?? 0) + 1);
+  for (const p of everyone) names.set(p.name.toLocaleLowerCase(), (names.get(p.name.toLocaleLowerCase()) ?? 0) + 1);
   return summaries.map((s) => personOf(s, presence, me, names));
 }

@@ -76,75 +76,79 @@ export function createInbox(options: InboxOptions): (batch: unknown) => Promise<
 
     const syncing = envelopes.length >= SYNC_BATCH || received > 0;
     if (syncing) clearTimeout(syncDone);
-    let incoming: IncomingMessage[] = [];
-    let receipts: Extract<Envelope, { kind: 'receipt' }>[] = [];
-    let weight = 0;
-    let reported = false;
-    // Stores one chunk: a redelivery after a crash between chunks is deduplicated by (sender, id),
-    // and nothing is acknowledged until every chunk is stored.
-    const store = () => {
-      const added = incoming.length > 0 ? history.addIncoming(incoming) : [];
-      const changed: Message[] = [];
-      for (const r of receipts) changed.push(...history.applyReceipt(r.from, r.ids, r.state));
-      incoming = [];
-      receipts = [];
-      weight = 0;
-      if (added.length > 0) options.added(added);
-      if (changed.length > 0) options.updated(changed);
-      if (syncing && added.length > 0) {
-        received += added.length;
-        options.progress(received);
-        reported = true;
-      }
-    };
+    try {
+      let incoming: IncomingMessage[] = [];
+      let receipts: Extract<Envelope, { kind: 'receipt' }>[] = [];
+      let weight = 0;
+      let reported = false;
+      // Stores one chunk: a redelivery after a crash between chunks is deduplicated by (sender, id),
+      // and nothing is acknowledged until every chunk is stored.
+      const store = () => {
+        const added = incoming.length > 0 ? history.addIncoming(incoming) : [];
+        const changed: Message[] = [];
+        for (const r of receipts) changed.push(...history.applyReceipt(r.from, r.ids, r.state));
+        incoming = [];
+        receipts = [];
+        weight = 0;
+        if (added.length > 0) options.added(added);
+        if (changed.length > 0) options.updated(changed);
+        if (syncing && added.length > 0) {
+          received += added.length;
+          options.progress(received);
+          reported = true;
+        }
+      };
 
-    for (const e of envelopes) {
-      if (e.kind === 'receipt') {
-        receipts.push(e);
-        weight += 1 + e.ids.length / RECEIPT_IDS_PER_MESSAGE;
-      } else {
-        // Read for each message: a key change seen between turns applies from then on.
-        const sender = history.peer(e.from);
-        if (!sender) return { ok: false, retryInMs: 5000 }; // cannot happen: peers are never removed
-        const header = { from: e.from, to: identity.userId, id: e.id, sentAt: e.sentAt };
-        const kaKeys = sender.pendingKaKey ? [sender.kaKey, sender.pendingKaKey] : [sender.kaKey];
-        const opened = open(identity, { idKey: sender.idKey, kaKeys }, header, e.body);
-        incoming.push({
-          id: e.id, peer: e.from, sentAt: e.sentAt, seq: e.seq,
-          text: opened.ok ? opened.text : '',
-          flagged: !opened.ok,
-          error: opened.ok ? null : FLAG_REASONS[opened.reason],
-        });
-        weight += 1;
+      for (const e of envelopes) {
+        if (e.kind === 'receipt') {
+          receipts.push(e);
+          weight += 1 + e.ids.length / RECEIPT_IDS_PER_MESSAGE;
+        } else {
+          // Read for each message: a key change seen between turns applies from then on.
+          const sender = history.peer(e.from);
+          if (!sender) return { ok: false, retryInMs: 5000 }; // cannot happen: peers are never removed
+          const header = { from: e.from, to: identity.userId, id: e.id, sentAt: e.sentAt };
+          const kaKeys = sender.pendingKaKey ? [sender.kaKey, sender.pendingKaKey] : [sender.kaKey];
+          const opened = open(identity, { idKey: sender.idKey, kaKeys }, header, e.body);
+          incoming.push({
+            id: e.id, peer: e.from, sentAt: e.sentAt, seq: e.seq,
+            text: opened.ok ? opened.text : '',
+            flagged: !opened.ok,
+            error: opened.ok ? null : FLAG_REASONS[opened.reason],
+          });
+          weight += 1;
+        }
+        if (weight >= STORE_CHUNK) {
+          // A chunk is stored in a turn of its own: its cost (5 to 15 ms, more when the full-text
+          // index merges segments) does not add to a slice of opening.
+          await nextTurn();
+          store();
+          await nextTurn();
+          sliceEnds = performance.now() + SLICE_MS;
+        } else if (performance.now() >= sliceEnds) {
+          await nextTurn();
+          sliceEnds = performance.now() + SLICE_MS;
+        }
       }
-      if (weight >= STORE_CHUNK) {
-        // A chunk is stored in a turn of its own: its cost (5 to 15 ms, more when the full-text
-        // index merges segments) does not add to a slice of opening.
-        await nextTurn();
+      if (weight > 0) {
+        if (performance.now() > sliceEnds - SLICE_MS / 2) await nextTurn();
         store();
-        await nextTurn();
-        sliceEnds = performance.now() + SLICE_MS;
-      } else if (performance.now() >= sliceEnds) {
-        await nextTurn();
-        sliceEnds = performance.now() + SLICE_MS;
+      }
+
+      if (syncing && !reported) options.progress(received);
+      return { ok: true };
+    } finally {
+      // A backlog shows progress while batches keep coming; it is over once they stop, also
+      // when this batch failed to store (it is answered as failed, so it comes again).
+      if (syncing) {
+        clearTimeout(syncDone);
+        syncDone = setTimeout(() => {
+          received = 0;
+          options.progress(0);
+        }, SYNC_IDLE_MS);
+        syncDone.unref();
       }
     }
-    if (weight > 0) {
-      if (performance.now() > sliceEnds - SLICE_MS / 2) await nextTurn();
-      store();
-    }
-
-    // A backlog shows progress while batches keep coming; it is over once they stop.
-    if (syncing) {
-      if (!reported) options.progress(received);
-      clearTimeout(syncDone);
-      syncDone = setTimeout(() => {
-        received = 0;
-        options.progress(0);
-      }, SYNC_IDLE_MS);
-      syncDone.unref();
-    }
-    return { ok: true };
   }
 
   // One batch at a time: a batch redelivered after an ack timeout waits for the first to finish.

@@ -31,6 +31,10 @@ export interface MessengerDeps {
 
 const DEFAULT_SETTINGS: Settings = { notifications: true, theme: 'system', hostPort: 47800 };
 
+/** See announce(). */
+const ANNOUNCE_MS = 50;
+const ANNOUNCE_EVERY_MS = 250;
+
 const ok = <T>(value: T): Result<T> => ({ ok: true, value });
 const fail = (code: string, message: string): Result<never> => ({ ok: false, error: { code, message } });
 
@@ -58,10 +62,27 @@ export async function createMessenger(deps: MessengerDeps) {
     const n = name();
     return n === undefined ? null : { userId: identity.userId, name: n, fingerprint: fingerprint(identity.idKey), secretProtection: deps.secrets.protection };
   };
-  const person = (id: string): Person | undefined => people(history, presence, identity.userId).find((p) => p.id === id);
+  const person = (id: string): Person | undefined => people(history, presence, identity.userId, [id])[0];
+
+  // People whose row changed are told to the window together: a backlog is stored 64 messages
+  // at a time, and a row per chunk and sender would be most of its cost. The first change after
+  // a quiet spell shows within ANNOUNCE_MS; after that, at most one announcement per ANNOUNCE_EVERY_MS.
+  const changedPeople = new Set<string>();
+  let announceTimer: NodeJS.Timeout | undefined;
+  let announcedAt = 0;
+  /** Set by close(): the history is about to close, so nothing more is announced. */
+  let closed = false;
+  const flushAnnounce = () => {
+    announceTimer = undefined;
+    announcedAt = performance.now();
+    const ids = [...changedPeople];
+    changedPeople.clear();
+    for (const p of people(history, presence, identity.userId, ids)) emit('person', p);
+  };
   const announce = (ids: Iterable<string>) => {
-    const wanted = new Set(ids);
-    for (const p of people(history, presence, identity.userId)) if (wanted.has(p.id)) emit('person', p);
+    for (const id of ids) changedPeople.add(id);
+    if (announceTimer || changedPeople.size === 0 || closed) return;
+    announceTimer = setTimeout(flushAnnounce, Math.max(ANNOUNCE_MS, announcedAt + ANNOUNCE_EVERY_MS - performance.now()));
   };
 
   const seePeer = (entry: UserEntry) => {
@@ -145,6 +166,8 @@ export async function createMessenger(deps: MessengerDeps) {
     if (!conn) return;
     watching = new Set();
     directoryRev = 0;
+    // A hint that came before is answered by this sync.
+    hintedMeanwhile = 0;
     let after: string | undefined;
     for (;;) {
       const page = await conn.request('directory:page', after ? { after, limit: 500 } : { limit: 500 });
@@ -159,23 +182,33 @@ export async function createMessenger(deps: MessengerDeps) {
     for (const p of people(history, presence, identity.userId)) emit('person', p);
   }
 
-  /** After a directory:changed hint: fetch what changed, and watch whoever is new. */
-  let fetching = false;
+  /**
+   * The directory work under way, a full sync or a fetch of changes, one at a time: a change
+   * fetched during a sync would start from a partial rev and watch alongside the sync's watch.
+   */
+  let fetching: Promise<void> | null = null;
   let hintedMeanwhile = 0;
+  function directoryWork(work: () => Promise<void>): Promise<void> {
+    const running: Promise<void> = work().finally(() => {
+      // A sync for a newer connection took over: it answers what was hinted.
+      if (fetching !== running) return;
+      fetching = null;
+      // A hint that came meanwhile may speak of a later change: one more look.
+      const rev = hintedMeanwhile;
+      hintedMeanwhile = 0;
+      if (rev > 0) syncChanges(rev);
+    });
+    fetching = running;
+    return running;
+  }
+  /** After a directory:changed hint: fetch what changed, and watch whoever is new. */
   function syncChanges(rev: number): void {
     if (rev <= directoryRev) return;
     if (fetching) {
       hintedMeanwhile = Math.max(hintedMeanwhile, rev);
       return;
     }
-    fetching = true;
-    void fetchChanges().finally(() => {
-      fetching = false;
-      // A hint that came during the fetch may speak of a later change: one more look.
-      const rev = hintedMeanwhile;
-      hintedMeanwhile = 0;
-      if (rev > 0) syncChanges(rev);
-    });
+    void directoryWork(fetchChanges);
   }
   async function fetchChanges(): Promise<void> {
     const conn = connection;
@@ -212,7 +245,7 @@ export async function createMessenger(deps: MessengerDeps) {
     if (next.state === 'online') {
       const remembered = json<{ list: RememberedRelay[] }>('relays', { list: [] }).list.filter((r) => r.address !== next.relay);
       history.setSetting('relays', JSON.stringify({ list: [{ address: next.relay, name: next.relayName, lastUsed: Date.now() }, ...remembered].slice(0, 20) }));
-      void syncDirectory().then(() => outbox.kick(true)).then(flushReads);
+      void directoryWork(syncDirectory).then(() => outbox.kick(true)).then(flushReads);
     } else {
       presence.clear();
     }
@@ -370,6 +403,8 @@ export async function createMessenger(deps: MessengerDeps) {
     async close(): Promise<void> {
       stopBrowsing?.();
       outbox.stop();
+      closed = true;
+      clearTimeout(announceTimer);
       connection?.close();
       connection = null;
       await deps.host?.stop();

@@ -129,6 +129,19 @@ describe('history', () => {
     expect(summary).toMatchObject({ unread: 1, last: { text: 'd', direction: 'in' } });
   });
 
+  it('summarises chosen peers as the full list does, and lists every name', () => {
+    const { history } = fresh();
+    for (const id of ['bob', 'carol', 'dave']) history.seePeer(peer(id, id.toUpperCase()));
+    history.addIncoming([incoming('bob', 'a'), incoming('carol', 'b'), incoming('bob', 'c')]);
+    history.addOutgoing({ id: 'abcdefgh4', peer: 'carol', text: 'd' });
+    const all = history.summaries();
+    const chosen = history.summaries(['carol', 'dave', 'nobody']);
+    expect(chosen.sort((a, b) => a.peer.id.localeCompare(b.peer.id))).toEqual(all.filter((s) => s.peer.id !== 'bob').sort((a, b) => a.peer.id.localeCompare(b.peer.id)));
+    expect(chosen.find((s) => s.peer.id === 'carol')).toMatchObject({ unread: 1, last: { text: 'd', direction: 'out' } });
+    expect(history.summaries([])).toEqual([]);
+    expect(history.peerNames().map((p) => p.name).sort()).toEqual(['BOB', 'CAROL', 'DAVE']);
+  });
+
   it('finds messages by words, ranked, with marked snippets, and survives odd queries', () => {
     const { history } = fresh();
     history.seePeer(peer('bob', 'Bob'));

@@ -1,6 +1,7 @@
 // The inbox against a real history and real sealed bodies: what is stored, in which order,
 // and what the relay is told.
 import { afterEach, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { openHistory, type History } from '../../main/core/history/index.ts';
 import { createInbox } from '../../main/core/inbox.ts';
@@ -8,7 +9,7 @@ import { seal } from '../../main/core/crypto.ts';
 import { generateIdentity, type Identity } from '../../relay/identity.ts';
 import type { Envelope, Result, UserEntry } from '../../relay/protocol.ts';
 import type { Message } from '../../preload/contract.ts';
-import { tempDir } from '../support/relay.ts';
+import { eventually, tempDir } from '../support/relay.ts';
 
 const cleanup: (() => void)[] = [];
 afterEach(() => {
@@ -28,7 +29,8 @@ function message(from: Identity, text: string, id = `msg-${++seq}-xxxxxxxxxx`): 
 
 function setup(directory: UserEntry[]) {
   const dir = tempDir();
-  const history: History = openHistory(join(dir.path, 'history.db'));
+  const path = join(dir.path, 'history.db');
+  const history: History = openHistory(path);
   cleanup.push(() => {
     history.close();
     dir.remove();
@@ -51,7 +53,7 @@ function setup(directory: UserEntry[]) {
     updated: () => undefined,
     progress: (n) => progress.push(n),
   });
-  return { history, inbox, added, progress, lookups, offline: (off: boolean) => (reachable = !off) };
+  return { history, path, inbox, added, progress, lookups, offline: (off: boolean) => (reachable = !off) };
 }
 
 describe('inbox', () => {
@@ -109,6 +111,18 @@ describe('inbox', () => {
     expect(await inbox(batch)).toEqual({ ok: true });
     expect(added.flat()).toHaveLength(501);
     expect(history.page(alice.userId, null, 1000)).toHaveLength(501);
+  });
+
+  it('stops showing a backlog’s progress after a batch fails to store, and answers that batch as failed', async () => {
+    const { path, inbox, progress } = setup([]);
+    expect(await inbox(Array.from({ length: 150 }, (_, i) => message(alice, `backlog ${i}`)))).toEqual({ ok: true });
+    expect(progress.at(-1)).toBe(150);
+    // The next batch comes at once, and the disk refuses it (a trigger stands in for the disk).
+    const db = new Database(path);
+    db.exec("CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END");
+    db.close();
+    await expect(inbox(Array.from({ length: 150 }, (_, i) => message(alice, `more ${i}`)))).rejects.toThrow('disk I/O error');
+    await eventually(() => progress.at(-1) === 0, 'progress over', 3000);
   });
 
   it('takes one batch at a time, so a second batch is never stored before the first', async () => {

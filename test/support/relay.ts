@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { io, type Socket } from 'socket.io-client';
 import { createRelay, type Relay, type RelayOptions } from '../../relay/server.ts';
 import { openSqliteStore, type SqliteStoreOptions } from '../../relay/mailbox/sqlite.ts';
+import type { RelayStore } from '../../relay/mailbox/store.ts';
 import { generateIdentity, type Identity } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
 import type { ClientToServerEvents, DeliverAck, Envelope, RequestName, Requests, Result, ServerToClientEvents, UserEntry } from '../../relay/protocol.ts';
@@ -29,11 +30,20 @@ export interface TestRelay {
   restart(): Promise<void>;
 }
 
-export async function startRelay(options: Partial<Omit<RelayOptions, 'store'>> & { dir?: string; port?: number; storeOptions?: Omit<SqliteStoreOptions, 'path'> } = {}): Promise<TestRelay> {
+export interface TestRelayOptions extends Partial<Omit<RelayOptions, 'store'>> {
+  dir?: string;
+  port?: number;
+  storeOptions?: Omit<SqliteStoreOptions, 'path'>;
+  /** Stands between the relay and its SQLite store, e.g. to see or hold what the relay asks of it. */
+  wrapStore?: (store: RelayStore) => RelayStore;
+}
+
+export async function startRelay(options: TestRelayOptions = {}): Promise<TestRelay> {
   const dir = options.dir ?? tempDir().path;
   const dbPath = join(dir, 'relay.db');
+  const wrap = options.wrapStore ?? ((store: RelayStore) => store);
   const open = async (port: number) => {
-    const relay = createRelay({ name: 'test relay', ...options, store: openSqliteStore({ ...options.storeOptions, path: dbPath }) });
+    const relay = createRelay({ name: 'test relay', ...options, store: wrap(openSqliteStore({ ...options.storeOptions, path: dbPath })) });
     const address = await relay.listen(port, '127.0.0.1');
     return { relay, port: address.port };
   };

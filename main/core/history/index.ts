@@ -60,6 +60,16 @@ interface PeerRow {
   last_seen: number;
 }
 
+type SummaryRow = PeerRow & { unread: number; last_text: string | null; last_direction: 'in' | 'out' | null; last_at: number | null; last_flagged: number | null };
+
+/** Each peer with its unread count and newest message. */
+const SUMMARIES = `
+  SELECT p.*,
+    coalesce((SELECT count FROM unread u WHERE u.peer = p.id), 0) AS unread,
+    m.text AS last_text, m.direction AS last_direction, m.created_at AS last_at, m.flagged AS last_flagged
+  FROM peers p
+  LEFT JOIN messages m ON m.n = (SELECT max(n) FROM messages WHERE peer = p.id)`;
+
 const toMessage = (r: MessageRow): Message => ({
   n: r.n, id: r.id, peer: r.peer, direction: r.direction, text: r.text, state: r.state, error: r.error,
   flagged: r.flagged === 1, sentAt: r.sent_at, createdAt: r.created_at, readAt: r.read_at,
@@ -91,13 +101,9 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
     updatePeer: db.prepare<[{ id: string; name: string; pending: string | null; lastSeen: number }]>('UPDATE peers SET name = @name, pending_ka_key = @pending, last_seen = max(last_seen, @lastSeen) WHERE id = @id'),
     acceptKey: db.prepare<[string]>('UPDATE peers SET ka_key = pending_ka_key, pending_ka_key = NULL, verified = 0 WHERE id = ? AND pending_ka_key IS NOT NULL'),
     setVerified: db.prepare<[number, string]>('UPDATE peers SET verified = ? WHERE id = ?'),
-    summaries: db.prepare<[], PeerRow & { unread: number; last_text: string | null; last_direction: 'in' | 'out' | null; last_at: number | null; last_flagged: number | null }>(`
-      SELECT p.*,
-        coalesce((SELECT count FROM unread u WHERE u.peer = p.id), 0) AS unread,
-        m.text AS last_text, m.direction AS last_direction, m.created_at AS last_at, m.flagged AS last_flagged
-      FROM peers p
-      LEFT JOIN messages m ON m.n = (SELECT max(n) FROM messages WHERE peer = p.id)
-      ORDER BY coalesce(m.n, 0) DESC, p.name`),
+    summaries: db.prepare<[], SummaryRow>(`${SUMMARIES} ORDER BY coalesce(m.n, 0) DESC, p.name`),
+    summariesOf: db.prepare<[string], SummaryRow>(`${SUMMARIES} WHERE p.id IN (SELECT value FROM json_each(?))`),
+    peerNames: db.prepare<[], { id: string; name: string }>('SELECT id, name FROM peers'),
     insertOut: db.prepare<[{ id: string; peer: string; text: string; sealed: string; at: number }], MessageRow>(`
       INSERT INTO messages (id, peer, direction, text, sealed, state, sent_at, created_at) VALUES (@id, @peer, 'out', @text, @sealed, 'queued', @at, @at) RETURNING *`),
     sealed: db.prepare<[number], { sealed: string | null }>('SELECT sealed FROM messages WHERE n = ?'),
@@ -170,6 +176,8 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
       const change: PeerChange = keyChanged && known.pending_ka_key !== pending ? 'key-changed' : p.name !== known.name ? 'renamed' : 'unchanged';
       return { change, peer };
     },
+    /** Everyone's display name: cheaper than summaries() when only names are compared. */
+    peerNames: (): { id: string; name: string }[] => q.peerNames.all(),
     /** Everyone the history knows, by id. */
     peerIds: (): string[] => q.peerIds.all(),
     peer: (id: string): StoredPeer | undefined => {
@@ -178,8 +186,9 @@ export function openHistory(path: string, options: { now?: () => number } = {}) 
     },
     acceptKeyChange: (id: string): boolean => q.acceptKey.run(id).changes === 1,
     setVerified: (id: string, verified: boolean): boolean => q.setVerified.run(verified ? 1 : 0, id).changes === 1,
-    summaries: (): PeerSummary[] =>
-      q.summaries.all().map((r) => ({
+    /** Everyone's summary, newest conversation first; or, given ids, those peers' only (in no set order). */
+    summaries: (ids?: readonly string[]): PeerSummary[] =>
+      (ids ? q.summariesOf.all(JSON.stringify(ids)) : q.summaries.all()).map((r) => ({
         peer: toPeer(r),
         unread: r.unread,
         last: r.last_text === null || r.last_direction === null || r.last_at === null ? null : { text: r.last_text, direction: r.last_direction, createdAt: r.last_at, flagged: r.last_flagged === 1 },

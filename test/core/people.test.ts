@@ -1,0 +1,140 @@
+// What the window is told about people: while a backlog is stored, and while the directory
+// is synced from a relay that many have joined.
+import { afterEach, describe, expect, it } from 'vitest';
+import { connectClient, eventually, newMessageId, startRelay, type TestClient, type TestRelay } from '../support/relay.ts';
+import { must, online, startCore, type TestCore } from '../support/messenger.ts';
+import { seal } from '../../main/core/crypto.ts';
+import { generateIdentity } from '../../relay/identity.ts';
+import type { RelayStore } from '../../relay/mailbox/store.ts';
+
+let relay: TestRelay | undefined;
+const cores: TestCore[] = [];
+const clients: TestClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  for (const c of cores.splice(0)) await c.close();
+  await relay?.stop();
+  relay = undefined;
+});
+
+async function core(name: string): Promise<TestCore> {
+  const c = await startCore({ name });
+  cores.push(c);
+  return c;
+}
+
+const connect = async (...args: Parameters<typeof connectClient>) => {
+  const client = await connectClient(...args);
+  clients.push(client);
+  return client;
+};
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('people', () => {
+  it('tells the window of a backlog’s senders a few times while it is stored, not once per stored chunk, and ends right', async () => {
+    // Senders here send faster than people type.
+    relay = await startRelay({ rate: { capacity: 1_000, perSecond: 1_000, abuseMs: 10_000 } });
+    const bob = await core('Bob');
+    must(await bob.messenger.handlers['relay:join']({ address: relay.url }));
+    await online(bob);
+    must(await bob.messenger.handlers['relay:leave'](null));
+
+    // Three people write 1,200 messages while Bob is away, interleaved ten at a time, so that
+    // every chunk the inbox stores (64 messages) holds all three.
+    const senders = await Promise.all(['Ann', 'Cat', 'Dan'].map((name) => connect(relay!.url, { name })));
+    const perSender = 400;
+    const text = (s: TestClient, i: number) => `${s.id.slice(0, 6)} #${i}`;
+    for (let i = 0; i < perSender; i += 10) {
+      for (const s of senders) {
+        const messages = Array.from({ length: 10 }, (_, k) => {
+          const id = newMessageId();
+          const sentAt = Date.now();
+          return { id, to: bob.id, sentAt, body: seal(s.identity, bob.messenger.identity.kaKey, { from: s.id, to: bob.id, id, sentAt }, text(s, i + k)) };
+        });
+        expect(await s.request('message:send-many', { messages })).toMatchObject({ ok: true });
+      }
+    }
+
+    const told = bob.persons.length;
+    must(await bob.messenger.handlers['relay:join']({ address: relay.url }));
+    // The last word the window has of each sender is the final one.
+    const latest = (s: TestClient) => bob.persons.findLast((p) => p.id === s.id);
+    await eventually(() => senders.every((s) => latest(s)?.unread === perSender), 'every unread count shown', 20_000);
+    for (const s of senders) expect(latest(s)).toMatchObject({ unread: perSender, last: { text: text(s, perSender - 1), direction: 'in', flagged: false } });
+    const listed = must(await bob.messenger.handlers['people:list'](null));
+    for (const s of senders) expect(listed.find((p) => p.id === s.id)).toMatchObject({ unread: perSender, last: { text: text(s, perSender - 1) } });
+
+    // Every stored chunk (64 messages, 19 in all) held each sender, yet each was announced far
+    // fewer times: once by the directory sync, then at most every 250 ms while the backlog was
+    // stored (about a second here; a row per chunk and sender made it 20 each).
+    const chunks = Math.ceil((senders.length * perSender) / 64);
+    for (const s of senders) expect(bob.persons.slice(told).filter((p) => p.id === s.id).length).toBeLessThanOrEqual(chunks / 2);
+  });
+
+  it('holds a directory hint that comes during a full sync, and then fetches only what changed since the sync', async () => {
+    // The relay's store, seen from outside: what it is asked, in order, and the second page of
+    // the directory held until a new user's hint has reached the syncing core.
+    const asked: { what: 'page' | 'changes'; since?: number }[] = [];
+    let secondPage: ((after: string) => void) | undefined;
+    const held = new Promise<string>((resolve) => (secondPage = resolve));
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let inner: RelayStore | undefined;
+    relay = await startRelay({
+      wrapStore: (store) => {
+        inner = store;
+        return {
+          ...store,
+          pageUsers: async (after, limit) => {
+            asked.push({ what: 'page' });
+            const hold = after !== undefined ? secondPage : undefined;
+            if (hold && after !== undefined) {
+              secondPage = undefined;
+              hold(after);
+              await released;
+            }
+            return store.pageUsers(after, limit);
+          },
+          changedUsers: (since, limit) => {
+            asked.push({ what: 'changes', since });
+            return store.changedUsers(since, limit);
+          },
+        };
+      },
+    });
+    // Three pages of 500.
+    const known = 1_100;
+    for (let i = 1; i <= known; i++) {
+      const who = generateIdentity();
+      await inner!.saveUser({ id: who.userId, name: `User ${i}`, idKey: who.idKey, kaKey: who.kaKey, kaSig: who.kaSig, lastSeen: Date.now(), rev: i });
+    }
+
+    const alice = await core('Alice');
+    must(await alice.messenger.handlers['relay:join']({ address: relay.url }));
+    const after = await held;
+    // Carol joins while Alice pages, and sorts before where Alice has got to: only the hint
+    // (directory:changes) can tell Alice of her.
+    let carolIdentity = generateIdentity();
+    while (carolIdentity.userId >= after) carolIdentity = generateIdentity();
+    const carol = await connect(relay.url, { identity: carolIdentity, name: 'Carol' });
+    // Any hint Carol hears was sent after she joined, so it speaks of her too.
+    const hint = await eventually(() => carol.hints[0], 'the hint of Carol');
+    // Time for Alice to act on the hint she got at the same moment.
+    await sleep(300);
+    release();
+
+    const list = async () => must(await alice.messenger.handlers['people:list'](null));
+    await eventually(async () => (await list()).length === known + 1 && (await list()).some((p) => p.id === carol.id), 'alice knows everyone and carol', 10_000);
+    const ids = (await list()).map((p) => p.id);
+    expect(new Set(ids).size).toBe(known + 1);
+    // No change was fetched while the directory was paged; then the held hint was fetched from
+    // where the sync ended, past every user the pages held.
+    const lastPage = asked.map((a) => a.what).lastIndexOf('page');
+    const changes = asked.filter((a) => a.what === 'changes');
+    expect(asked.slice(0, lastPage).filter((a) => a.what === 'changes')).toEqual([]);
+    expect(changes.length).toBeGreaterThan(0);
+    for (const c of changes) expect(c.since).toBeGreaterThanOrEqual(known);
+    expect(changes[0]?.since).toBeLessThan(hint);
+  });
+});
