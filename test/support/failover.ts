@@ -32,6 +32,8 @@ export class FailoverClient {
   /** Per recipient: ids in the order they were handed to the outbox, and the seq each got. */
   readonly sent = new Map<string, string[]>();
   readonly acked = new Map<string, number>();
+  /** How long each ok'd send waited for its answer, ms (from the emit that got the ok). */
+  readonly ackMs: number[] = [];
   /** Error codes the relay answered to sends, and connect errors, with counts. */
   readonly errors = new Map<string, number>();
   deliveries = 0;
@@ -165,6 +167,7 @@ export class FailoverClient {
         const socket = this.socket;
         if (!next || !socket?.connected || this.closed) return;
         let answer: Result<SendResult>;
+        const emitted = performance.now();
         try {
           const emit = socket.timeout(5000).emitWithAck as (ev: string, p: unknown) => Promise<Result<SendResult>>;
           answer = await emit.call(socket.timeout(5000), 'message:send', { id: next.id, to: next.to, body: next.body, sentAt: next.sentAt });
@@ -173,6 +176,7 @@ export class FailoverClient {
           continue; // the socket dropped or the node is gone: resend the same id, maybe elsewhere
         }
         if (answer.ok) {
+          this.ackMs.push(performance.now() - emitted);
           this.acked.set(next.id, answer.value.seq);
           this.outbox.get(to)?.shift();
         } else {
