@@ -144,12 +144,13 @@ describe('direct messages', () => {
     expect(read).toMatchObject({ from: bob.id, ids: [id] });
   });
 
-  it('answers a resend of the same id the same and never delivers it twice', async () => {
-    relay = await startRelay();
+  it('answers 100 resends of the same id the same, before and after a restart, and never delivers it twice', async () => {
+    // A budget for the 100 resends at once (the default burst is smaller: that is flood.test.ts).
+    relay = await startRelay({ rate: { capacity: 500, perSecond: 200, abuseMs: 10_000 } });
     const alice = await join();
     const bob = await join();
     const id = newMessageId();
-    const results = await Promise.all(Array.from({ length: 20 }, () => alice.send(bob.id, 'once', id)));
+    const results = await Promise.all(Array.from({ length: 100 }, () => alice.send(bob.id, 'once', id)));
     const seqs = new Set(results.map((r) => (r.ok ? r.value.seq : -1)));
     expect(seqs.size).toBe(1);
     expect([...seqs][0]).toBeGreaterThan(0);
@@ -161,6 +162,15 @@ describe('direct messages', () => {
 
     const conflict = await alice.send(bob.id, 'a different body', id);
     expect(conflict).toMatchObject({ ok: false, error: { code: 'E_ID_CONFLICT' } });
+
+    // After a restart, from a new connection: still the same answer, still one delivery.
+    await relay.restart();
+    const aliceAgain = await join({ identity: alice.identity });
+    expect(await aliceAgain.send(bob.id, 'once', id)).toEqual(results[0]);
+    expect(await aliceAgain.send(bob.id, 'a different body', id)).toMatchObject({ ok: false, error: { code: 'E_ID_CONFLICT' } });
+    const bobAgain = await join({ identity: bob.identity });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(bobAgain.messages()).toHaveLength(0);
   });
 
   it('keeps messages for an offline recipient across a relay restart, in order, then removes them', async () => {
