@@ -7,18 +7,26 @@ export interface Proxy {
   url: string;
   /** Stops forwarding in both directions without closing anything. */
   blackhole(): void;
+  /** Forwards half of the next chunk the client sends (a frame cut in the middle), then blackholes. */
+  cutMidFrame(): void;
   heal(): void;
   close(): Promise<void>;
 }
 
 export async function startProxy(targetPort: number): Promise<Proxy> {
   let dropping = false;
+  let cutting = false;
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     const upstream = connect(targetPort, '127.0.0.1');
     for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
       sockets.add(from);
-      from.on('data', (chunk) => {
+      from.on('data', (chunk: Buffer) => {
+        if (cutting && from === client && chunk.length > 1) {
+          cutting = false;
+          dropping = true;
+          to.write(chunk.subarray(0, chunk.length >> 1));
+        }
         if (!dropping) to.write(chunk);
       });
       from.on('error', () => to.destroy());
@@ -33,7 +41,11 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
     port,
     url: `http://127.0.0.1:${port}`,
     blackhole: () => (dropping = true),
-    heal: () => (dropping = false),
+    cutMidFrame: () => (cutting = true),
+    heal: () => {
+      cutting = false;
+      dropping = false;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
