@@ -27,6 +27,8 @@ export interface MessengerDeps {
   discovery?: Discovery;
   /** Reconnect backoff floor; tests shorten it. */
   reconnectMinMs?: number;
+  /** A cap on history.db's size in pages, as on a full disk (openHistory); tests set it. */
+  historyMaxPageCount?: number;
 }
 
 const DEFAULT_SETTINGS: Settings = { notifications: true, theme: 'system', hostPort: 47800 };
@@ -37,10 +39,11 @@ const ANNOUNCE_EVERY_MS = 250;
 
 const ok = <T>(value: T): Result<T> => ({ ok: true, value });
 const fail = (code: string, message: string): Result<never> => ({ ok: false, error: { code, message } });
+const isDiskFull = (error: unknown) => error instanceof Error && 'code' in error && error.code === 'SQLITE_FULL';
 
 export async function createMessenger(deps: MessengerDeps) {
   const identity: Identity = await loadOrCreateIdentity(deps.secrets);
-  const history = openHistory(join(deps.dataDir, 'history.db'));
+  const history = openHistory(join(deps.dataDir, 'history.db'), deps.historyMaxPageCount === undefined ? {} : { maxPageCount: deps.historyMaxPageCount });
   const presence = new Presence();
   const listeners = new Map<EventName, Set<(payload: never) => void>>();
   let connection: Connection | null = null;
@@ -348,7 +351,14 @@ export async function createMessenger(deps: MessengerDeps) {
       if (!target) return fail('E_UNKNOWN_PEER', 'no such person');
       const id = randomBytes(16).toString('base64url');
       const kaKey = target.pendingKaKey ?? target.kaKey;
-      const message: Message = history.addOutgoing({ id, peer, text }, (sentAt) => seal(identity, kaKey, { from: identity.userId, to: peer, id, sentAt }, text));
+      let message: Message;
+      try {
+        message = history.addOutgoing({ id, peer, text }, (sentAt) => seal(identity, kaKey, { from: identity.userId, to: peer, id, sentAt }, text));
+      } catch (error) {
+        // Not saved, so not sent: the window keeps the draft and shows why.
+        if (isDiskFull(error)) return fail('E_STORAGE', 'Your disk is full, so the message was not saved. Free some space and send it again.');
+        throw error;
+      }
       emit('message:added', message);
       announce([peer]);
       outbox.kick();

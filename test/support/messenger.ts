@@ -19,13 +19,14 @@ export interface TestCore {
   close(): Promise<void>;
 }
 
-export async function startCore(options: { name?: string; dataDir?: string; host?: boolean } = {}): Promise<TestCore> {
+export async function startCore(options: { name?: string; dataDir?: string; host?: boolean; historyMaxPageCount?: number } = {}): Promise<TestCore> {
   const dataDir = options.dataDir ?? tempDir('parley-core-').path;
   const messenger = await createMessenger({
     dataDir,
     secrets: fileSecretStore(join(dataDir, 'identity.json')),
     ...(options.host ? { host: createHost({ dataDir, host: '127.0.0.1' }) } : {}),
     reconnectMinMs: 100,
+    ...(options.historyMaxPageCount === undefined ? {} : { historyMaxPageCount: options.historyMaxPageCount }),
   });
   const core: TestCore = {
     messenger, dataDir, id: messenger.identity.userId,

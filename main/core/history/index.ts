@@ -88,10 +88,20 @@ export function ftsQuery(input: string): string | null {
 
 export type History = ReturnType<typeof openHistory>;
 
-export function openHistory(path: string, options: { now?: () => number } = {}) {
+export interface HistoryOptions {
+  now?: () => number;
+  /**
+   * A cap on the file's size in pages (SQLite's `max_page_count`): a write that would grow it
+   * further fails as on a full disk. Tests use it to fill the disk; default: no cap.
+   */
+  maxPageCount?: number;
+}
+
+export function openHistory(path: string, options: HistoryOptions = {}) {
   const now = options.now ?? Date.now;
   const db = new Database(path);
   tune(db, 'normal');
+  if (options.maxPageCount !== undefined) db.pragma(`max_page_count = ${Math.max(1, Math.floor(options.maxPageCount))}`);
   migrate(db, historyMigrations);
 
   const q = {
