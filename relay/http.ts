@@ -1,5 +1,6 @@
 // The relay's HTTP surface: GET /parley/hello, and the WebSocket upgrades on /socket.io/
-// with the checks that run before any Socket.IO packet (shutdown, origin, address limits).
+// with the checks that run before any Socket.IO packet (shutdown, origin, address limits);
+// other requests to /socket.io/ are checked by origin too.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { HELLO_PATH, SOCKET_PATH, type ErrorCode, type Hello } from './protocol.ts';
@@ -51,6 +52,13 @@ export function createHttpHandlers(ctx: HttpContext) {
         else res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(ctx.hello()));
       });
     } else if (path.startsWith(SOCKET_PATH)) {
+      // Only WebSocket is served, but a browser's polling request from a foreign page is
+      // refused as its upgrade would be: 403 by Origin, before Engine.IO sees it.
+      if (!originAllowed(req.headers.origin, ctx.allowedOrigins)) {
+        ctx.log.warn('refused a foreign origin', { address: clientAddress(req, ctx.trustedProxies), origin: req.headers.origin });
+        res.writeHead(403, { connection: 'close', 'content-type': 'application/json' }).end(JSON.stringify({ code: 'E_ORIGIN' }));
+        return;
+      }
       ctx.engine.handleRequest(req, res);
     } else if (ctx.ownsServer()) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('Parley relay: nothing here.\n');

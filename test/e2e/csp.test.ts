@@ -1,6 +1,6 @@
 // The shipped Content-Security-Policy is in force: the page as built carries it, normal use
-// never trips it, and whatever tries to reach the network, run inline code or load foreign
-// content from the page is refused and reported.
+// never trips it, and whatever tries to reach the network, run inline code or code made from
+// strings, or load foreign content from the page is refused and reported.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CSP } from '../../main/window.ts';
 import { startSession, type Session } from './bridge.ts';
@@ -100,5 +100,40 @@ describe('the content security policy', () => {
       `script-src-elem inline`,
       `img-src ${relayUrl}/parley/hello`,
     ]));
+  });
+
+  it('blocks and reports code made from strings (eval, new Function, string timers)', async () => {
+    const ada = await session.person();
+    await ada.page.getByTestId('profile-setup').waitFor();
+    const before = (await ada.violations()).length;
+
+    const outcome = await ada.page.evaluate(async () => {
+      const attempt = (run: () => unknown) => {
+        try {
+          run();
+          return 'allowed';
+        } catch (error) {
+          return error instanceof Error ? error.name : String(error);
+        }
+      };
+      // From a task of the page's own, as its scripts would: code that DevTools evaluates
+      // (this function's first turn) may compile strings whatever the policy says.
+      const tried = await new Promise<{ evaluated: string; constructed: string }>((resolve) => setTimeout(() => resolve({
+        evaluated: attempt(() => (0, eval)('window.__pwned = "eval"')),
+        constructed: attempt(() => new Function('window.__pwned = "Function"')()),
+      }), 0));
+      // A string handler is compiled later, as a task: it must never run either.
+      setTimeout('window.__pwned = "setTimeout"' as unknown as () => void, 0);
+      for (let i = 0; i < 5; i++) await new Promise((resolve) => requestAnimationFrame(resolve));
+      return { ...tried, pwned: (window as { __pwned?: unknown }).__pwned ?? null };
+    });
+
+    expect(outcome).toEqual({ evaluated: 'EvalError', constructed: 'EvalError', pwned: null });
+    // Each attempt is reported, as a script-src violation of the page's policy with blockedURI "eval".
+    await expect.poll(async () => (await ada.violations()).slice(before).map((v) => `${v.directive} ${v.blocked}`), { timeout: 5000 }).toEqual(
+      ['script-src eval', 'script-src eval', 'script-src eval'],
+    );
+    expect(ada.pageErrors).toEqual([]);
+    expect(ada.dialogs).toEqual([]);
   });
 });
