@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { windowOptions, harden } from './window.ts';
 import { bindIpc } from './ipc.ts';
 import { openLink } from './links.ts';
+import { messageNotification } from './notify.ts';
 import { createMessenger, type Messenger } from './core/messenger.ts';
 import { createHost } from './core/host.ts';
 import { createDiscovery } from './core/discovery.ts';
@@ -66,7 +67,7 @@ async function start(): Promise<void> {
     if (people.ok) app.setBadgeCount(people.value.reduce((sum, p) => sum + p.unread, 0));
     if (!settings.ok || !settings.value.notifications || !Notification.isSupported()) return;
     const from = people.ok ? people.value.find((p) => p.id === message.peer)?.name : undefined;
-    const note = new Notification({ title: from ?? 'New message', body: message.flagged ? 'A message that could not be verified' : message.text.slice(0, 200) });
+    const note = new Notification(messageNotification({ from, text: message.text, flagged: message.flagged }, process.platform));
     note.on('click', () => window?.show());
     note.show();
   });
