@@ -13,6 +13,7 @@ const GUEST_NAME = '<iframe srcdoc="<script>parent.__pwned=1</script>">';
 const LINK = 'https://example.org/parley/notes?v=1';
 const CORPUS = [
   'Z' + '\u0301'.repeat(10_000),
+  'W'.repeat(3_000),
   '<img src=x onerror="window.__pwned=1">',
   '<svg onload=window.__pwned=1>',
   '<iframe srcdoc="<script>parent.__pwned=1</script>">',
@@ -21,9 +22,15 @@ const CORPUS = [
   '[x](javascript:window.__pwned=1)',
   '<a href="javascript:window.__pwned=1">x</a>',
   'javascript:window.__pwned=1',
+  'data:text/html,<script>parent.__pwned=1</script>',
+  '[x](data:text/html;base64,PHNjcmlwdD5wYXJlbnQuX19wd25lZD0xPC9zY3JpcHQ+)',
+  // Rocket.Chat's nested-markdown vector: a link inside emphasis inside a link.
+  '[**[x](javascript:window.__pwned=1)**](javascript:void(0))',
+  // A quote of an HTML message (the CVE-2018-11101 shape).
+  '> <img src=x onerror="window.__pwned=1">\n> quoted',
   `Release notes: ${LINK}`,
 ];
-const SCRIPT_URLS = CORPUS.filter((text) => text.includes('javascript:'));
+const SCRIPT_URLS = CORPUS.filter((text) => text.includes('javascript:') || text.includes('data:'));
 
 /** Elements that hostile text could have turned into, anywhere in the page. */
 function foreignElements(page: Page) {
@@ -93,6 +100,18 @@ describe('hostile names and messages', () => {
     await expect.poll(() => guest.links).toEqual([LINK]);
     expect(guest.links.some((url) => url.startsWith('javascript:'))).toBe(false);
     expect(host.links).toEqual([]);
+
+    // Long and odd text stays inside its bubble.
+    for (const person of [guest, host]) {
+      const overflowing = await person.page.evaluate(() =>
+        [...document.querySelectorAll('[data-testid="message-text"]')].filter((text) => {
+          const bubble = text.closest('.bubble')?.getBoundingClientRect();
+          const box = text.getBoundingClientRect();
+          return !bubble || box.left < bubble.left - 1 || box.right > bubble.right + 1;
+        }).length,
+      );
+      expect(overflowing).toBe(0);
+    }
 
     await expectUntouched(guest);
     await expectUntouched(host);
