@@ -125,10 +125,13 @@ export class Outbox {
   private settle(message: Message, result: Result<SendResult>): boolean {
     const { history, updated } = this.options;
     if (result.ok && typeof result.value?.seq === 'number') {
+      // The recipient took it before the relay answered: that answer is the delivered receipt.
+      if (typeof result.value.deliveredAt === 'number') {
+        history.markSentDelivered(message, result.value.seq).forEach(updated);
+        return true;
+      }
       const sent = history.markSent(message.n, result.value.seq);
       if (sent) updated(sent);
-      // The recipient took it before the relay answered: that answer is the delivered receipt.
-      if (typeof result.value.deliveredAt === 'number') history.applyReceipt(message.peer, [message.id], 'delivered').forEach(updated);
       return true;
     }
     const code = result.ok ? 'E_INTERNAL' : result.error.code;

@@ -170,6 +170,13 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
     return changed;
   });
 
+  // One transaction: the relay queues no receipt for a message its answer says was delivered,
+  // so a crash between "sent" and "delivered" would leave it shown as only sent for good.
+  const markSentDelivered = db.transaction((m: Pick<Message, 'n' | 'peer' | 'id'>, seq: number): Message[] => {
+    const sent = q.setState.get({ n: m.n, from: 'queued', state: 'sent', seq, error: null });
+    return [...(sent ? [toMessage(sent)] : []), ...applyReceipt(m.peer, [m.id], 'delivered')];
+  });
+
   return {
     /** Records what the directory says about a peer; pins keys on first sight. */
     seePeer(p: { id: string; name: string; idKey: string; kaKey: string; lastSeen: number }): { change: PeerChange; peer: StoredPeer } {
@@ -227,6 +234,8 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
       const row = q.setState.get({ n, from: 'queued', state: 'sent', seq, error: null });
       return row ? toMessage(row) : undefined;
     },
+    /** The relay accepted it, and its answer says the recipient already took it: both changes, in order, or none. */
+    markSentDelivered: (m: Pick<Message, 'n' | 'peer' | 'id'>, seq: number): Message[] => markSentDelivered(m, seq),
     markFailed: (n: number, error: string): Message | undefined => {
       const row = q.setState.get({ n, from: 'queued', state: 'failed', seq: null, error });
       return row ? toMessage(row) : undefined;
