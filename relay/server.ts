@@ -14,7 +14,7 @@ import { Sessions } from './sessions.ts';
 import { registerHandlers, watchRoom, type RelaySocket, type SocketData } from './handlers.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { memoryAddressLimits, memoryChallengeLedger, memoryPresence, type RelayCluster } from './state.ts';
-import { clientAddress, createHttpHandlers } from './http.ts';
+import { clientAddress, createHttpHandlers, FairWebSocketServer } from './http.ts';
 import type { ServerToClientEvents, UntrustedClientEvents } from './protocol.ts';
 
 export interface RelayOptions {
@@ -112,6 +112,7 @@ export function createRelay(options: RelayOptions): Relay {
     pingTimeout: options.pingTimeoutMs ?? 8_000,
     perMessageDeflate: false,
     httpCompression: false,
+    wsEngine: FairWebSocketServer,
   });
   const io: Io = new IoServer({ serveClient: false, connectTimeout: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS, ...(cluster ? { adapter: cluster.adapter } : {}) });
   io.bind(engine);

@@ -5,7 +5,8 @@ import { connectClient, startRelay, type TestRelay } from '../support/relay.ts';
 import { openRawWebSocket, type RawWebSocket } from '../support/raw-ws.ts';
 import { generateIdentity, signWith, authStatement, userIdOf } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
-import type { Auth } from '../../relay/protocol.ts';
+import { LIMITS, type Auth } from '../../relay/protocol.ts';
+import { createLogger } from '../../relay/log.ts';
 
 let relay: TestRelay | undefined;
 afterEach(async () => {
@@ -13,13 +14,17 @@ afterEach(async () => {
   relay = undefined;
 });
 
-/** Connects with a hand-made auth object and resolves with the connect_error code (or 'connected'). */
+/**
+ * Connects with a hand-made auth object and resolves with the connect_error code (or
+ * 'connected', or 'closed: <reason>' when the transport closes before any answer).
+ */
 async function tryAuth(url: string, auth: object): Promise<string> {
   const socket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true, auth });
   try {
     return await new Promise<string>((resolve) => {
       socket.once('connect', () => resolve('connected'));
       socket.once('connect_error', (e) => resolve(e.message));
+      socket.once('disconnect', (reason) => resolve(`closed: ${reason}`));
     });
   } finally {
     socket.disconnect();
@@ -27,7 +32,12 @@ async function tryAuth(url: string, auth: object): Promise<string> {
 }
 
 /** A raw WebSocket upgrade; resolves with the HTTP status the relay answered. */
-function upgradeStatus(port: number, headers: Record<string, string>): Promise<number> {
+async function upgradeStatus(port: number, headers: Record<string, string>): Promise<number> {
+  return (await upgradeAnswer(port, headers)).status;
+}
+
+/** A raw WebSocket upgrade; resolves with the HTTP status and the error code of a refusal. */
+function upgradeAnswer(port: number, headers: Record<string, string> = {}): Promise<{ status: number; code?: string }> {
   return new Promise((resolve, reject) => {
     const req = request({
       host: '127.0.0.1', port, path: '/socket.io/?EIO=4&transport=websocket',
@@ -35,11 +45,13 @@ function upgradeStatus(port: number, headers: Record<string, string>): Promise<n
     });
     req.on('upgrade', (res, socket) => {
       socket.destroy();
-      resolve(res.statusCode ?? 0);
+      resolve({ status: res.statusCode ?? 0 });
     });
     req.on('response', (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, code: /"code":"(E_[A-Z_]+)"/.exec(body)?.[1] }));
     });
     req.on('error', reject);
     req.end();
@@ -210,5 +222,91 @@ describe('handshake', () => {
     });
     expect(again.socket.connected).toBe(true);
     for (const c of [...clients, again]) c.close();
+  });
+});
+
+describe('A11 invalid auth', () => {
+  it('refuses a 1 MB auth object at the transport, one just under the frame limit with E_AUTH, and admits neither', async () => {
+    const lines: string[] = [];
+    relay = await startRelay({ log: createLogger({ level: 'info', write: (line) => lines.push(line) }) });
+    const alice = generateIdentity();
+    const padded = async (bytes: number) => ({ ...buildAuth(alice, await fetchHello(new URL(relay!.url)), { name: 'Alice' }), pad: 'x'.repeat(bytes) });
+    // Over the 64 KiB frame limit: the relay closes the connection before reading the CONNECT
+    // packet, so there is no typed answer to give; the client sees the transport close.
+    expect(await tryAuth(relay.url, await padded(1024 * 1024))).toBe('closed: transport close');
+    const ws = await openRawWebSocket(relay.port);
+    ws.sendText(`40${JSON.stringify(await padded(1024 * 1024))}`);
+    expect(await ws.closedWithin(2_000)).toBe(true);
+    // Just under it, the valid proof with an extra key is malformed auth: the typed E_AUTH.
+    const underLimit = await padded(LIMITS.frameBytes - 2_000);
+    expect(JSON.stringify(underLimit).length + 2).toBeLessThan(LIMITS.frameBytes);
+    expect(await tryAuth(relay.url, underLimit)).toBe('E_AUTH');
+    // No socket was admitted (the relay logs every one it admits), nobody joined as alice,
+    // and the relay still admits others.
+    expect(lines.filter((l) => / connected /.test(l))).toEqual([]);
+    expect(lines.filter((l) => /handshake refused .*code=E_AUTH/.test(l))).toHaveLength(1);
+    const bob = await connectClient(relay.url);
+    expect(await bob.request('directory:get', { ids: [alice.userId] })).toEqual({ ok: true, value: { users: [] } });
+    expect(lines.filter((l) => / connected /.test(l))).toHaveLength(1);
+    bob.close();
+  });
+
+  it('refuses an address for 60 s once it failed 10 handshakes within a minute, under 100 tries a minute', async () => {
+    // The relay's defaults (10 failures in a 60 s window, then 60 s refused: relay/server.ts),
+    // on a clock the test moves: one try every 600 ms of it is 100 tries a minute.
+    let clock = Date.now();
+    const lines: string[] = [];
+    relay = await startRelay({ now: () => clock, log: createLogger({ level: 'info', write: (line) => lines.push(line) }) });
+    const url = relay.url;
+    const port = relay.port;
+    const mallory = generateIdentity();
+    const alice = generateIdentity();
+    const wrongKey = async () => {
+      const hello = await fetchHello(new URL(url));
+      const auth = buildAuth(alice, hello, { name: 'Alice' });
+      return { ...auth, sig: signWith(mallory, authStatement(hello.relayId, hello.challenge, alice.idKey, alice.kaKey)) };
+    };
+    const outcomes: string[] = [];
+    let blockedAt = 0;
+    for (let i = 0; i < 100; i++) {
+      // Empty, junk or forged: every kind of failed proof counts.
+      const auth = i % 3 === 0 ? {} : i % 3 === 1 ? { token: 'x'.repeat(100) } : await wrongKey().catch(() => ({}));
+      outcomes.push(await tryAuth(url, auth));
+      if (i === 9) blockedAt = clock;
+      clock += 600;
+    }
+    // The first 10 get their typed answer; from then on the address is refused before any
+    // Socket.IO packet (the client sees only that the WebSocket was refused).
+    expect(outcomes.slice(0, 10)).toEqual(Array(10).fill('E_AUTH'));
+    expect(new Set(outcomes.slice(10))).toEqual(new Set(['websocket error']));
+    expect(await upgradeAnswer(port)).toEqual({ status: 429, code: 'E_THROTTLED' });
+    await expect(fetchHello(new URL(url))).rejects.toThrow(/429/);
+
+    // The refusal lasts 60 s from the 10th failure, for a valid proof too; refused tries do
+    // not extend it.
+    clock = blockedAt + 60_000 - 1;
+    expect(await upgradeAnswer(port)).toEqual({ status: 429, code: 'E_THROTTLED' });
+    clock = blockedAt + 60_000;
+    const ok = await connectClient(url, { identity: alice });
+    expect(ok.socket.connected).toBe(true);
+    ok.close();
+    // Of all 102 handshakes, only that one was admitted.
+    expect(lines.filter((l) => / connected /.test(l))).toHaveLength(1);
+  });
+
+  it('counts failures per minute: 9, then a 10th more than a minute after the first, is not a block', async () => {
+    let clock = Date.now();
+    relay = await startRelay({ now: () => clock });
+    const first = clock;
+    for (let i = 0; i < 9; i++) {
+      expect(await tryAuth(relay.url, {})).toBe('E_AUTH');
+      clock += 1_000;
+    }
+    clock = first + 60_001;
+    expect(await tryAuth(relay.url, {})).toBe('E_AUTH');
+    expect(await upgradeAnswer(relay.port)).toEqual({ status: 101 });
+    // 10 within the minute are.
+    for (let i = 0; i < 9; i++) expect(await tryAuth(relay.url, {})).toBe('E_AUTH');
+    expect(await upgradeAnswer(relay.port)).toEqual({ status: 429, code: 'E_THROTTLED' });
   });
 });
