@@ -1,8 +1,9 @@
 // Test support: a client that behaves like the app across node failures. It knows several
 // node URLs and, when its connection drops or is refused, connects to the next one (with a
-// fresh hello each time). It keeps an outbox per recipient, sending one message at a time
-// with the same id until the relay answers ok (PROTOCOL.md 13.1), and a history that
-// deduplicates deliveries by (from, id) (13.2).
+// fresh hello each time), after a jittered exponential backoff as the app's socket.io-client
+// does it (PROTOCOL.md 13.4), and never gives up until closed. It keeps an outbox per
+// recipient, sending one message at a time with the same id until the relay answers ok
+// (13.1), and a history that deduplicates deliveries by (from, id) (13.2).
 import { io } from 'socket.io-client';
 import { generateIdentity, type Identity } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
@@ -19,6 +20,29 @@ interface Pending {
 }
 
 const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** main/core/outbox.ts RETRY_MS.E_RATE_LIMITED. */
+const RATE_LIMITED_PAUSE_MS = 1_500;
+
+/** Reconnect backoff: the n-th retry waits min(maxMs, minMs * 2^n), give or take `jitter` of it. */
+export interface Backoff {
+  minMs: number;
+  maxMs: number;
+  /** 0..1: each delay is spread uniformly over ±jitter of its nominal value. */
+  jitter: number;
+}
+
+/**
+ * The app's: main/core/connection.ts gives socket.io-client reconnectionDelay 500 ms,
+ * reconnectionDelayMax 10 s and randomizationFactor 0.5, whose Manager then waits
+ * 500 ms · 2^n ± 50 % (at most 10 s) before the n-th retry, the first one after a loss included.
+ */
+export const APP_BACKOFF: Backoff = { minMs: 500, maxMs: 10_000, jitter: 0.5 };
+
+export function backoffDelay(backoff: Backoff, retry: number, random: () => number = Math.random): number {
+  const nominal = backoff.minMs * 2 ** Math.min(retry, 30);
+  return Math.min(backoff.maxMs, nominal * (1 + backoff.jitter * (2 * random() - 1)));
+}
 
 export class FailoverClient {
   readonly identity: Identity;
@@ -38,20 +62,28 @@ export class FailoverClient {
   readonly errors = new Map<string, number>();
   deliveries = 0;
   connects = 0;
+  /** When each connect attempt started (Date.now()), and when the connection was last made and lost. */
+  readonly attempts: number[] = [];
+  /** Each backoff before a retry: when it was chosen, and how long. */
+  readonly waits: { at: number; ms: number }[] = [];
+  lastConnectAt = 0;
+  lastLossAt = 0;
   private socket: ClientSocket | null = null;
   private index: number;
   private closed = false;
   private readonly outbox = new Map<string, Pending[]>();
   private readonly sending = new Set<string>();
 
-  constructor(urls: string[], options: { identity?: Identity; start?: number; name?: string } = {}) {
+  constructor(urls: string[], options: { identity?: Identity; start?: number; name?: string; backoff?: Backoff } = {}) {
     this.urls = urls;
     this.identity = options.identity ?? generateIdentity();
     this.index = options.start ?? 0;
     this.name = options.name ?? 'failover tester';
+    this.backoff = options.backoff ?? APP_BACKOFF;
   }
 
   private readonly name: string;
+  private readonly backoff: Backoff;
 
   get id(): string {
     return this.identity.userId;
@@ -70,10 +102,23 @@ export class FailoverClient {
     this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
   }
 
-  /** Connects to the current node, or the next ones, until one admits it. */
+  /**
+   * Connects to the current node, or the next ones, until one admits it: the first attempt at
+   * once, each retry after the backoff. Rejects when still refused after `deadlineMs`.
+   */
   async connect(deadlineMs = 20_000): Promise<void> {
-    const deadline = Date.now() + deadlineMs;
-    while (!this.closed) {
+    await this.retry(Date.now() + deadlineMs, false);
+  }
+
+  /** After a loss the first attempt waits too (as socket.io-client's Manager does). */
+  private async retry(deadline: number, afterLoss: boolean): Promise<void> {
+    for (let n = 0; !this.closed; n += 1) {
+      if (afterLoss || n > 0) {
+        const ms = backoffDelay(this.backoff, afterLoss ? n : n - 1);
+        this.waits.push({ at: Date.now(), ms });
+        await pause(ms);
+      }
+      if (this.closed) return;
       try {
         await this.attempt(this.url);
         return;
@@ -81,19 +126,21 @@ export class FailoverClient {
         this.count(`connect:${error instanceof Error ? error.message : String(error)}`);
         if (Date.now() > deadline) throw new Error(`could not connect to any node: ${String(error)}`, { cause: error });
         this.index += 1;
-        await pause(100);
       }
     }
   }
 
   private attempt(url: string): Promise<void> {
+    this.attempts.push(Date.now());
     const socket: ClientSocket = io(url, {
       transports: ['websocket'],
       reconnection: false,
       forceNew: true,
-      timeout: 3000,
+      // The app's timeouts (main/core/connection.ts): a relay busy with a reconnect storm may
+      // take seconds to answer, and giving up sooner only adds the attempt to the storm.
+      timeout: 10_000,
       auth: (cb) => {
-        fetchHello(new URL(url), AbortSignal.timeout(3000)).then(
+        fetchHello(new URL(url), AbortSignal.timeout(10_000)).then(
           (hello) => cb(buildAuth(this.identity, hello, { name: this.name })),
           () => cb({}),
         );
@@ -118,29 +165,44 @@ export class FailoverClient {
     });
     socket.on('presence:update', (user) => this.presence.push(user));
     return new Promise<void>((resolve, reject) => {
+      const refused = (error: Error) => {
+        socket.off('disconnect', closedEarly);
+        socket.disconnect();
+        reject(error);
+      };
+      // The relay closes a connection it has not admitted within its handshake deadline (a busy
+      // relay, or a slow hello): socket.io-client then says 'disconnect', not 'connect_error'.
+      const closedEarly = (reason: string) => {
+        socket.off('connect_error', refused);
+        refused(new Error(`closed before admitted: ${reason}`));
+      };
+      socket.once('disconnect', closedEarly);
+      socket.once('connect_error', refused);
       socket.once('connect', () => {
+        socket.off('disconnect', closedEarly);
+        socket.off('connect_error', refused);
         this.socket = socket;
         this.connects += 1;
+        this.lastConnectAt = Date.now();
         socket.once('disconnect', () => {
           if (this.socket === socket) this.socket = null;
           if (this.closed) return;
-          // Lost the node: fail over to the next one.
+          this.lastLossAt = Date.now();
+          // Lost the node: fail over to the next one, and keep trying (the app never gives up).
           this.index += 1;
-          void this.connect().catch(() => undefined);
+          void this.retry(Number.POSITIVE_INFINITY, true);
         });
         for (const to of this.outbox.keys()) void this.drain(to);
         resolve();
       });
-      socket.once('connect_error', (error) => {
-        socket.disconnect();
-        reject(error);
-      });
     });
   }
 
-  /** Queues a message; it is sent (and resent) until the relay acknowledges it. */
-  send(to: string, body: string): string {
-    const id = newMessageId();
+  /**
+   * Queues a message; it is sent (and resent) until the relay acknowledges it. `id`: one the
+   * sender already tried elsewhere and must keep (13.1); default a new one.
+   */
+  send(to: string, body: string, id = newMessageId()): string {
     const queue = this.outbox.get(to) ?? [];
     queue.push({ id, to, body, sentAt: Date.now() });
     this.outbox.set(to, queue);
@@ -181,7 +243,9 @@ export class FailoverClient {
           this.outbox.get(to)?.shift();
         } else {
           this.count(answer.error.code);
-          await pause(100);
+          // As the app's outbox (main/core/outbox.ts): after E_RATE_LIMITED at least 1 s, or the
+          // relay takes it for a flood and cuts the socket off (PROTOCOL.md 6.1).
+          await pause(answer.error.code === 'E_RATE_LIMITED' ? RATE_LIMITED_PAUSE_MS : 100);
         }
       }
     } finally {
