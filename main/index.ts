@@ -7,7 +7,7 @@ import { windowOptions, harden } from './window.ts';
 import { bindIpc } from './ipc.ts';
 import { openLink } from './links.ts';
 import { messageNotification } from './notify.ts';
-import { createMessenger, type Messenger } from './core/messenger.ts';
+import { openCore, type Core } from './core/startup.ts';
 import { createHost } from './core/host.ts';
 import { createDiscovery } from './core/discovery.ts';
 import { safeStorageSecretStore } from './core/secrets.ts';
@@ -20,7 +20,7 @@ const devUrl = !app.isPackaged ? process.env.ELECTRON_RENDERER_URL : undefined;
 const appUrl = devUrl ?? pathToFileURL(rendererFile).href;
 
 let window: BrowserWindow | null = null;
-let messenger: Messenger | null = null;
+let messenger: Core | null = null;
 let quitting = false;
 
 async function openWindow(): Promise<void> {
@@ -34,7 +34,8 @@ async function openWindow(): Promise<void> {
 async function start(): Promise<void> {
   const dataDir = app.getPath('userData');
   const discovery = createDiscovery({}, (error) => console.warn('LAN discovery unavailable:', error.message));
-  const core = await createMessenger({
+  // A passphrase-sealed identity leaves the core locked until the window sends identity:unlock.
+  const core = await openCore({
     dataDir,
     // Without any OS encryption (rare), the keys live in a file only this user can read.
     secrets: safeStorage.isEncryptionAvailable() ? safeStorageSecretStore(safeStorage, join(dataDir, 'identity.bin')) : fileSecretStore(join(dataDir, 'identity.json')),

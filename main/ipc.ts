@@ -4,6 +4,7 @@ import type { IpcMain, IpcMainInvokeEvent } from 'electron';
 import { z } from 'zod';
 import type { Commands, CommandName, Result } from '../preload/contract.ts';
 import { DisplayNameSchema, UserIdSchema } from '../relay/protocol.ts';
+import { PASSPHRASE_MAX, PASSPHRASE_MIN } from './core/passphrase.ts';
 
 export type Handlers = { [K in CommandName]: (arg: Commands[K][0]) => Promise<Result<Commands[K][1]>> };
 
@@ -13,6 +14,7 @@ export const TEXT_LIMIT = 16 * 1024;
 const peer = z.strictObject({ peer: UserIdSchema });
 const n = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const limit = z.number().int().min(1).max(500).optional();
+const passphrase = z.string().min(1).max(PASSPHRASE_MAX, `a passphrase can have up to ${PASSPHRASE_MAX} characters`);
 
 export const ARGUMENTS: { [K in CommandName]: z.ZodType<Commands[K][0], unknown> } = {
   'app:info': z.null(),
@@ -44,6 +46,11 @@ export const ARGUMENTS: { [K in CommandName]: z.ZodType<Commands[K][0], unknown>
     hostPort: z.number().int().min(1024).max(65535).optional(),
   }),
   'link:open': z.strictObject({ url: z.string().max(10_000) }),
+  'identity:unlock': z.strictObject({ passphrase }),
+  'identity:setPassphrase': z.strictObject({
+    passphrase: passphrase.min(PASSPHRASE_MIN, `a passphrase needs at least ${PASSPHRASE_MIN} characters`),
+    current: passphrase.optional(),
+  }),
 };
 
 /** True when the call comes from the app's own page, in the top frame. */

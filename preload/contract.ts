@@ -45,8 +45,8 @@ export interface Profile {
   name: string;
   /** Short form of the identity key, shown beside the name. */
   fingerprint: string;
-  /** How the private keys are protected at rest; 'plain-text-keyring' deserves a warning. */
-  secretProtection: 'os-encrypted' | 'plain-text-keyring' | 'file-0600';
+  /** How the private keys are protected at rest; 'plain-text-keyring' deserves a warning and the offer of a passphrase. */
+  secretProtection: 'os-encrypted' | 'plain-text-keyring' | 'file-0600' | 'passphrase';
 }
 
 export interface Person {
@@ -117,7 +117,11 @@ export interface SafetyInfo {
   verified: boolean;
 }
 
-/** Commands: name -> [argument, result]. Channel names are `domain:verb`. */
+/**
+ * Commands: name -> [argument, result]. Channel names are `domain:verb`.
+ * While the identity is sealed with a passphrase and not yet unlocked, every command but
+ * app:info, link:open and identity:unlock answers the error code 'E_LOCKED'.
+ */
 export interface Commands {
   'app:info': [null, AppInfo];
   'status:get': [null, AppStatus];
@@ -145,6 +149,10 @@ export interface Commands {
   'settings:get': [null, Settings];
   'settings:set': [Partial<Settings>, Settings];
   'link:open': [{ url: string }, boolean];
+  /** Opens a passphrase-sealed identity and starts the messenger; a wrong passphrase is 'E_PASSPHRASE'. */
+  'identity:unlock': [{ passphrase: string }, null];
+  /** Seals the identity with a passphrase (changing one needs `current`); answers the new protection. */
+  'identity:setPassphrase': [{ passphrase: string; current?: string }, Profile['secretProtection']];
 }
 export type CommandName = keyof Commands;
 
@@ -186,6 +194,8 @@ export const COMMANDS = {
   settings: 'settings:get',
   updateSettings: 'settings:set',
   openLink: 'link:open',
+  unlock: 'identity:unlock',
+  setPassphrase: 'identity:setPassphrase',
 } as const satisfies Record<string, CommandName>;
 
 export const EVENTS = {

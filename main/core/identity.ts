@@ -6,11 +6,14 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { exportIdentity, fromB64u, generateIdentity, importIdentity, type Identity } from '../../relay/identity.ts';
 
+/** 'passphrase': sealed with the user's passphrase (main/core/passphrase.ts), over any of the others. */
+export type SecretProtection = 'os-encrypted' | 'plain-text-keyring' | 'file-0600' | 'passphrase';
+
 export interface SecretStore {
   read(): Promise<string | null>;
   write(secret: string): Promise<void>;
   /** How the secret is protected at rest: shown to the user where it is weak. */
-  readonly protection: 'os-encrypted' | 'plain-text-keyring' | 'file-0600';
+  readonly protection: SecretProtection;
 }
 
 /** A secret in a file only its owner can read. For headless use and tests. */

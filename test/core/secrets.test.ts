@@ -1,11 +1,16 @@
-// Keys at rest through safeStorage: only ciphertext on disk, and a weak backend is reported.
+// Keys at rest through safeStorage: only ciphertext on disk, and a weak backend is reported;
+// over it, a passphrase (RELIABILITY C8) and the locked startup it brings.
 import { afterEach, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { safeStorageSecretStore, type SafeStorageLike } from '../../main/core/secrets.ts';
-import { exportIdentity } from '../../relay/identity.ts';
+import { exportIdentity, type Identity } from '../../relay/identity.ts';
 import { loadOrCreateIdentity } from '../../main/core/identity.ts';
+import { DEFAULT_COST, IdentityLockedError, passphraseStore, WrongPassphraseError, type ScryptCost } from '../../main/core/passphrase.ts';
+import { openCore } from '../../main/core/startup.ts';
+import type { AppStatus } from '../../preload/contract.ts';
 import { tempDir } from '../support/relay.ts';
+import { must } from '../support/messenger.ts';
 
 const dirs: { remove: () => void }[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => d.remove()));
@@ -46,5 +51,156 @@ describe('secrets at rest', () => {
     dirs.push(dir);
     const store = safeStorageSecretStore(fakeSafeStorage('unknown', false), join(dir.path, 'identity.bin'));
     await expect(loadOrCreateIdentity(store)).rejects.toThrow(/keychain is not available/);
+  });
+});
+
+/** The lowest cost a file may name: keeps the tests quick; one test runs the real default. */
+const QUICK: ScryptCost = { N: 2 ** 10, r: 8, p: 1 };
+const PASS = 'correct horse battery staple';
+
+/** A basic_text keyring (the weak case) holding the identity in a fresh temp folder. */
+function weakKeyring() {
+  const dir = tempDir();
+  dirs.push(dir);
+  const path = join(dir.path, 'identity.bin');
+  const safe = fakeSafeStorage('basic_text');
+  /** A new process's view of the same file. */
+  const reopen = (cost = QUICK) => passphraseStore(safeStorageSecretStore(safe, path), cost);
+  /** What anyone who knows basic_text's fixed key reads from the file. */
+  const revealed = () => safe.decryptString(Buffer.from(readFileSync(path, 'utf8'), 'base64'));
+  return { dir: dir.path, path, safe, reopen, revealed };
+}
+
+/** Every form of the private keys that must not be on disk. */
+function secretsOf(identity: Identity): string[] {
+  const { idPrivate, kaPrivate } = exportIdentity(identity);
+  const bodies = (pem: string) => pem.split('\n').filter((line) => line && !line.startsWith('-----'));
+  const escaped = (pem: string) => JSON.stringify(pem).slice(1, -1);
+  return [idPrivate, kaPrivate, escaped(idPrivate), escaped(kaPrivate), ...bodies(idPrivate), ...bodies(kaPrivate), 'PRIVATE KEY', 'idPrivate', 'kaPrivate'];
+}
+
+describe('a passphrase over a weak keyring', () => {
+  it('keeps the private keys on disk only sealed, and the passphrase opens the same identity', async () => {
+    const keyring = weakKeyring();
+    const store = keyring.reopen(DEFAULT_COST);
+    const identity = await loadOrCreateIdentity(store);
+    // Before: basic_text hides nothing from whoever knows its key.
+    for (const secret of secretsOf(identity).slice(2)) expect(keyring.revealed()).toContain(secret);
+
+    await store.setPassphrase(PASS);
+    expect(store.protection).toBe('passphrase');
+    const onDisk = keyring.revealed();
+    for (const secret of secretsOf(identity)) expect(onDisk).not.toContain(secret);
+    expect(JSON.parse(onDisk)).toMatchObject({ parley: 'sealed-secret', v: 1, kdf: { name: 'scrypt', N: 2 ** 17, r: 8, p: 1 }, cipher: 'aes-256-gcm' });
+    expect(existsSync(`${keyring.path}.tmp`)).toBe(false);
+    if (process.platform !== 'win32') expect(statSync(keyring.path).mode & 0o777).toBe(0o600);
+
+    // The next start: locked, and no key comes out (nor is a new identity made) without it.
+    const next = keyring.reopen();
+    expect(await next.locked()).toBe(true);
+    await expect(loadOrCreateIdentity(next)).rejects.toBeInstanceOf(IdentityLockedError);
+    expect(keyring.revealed()).toBe(onDisk);
+
+    await next.unlock(PASS);
+    expect(await next.locked()).toBe(false);
+    expect((await loadOrCreateIdentity(next)).userId).toBe(identity.userId);
+    expect(exportIdentity(await loadOrCreateIdentity(next))).toEqual(exportIdentity(identity));
+  });
+
+  it('refuses a wrong passphrase with a typed error and leaves the file as it was', async () => {
+    const keyring = weakKeyring();
+    const store = keyring.reopen();
+    const identity = await loadOrCreateIdentity(store);
+    await store.setPassphrase(PASS);
+    const before = readFileSync(keyring.path);
+    const mtime = statSync(keyring.path).mtimeMs;
+
+    const next = keyring.reopen();
+    for (const wrong of ['correct horse battery stapler', '', 'x'.repeat(5000), PASS.toUpperCase()]) {
+      await expect(next.unlock(wrong), wrong.slice(0, 30)).rejects.toBeInstanceOf(WrongPassphraseError);
+    }
+    expect(await next.locked()).toBe(true);
+    await expect(next.read()).rejects.toBeInstanceOf(IdentityLockedError);
+    // Changing it needs the current passphrase, proven.
+    await expect(store.setPassphrase('another passphrase')).rejects.toBeInstanceOf(WrongPassphraseError);
+    await expect(store.setPassphrase('another passphrase', 'not the current one')).rejects.toBeInstanceOf(WrongPassphraseError);
+    expect(readFileSync(keyring.path).equals(before)).toBe(true);
+    expect(statSync(keyring.path).mtimeMs).toBe(mtime);
+
+    await next.unlock(PASS);
+    expect((await loadOrCreateIdentity(next)).userId).toBe(identity.userId);
+  });
+
+  it('changes the passphrase: the old one no longer opens, the new one opens the same identity', async () => {
+    const keyring = weakKeyring();
+    const store = keyring.reopen();
+    const identity = await loadOrCreateIdentity(store);
+    await store.setPassphrase(PASS);
+    await store.setPassphrase('a brand new passphrase', PASS);
+    await expect(keyring.reopen().unlock(PASS)).rejects.toBeInstanceOf(WrongPassphraseError);
+    const next = keyring.reopen();
+    await next.unlock('a brand new passphrase');
+    expect((await loadOrCreateIdentity(next)).userId).toBe(identity.userId);
+  });
+
+  it('rewrites crash-safely: a write that fails half-way leaves the old file, still readable', async () => {
+    const keyring = weakKeyring();
+    const store = keyring.reopen();
+    const identity = await loadOrCreateIdentity(store);
+    const before = readFileSync(keyring.path);
+    // The temp file cannot be written (as on a crash or a full disk before the rename).
+    mkdirSync(`${keyring.path}.tmp`);
+    await expect(store.setPassphrase(PASS)).rejects.toThrow();
+    expect(readFileSync(keyring.path).equals(before)).toBe(true);
+    expect(store.protection).not.toBe('passphrase');
+    const next = keyring.reopen();
+    expect(await next.locked()).toBe(false);
+    expect((await loadOrCreateIdentity(next)).userId).toBe(identity.userId);
+  });
+
+  it('treats a file asking for an absurd scrypt cost as damaged, without running it', async () => {
+    const keyring = weakKeyring();
+    const store = keyring.reopen();
+    await loadOrCreateIdentity(store);
+    await store.setPassphrase(PASS);
+    const envelope = JSON.parse(keyring.revealed()) as { kdf: { N: number } };
+    envelope.kdf.N = 2 ** 30;
+    writeFileSync(keyring.path, keyring.safe.encryptString(JSON.stringify(envelope)).toString('base64'));
+    await expect(keyring.reopen().unlock(PASS)).rejects.toThrow(/damaged/);
+  });
+});
+
+describe('startup with a sealed identity', () => {
+  it('answers E_LOCKED until the right passphrase, then starts the messenger with the same identity', async () => {
+    const keyring = weakKeyring();
+    const deps = () => ({ dataDir: keyring.dir, secrets: safeStorageSecretStore(keyring.safe, keyring.path), scryptCost: QUICK });
+
+    const first = await openCore(deps());
+    const profile = must(await first.handlers['profile:setup']({ name: 'Ada' }));
+    expect(profile.secretProtection).toBe(process.platform === 'linux' ? 'plain-text-keyring' : 'os-encrypted');
+    expect(must(await first.handlers['identity:setPassphrase']({ passphrase: PASS }))).toBe('passphrase');
+    expect(must(await first.handlers['profile:get'](null))?.secretProtection).toBe('passphrase');
+    await first.close();
+
+    const core = await openCore(deps());
+    expect(core.messenger).toBeNull();
+    const statuses: AppStatus[] = [];
+    core.on('status', (status) => statuses.push(status));
+    for (const answer of [await core.handlers['profile:get'](null), await core.handlers['status:get'](null), await core.handlers['people:list'](null), await core.handlers['identity:setPassphrase']({ passphrase: 'something else' })]) {
+      expect(answer).toMatchObject({ ok: false, error: { code: 'E_LOCKED' } });
+    }
+    expect(await core.handlers['identity:unlock']({ passphrase: 'not it at all' })).toMatchObject({ ok: false, error: { code: 'E_PASSPHRASE', message: 'That passphrase is not right.' } });
+    expect(core.messenger).toBeNull();
+
+    expect(await core.handlers['identity:unlock']({ passphrase: PASS })).toEqual({ ok: true, value: null });
+    expect(must(await core.handlers['profile:get'](null))).toEqual({ ...profile, secretProtection: 'passphrase' });
+    // Events subscribed while locked reach the listener once the messenger runs.
+    must(await core.handlers['relay:leave'](null));
+    expect(statuses.at(-1)?.connection).toEqual({ state: 'offline' });
+    // A second unlock (another window, a double click) starts nothing new.
+    const messenger = core.messenger;
+    must(await core.handlers['identity:unlock']({ passphrase: PASS }));
+    expect(core.messenger).toBe(messenger);
+    await core.close();
   });
 });

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { IpcMainInvokeEvent, MessageBoxOptions, Session, WebContents } from 'electron';
 import { CSP, harden, windowOptions } from '../../main/window.ts';
 import { ARGUMENTS, TEXT_LIMIT, bindIpc, trustedSender, type Handlers } from '../../main/ipc.ts';
+import { PASSPHRASE_MAX } from '../../main/core/passphrase.ts';
 import { linkPolicy, openLink, type LinkOpener } from '../../main/links.ts';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -139,6 +140,17 @@ describe('ipc', () => {
       ['host:start', { port: 80, open: true }],
       ['relay:join', { address: 42 }],
       ['app:info', { anything: 1 }],
+      ['identity:unlock', null],
+      ['identity:unlock', { passphrase: 42 }],
+      ['identity:unlock', { passphrase: '' }],
+      ['identity:unlock', { passphrase: 'p'.repeat(PASSPHRASE_MAX + 1) }],
+      ['identity:unlock', { passphrase: 'a fine passphrase', remember: true }],
+      ['identity:setPassphrase', { passphrase: 'short' }],
+      ['identity:setPassphrase', { passphrase: ['a fine passphrase'] }],
+      ['identity:setPassphrase', { passphrase: 'p'.repeat(PASSPHRASE_MAX + 1) }],
+      ['identity:setPassphrase', { passphrase: 'a fine passphrase', current: 12345678 }],
+      ['identity:setPassphrase', { passphrase: 'a fine passphrase', current: 'p'.repeat(PASSPHRASE_MAX + 1) }],
+      ['identity:setPassphrase', { passphrase: 'a fine passphrase', hint: 'dog' }],
     ];
     for (const [name, arg] of bad) {
       expect(await registered.get(name)!(frame(APP), arg), name).toMatchObject({ ok: false, error: { code: 'E_SCHEMA' } });
@@ -150,6 +162,9 @@ describe('ipc', () => {
     expect(entered).toEqual([]);
     expect(await registered.get('message:send')!(frame(APP), { peer: 'a'.repeat(32), text: 'hello' })).toEqual({ ok: true, value: null });
     expect(entered).toEqual(['message:send']);
+    expect(await registered.get('identity:unlock')!(frame(APP), { passphrase: 'p'.repeat(PASSPHRASE_MAX) })).toEqual({ ok: true, value: null });
+    expect(await registered.get('identity:setPassphrase')!(frame(APP), { passphrase: 'a fine passphrase', current: 'x' })).toEqual({ ok: true, value: null });
+    expect(entered).toEqual(['message:send', 'identity:unlock', 'identity:setPassphrase']);
   });
 });
 

@@ -169,6 +169,10 @@ async function openPerson(browser: Browser, server: StaticServer, options: Perso
       links.push(url);
       return { ok: true, value: false };
     },
+    // These cores keep their keys in a plain 0600 file, never sealed (main/core/startup.ts owns
+    // the passphrase flow and is tested in test/core/secrets.test.ts).
+    'identity:unlock': async () => ({ ok: true, value: null }),
+    'identity:setPassphrase': async () => ({ ok: false, error: { code: 'E_UNAVAILABLE', message: 'not offered in these tests' } }),
   };
   await page.exposeBinding('__parleyInvoke', async ({ frame }, channel: unknown, arg: unknown) => {
     // ipcRenderer.invoke on a channel nobody handles rejects; so does this.

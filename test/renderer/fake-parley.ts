@@ -17,6 +17,7 @@ export const ME: Profile = { userId: 'meeeeeeeeeeeeeeeeeeeeeeeeeeeeeee', name: '
 export const ONLINE: AppStatus = { connection: { state: 'online', relay: '10.0.0.2:47800', relayId: 'r', relayName: 'Lab relay' }, hosting: null, sync: null };
 
 const ok = <T>(value: T): Result<T> => ({ ok: true, value });
+const OPEN_WHILE_LOCKED: readonly CommandKey[] = ['appInfo', 'openLink', 'unlock'];
 
 let nextId = 0;
 /** A user id as the contract has them: 32 base32 characters. */
@@ -38,6 +39,9 @@ export class FakeParley {
   profile: Profile | null = ME;
   status: AppStatus = ONLINE;
   people: Person[] = [];
+  /** Set to seal the keys: until unlock() with it, commands answer E_LOCKED as main's do. */
+  passphrase: string | null = null;
+  private unlocked = false;
   /** Each conversation's history, sorted by n. */
   readonly history = new Map<string, Message[]>();
   private readonly overrides: { [K in CommandKey]?: Handler<K> } = {};
@@ -65,6 +69,9 @@ export class FakeParley {
   private command<K extends CommandKey>(method: K, fallback: Handler<K>): (arg?: ArgOf<K>) => Promise<ResultOf<K>> {
     return async (arg) => {
       this.calls.push({ method, arg: arg ?? null });
+      if (this.passphrase !== null && !this.unlocked && !OPEN_WHILE_LOCKED.includes(method)) {
+        return { ok: false, error: { code: 'E_LOCKED', message: 'Parley is locked: enter your passphrase first.' } };
+      }
       const handler = (this.overrides as Record<K, Handler<K> | undefined>)[method] ?? fallback;
       return handler(arg as ArgOf<K>);
     };
@@ -119,6 +126,17 @@ export class FakeParley {
     settings: this.command('settings', () => ok({ notifications: true, theme: 'system', hostPort: 47800 })),
     updateSettings: this.command('updateSettings', (patch) => ok({ notifications: true, theme: 'system', hostPort: 47800, ...patch })),
     openLink: this.command('openLink', () => ok(true)),
+    unlock: this.command('unlock', ({ passphrase }) => {
+      if (this.passphrase !== null && passphrase !== this.passphrase) return { ok: false, error: { code: 'E_PASSPHRASE', message: 'That passphrase is not right.' } };
+      this.unlocked = true;
+      return ok(null);
+    }),
+    setPassphrase: this.command('setPassphrase', ({ passphrase }) => {
+      this.passphrase = passphrase;
+      this.unlocked = true;
+      if (this.profile) this.profile = { ...this.profile, secretProtection: 'passphrase' };
+      return ok('passphrase' as const);
+    }),
     onStatus: this.subscribe('onStatus'),
     onPerson: this.subscribe('onPerson'),
     onMessageAdded: this.subscribe('onMessageAdded'),

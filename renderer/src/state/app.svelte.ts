@@ -10,8 +10,9 @@ import { SearchState } from './search.svelte.ts';
 import { SettingsState } from './settings.svelte.ts';
 import { UiState } from './ui.svelte.ts';
 import { NameForm } from './name-form.svelte.ts';
+import { PassphraseForm, UnlockForm } from './passphrase.svelte.ts';
 
-export type Phase = 'loading' | 'failed' | 'setup' | 'connect' | 'chat';
+export type Phase = 'loading' | 'failed' | 'locked' | 'setup' | 'connect' | 'chat';
 
 export class AppState {
   readonly connection: ConnectionState;
@@ -22,15 +23,19 @@ export class AppState {
   readonly settings: SettingsState;
   readonly ui = new UiState();
   readonly nameForm = new NameForm((name) => this.setupProfile(name));
+  readonly unlockForm = new UnlockForm((passphrase) => this.unlock(passphrase));
+  readonly passphraseForm = new PassphraseForm((passphrase) => this.protect(passphrase));
 
   profile = $state<Profile | null>(null);
   info = $state<AppInfo | null>(null);
   problem = $state<string | null>(null);
   private started = $state(false);
+  /** The keys are sealed with a passphrase not given yet: main answers E_LOCKED to everything. */
+  locked = $state(false);
   /** After setup: the connect screen or the conversations. */
   view = $state<'connect' | 'chat'>('connect');
 
-  readonly phase = $derived<Phase>(this.problem ? 'failed' : !this.started ? 'loading' : !this.profile ? 'setup' : this.view);
+  readonly phase = $derived<Phase>(this.problem ? 'failed' : this.locked ? 'locked' : !this.started ? 'loading' : !this.profile ? 'setup' : this.view);
 
   private readonly unsubscribe: (() => void)[] = [];
 
@@ -56,6 +61,12 @@ export class AppState {
     );
     const clock = setInterval(() => this.ui.tick(), 30_000);
     this.unsubscribe.push(() => clearInterval(clock));
+    await this.load();
+  }
+
+  /** Loads what the window shows; with sealed keys, shows the unlock screen instead. */
+  private async load(): Promise<void> {
+    const api = this.api;
     const [profile, status, settings, people, info] = await Promise.all([
       settle(api.profile()),
       settle(api.status()),
@@ -65,7 +76,8 @@ export class AppState {
       this.relays.refresh(),
     ]);
     if (!profile.ok) {
-      this.problem = humanError(profile.error);
+      if (profile.error.code === 'E_LOCKED') this.locked = true;
+      else this.problem = humanError(profile.error);
       return;
     }
     this.profile = profile.value;
@@ -86,6 +98,29 @@ export class AppState {
     if (!result.ok) return humanError(result.error);
     this.profile = result.value;
     return null;
+  }
+
+  /** The unlock screen's passphrase. Returns an error to show, or null once the keys are open. */
+  async unlock(passphrase: string): Promise<string | null> {
+    const result = await settle(this.api.unlock({ passphrase }));
+    if (!result.ok) return humanError(result.error);
+    this.locked = false;
+    await this.load();
+    return null;
+  }
+
+  /** Seals the keys with a new passphrase. Returns an error to show, or null. */
+  async protect(passphrase: string): Promise<string | null> {
+    const result = await settle(this.api.setPassphrase({ passphrase }));
+    if (!result.ok) return humanError(result.error);
+    if (this.profile) this.profile = { ...this.profile, secretProtection: result.value };
+    this.ui.close();
+    return null;
+  }
+
+  openProtect(): void {
+    this.passphraseForm.reset();
+    this.ui.open({ kind: 'passphrase' });
   }
 
   openSettings(): void {

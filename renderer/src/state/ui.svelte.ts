@@ -1,6 +1,6 @@
 // What the window shows on top of the conversation, and whether the window has focus
 // (messages count as read only while it does).
-export type Dialog = { kind: 'none' } | { kind: 'search' } | { kind: 'settings' } | { kind: 'jump' } | { kind: 'verify'; peer: string };
+export type Dialog = { kind: 'none' } | { kind: 'search' } | { kind: 'settings' } | { kind: 'jump' } | { kind: 'verify'; peer: string } | { kind: 'passphrase' };
 
 export class UiState {
   dialog = $state<Dialog>({ kind: 'none' });

@@ -1,0 +1,102 @@
+// The core the shell runs: the messenger starts as soon as the identity can be read. With a
+// passphrase-sealed identity that is after identity:unlock; until then every messenger command
+// answers E_LOCKED, so the window knows to ask. Plain Node, tested without Electron.
+import { COMMANDS, EVENTS, type CommandName, type Commands, type EventName, type Events, type Result } from '../../preload/contract.ts';
+import { createMessenger, type Messenger, type MessengerCommands, type MessengerDeps, type MessengerHandlers } from './messenger.ts';
+import { passphraseStore, WrongPassphraseError, type ScryptCost } from './passphrase.ts';
+
+export type CoreCommands = MessengerCommands | 'identity:unlock' | 'identity:setPassphrase';
+export type CoreHandlers = { [K in CoreCommands]: (arg: Commands[K][0]) => Promise<Result<Commands[K][1]>> };
+
+export interface CoreDeps extends MessengerDeps {
+  /** scrypt's cost for a new passphrase; tests lower it. */
+  scryptCost?: ScryptCost;
+}
+
+const NOT_MESSENGER: readonly CommandName[] = ['app:info', 'link:open', 'identity:unlock', 'identity:setPassphrase'];
+const MESSENGER_COMMANDS = (Object.values(COMMANDS) as CommandName[]).filter((name): name is MessengerCommands => !NOT_MESSENGER.includes(name));
+
+const LOCKED = { ok: false, error: { code: 'E_LOCKED', message: 'Parley is locked: enter your passphrase first.' } } as const;
+const CLOSING = { ok: false, error: { code: 'E_UNAVAILABLE', message: 'Parley is closing.' } } as const;
+const WRONG = (what: string) => ({ ok: false, error: { code: 'E_PASSPHRASE', message: `${what} is not right.` } }) as const;
+
+export async function openCore(deps: CoreDeps) {
+  const secrets = passphraseStore(deps.secrets, deps.scryptCost);
+  const listeners = new Map<EventName, Set<(payload: never) => void>>();
+  let messenger: Messenger | null = null;
+  let starting: Promise<Messenger> | null = null;
+  let closed = false;
+
+  const emit = <E extends EventName>(event: E, payload: Events[E]) => {
+    for (const listener of listeners.get(event) ?? []) (listener as (p: Events[E]) => void)(payload);
+  };
+
+  /** Starts the messenger once, however many unlocks race; a failed start can be retried. */
+  function start(): Promise<Messenger> {
+    starting ??= createMessenger({ ...deps, secrets }).then(
+      (created) => {
+        for (const event of Object.values(EVENTS)) created.on(event, (payload) => emit(event, payload));
+        messenger = created;
+        return created;
+      },
+      (error: unknown) => {
+        starting = null;
+        throw error;
+      },
+    );
+    return starting;
+  }
+
+  if (!(await secrets.locked())) await start();
+
+  const gate = <K extends MessengerCommands>(name: K): CoreHandlers[K] =>
+    (async (arg: Commands[K][0]) => (messenger ? messenger.handlers[name](arg) : LOCKED)) as CoreHandlers[K];
+
+  const handlers: CoreHandlers = {
+    ...(Object.fromEntries(MESSENGER_COMMANDS.map((name) => [name, gate(name)])) as MessengerHandlers),
+    'identity:unlock': async ({ passphrase }) => {
+      if (closed) return CLOSING;
+      try {
+        await secrets.unlock(passphrase);
+      } catch (error) {
+        if (error instanceof WrongPassphraseError) return WRONG('That passphrase');
+        throw error;
+      }
+      if (closed) return CLOSING;
+      await start();
+      return { ok: true, value: null };
+    },
+    'identity:setPassphrase': async ({ passphrase, current }) => {
+      if (!messenger) return LOCKED;
+      try {
+        await secrets.setPassphrase(passphrase, current);
+      } catch (error) {
+        if (error instanceof WrongPassphraseError) return WRONG('The current passphrase');
+        throw error;
+      }
+      return { ok: true, value: secrets.protection };
+    },
+  };
+
+  return {
+    handlers,
+    /** The messenger once the identity is open, else null. */
+    get messenger(): Messenger | null {
+      return messenger;
+    },
+    on<E extends EventName>(event: E, listener: (payload: Events[E]) => void): () => void {
+      let set = listeners.get(event);
+      if (!set) listeners.set(event, (set = new Set()));
+      set.add(listener as (payload: never) => void);
+      return () => void set.delete(listener as (payload: never) => void);
+    },
+    async close(): Promise<void> {
+      closed = true;
+      // An unlock under way finishes starting first, then closes with the rest.
+      const running = await starting?.catch(() => null);
+      await running?.close();
+    },
+  };
+}
+
+export type Core = Awaited<ReturnType<typeof openCore>>;
