@@ -2,7 +2,7 @@
 // hosting. ipc.ts calls it; so do the tests, without Electron.
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { AppStatus, CommandName, DiscoveredRelay, Commands, ConnectionStatus, EventName, Events, Message, Person, Profile, RememberedRelay, Result, Settings } from '../../preload/contract.ts';
+import type { AppStatus, CommandName, DiscoveredRelay, Commands, ConnectionStatus, Message, Person, Profile, RememberedRelay, Result, Settings } from '../../preload/contract.ts';
 import type { Identity } from '../../relay/identity.ts';
 import { openHistory } from './history/index.ts';
 import { fingerprint, loadOrCreateIdentity, safetyNumber, type SecretStore } from './identity.ts';
@@ -13,6 +13,7 @@ import { Presence, people, verifiedEntry } from './directory.ts';
 import { seal } from './crypto.ts';
 import type { HostController } from './host.ts';
 import type { Discovery } from './discovery.ts';
+import { eventHub } from './events.ts';
 import { err, LIMITS, resultSchema, SendManyResultSchema, SendResultSchema, type SendResult, type UserEntry } from '../../relay/protocol.ts';
 
 /** The identity:* commands belong to main/core/startup.ts, which opens the identity first. */
@@ -46,15 +47,13 @@ export async function createMessenger(deps: MessengerDeps) {
   const identity: Identity = await loadOrCreateIdentity(deps.secrets);
   const history = openHistory(join(deps.dataDir, 'history.db'), deps.historyMaxPageCount === undefined ? {} : { maxPageCount: deps.historyMaxPageCount });
   const presence = new Presence();
-  const listeners = new Map<EventName, Set<(payload: never) => void>>();
+  const events = eventHub();
   let connection: Connection | null = null;
   let sync: AppStatus['sync'] = null;
   let found: DiscoveredRelay[] = [];
   const pendingReads = new Map<string, Set<string>>();
 
-  const emit = <E extends EventName>(event: E, payload: Events[E]) => {
-    for (const listener of listeners.get(event) ?? []) (listener as (p: Events[E]) => void)(payload);
-  };
+  const { emit } = events;
   const json = <T>(key: string, fallback: T): T => {
     const text = history.getSetting(key);
     return text === undefined ? fallback : { ...fallback, ...(JSON.parse(text) as T) };
@@ -405,12 +404,7 @@ export async function createMessenger(deps: MessengerDeps) {
   return {
     identity,
     handlers,
-    on<E extends EventName>(event: E, listener: (payload: Events[E]) => void): () => void {
-      let set = listeners.get(event);
-      if (!set) listeners.set(event, (set = new Set()));
-      set.add(listener as (payload: never) => void);
-      return () => void set.delete(listener as (payload: never) => void);
-    },
+    on: events.on,
     async close(): Promise<void> {
       stopBrowsing?.();
       outbox.stop();

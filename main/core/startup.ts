@@ -1,9 +1,10 @@
 // The core the shell runs: the messenger starts as soon as the identity can be read. With a
 // passphrase-sealed identity that is after identity:unlock; until then every messenger command
 // answers E_LOCKED, so the window knows to ask. Plain Node, tested without Electron.
-import { COMMANDS, EVENTS, type CommandName, type Commands, type EventName, type Events, type Result } from '../../preload/contract.ts';
+import { COMMANDS, EVENTS, type CommandName, type Commands, type Result } from '../../preload/contract.ts';
 import { createMessenger, type Messenger, type MessengerCommands, type MessengerDeps, type MessengerHandlers } from './messenger.ts';
 import { passphraseStore, WrongPassphraseError, type ScryptCost } from './passphrase.ts';
+import { eventHub } from './events.ts';
 
 export type CoreCommands = MessengerCommands | 'identity:unlock' | 'identity:setPassphrase';
 export type CoreHandlers = { [K in CoreCommands]: (arg: Commands[K][0]) => Promise<Result<Commands[K][1]>> };
@@ -22,14 +23,12 @@ const WRONG = (what: string) => ({ ok: false, error: { code: 'E_PASSPHRASE', mes
 
 export async function openCore(deps: CoreDeps) {
   const secrets = passphraseStore(deps.secrets, deps.scryptCost);
-  const listeners = new Map<EventName, Set<(payload: never) => void>>();
+  const events = eventHub();
   let messenger: Messenger | null = null;
   let starting: Promise<Messenger> | null = null;
   let closed = false;
 
-  const emit = <E extends EventName>(event: E, payload: Events[E]) => {
-    for (const listener of listeners.get(event) ?? []) (listener as (p: Events[E]) => void)(payload);
-  };
+  const { emit } = events;
 
   /** Starts the messenger once, however many unlocks race; a failed start can be retried. */
   function start(): Promise<Messenger> {
@@ -84,12 +83,7 @@ export async function openCore(deps: CoreDeps) {
     get messenger(): Messenger | null {
       return messenger;
     },
-    on<E extends EventName>(event: E, listener: (payload: Events[E]) => void): () => void {
-      let set = listeners.get(event);
-      if (!set) listeners.set(event, (set = new Set()));
-      set.add(listener as (payload: never) => void);
-      return () => void set.delete(listener as (payload: never) => void);
-    },
+    on: events.on,
     async close(): Promise<void> {
       closed = true;
       // An unlock under way finishes starting first, then closes with the rest.

@@ -6,11 +6,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { request } from 'node:http';
-import { randomBytes } from 'node:crypto';
 import { startCliRelay, type CliRelay } from '../support/cli.ts';
 import { connectClient, tempDir, type TestClient } from '../support/relay.ts';
-import { openRawWebSocket, type RawWebSocket } from '../support/raw-ws.ts';
+import { openRawWebSocket, upgradeAnswer, type RawWebSocket } from '../support/raw-ws.ts';
 import { fetchHello } from '../../relay/handshake.ts';
 
 let relay: CliRelay | undefined;
@@ -28,27 +26,6 @@ function rssOf(pid: number): number {
   return Number(kb) * 1024;
 }
 
-/** A WebSocket upgrade that is answered with a refusal: its status and error code. */
-function refusedUpgrade(port: number): Promise<{ status: number; code?: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1', port, path: '/socket.io/?EIO=4&transport=websocket',
-      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': randomBytes(16).toString('base64') },
-    });
-    req.on('upgrade', (_res, socket) => {
-      socket.destroy();
-      reject(new Error('the upgrade was accepted'));
-    });
-    req.on('response', (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, code: /"code":"(E_[A-Z_]+)"/.exec(body)?.[1] }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /** A TCP connection that sends `bytes` and then nothing; resolves when the relay closes it, with what it answered. */
 function silentTcp(port: number, bytes: string): { socket: Socket; closed: Promise<{ afterMs: number; answer: string }> } {
@@ -108,7 +85,7 @@ describe('a connection flood from one address', () => {
     const refusals = attempts.flatMap((a) => ('refused' in a ? [a.refused] : []));
     expect(refusals).toHaveLength(190 - lurkers.length);
     expect(new Set(refusals)).toEqual(new Set(['Error: upgrade refused with 429']));
-    expect(await refusedUpgrade(port)).toEqual({ status: 429, code: 'E_TOO_MANY_CONNECTIONS' });
+    expect(await upgradeAnswer(port)).toEqual({ status: 429, code: 'E_TOO_MANY_CONNECTIONS' });
     await expect(connectClient(url)).rejects.toThrow();
 
     // The never-admitted WebSockets are closed at the handshake deadline, not before; the

@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { request } from 'node:http';
 import { io } from 'socket.io-client';
 import { connectClient, startRelay, type TestRelay } from '../support/relay.ts';
-import { openRawWebSocket, type RawWebSocket } from '../support/raw-ws.ts';
+import { openRawWebSocket, upgradeAnswer, type RawWebSocket } from '../support/raw-ws.ts';
 import { generateIdentity, signWith, authStatement, userIdOf } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
 import { LIMITS, type Auth } from '../../relay/protocol.ts';
@@ -36,27 +35,6 @@ async function upgradeStatus(port: number, headers: Record<string, string>): Pro
   return (await upgradeAnswer(port, headers)).status;
 }
 
-/** A raw WebSocket upgrade; resolves with the HTTP status and the error code of a refusal. */
-function upgradeAnswer(port: number, headers: Record<string, string> = {}): Promise<{ status: number; code?: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1', port, path: '/socket.io/?EIO=4&transport=websocket',
-      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
-    });
-    req.on('upgrade', (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode ?? 0 });
-    });
-    req.on('response', (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, code: /"code":"(E_[A-Z_]+)"/.exec(body)?.[1] }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 describe('handshake', () => {
   it('admits a user who proves their key, under the id derived from it', async () => {

@@ -184,3 +184,25 @@ export async function joinRawWebSocket(url: string, port: number, identity: Iden
   if (!answer.startsWith('40{"sid"')) throw new Error(`handshake refused: ${answer}`);
   return { ws, identity };
 }
+
+/** A raw WebSocket upgrade; resolves with the HTTP status and the error code of a refusal. */
+export function upgradeAnswer(port: number, headers: Record<string, string> = {}): Promise<{ status: number; code?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: '127.0.0.1', port, path: '/socket.io/?EIO=4&transport=websocket',
+      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': randomBytes(16).toString('base64'), ...headers },
+    });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode ?? 0 });
+    });
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, code: /"code":"(E_[A-Z_]+)"/.exec(body)?.[1] }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
