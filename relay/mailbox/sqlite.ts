@@ -139,12 +139,13 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   const log = options.log ?? silentLogger;
   const retention = options.dedupRetentionMs ?? 30 * 24 * 3600 * 1000;
   const holdMs = options.holdMs ?? 1000;
-  if (options.maxPageCount !== undefined && !(Number.isSafeInteger(options.maxPageCount) && options.maxPageCount > 0)) {
-    throw new RangeError('maxPageCount must be a positive integer');
-  }
   const db = new Database(options.path);
-  tune(db, options.durability ?? 'normal');
-  if (options.maxPageCount !== undefined) db.pragma(`max_page_count = ${options.maxPageCount}`);
+  try {
+    tune(db, options.durability ?? 'normal', options.maxPageCount);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
   migrate(db, relayMigrations);
 
   const q = {

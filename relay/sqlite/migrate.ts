@@ -19,10 +19,17 @@ export function migrate(db: Database, migrations: readonly Migration[]): { from:
   return { from, to: migrations.length };
 }
 
-/** The pragmas every Parley database runs with. */
-export function tune(db: Database, durability: 'normal' | 'full'): void {
+/**
+ * The pragmas every Parley database runs with. `maxPageCount`: a cap on the file's size in
+ * pages (SQLite's max_page_count); a write that would grow it further fails as on a full disk.
+ */
+export function tune(db: Database, durability: 'normal' | 'full', maxPageCount?: number): void {
+  if (maxPageCount !== undefined && !(Number.isSafeInteger(maxPageCount) && maxPageCount > 0)) {
+    throw new RangeError('maxPageCount must be a positive integer');
+  }
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 1000');
+  if (maxPageCount !== undefined) db.pragma(`max_page_count = ${maxPageCount}`);
 }

@@ -100,8 +100,7 @@ export interface HistoryOptions {
 export function openHistory(path: string, options: HistoryOptions = {}) {
   const now = options.now ?? Date.now;
   const db = new Database(path);
-  tune(db, 'normal');
-  if (options.maxPageCount !== undefined) db.pragma(`max_page_count = ${Math.max(1, Math.floor(options.maxPageCount))}`);
+  tune(db, 'normal', options.maxPageCount);
   migrate(db, historyMigrations);
 
   const q = {
