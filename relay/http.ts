@@ -57,6 +57,13 @@ export interface HttpContext {
 }
 
 export function createHttpHandlers(ctx: HttpContext) {
+  /** True, and logged, when a browser page from an origin not on the allow-list asks. */
+  const foreign = (req: IncomingMessage): boolean => {
+    if (originAllowed(req.headers.origin, ctx.allowedOrigins)) return false;
+    ctx.log.warn('refused a foreign origin', { address: clientAddress(req, ctx.trustedProxies), origin: req.headers.origin });
+    return true;
+  };
+
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path === HELLO_PATH) {
@@ -68,12 +75,8 @@ export function createHttpHandlers(ctx: HttpContext) {
     } else if (path.startsWith(SOCKET_PATH)) {
       // Only WebSocket is served, but a browser's polling request from a foreign page is
       // refused as its upgrade would be: 403 by Origin, before Engine.IO sees it.
-      if (!originAllowed(req.headers.origin, ctx.allowedOrigins)) {
-        ctx.log.warn('refused a foreign origin', { address: clientAddress(req, ctx.trustedProxies), origin: req.headers.origin });
-        res.writeHead(403, { connection: 'close', 'content-type': 'application/json' }).end(JSON.stringify({ code: 'E_ORIGIN' }));
-        return;
-      }
-      ctx.engine.handleRequest(req, res);
+      if (foreign(req)) res.writeHead(403, { connection: 'close', 'content-type': 'application/json' }).end(JSON.stringify({ code: 'E_ORIGIN' }));
+      else ctx.engine.handleRequest(req, res);
     } else if (ctx.ownsServer()) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('Parley relay: nothing here.\n');
     }
@@ -85,12 +88,9 @@ export function createHttpHandlers(ctx: HttpContext) {
       if (ctx.ownsServer()) socket.destroy();
       return;
     }
-    const address = clientAddress(req, ctx.trustedProxies);
     if (ctx.closing()) return refuseUpgrade(socket, 503, 'E_UNAVAILABLE');
-    if (!originAllowed(req.headers.origin, ctx.allowedOrigins)) {
-      ctx.log.warn('refused a foreign origin', { address, origin: req.headers.origin });
-      return refuseUpgrade(socket, 403, 'E_ORIGIN');
-    }
+    if (foreign(req)) return refuseUpgrade(socket, 403, 'E_ORIGIN');
+    const address = clientAddress(req, ctx.trustedProxies);
     // The limits may live in Redis: a reset while we ask must not become an uncaught error.
     const onError = () => socket.destroy();
     socket.on('error', onError);
