@@ -39,8 +39,8 @@ const DEFAULT_SETTINGS: Settings = { notifications: true, theme: 'system', hostP
 const ANNOUNCE_MS = 50;
 const ANNOUNCE_EVERY_MS = 250;
 
-const ok = <T>(value: T): Result<T> => ({ ok: true, value });
-const fail = (code: string, message: string): Result<never> => ({ ok: false, error: { code, message } });
+export const ok = <T>(value: T): Result<T> => ({ ok: true, value });
+export const fail = (code: string, message: string): Result<never> => ({ ok: false, error: { code, message } });
 const isDiskFull = (error: unknown) => error instanceof Error && 'code' in error && error.code === 'SQLITE_FULL';
 
 export async function createMessenger(deps: MessengerDeps) {

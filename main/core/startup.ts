@@ -2,7 +2,7 @@
 // passphrase-sealed identity that is after identity:unlock; until then every messenger command
 // answers E_LOCKED, so the window knows to ask. Plain Node, tested without Electron.
 import { COMMANDS, EVENTS, type CommandName, type Commands, type Result } from '../../preload/contract.ts';
-import { createMessenger, type Messenger, type MessengerCommands, type MessengerDeps, type MessengerHandlers } from './messenger.ts';
+import { createMessenger, fail, ok, type Messenger, type MessengerCommands, type MessengerDeps, type MessengerHandlers } from './messenger.ts';
 import { passphraseStore, WrongPassphraseError, type ScryptCost } from './passphrase.ts';
 import { eventHub } from './events.ts';
 
@@ -17,9 +17,9 @@ export interface CoreDeps extends MessengerDeps {
 const NOT_MESSENGER: readonly CommandName[] = ['app:info', 'link:open', 'identity:unlock', 'identity:setPassphrase'];
 const MESSENGER_COMMANDS = (Object.values(COMMANDS) as CommandName[]).filter((name): name is MessengerCommands => !NOT_MESSENGER.includes(name));
 
-const LOCKED = { ok: false, error: { code: 'E_LOCKED', message: 'Parley is locked: enter your passphrase first.' } } as const;
-const CLOSING = { ok: false, error: { code: 'E_UNAVAILABLE', message: 'Parley is closing.' } } as const;
-const WRONG = (what: string) => ({ ok: false, error: { code: 'E_PASSPHRASE', message: `${what} is not right.` } }) as const;
+const LOCKED = fail('E_LOCKED', 'Parley is locked: enter your passphrase first.');
+const CLOSING = fail('E_UNAVAILABLE', 'Parley is closing.');
+const WRONG = (what: string) => fail('E_PASSPHRASE', `${what} is not right.`);
 
 export async function openCore(deps: CoreDeps) {
   const secrets = passphraseStore(deps.secrets, deps.scryptCost);
@@ -28,13 +28,11 @@ export async function openCore(deps: CoreDeps) {
   let starting: Promise<Messenger> | null = null;
   let closed = false;
 
-  const { emit } = events;
-
   /** Starts the messenger once, however many unlocks race; a failed start can be retried. */
   function start(): Promise<Messenger> {
     starting ??= createMessenger({ ...deps, secrets }).then(
       (created) => {
-        for (const event of Object.values(EVENTS)) created.on(event, (payload) => emit(event, payload));
+        for (const event of Object.values(EVENTS)) created.on(event, (payload) => events.emit(event, payload));
         messenger = created;
         return created;
       },
@@ -63,7 +61,7 @@ export async function openCore(deps: CoreDeps) {
       }
       if (closed) return CLOSING;
       await start();
-      return { ok: true, value: null };
+      return ok(null);
     },
     'identity:setPassphrase': async ({ passphrase, current }) => {
       if (!messenger) return LOCKED;
@@ -73,7 +71,7 @@ export async function openCore(deps: CoreDeps) {
         if (error instanceof WrongPassphraseError) return WRONG('The current passphrase');
         throw error;
       }
-      return { ok: true, value: secrets.protection };
+      return ok(secrets.protection);
     },
   };
 
