@@ -10,7 +10,6 @@ import { parseArgs } from 'node:util';
 import { cleanUp, startRelay, type RelayProc } from './procs.ts';
 import { SteadyLoad } from '../support/steady.ts';
 import { totalQueue } from '../support/check.ts';
-import type { TestRelay } from '../support/relay.ts';
 
 const CLIENTS = 50;
 const RATE = 50;
@@ -96,9 +95,6 @@ async function main(): Promise<number> {
 
   const relay: RelayProc = await startRelay('parley', { fileLimit: 4096 });
   const load = new SteadyLoad({ clients: CLIENTS, rate: RATE, seconds: minutes * 60 });
-  // SteadyLoad.start() runs a relay in this process; here the relay is a process of its own,
-  // and the load needs only its address.
-  load.relay = { url: relay.url } as TestRelay;
   const samples: Sample[] = [];
   let started = 0;
   let overdue = new Set<string>();
@@ -135,7 +131,7 @@ async function main(): Promise<number> {
 
   try {
     log(`relay pid ${relay.pid} at ${relay.url}; ${CLIENTS} clients, ${RATE} msg/s for ${minutes} min; targets: RSS slope < ${TARGETS.slopeMbPerMin} MB/min, WAL < ${TARGETS.walMb} MB, constant fds, lost = dup = reorder = 0`);
-    await load.connect();
+    await load.connect(relay.url); // the relay is a process of its own, not one SteadyLoad started
     started = Date.now();
     let nextMinute = 1;
     const sampler = setInterval(() => {
@@ -170,7 +166,6 @@ async function main(): Promise<number> {
     log(`${pass ? 'PASS' : 'FAIL'}: ${checks.map((c) => `${c.ok ? 'ok' : 'FAIL'} ${c.text}`).join('; ')}`);
     return pass ? 0 : 1;
   } finally {
-    load.relay = undefined; // not SteadyLoad's to stop
     await load.close();
     await relay.stop();
   }

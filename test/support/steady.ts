@@ -35,10 +35,9 @@ export class SteadyLoad {
     return this.relay;
   }
 
-  /** Connects every client, 20 at a time. */
-  async connect(): Promise<void> {
-    const url = this.relay?.url;
-    if (!url) throw new Error('start() the relay first');
+  /** Connects every client, 20 at a time, to the relay start() began (or another one's `url`). */
+  async connect(url = this.relay?.url): Promise<void> {
+    if (!url) throw new Error('start() the relay first, or give its url');
     const count = this.options.clients;
     this.people.push(...Array.from({ length: count }, (_, i) => new FailoverClient([url], { name: `p${i}` })));
     for (let i = 0; i < count; i += 20) await Promise.all(this.people.slice(i, i + 20).map((p) => p.connect()));
