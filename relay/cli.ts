@@ -25,7 +25,7 @@ Options (each also from the environment variable shown):
   --access-code <code>    require this code to join (PARLEY_ACCESS_CODE, default: open)
   --name <text>           name people see (PARLEY_RELAY_NAME, default: host name)
   --allowed-origin <url>  browser origin allowed to connect; repeatable (PARLEY_ALLOWED_ORIGINS, comma-separated)
-  --max-connections <n>   open sockets per address (PARLEY_MAX_CONNECTIONS, default 20)
+  --max-connections <n>   open sockets per address; TCP connections: twice this plus 10 (PARLEY_MAX_CONNECTIONS, default 20)
   --durability <mode>     normal: survives a crash; full: also power loss (PARLEY_DURABILITY, default normal)
   --redis <url>           run as one node of a cluster sharing its state in Redis, e.g. redis://10.0.0.5:6379
                           (PARLEY_REDIS; --data and --durability are then unused)

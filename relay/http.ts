@@ -2,6 +2,7 @@
 // with the checks that run before any Socket.IO packet (shutdown, origin, address limits);
 // other requests to /socket.io/ are checked by origin too.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type ServerOptions as WebSocketServerOptions } from 'ws';
 import { HELLO_PATH, SOCKET_PATH, type ErrorCode, type Hello } from './protocol.ts';
@@ -43,6 +44,11 @@ function refuseUpgrade(socket: Duplex, status: number, code: ErrorCode): void {
 
 export interface HttpContext {
   limits: AddressLimits;
+  /**
+   * TCP connections one peer address may hold open on this node, upgraded or not (trusted
+   * proxies are not counted: they carry many clients). Past it a connection is closed at once.
+   */
+  maxTcpPerAddress: number;
   allowedOrigins: readonly string[];
   trustedProxies: ReadonlySet<string>;
   log: Logger;
@@ -67,6 +73,9 @@ export function createHttpHandlers(ctx: HttpContext) {
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path === HELLO_PATH) {
+      // Each answer closes its connection: a client asks once per connect, and an idle
+      // keep-alive connection would only hold one of its address's TCP slots.
+      res.shouldKeepAlive = false;
       void ctx.limits.isThrottled(clientAddress(req, ctx.trustedProxies)).catch(() => false).then((throttled) => {
         if (throttled) res.writeHead(429, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'E_THROTTLED' }));
         else if (req.method !== 'GET') res.writeHead(405, { allow: 'GET' }).end();
@@ -106,5 +115,25 @@ export function createHttpHandlers(ctx: HttpContext) {
     });
   };
 
-  return { onRequest, onUpgrade };
+  // Counted before any HTTP: a connection that never sends a request is held until the
+  // headers timeout (10 s), and those are not counted by `limits`, which sees upgrades.
+  const tcp = new Map<string, number>();
+  const onConnection = (socket: Socket) => {
+    const peer = socket.remoteAddress ?? 'unknown';
+    if (ctx.trustedProxies.has(peer)) return;
+    const open = tcp.get(peer) ?? 0;
+    if (open >= ctx.maxTcpPerAddress) {
+      ctx.log.warn('refused a connection', { address: peer, code: 'E_TOO_MANY_CONNECTIONS', tcp: open });
+      socket.destroy();
+      return;
+    }
+    tcp.set(peer, open + 1);
+    socket.once('close', () => {
+      const left = (tcp.get(peer) ?? 1) - 1;
+      if (left > 0) tcp.set(peer, left);
+      else tcp.delete(peer);
+    });
+  };
+
+  return { onRequest, onUpgrade, onConnection };
 }

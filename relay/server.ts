@@ -26,7 +26,11 @@ export interface RelayOptions {
   accessCode?: string;
   /** Browser origins allowed to connect. Default: none (the app connects from Node, without an Origin). */
   allowedOrigins?: string[];
-  /** Open sockets per remote address. Default 20. */
+  /**
+   * Open sockets per remote address. Default 20. TCP connections per address, those not
+   * upgraded yet included, are capped at twice this plus 10 on each relay process (room for
+   * answered /parley/hello requests whose connections are still closing).
+   */
   maxConnectionsPerAddress?: number;
   /** Failed handshakes per address per minute before it is refused for a minute. Default 10. */
   maxAuthFailures?: number;
@@ -273,13 +277,15 @@ export function createRelay(options: RelayOptions): Relay {
   });
 
   const hello = (): Hello => ({ protocol: PROTOCOL_VERSION, relayId: store.relayId, name, accessCode: accessCode !== undefined, challenge: challenges.issue(), challengeTtlMs: LIMITS.challengeTtlMs });
-  const { onRequest, onUpgrade } = createHttpHandlers({
+  const { onRequest, onUpgrade, onConnection } = createHttpHandlers({
     limits, allowedOrigins, trustedProxies, log, hello, engine,
+    maxTcpPerAddress: 2 * guardOptions.maxConnectionsPerAddress + 10,
     closing: () => closing,
     ownsServer: () => ownServer !== null,
   });
 
   const attach = (server: HttpServer) => {
+    server.on('connection', onConnection);
     server.on('request', onRequest);
     server.on('upgrade', onUpgrade);
     servers.push(server);
@@ -317,6 +323,7 @@ export function createRelay(options: RelayOptions): Relay {
       // Closing the transports (not a Socket.IO disconnect) tells clients to reconnect by themselves.
       engine.close();
       for (const server of servers) {
+        server.off('connection', onConnection);
         server.off('request', onRequest);
         server.off('upgrade', onUpgrade);
       }

@@ -2,6 +2,7 @@
 // proxy's address: the per-address limits must count the client named in X-Forwarded-For,
 // and only when the peer is a proxy the operator trusts.
 import { afterEach, describe, expect, it } from 'vitest';
+import { connect, type Socket } from 'node:net';
 import { io } from 'socket.io-client';
 import { startRelay, type ClientSocket, type TestRelay } from '../support/relay.ts';
 
@@ -29,6 +30,16 @@ describe('per-address limits behind a reverse proxy', () => {
     expect(await open(relay.url, '203.0.113.1, 198.51.100.7')).toBe(true);
     expect(await open(relay.url, '198.51.100.7')).toBe(false); // a third from the same client
     expect(await open(relay.url, '198.51.100.8')).toBe(true); // another client behind the same proxy
+    // The proxy's own TCP connections are not capped (anyone else may hold twice the socket
+    // cap plus 10, 14): with 16 held open by the proxy, another client still gets through it.
+    const held = await Promise.all(Array.from({ length: 16 }, () => new Promise<Socket>((resolve) => {
+      const tcp = connect(relay.port, '127.0.0.1', () => resolve(tcp));
+    })));
+    try {
+      expect(await open(relay.url, '198.51.100.9')).toBe(true);
+    } finally {
+      for (const tcp of held) tcp.destroy();
+    }
   });
 
   it('ignores X-Forwarded-For from a peer it does not trust', async () => {
