@@ -43,7 +43,9 @@ export interface RelayOptions {
   pingTimeoutMs?: number;
   /**
    * Handshake deadline: a connection not admitted this long after it opened (it never sent
-   * CONNECT, or was refused) is closed. Default 5 s.
+   * CONNECT, or was refused) is closed. One whose admission is still being checked then is
+   * closed only if it is refused (a relay under load may take longer to check), and at the
+   * latest `ADMISSION_GRACE_MS` later. Default 5 s.
    */
   connectTimeoutMs?: number;
   /** Time a client has to acknowledge a delivery batch before it is sent again. Default 15 s. */
@@ -78,6 +80,23 @@ type Refusal = { code: ErrorCode; message: string };
 
 /** The default handshake deadline (RelayOptions.connectTimeoutMs). */
 const CONNECT_TIMEOUT_MS = 5_000;
+
+/** How much longer than the deadline an admission being checked may take. */
+const ADMISSION_GRACE_MS = 30_000;
+
+/** Where a transport connection stands with the handshake deadline. */
+interface Handshake {
+  /** CONNECT packets being checked. */
+  checking: number;
+  admitted: boolean;
+  /** The deadline passed while a check was running. */
+  expired: boolean;
+}
+interface EngineConnection {
+  request: IncomingMessage;
+  once(event: 'close', fn: () => void): void;
+  close(): void;
+}
 
 /** The most directory:changed hints a node sends, one per this many ms. */
 const DIRECTORY_HINT_MS = 1_000;
@@ -118,7 +137,9 @@ export function createRelay(options: RelayOptions): Relay {
     httpCompression: false,
     wsEngine: FairWebSocketServer,
   });
-  const io: Io = new IoServer({ serveClient: false, connectTimeout: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS, ...(cluster ? { adapter: cluster.adapter } : {}) });
+  const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+  // Socket.IO's own deadline is only the backstop: the handshake deadline is kept below.
+  const io: Io = new IoServer({ serveClient: false, connectTimeout: connectTimeoutMs + ADMISSION_GRACE_MS, ...(cluster ? { adapter: cluster.adapter } : {}) });
   io.bind(engine);
   // Something was queued for a user: their streams here page now. In a cluster, the store's
   // writes wake the streams on the other nodes themselves (relay/redis/lua.ts).
@@ -126,10 +147,20 @@ export function createRelay(options: RelayOptions): Relay {
   const offer = (o: Offer) => sessions.offer(o.to, o.envelope, o.prev);
   cluster?.onWake((w) => (w === 'all' ? sessions.notifyAll() : offer(w)));
 
-  engine.on('connection', (conn: { request: IncomingMessage; once(event: 'close', fn: () => void): void }) => {
+  const handshakes = new WeakMap<object, Handshake>();
+  engine.on('connection', (conn: EngineConnection) => {
     const address = clientAddress(conn.request, trustedProxies);
     limits.opened(address);
-    conn.once('close', () => limits.closed(address));
+    const handshake: Handshake = { checking: 0, admitted: false, expired: false };
+    handshakes.set(conn, handshake);
+    const deadline = setTimeout(() => {
+      handshake.expired = true;
+      if (!handshake.admitted && handshake.checking === 0) conn.close();
+    }, connectTimeoutMs);
+    conn.once('close', () => {
+      clearTimeout(deadline);
+      limits.closed(address);
+    });
   });
 
   /** Directory entries with their online flag: online while a socket is connected to any node. */
@@ -183,12 +214,24 @@ export function createRelay(options: RelayOptions): Relay {
       next(error);
     };
     if (closing) return refuse({ code: 'E_UNAVAILABLE', message: 'the relay is shutting down' });
+    const handshake = handshakes.get(socket.conn) ?? { checking: 0, admitted: false, expired: false };
+    handshake.checking += 1;
     void admit(socket)
       .catch((error: unknown): Refusal => {
         log.error('handshake failed', { error: String(error) });
         return { code: 'E_UNAVAILABLE', message: 'the relay could not complete the handshake' };
       })
-      .then((refusal) => (refusal ? refuse(refusal) : next()));
+      .then((refusal) => {
+        handshake.checking -= 1;
+        if (!refusal) {
+          handshake.admitted = true;
+          return next();
+        }
+        refuse(refusal);
+        // Refused after the deadline: closed now, as it would have been then, once the answer
+        // is queued (Socket.IO sends it on the next tick; close() lets queued packets out).
+        if (handshake.expired && !handshake.admitted && handshake.checking === 0) setImmediate(() => socket.conn.close());
+      });
   });
 
   // Presence goes only to those who watch the user: telling everyone of every connect costs

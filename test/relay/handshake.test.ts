@@ -6,6 +6,7 @@ import { generateIdentity, signWith, authStatement, userIdOf } from '../../relay
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
 import { LIMITS, type Auth } from '../../relay/protocol.ts';
 import { createLogger } from '../../relay/log.ts';
+import type { RelayStore } from '../../relay/mailbox/store.ts';
 
 let relay: TestRelay | undefined;
 afterEach(async () => {
@@ -188,6 +189,37 @@ describe('handshake', () => {
     expect(JSON.parse(answer.slice(3))).toMatchObject([{ ok: true, value: { users: [{ id: alice.userId, online: true }] } }]);
     admitted.ws.destroy();
   });
+
+  it('lets an admission still being checked at the deadline finish: admitted late, or refused and closed then', async () => {
+    // The relay is slow to store users (as under heavy load): each check takes 6.5 s, past the 5 s deadline.
+    let failSaves = false;
+    relay = await startRelay({
+      wrapStore: (store): RelayStore => ({
+        ...store,
+        saveUser: async (user) => {
+          await new Promise((r) => setTimeout(r, 6_500));
+          if (failSaves) throw new Error('storage unreachable');
+          return store.saveUser(user);
+        },
+      }),
+    });
+    const alice = generateIdentity();
+    const ws = await openRawWebSocket(relay.port);
+    ws.sendText(`40${JSON.stringify(buildAuth(alice, await fetchHello(new URL(relay.url)), { name: 'Alice' }))}`);
+    await ws.nextText((t) => t.startsWith('40{"sid"'), 'admission after the deadline', 10_000);
+    ws.sendText(`421["directory:get",{"ids":["${alice.userId}"]}]`);
+    const answer = await ws.nextText((t) => t.startsWith('431['), 'an answer once admitted', 5_000);
+    expect(JSON.parse(answer.slice(3))).toMatchObject([{ ok: true, value: { users: [{ id: alice.userId, online: true }] } }]);
+    ws.destroy();
+
+    // Refused after the deadline: the answer arrives, and the connection is closed with it.
+    failSaves = true;
+    const bob = generateIdentity();
+    const late = await openRawWebSocket(relay.port);
+    late.sendText(`40${JSON.stringify(buildAuth(bob, await fetchHello(new URL(relay.url)), { name: 'Bob' }))}`);
+    await late.nextText((t) => t.startsWith('44{"message":"E_UNAVAILABLE"'), 'a refusal after the deadline', 10_000);
+    expect(await late.closedWithin(1_000)).toBe(true);
+  }, 30_000);
 
   it('caps connections per address', async () => {
     relay = await startRelay({ maxConnectionsPerAddress: 3 });
