@@ -1,9 +1,9 @@
 // createRelay(): the Parley relay. No side effects at import; the caller owns the store it
 // passes in until close(), which closes it.
-import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import { Server as EngineServer } from 'engine.io';
+import { Server as EngineServer, type Socket as EngineSocket } from 'engine.io';
 import { Server as IoServer } from 'socket.io';
 import { DisplayNameSchema, LIMITS, PROTOCOL_VERSION, type ConnectErrorData, type ErrorCode, type Hello, type UserEntry } from './protocol.ts';
 import type { Offer, RelayStore, StoredUser } from './mailbox/store.ts';
@@ -86,16 +86,17 @@ const ADMISSION_GRACE_MS = 30_000;
 
 /** Where a transport connection stands with the handshake deadline. */
 interface Handshake {
+  conn: EngineSocket;
   /** CONNECT packets being checked. */
   checking: number;
   admitted: boolean;
-  /** The deadline passed while a check was running. */
+  /** The deadline has passed. */
   expired: boolean;
 }
-interface EngineConnection {
-  request: IncomingMessage;
-  once(event: 'close', fn: () => void): void;
-  close(): void;
+
+/** Closes a connection past its deadline that is neither admitted nor being checked. */
+function closeIfDue(handshake: Handshake): void {
+  if (handshake.expired && !handshake.admitted && handshake.checking === 0) handshake.conn.close();
 }
 
 /** The most directory:changed hints a node sends, one per this many ms. */
@@ -147,15 +148,15 @@ export function createRelay(options: RelayOptions): Relay {
   const offer = (o: Offer) => sessions.offer(o.to, o.envelope, o.prev);
   cluster?.onWake((w) => (w === 'all' ? sessions.notifyAll() : offer(w)));
 
-  const handshakes = new WeakMap<object, Handshake>();
-  engine.on('connection', (conn: EngineConnection) => {
+  const handshakes = new WeakMap<EngineSocket, Handshake>();
+  engine.on('connection', (conn: EngineSocket) => {
     const address = clientAddress(conn.request, trustedProxies);
     limits.opened(address);
-    const handshake: Handshake = { checking: 0, admitted: false, expired: false };
+    const handshake: Handshake = { conn, checking: 0, admitted: false, expired: false };
     handshakes.set(conn, handshake);
     const deadline = setTimeout(() => {
       handshake.expired = true;
-      if (!handshake.admitted && handshake.checking === 0) conn.close();
+      closeIfDue(handshake);
     }, connectTimeoutMs);
     conn.once('close', () => {
       clearTimeout(deadline);
@@ -214,7 +215,7 @@ export function createRelay(options: RelayOptions): Relay {
       next(error);
     };
     if (closing) return refuse({ code: 'E_UNAVAILABLE', message: 'the relay is shutting down' });
-    const handshake = handshakes.get(socket.conn) ?? { checking: 0, admitted: false, expired: false };
+    const handshake = handshakes.get(socket.conn) ?? { conn: socket.conn, checking: 0, admitted: false, expired: false };
     handshake.checking += 1;
     void admit(socket)
       .catch((error: unknown): Refusal => {
@@ -230,7 +231,7 @@ export function createRelay(options: RelayOptions): Relay {
         refuse(refusal);
         // Refused after the deadline: closed now, as it would have been then, once the answer
         // is queued (Socket.IO sends it on the next tick; close() lets queued packets out).
-        if (handshake.expired && !handshake.admitted && handshake.checking === 0) setImmediate(() => socket.conn.close());
+        setImmediate(() => closeIfDue(handshake));
       });
   });
 
