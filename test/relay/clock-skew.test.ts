@@ -1,8 +1,8 @@
 // B10 clock skew: the senders' clocks and the relay's own clock are wrong, or jump. Order is
 // the relay's seq, dedup is the (sender, id) record: neither may depend on a clock. sentAt is
 // the sender's word, carried as sent (the skew may show), and never sorts anything.
-import { afterEach, describe, expect, it } from 'vitest';
-import { connectClient, eventually, newMessageId, startRelay, type TestClient, type TestRelay } from '../support/relay.ts';
+import { describe, expect, it } from 'vitest';
+import { connectClient, eventually, newMessageId, useRelay, type TestClient } from '../support/relay.ts';
 import { fetchHello } from '../../relay/handshake.ts';
 import type { Envelope } from '../../relay/protocol.ts';
 
@@ -12,24 +12,12 @@ const DAY = 24 * HOUR;
 type Delivered = Extract<Envelope, { kind: 'message' }>;
 interface Sent { id: string; from: string; body: string; sentAt: number; seq: number }
 
-let relay: TestRelay | undefined;
-const clients: TestClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await relay?.stop();
-  relay = undefined;
-});
+const scope = useRelay();
 
 /** The relay's clock (and its store's, as in production where both read the system clock), with a jump we control. */
 function relayClock() {
   let offset = 0;
   return { now: () => Date.now() + offset, jump: (ms: number) => void (offset += ms) };
-}
-
-async function join(url: string, name: string, identity?: TestClient['identity']): Promise<TestClient> {
-  const client = await connectClient(url, { name, ...(identity ? { identity } : {}) });
-  clients.push(client);
-  return client;
 }
 
 /** Sends one message and waits for its ok, as a client's outbox does (one request at a time). */
@@ -52,10 +40,10 @@ function expectDeliveredInSendOrder(received: Delivered[], sent: Sent[]): void {
 
 describe('clock skew (B10)', () => {
   it("delivers in send order by seq whatever the senders' clocks say, from the mailbox and live", async () => {
-    relay = await startRelay();
-    const bobFirst = await join(relay.url, 'Bob');
-    const alice = await join(relay.url, 'Alice');
-    const carol = await join(relay.url, 'Carol');
+    await scope.start();
+    const bobFirst = await scope.join({ name: 'Bob' });
+    const alice = await scope.join({ name: 'Alice' });
+    const carol = await scope.join({ name: 'Carol' });
     bobFirst.close(); // bob goes offline: the first half waits in his mailbox
 
     const base = Date.now();
@@ -70,7 +58,7 @@ describe('clock skew (B10)', () => {
       if (i === 2) aliceClock -= DAY + 12 * HOUR;
     }
 
-    const bob = await join(relay.url, 'Bob', bobFirst.identity);
+    const bob = await scope.join({ name: 'Bob', identity: bobFirst.identity });
     await eventually(() => bob.messages().length >= sent.length, 'the backlog');
     for (let i = 0; i < 6; i++) {
       await send(carol, bob.id, carolClock(), sent);
@@ -93,10 +81,9 @@ describe('clock skew (B10)', () => {
 
   it('keeps order and dedup when the relay clock jumps back a day, also across a restart', async () => {
     const clock = relayClock();
-    relay = await startRelay({ now: clock.now, storeOptions: { now: clock.now } });
-    const url = relay.url;
-    let alice = await join(url, 'Alice');
-    let bob = await join(url, 'Bob');
+    const relay = await scope.start({ now: clock.now, storeOptions: { now: clock.now } });
+    let alice = await scope.join({ name: 'Alice' });
+    let bob = await scope.join({ name: 'Bob' });
     const sent: Sent[] = [];
     for (let i = 0; i < 4; i++) await send(alice, bob.id, Date.now(), sent);
 
@@ -119,8 +106,8 @@ describe('clock skew (B10)', () => {
 
     // Restarted with its clock still a day behind: the records still answer resends.
     await relay.restart();
-    alice = await join(url, 'Alice', alice.identity);
-    bob = await join(url, 'Bob', bob.identity);
+    alice = await scope.join({ name: 'Alice', identity: alice.identity });
+    bob = await scope.join({ name: 'Bob', identity: bob.identity });
     for (const earlier of [sent[0]!, sent[6]!]) {
       expect(await alice.send(bob.id, earlier.body, earlier.id, Date.now() - DAY)).toEqual({ ok: true, value: expect.objectContaining({ seq: earlier.seq }) });
     }
@@ -133,12 +120,11 @@ describe('clock skew (B10)', () => {
 
   it('writes a held message, and answers its sender, when the relay clock steps back during the hold', async () => {
     const clock = relayClock();
-    relay = await startRelay({ now: clock.now, storeOptions: { now: clock.now, holdMs: 300 } });
-    const alice = await join(relay.url, 'Alice');
+    await scope.start({ now: clock.now, storeOptions: { now: clock.now, holdMs: 300 } });
+    const alice = await scope.join({ name: 'Alice' });
     // Bob is connected but never acknowledges: the message waits in memory for him, then must be written.
     let delivered = false;
-    const bob = await connectClient(relay.url, { name: 'Bob', onDeliver: () => ((delivered = true), new Promise<never>(() => undefined)) });
-    clients.push(bob);
+    const bob = await scope.join({ name: 'Bob', onDeliver: () => ((delivered = true), new Promise<never>(() => undefined)) });
     const answer = alice.send(bob.id, 'held across the jump', newMessageId(), Date.now());
     await eventually(() => delivered, 'the delivery to bob');
     clock.jump(-DAY);
@@ -148,13 +134,13 @@ describe('clock skew (B10)', () => {
 
   it('lets a throttled address in again a minute later even when the relay clock jumped back a day', async () => {
     const clock = relayClock();
-    relay = await startRelay({ now: clock.now, accessCode: 'correct horse', maxAuthFailures: 1 });
+    const relay = await scope.start({ now: clock.now, accessCode: 'correct horse', maxAuthFailures: 1 });
     const url = relay.url;
     await expect(connectClient(url)).rejects.toMatchObject({ message: 'E_ACCESS_CODE' });
     await expect(fetchHello(new URL(url))).rejects.toThrow(/429/);
     clock.jump(-DAY);
     await expect(fetchHello(new URL(url))).rejects.toThrow(/429/);
     clock.jump(61_000);
-    clients.push(await connectClient(url, { accessCode: 'correct horse' }));
+    await scope.join({ accessCode: 'correct horse' });
   });
 });

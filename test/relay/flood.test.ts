@@ -1,25 +1,18 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
-import { connectClient, eventually, newMessageId, startRelay, type TestClient, type TestRelay } from '../support/relay.ts';
+import { eventually, newMessageId, useRelay } from '../support/relay.ts';
 import { FailoverClient } from '../support/failover.ts';
 import { quantile } from '../support/steady.ts';
 import { generateIdentity } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
 
-let relay: TestRelay | undefined;
-const clients: (TestClient | FailoverClient)[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await relay?.stop();
-  relay = undefined;
-});
+const scope = useRelay();
 
 describe('a flooding client', () => {
   it('is rate limited while other people’s messages still flow', async () => {
-    relay = await startRelay({ rate: { capacity: 50, perSecond: 25, abuseMs: 60_000 } });
-    const [flooder, victim, carol, dave] = await Promise.all([0, 1, 2, 3].map(() => connectClient(relay!.url)));
-    clients.push(flooder!, victim!, carol!, dave!);
+    await scope.start({ rate: { capacity: 50, perSecond: 25, abuseMs: 60_000 } });
+    const [flooder, victim, carol, dave] = await Promise.all([0, 1, 2, 3].map(() => scope.join()));
 
     const flood = Promise.all(Array.from({ length: 2000 }, (_, i) => flooder!.send(victim!.id, `spam ${i}`, newMessageId()).catch(() => undefined)));
     const conversation: string[] = [];
@@ -39,9 +32,8 @@ describe('a flooding client', () => {
   });
 
   it('is disconnected when it stays over the limit', async () => {
-    relay = await startRelay({ rate: { capacity: 10, perSecond: 5, abuseMs: 500 } });
-    const [flooder, target] = await Promise.all([0, 1].map(() => connectClient(relay!.url)));
-    clients.push(flooder!, target!);
+    await scope.start({ rate: { capacity: 10, perSecond: 5, abuseMs: 500 } });
+    const [flooder, target] = await Promise.all([0, 1].map(() => scope.join()));
     const gone = new Promise<string>((resolve) => flooder!.socket.once('disconnect', resolve));
     const spam = setInterval(() => {
       for (let i = 0; i < 20; i++) flooder!.socket.emit('message:send', { id: newMessageId(), to: target!.id, body: 'x', sentAt: 0 }, () => undefined);
@@ -51,8 +43,7 @@ describe('a flooding client', () => {
     } finally {
       clearInterval(spam);
     }
-    const fresh = await connectClient(relay.url);
-    clients.push(fresh);
+    const fresh = await scope.join();
     expect(await fresh.send(target!.id, 'hello')).toMatchObject({ ok: true });
   });
 
@@ -65,12 +56,10 @@ describe('a flooding client', () => {
   // during the flood; the other 2,500 wait in the outbox and are sent after the cut-off.
   it('A9: a client flooding 10,000 sends is refused, cut off after 10 s over the limit, and its outbox delivers every one once later', { timeout: 60_000 }, async () => {
     const RATE = { capacity: 1_000, perSecond: 600, abuseMs: 10_000 };
-    relay = await startRelay({ rate: RATE });
-    const victim = new FailoverClient([relay.url], { name: 'victim' });
-    clients.push(victim);
+    const relay = await scope.start({ rate: RATE });
+    const victim = scope.track(new FailoverClient([relay.url], { name: 'victim' }));
     await victim.connect();
-    const [carol, dave] = await Promise.all([0, 1].map(() => connectClient(relay!.url)));
-    clients.push(carol!, dave!);
+    const [carol, dave] = await Promise.all([0, 1].map(() => scope.join()));
 
     const identity = generateIdentity();
     const bodies = new Map(Array.from({ length: 10_000 }, (_, i) => [newMessageId(), `flood ${i}`] as const));
@@ -130,8 +119,7 @@ describe('a flooding client', () => {
     // left in the outbox under the same ids: all arrive, each once.
     const left = [...bodies].filter(([id]) => !acked.has(id));
     expect(left.length).toBe(report.refused.length + report.unanswered.length);
-    const app = new FailoverClient([relay.url], { identity, name: 'flooder' });
-    clients.push(app);
+    const app = scope.track(new FailoverClient([relay.url], { identity, name: 'flooder' }));
     await app.connect();
     for (const [id, body] of left) app.send(victim.id, body, id);
     await eventually(() => app.pending === 0, 'the outbox to drain', 15_000);

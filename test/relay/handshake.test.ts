@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { io } from 'socket.io-client';
-import { connectClient, startRelay, type TestRelay } from '../support/relay.ts';
+import { connectClient, startRelay, useRelay } from '../support/relay.ts';
 import { openRawWebSocket, upgradeAnswer, type RawWebSocket } from '../support/raw-ws.ts';
 import { generateIdentity, signWith, authStatement, userIdOf } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
@@ -8,11 +8,7 @@ import { LIMITS, type Auth } from '../../relay/protocol.ts';
 import { createLogger } from '../../relay/log.ts';
 import type { RelayStore } from '../../relay/mailbox/store.ts';
 
-let relay: TestRelay | undefined;
-afterEach(async () => {
-  await relay?.stop();
-  relay = undefined;
-});
+const scope = useRelay();
 
 /**
  * Connects with a hand-made auth object and resolves with the connect_error code (or
@@ -39,7 +35,7 @@ async function upgradeStatus(port: number, headers: Record<string, string>): Pro
 
 describe('handshake', () => {
   it('admits a user who proves their key, under the id derived from it', async () => {
-    relay = await startRelay();
+    const relay = await scope.start();
     const identity = generateIdentity();
     const client = await connectClient(relay.url, { identity, name: 'Alice' });
     const me = await client.request('directory:get', { ids: [identity.userId] });
@@ -48,13 +44,13 @@ describe('handshake', () => {
   });
 
   it('tells a client what it needs before it joins', async () => {
-    relay = await startRelay({ accessCode: 'open sesame', name: 'Office' });
+    const relay = await scope.start({ accessCode: 'open sesame', name: 'Office' });
     const hello = await fetchHello(new URL(relay.url));
     expect(hello).toMatchObject({ protocol: 1, relayId: relay.relay.relayId, name: 'Office', accessCode: true });
   });
 
   it('refuses a signature made by another key', async () => {
-    relay = await startRelay();
+    const relay = await scope.start();
     const alice = generateIdentity();
     const mallory = generateIdentity();
     const hello = await fetchHello(new URL(relay.url));
@@ -64,7 +60,7 @@ describe('handshake', () => {
   });
 
   it("refuses a key-agreement key that the identity key did not sign", async () => {
-    relay = await startRelay();
+    const relay = await scope.start();
     const alice = generateIdentity();
     const mallory = generateIdentity();
     const hello = await fetchHello(new URL(relay.url));
@@ -74,7 +70,7 @@ describe('handshake', () => {
   });
 
   it('refuses a replayed proof on a new socket', async () => {
-    relay = await startRelay();
+    const relay = await scope.start();
     const alice = generateIdentity();
     const auth = buildAuth(alice, await fetchHello(new URL(relay.url)), { name: 'Alice' });
     expect(await tryAuth(relay.url, auth)).toBe('connected');
@@ -83,14 +79,14 @@ describe('handshake', () => {
 
   it('refuses a stale challenge', async () => {
     let clock = Date.now();
-    relay = await startRelay({ now: () => clock });
+    const relay = await scope.start({ now: () => clock });
     const auth = buildAuth(generateIdentity(), await fetchHello(new URL(relay.url)), { name: 'Alice' });
     clock += 31_000;
     expect(await tryAuth(relay.url, auth)).toBe('E_AUTH');
   });
 
   it('refuses a proof made for another relay', async () => {
-    relay = await startRelay();
+    const relay = await scope.start();
     const other = await startRelay();
     try {
       const auth = buildAuth(generateIdentity(), await fetchHello(new URL(other.url)), { name: 'Alice' });
@@ -101,7 +97,7 @@ describe('handshake', () => {
   });
 
   it('refuses malformed auth and an unsupported protocol version with typed errors', async () => {
-    relay = await startRelay();
+    const relay = await scope.start();
     expect(await tryAuth(relay.url, {})).toBe('E_AUTH');
     expect(await tryAuth(relay.url, { token: 'x'.repeat(1000) })).toBe('E_AUTH');
     const auth = buildAuth(generateIdentity(), await fetchHello(new URL(relay.url)), { name: 'Alice' });
@@ -111,7 +107,7 @@ describe('handshake', () => {
   });
 
   it('asks for the access code and refuses a wrong one', async () => {
-    relay = await startRelay({ accessCode: 'correct horse' });
+    const relay = await scope.start({ accessCode: 'correct horse' });
     await expect(connectClient(relay.url)).rejects.toMatchObject({ message: 'E_ACCESS_CODE', data: { code: 'E_ACCESS_CODE' } });
     await expect(connectClient(relay.url, { accessCode: 'wrong horse' })).rejects.toMatchObject({ message: 'E_ACCESS_CODE' });
     const client = await connectClient(relay.url, { accessCode: 'correct horse' });
@@ -120,25 +116,25 @@ describe('handshake', () => {
   });
 
   it('slows down an address after repeated failures', async () => {
-    relay = await startRelay({ maxAuthFailures: 3 });
+    const relay = await scope.start({ maxAuthFailures: 3 });
     for (let i = 0; i < 3; i++) expect(await tryAuth(relay.url, {})).toBe('E_AUTH');
     expect(await upgradeStatus(relay.port, {})).toBe(429);
     await expect(fetchHello(new URL(relay.url))).rejects.toThrow(/429/);
   });
 
   it('refuses a browser handshake from a foreign origin before any Socket.IO packet', async () => {
-    relay = await startRelay({ allowedOrigins: ['http://localhost:5173'] });
+    const relay = await scope.start({ allowedOrigins: ['http://localhost:5173'] });
     expect(await upgradeStatus(relay.port, { origin: 'http://evil.example' })).toBe(403);
     expect(await upgradeStatus(relay.port, { origin: 'http://localhost:5173' })).toBe(101);
     expect(await upgradeStatus(relay.port, {})).toBe(101);
   });
 
   it('survives a client that resets the connection while being refused', async () => {
-    relay = await startRelay({ allowedOrigins: [] });
+    const relay = await scope.start({ allowedOrigins: [] });
     const { connect } = await import('node:net');
     for (let i = 0; i < 20; i++) {
       await new Promise<void>((resolve) => {
-        const socket = connect(relay!.port, '127.0.0.1', () => {
+        const socket = connect(relay.port, '127.0.0.1', () => {
           socket.write('GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nOrigin: http://evil.example\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
           socket.resetAndDestroy();
           resolve();
@@ -152,7 +148,7 @@ describe('handshake', () => {
 
   it('closes a socket that never completes the handshake at the 5 s deadline (A8), and keeps admitted ones', async () => {
     let offset = 0;
-    relay = await startRelay({ now: () => Date.now() + offset }); // the default deadline
+    const relay = await scope.start({ now: () => Date.now() + offset }); // the default deadline
     const alice = generateIdentity();
     const mallory = generateIdentity();
     const staleHello = await fetchHello(new URL(relay.url));
@@ -161,7 +157,7 @@ describe('handshake', () => {
     const auth = buildAuth(alice, hello, { name: 'Alice' });
     /** Opens a raw WebSocket, sends CONNECT with `connect` (none when undefined) and waits for the answer. */
     const open = async (connect: object | undefined, answer: string) => {
-      const ws = await openRawWebSocket(relay!.port);
+      const ws = await openRawWebSocket(relay.port);
       const opened = Date.now();
       if (connect) {
         ws.sendText(`40${JSON.stringify(connect)}`);
@@ -193,7 +189,7 @@ describe('handshake', () => {
   it('lets an admission still being checked at the deadline finish: admitted late, or refused and closed then', async () => {
     // The relay is slow to store users (as under heavy load): each check takes 6.5 s, past the 5 s deadline.
     let failSaves = false;
-    relay = await startRelay({
+    const relay = await scope.start({
       wrapStore: (store): RelayStore => ({
         ...store,
         saveUser: async (user) => {
@@ -222,13 +218,13 @@ describe('handshake', () => {
   }, 30_000);
 
   it('caps connections per address', async () => {
-    relay = await startRelay({ maxConnectionsPerAddress: 3 });
-    const clients = await Promise.all([0, 1, 2].map(() => connectClient(relay!.url)));
+    const relay = await scope.start({ maxConnectionsPerAddress: 3 });
+    const clients = await Promise.all([0, 1, 2].map(() => connectClient(relay.url)));
     expect(await upgradeStatus(relay.port, {})).toBe(429);
     clients[0]?.close();
     const again = await connectClient(relay.url).catch(async () => {
       await new Promise((r) => setTimeout(r, 200));
-      return connectClient(relay!.url);
+      return connectClient(relay.url);
     });
     expect(again.socket.connected).toBe(true);
     for (const c of [...clients, again]) c.close();
@@ -238,9 +234,9 @@ describe('handshake', () => {
 describe('A11 invalid auth', () => {
   it('refuses a 1 MB auth object at the transport, one just under the frame limit with E_AUTH, and admits neither', async () => {
     const lines: string[] = [];
-    relay = await startRelay({ log: createLogger({ level: 'info', write: (line) => lines.push(line) }) });
+    const relay = await scope.start({ log: createLogger({ level: 'info', write: (line) => lines.push(line) }) });
     const alice = generateIdentity();
-    const padded = async (bytes: number) => ({ ...buildAuth(alice, await fetchHello(new URL(relay!.url)), { name: 'Alice' }), pad: 'x'.repeat(bytes) });
+    const padded = async (bytes: number) => ({ ...buildAuth(alice, await fetchHello(new URL(relay.url)), { name: 'Alice' }), pad: 'x'.repeat(bytes) });
     // Over the 64 KiB frame limit: the relay closes the connection before reading the CONNECT
     // packet, so there is no typed answer to give; the client sees the transport close.
     expect(await tryAuth(relay.url, await padded(1024 * 1024))).toBe('closed: transport close');
@@ -266,7 +262,7 @@ describe('A11 invalid auth', () => {
     // on a clock the test moves: one try every 600 ms of it is 100 tries a minute.
     let clock = Date.now();
     const lines: string[] = [];
-    relay = await startRelay({ now: () => clock, log: createLogger({ level: 'info', write: (line) => lines.push(line) }) });
+    const relay = await scope.start({ now: () => clock, log: createLogger({ level: 'info', write: (line) => lines.push(line) }) });
     const url = relay.url;
     const port = relay.port;
     const mallory = generateIdentity();
@@ -306,7 +302,7 @@ describe('A11 invalid auth', () => {
 
   it('counts failures per minute: 9, then a 10th more than a minute after the first, is not a block', async () => {
     let clock = Date.now();
-    relay = await startRelay({ now: () => clock });
+    const relay = await scope.start({ now: () => clock });
     const first = clock;
     for (let i = 0; i < 9; i++) {
       expect(await tryAuth(relay.url, {})).toBe('E_AUTH');

@@ -1,31 +1,18 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { connectClient, eventually, newMessageId, startRelay, type TestClient, type TestRelay } from '../support/relay.ts';
+import { describe, expect, it } from 'vitest';
+import { eventually, newMessageId, useRelay } from '../support/relay.ts';
 import { generateIdentity } from '../../relay/identity.ts';
 
-let relay: TestRelay | undefined;
-const clients: TestClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await relay?.stop();
-  relay = undefined;
-});
-
-async function join(options: Parameters<typeof connectClient>[1] = {}): Promise<TestClient> {
-  if (!relay) throw new Error('no relay');
-  const client = await connectClient(relay.url, options);
-  clients.push(client);
-  return client;
-}
+const scope = useRelay();
 
 describe('presence', () => {
   it('keeps a user online while any of their sockets is connected', async () => {
-    relay = await startRelay();
-    const watcher = await join({ name: 'Watcher' });
+    await scope.start();
+    const watcher = await scope.join({ name: 'Watcher' });
     const bob = generateIdentity();
     // Anyone may be watched, even before they ever joined.
     expect(await watcher.watch(bob.userId)).toEqual([]);
-    const first = await join({ identity: bob, name: 'Bob' });
-    const second = await join({ identity: bob, name: 'Bob' });
+    const first = await scope.join({ identity: bob, name: 'Bob' });
+    const second = await scope.join({ identity: bob, name: 'Bob' });
     await eventually(() => watcher.presence.some((u) => u.id === bob.userId && u.online), 'bob online');
 
     first.close();
@@ -45,8 +32,8 @@ describe('presence', () => {
   });
 
   it('pages the directory instead of pushing the whole list', async () => {
-    relay = await startRelay();
-    const people = await Promise.all(Array.from({ length: 7 }, (_, i) => join({ name: `P${i}` })));
+    await scope.start();
+    const people = await Promise.all(Array.from({ length: 7 }, (_, i) => scope.join({ name: `P${i}` })));
     const seen: string[] = [];
     let after: string | undefined;
     for (;;) {
@@ -61,10 +48,10 @@ describe('presence', () => {
   });
 
   it('tells presence only to watchers, and everyone of directory changes with one hint that directory:changes answers', async () => {
-    relay = await startRelay();
-    const alice = await join({ name: 'Alice' });
-    const bob = await join({ name: 'Bob' });
-    const carol = await join({ name: 'Carol' });
+    await scope.start();
+    const alice = await scope.join({ name: 'Alice' });
+    const bob = await scope.join({ name: 'Bob' });
+    const carol = await scope.join({ name: 'Carol' });
     const [entry] = await bob.watch(alice.id);
     expect(entry).toMatchObject({ id: alice.id, name: 'Alice', online: true });
     const hintsBefore = carol.hints.length;
@@ -87,8 +74,8 @@ describe('presence', () => {
   });
 
   it('refuses to watch more than the limit on one connection', async () => {
-    relay = await startRelay();
-    const alice = await join();
+    await scope.start();
+    const alice = await scope.join();
     const ids = (n: number) => Array.from({ length: n }, () => generateIdentity().userId);
     for (let i = 0; i < 10; i += 1) await alice.watch(...ids(500));
     const over = await alice.request('presence:watch', { ids: ids(1) });
@@ -98,9 +85,9 @@ describe('presence', () => {
 
 describe('direct messages', () => {
   it('delivers online and answers the sender with the delivery itself, with no separate receipt', async () => {
-    relay = await startRelay();
-    const alice = await join({ name: 'Alice' });
-    const bob = await join({ name: 'Bob' });
+    await scope.start();
+    const alice = await scope.join({ name: 'Alice' });
+    const bob = await scope.join({ name: 'Bob' });
     const id = newMessageId();
     const before = Date.now();
     const sent = await alice.send(bob.id, 'ciphertext-1', id);
@@ -116,11 +103,11 @@ describe('direct messages', () => {
   });
 
   it('answers the sender once the message is stored when the recipient is slow, and sends the delivered receipt later', async () => {
-    relay = await startRelay({ storeOptions: { holdMs: 100 } });
-    const alice = await join({ name: 'Alice' });
+    await scope.start({ storeOptions: { holdMs: 100 } });
+    const alice = await scope.join({ name: 'Alice' });
     let release: () => void = () => undefined;
     const slow = new Promise<void>((resolve) => (release = resolve));
-    const bob = await join({ name: 'Bob', onDeliver: async () => (await slow, { ok: true }) });
+    const bob = await scope.join({ name: 'Bob', onDeliver: async () => (await slow, { ok: true }) });
     const id = newMessageId();
     const sent = await alice.send(bob.id, 'ciphertext-2', id);
     expect(sent).toEqual({ ok: true, value: { seq: expect.any(Number) } });
@@ -133,9 +120,9 @@ describe('direct messages', () => {
   });
 
   it('relays read receipts back to the sender', async () => {
-    relay = await startRelay();
-    const alice = await join();
-    const bob = await join();
+    await scope.start();
+    const alice = await scope.join();
+    const bob = await scope.join();
     const id = newMessageId();
     await alice.send(bob.id, 'hello', id);
     await eventually(() => bob.messages().some((m) => m.id === id), 'delivery');
@@ -146,9 +133,9 @@ describe('direct messages', () => {
 
   it('answers 100 resends of the same id the same, before and after a restart, and never delivers it twice', async () => {
     // A budget for the 100 resends at once (the default burst is smaller: that is flood.test.ts).
-    relay = await startRelay({ rate: { capacity: 500, perSecond: 200, abuseMs: 10_000 } });
-    const alice = await join();
-    const bob = await join();
+    const relay = await scope.start({ rate: { capacity: 500, perSecond: 200, abuseMs: 10_000 } });
+    const alice = await scope.join();
+    const bob = await scope.join();
     const id = newMessageId();
     const results = await Promise.all(Array.from({ length: 100 }, () => alice.send(bob.id, 'once', id)));
     const seqs = new Set(results.map((r) => (r.ok ? r.value.seq : -1)));
@@ -165,20 +152,20 @@ describe('direct messages', () => {
 
     // After a restart, from a new connection: still the same answer, still one delivery.
     await relay.restart();
-    const aliceAgain = await join({ identity: alice.identity });
+    const aliceAgain = await scope.join({ identity: alice.identity });
     expect(await aliceAgain.send(bob.id, 'once', id)).toEqual(results[0]);
     expect(await aliceAgain.send(bob.id, 'a different body', id)).toMatchObject({ ok: false, error: { code: 'E_ID_CONFLICT' } });
-    const bobAgain = await join({ identity: bob.identity });
+    const bobAgain = await scope.join({ identity: bob.identity });
     await new Promise((r) => setTimeout(r, 300));
     expect(bobAgain.messages()).toHaveLength(0);
   });
 
   it('keeps messages for an offline recipient across a relay restart, in order, then removes them', async () => {
-    relay = await startRelay();
+    const relay = await scope.start();
     const bobIdentity = generateIdentity();
-    const bobOnce = await join({ identity: bobIdentity, name: 'Bob' });
+    const bobOnce = await scope.join({ identity: bobIdentity, name: 'Bob' });
     bobOnce.close();
-    const alice = await join({ name: 'Alice' });
+    const alice = await scope.join({ name: 'Alice' });
     const ids: string[] = [];
     for (let i = 0; i < 30; i++) {
       const id = newMessageId();
@@ -188,7 +175,7 @@ describe('direct messages', () => {
     alice.close();
     await relay.restart();
 
-    const bob = await join({ identity: bobIdentity, name: 'Bob' });
+    const bob = await scope.join({ identity: bobIdentity, name: 'Bob' });
     await eventually(() => bob.messages().length === 30, 'backlog of 30');
     expect(bob.messages().map((m) => m.id)).toEqual(ids);
     expect(bob.messages().map((m) => m.body)).toEqual(ids.map((_, i) => `m${i}`));
@@ -196,12 +183,12 @@ describe('direct messages', () => {
     // Acknowledged: a later connection gets nothing again.
     await new Promise((r) => setTimeout(r, 100));
     bob.close();
-    const bobAgain = await join({ identity: bobIdentity, name: 'Bob' });
+    const bobAgain = await scope.join({ identity: bobIdentity, name: 'Bob' });
     await new Promise((r) => setTimeout(r, 300));
     expect(bobAgain.messages()).toHaveLength(0);
 
     // Alice, back online, gets the delivered receipts that waited for her.
-    const aliceBack = await join({ identity: alice.identity });
+    const aliceBack = await scope.join({ identity: alice.identity });
     const receipted = await eventually(() => {
       const got = new Set(aliceBack.receipts().flatMap((r) => r.ids));
       return ids.every((id) => got.has(id)) ? got : undefined;
@@ -210,11 +197,11 @@ describe('direct messages', () => {
   });
 
   it('redelivers what a recipient did not acknowledge', async () => {
-    relay = await startRelay();
-    const alice = await join();
+    await scope.start();
+    const alice = await scope.join();
     const bobIdentity = generateIdentity();
     let refuse = true;
-    const bob = await join({ identity: bobIdentity, onDeliver: () => (refuse ? { ok: false, retryInMs: 50 } : { ok: true }) });
+    const bob = await scope.join({ identity: bobIdentity, onDeliver: () => (refuse ? { ok: false, retryInMs: 50 } : { ok: true }) });
     const id = newMessageId();
     await alice.send(bob.id, 'retry me', id);
     await eventually(() => bob.messages().filter((m) => m.id === id).length >= 2, 'a redelivery');
@@ -226,32 +213,32 @@ describe('direct messages', () => {
   });
 
   it('forwards typing indicators to every socket of the recipient', async () => {
-    relay = await startRelay();
-    const alice = await join();
-    const bob = await join();
+    await scope.start();
+    const alice = await scope.join();
+    const bob = await scope.join();
     alice.socket.emit('typing:set', { to: bob.id, typing: true });
     await eventually(() => bob.typing.find((t) => t.from === alice.id && t.typing), 'typing shown');
   });
 
   it('refuses a send to a full mailbox without evicting anything', async () => {
-    relay = await startRelay({ mailbox: { maxMessages: 3, maxBytes: 1_000_000 } });
+    await scope.start({ mailbox: { maxMessages: 3, maxBytes: 1_000_000 } });
     const bobIdentity = generateIdentity();
-    (await join({ identity: bobIdentity })).close();
-    const alice = await join();
+    (await scope.join({ identity: bobIdentity })).close();
+    const alice = await scope.join();
     for (let i = 0; i < 3; i++) expect(await alice.send(bobIdentity.userId, `m${i}`)).toMatchObject({ ok: true });
     expect(await alice.send(bobIdentity.userId, 'one too many')).toMatchObject({ ok: false, error: { code: 'E_QUEUE_FULL' } });
-    const bob = await join({ identity: bobIdentity });
+    const bob = await scope.join({ identity: bobIdentity });
     await eventually(() => bob.messages().length === 3, 'the three kept');
     expect(bob.messages().map((m) => m.body)).toEqual(['m0', 'm1', 'm2']);
     await eventually(async () => (await alice.send(bobIdentity.userId, 'room again')).ok, 'room after delivery');
   });
 
   it('takes several messages in one message:send-many, in order, each answered as message:send would be', async () => {
-    relay = await startRelay({ mailbox: { maxMessages: 100, maxBytes: 60 } });
+    await scope.start({ mailbox: { maxMessages: 100, maxBytes: 60 } });
     const carolIdentity = generateIdentity();
-    (await join({ identity: carolIdentity })).close();
-    const alice = await join();
-    const bob = await join();
+    (await scope.join({ identity: carolIdentity })).close();
+    const alice = await scope.join();
+    const bob = await scope.join();
     const m = (to: string, body: string, id = newMessageId()) => ({ id, to, body, sentAt: Date.now() });
     const repeated = m(bob.id, 'b1');
     const batch = [
@@ -272,7 +259,7 @@ describe('direct messages', () => {
     // A retry of the whole batch is answered the same for what was accepted, and delivers nothing twice.
     const again = await alice.request('message:send-many', { messages: batch.slice(0, 2) });
     expect(again.ok && again.value.results).toEqual(answer.value.results.slice(0, 2));
-    const carol = await join({ identity: carolIdentity });
+    const carol = await scope.join({ identity: carolIdentity });
     await eventually(() => carol.messages().length === 3, 'carol has hers');
     expect(carol.messages().map((e) => e.body)).toEqual(['c0', 'c1', 'c2']);
     await new Promise((r) => setTimeout(r, 100));
@@ -280,9 +267,9 @@ describe('direct messages', () => {
   });
 
   it('counts each message of a message:send-many against the request budget', async () => {
-    relay = await startRelay({ rate: { capacity: 10, perSecond: 0.001, abuseMs: 60_000 } });
-    const alice = await join();
-    const bob = await join();
+    await scope.start({ rate: { capacity: 10, perSecond: 0.001, abuseMs: 60_000 } });
+    const alice = await scope.join();
+    const bob = await scope.join();
     const m = (body: string) => ({ id: newMessageId(), to: bob.id, body, sentAt: Date.now() });
     expect(await alice.request('message:send-many', { messages: Array.from({ length: 8 }, (_, i) => m(`m${i}`)) })).toMatchObject({ ok: true });
     // Two tokens left: three messages are too many, all or none.

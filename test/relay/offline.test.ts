@@ -1,19 +1,13 @@
 // RELIABILITY.md B7 offline-store-forward: five people send a thousand messages to someone
 // offline while the relay restarts under them; the recipient gets all of them, each
 // conversation in order, and the relay lets go of a message only once it is acknowledged.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { connectClient, eventually, startRelay, type TestClient, type TestRelay } from '../support/relay.ts';
+import { connectClient, eventually, useRelay } from '../support/relay.ts';
 import { FailoverClient } from '../support/failover.ts';
 import { generateIdentity } from '../../relay/identity.ts';
 
-let relay: TestRelay | undefined;
-const clients: (TestClient | FailoverClient)[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await relay?.stop();
-  relay = undefined;
-});
+const scope = useRelay();
 
 const SENDERS = 5;
 const EACH = 200;
@@ -30,13 +24,12 @@ function held(dbPath: string, recipient: string): number {
 
 describe('store and forward to someone offline', () => {
   it('delivers 5 × 200 messages sent across a relay restart, each conversation in order, removed only once acknowledged', { timeout: 60_000 }, async () => {
-    const r = (relay = await startRelay());
+    const r = await scope.start();
     const bobIdentity = generateIdentity();
     const bobOnce = await connectClient(r.url, { identity: bobIdentity, name: 'Bob' });
     bobOnce.close(); // Bob is known to the directory, and offline from now on
 
-    const senders = Array.from({ length: SENDERS }, (_, i) => new FailoverClient([r.url], { name: `Sender ${i}` }));
-    clients.push(...senders);
+    const senders = Array.from({ length: SENDERS }, (_, i) => scope.track(new FailoverClient([r.url], { name: `Sender ${i}` })));
     await Promise.all(senders.map((s) => s.connect()));
     for (let n = 0; n < EACH; n++) for (const s of senders) s.send(bobIdentity.userId, `${s.id} ${n}`);
 
@@ -50,8 +43,7 @@ describe('store and forward to someone offline', () => {
 
     // Bob comes back but does not acknowledge yet: the relay still holds every message.
     let acknowledge = false;
-    const bob = await connectClient(r.url, { identity: bobIdentity, name: 'Bob', onDeliver: () => (acknowledge ? { ok: true } : { ok: false, retryInMs: 200 }) });
-    clients.push(bob);
+    const bob = await scope.join({ identity: bobIdentity, name: 'Bob', onDeliver: () => (acknowledge ? { ok: true } : { ok: false, retryInMs: 200 }) });
     await eventually(() => bob.messages().length > 0, 'a first delivery', 10_000);
     expect(held(r.dbPath, bobIdentity.userId)).toBe(SENDERS * EACH);
 

@@ -1,12 +1,12 @@
 // A client in another language, written from relay/PROTOCOL.md alone
 // (test/relay/python/parley_client.py), against a real relay and a TypeScript client.
 // Needs /usr/bin/python3 with python3-socketio, python3-websocket and python3-cryptography.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createPrivateKey, createHmac } from 'node:crypto';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { connectClient, eventually, newMessageId, startRelay, type TestClient, type TestRelay } from '../support/relay.ts';
+import { eventually, newMessageId, useRelay } from '../support/relay.ts';
 import { authStatement, base32, identityFromKeys, kaStatement, signWith, userIdOf, verifySignature } from '../../relay/identity.ts';
 
 const PYTHON = '/usr/bin/python3';
@@ -53,29 +53,23 @@ class PythonClient {
   transcript(): string {
     return [...this.lines.map((l) => JSON.stringify(l)), ...this.stderr].join('\n');
   }
+
+  /** Kills it if it still runs. */
+  async close(): Promise<void> {
+    if (!this.running) return;
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
 }
 
-let relay: TestRelay | undefined;
-const clients: TestClient[] = [];
-let python: PythonClient | undefined;
-
-afterEach(async () => {
-  if (python?.running) {
-    python.child.kill('SIGKILL');
-    await python.exited;
-  }
-  python = undefined;
-  for (const c of clients.splice(0)) c.close();
-  await relay?.stop();
-  relay = undefined;
-});
+const scope = useRelay();
 
 const pkcs8 = (prefix: string, seedHex: string) =>
   createPrivateKey({ key: Buffer.concat([Buffer.from(prefix, 'hex'), Buffer.from(seedHex, 'hex')]), format: 'der', type: 'pkcs8' });
 
 describe('a Python client written from PROTOCOL.md', () => {
   it('computes the test vector of section 4.4 exactly as the relay does', async () => {
-    python = new PythonClient(['vector']);
+    const python = scope.track(new PythonClient(['vector']));
     const line = await python.line((l) => l.event === 'vector', 'the vector');
     expect(await python.exited).toBe(0);
 
@@ -99,14 +93,13 @@ describe('a Python client written from PROTOCOL.md', () => {
 
   it('joins a real relay, exchanges messages with a TypeScript client, and learns of the delivery', async () => {
     const started = Date.now();
-    relay = await startRelay();
-    const ts = await connectClient(relay.url, { name: 'TypeScript' });
-    clients.push(ts);
+    const relay = await scope.start();
+    const ts = await scope.join({ name: 'TypeScript' });
     const body = `ciphertext from python ${newMessageId()}`;
-    python = new PythonClient([
+    const python = scope.track(new PythonClient([
       'chat', '--url', relay.url, '--name', 'Python', '--to', ts.id, '--body', body,
       '--expect', '1', '--read', '--receipt', 'read', '--timeout', String(CHILD_TIMEOUT_S),
-    ]);
+    ]));
 
     // Admitted, under the id the relay derives from its key, exactly as the TS side computes it.
     const hello = await python.line((l) => l.event === 'hello', 'hello');
@@ -122,8 +115,7 @@ describe('a Python client written from PROTOCOL.md', () => {
     // It watched the people it found in the directory (the TS client).
     expect(await python.line((l) => l.event === 'watching', 'its presence:watch')).toMatchObject({ ids: [ts.id], online: [ts.id] });
     // Someone new joins: the relay's directory:changed hint makes it fetch the change and watch them.
-    const late = await connectClient(relay.url, { name: 'Latecomer' });
-    clients.push(late);
+    const late = await scope.join({ name: 'Latecomer' });
     const changes = await python.line((l) => l.event === 'changes' && (l.users as { id: string }[]).some((u) => u.id === late.id), 'the latecomer, through directory:changes');
     expect(changes.users).toContainEqual({ id: late.id, name: 'Latecomer', online: true });
     await python.line((l) => l.event === 'watching' && (l.ids as string[]).includes(late.id), 'a watch on the latecomer');
@@ -159,10 +151,9 @@ describe('a Python client written from PROTOCOL.md', () => {
   });
 
   it('sends several messages in one message:send-many, which arrive in order, each answered', async () => {
-    relay = await startRelay();
-    const ts = await connectClient(relay.url, { name: 'TypeScript' });
-    clients.push(ts);
-    python = new PythonClient(['send', '--url', relay.url, '--to', ts.id, '--body', 'batch', '--count', '3', '--receipt', 'delivered', '--timeout', String(CHILD_TIMEOUT_S)]);
+    const relay = await scope.start();
+    const ts = await scope.join({ name: 'TypeScript' });
+    const python = scope.track(new PythonClient(['send', '--url', relay.url, '--to', ts.id, '--body', 'batch', '--count', '3', '--receipt', 'delivered', '--timeout', String(CHILD_TIMEOUT_S)]));
     expect(await python.exited, python.transcript()).toBe(0);
     const sent = python.lines.filter((l) => l.event === 'sent');
     expect(sent.map((l) => [l.attempts, l.via])).toEqual(Array(3).fill([1, 'message:send-many']));
@@ -172,8 +163,8 @@ describe('a Python client written from PROTOCOL.md', () => {
   });
 
   it('reports a refused handshake with the relay error code', async () => {
-    relay = await startRelay({ accessCode: 'correct horse' });
-    python = new PythonClient(['receive', '--url', relay.url, '--access-code', 'wrong horse', '--timeout', '10']);
+    const relay = await scope.start({ accessCode: 'correct horse' });
+    const python = scope.track(new PythonClient(['receive', '--url', relay.url, '--access-code', 'wrong horse', '--timeout', '10']));
     const failed = await python.line((l) => l.event === 'failed', 'the refusal');
     expect(failed).toMatchObject({ code: 'E_ACCESS_CODE' });
     expect(await python.exited).toBe(1);

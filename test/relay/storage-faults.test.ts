@@ -2,34 +2,23 @@
 // A send is acknowledged ok only once it is stored; meanwhile senders get a typed, retryable
 // error, the relay stays up and answers other requests, and once storage is back the
 // senders' retries (same ids) are delivered exactly once, in order.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { connectClient, eventually, newMessageId, startRelay, tempDir, type TestClient, type TestRelay } from '../support/relay.ts';
+import { eventually, newMessageId, tempDir, useRelay } from '../support/relay.ts';
 import { watchProcessFaults, type ProcessFaults } from '../support/process-faults.ts';
 import { generateIdentity } from '../../relay/identity.ts';
 
-let relay: TestRelay | undefined;
+const scope = useRelay();
 let dir: ReturnType<typeof tempDir>;
 let watch: ProcessFaults;
-const clients: TestClient[] = [];
 
 beforeEach(() => {
   dir = tempDir();
   watch = watchProcessFaults();
+  // Tracked before the test's relays start, so stopped and removed after they stop.
+  scope.track(() => dir.remove());
+  scope.track(() => watch.stop());
 });
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await relay?.stop();
-  relay = undefined;
-  watch.stop();
-  dir.remove();
-});
-
-const connect = async (...args: Parameters<typeof connectClient>) => {
-  const client = await connectClient(...args);
-  clients.push(client);
-  return client;
-};
 
 /** Reads the relay's database through a second connection (WAL: readers never wait). */
 function query<T>(dbPath: string, sql: string): T[] {
@@ -54,14 +43,14 @@ describe('relay storage faults', () => {
     const aliceId = generateIdentity();
     const bobId = generateIdentity();
     // Both join once, so the relay knows them; then the database's size is measured.
-    relay = await startRelay({ dir: dir.path });
-    for (const identity of [aliceId, bobId]) (await connect(relay.url, { identity })).close();
+    let relay = await scope.start({ dir: dir.path });
+    for (const identity of [aliceId, bobId]) (await scope.join({ identity })).close();
     await relay.stop();
     const [{ page_count: pages }] = query<{ page_count: number }>(relay.dbPath, 'PRAGMA page_count') as [{ page_count: number }];
 
     // A cap a few pages over the current size: a few messages fit, then the disk is "full".
-    relay = await startRelay({ dir: dir.path, storeOptions: { maxPageCount: pages + 4 } });
-    let alice = await connect(relay.url, { identity: aliceId });
+    relay = await scope.start({ dir: dir.path, storeOptions: { maxPageCount: pages + 4 } });
+    let alice = await scope.join({ identity: aliceId });
     const outbox: Outgoing[] = Array.from({ length: 12 }, (_, i) => ({ id: newMessageId(), body: `message ${i} ${'x'.repeat(3000)}` }));
     const seqs = new Map<string, number>();
     let next = 0;
@@ -94,18 +83,18 @@ describe('relay storage faults', () => {
     // The operator lifts the cap: the relay restarts on the same data without it.
     alice.close();
     await relay.stop();
-    relay = await startRelay({ dir: dir.path });
-    alice = await connect(relay.url, { identity: aliceId });
+    relay = await scope.start({ dir: dir.path });
+    alice = await scope.join({ identity: aliceId });
     // A message acknowledged before the restart is still known under its id and seq.
     const first = outbox[0]!;
     expect(await alice.send(bobId.userId, first.body, first.id)).toMatchObject({ ok: true, value: { seq: seqs.get(first.id) } });
     expect(await drain()).toBeUndefined();
 
-    const bob = await connect(relay.url, { identity: bobId });
+    const bob = await scope.join({ identity: bobId });
     await eventually(() => bob.messages().length >= outbox.length, `all ${outbox.length} messages at bob`);
     expect(bob.messages().map((m) => m.id)).toEqual(outbox.map((m) => m.id));
     expect(bob.messages().map((m) => m.body)).toEqual(outbox.map((m) => m.body));
-    await eventually(() => storedIds(relay!.dbPath).length === 0, 'the mailbox to empty after bob acknowledged');
+    await eventually(() => storedIds(relay.dbPath).length === 0, 'the mailbox to empty after bob acknowledged');
     expect(query<{ integrity_check: string }>(relay.dbPath, 'PRAGMA integrity_check')).toEqual([{ integrity_check: 'ok' }]);
     expect(watch.faults).toEqual([]);
   });
@@ -127,10 +116,10 @@ describe('relay storage faults', () => {
   }
 
   it('B9: while another connection holds the write lock longer than busy_timeout, no send is ok before it is stored; retries are delivered once', async () => {
-    relay = await startRelay({ dir: dir.path });
-    const alice = await connect(relay.url);
+    const relay = await scope.start({ dir: dir.path });
+    const alice = await scope.join();
     const bobId = generateIdentity();
-    (await connect(relay.url, { identity: bobId })).close();
+    (await scope.join({ identity: bobId })).close();
     // Bob is offline (his last-seen is written) before the lock: what alice sends must go to disk.
     await eventually(async () => {
       const r = await alice.request('directory:get', { ids: [bobId.userId] });
@@ -161,19 +150,19 @@ describe('relay storage faults', () => {
     expect(answers.filter((a) => a.ok)).toHaveLength(outbox.length);
     expect(storedIds(relay.dbPath)).toEqual(outbox.map((m) => m.id));
 
-    const bob = await connect(relay.url, { identity: bobId });
+    const bob = await scope.join({ identity: bobId });
     await eventually(() => bob.messages().length >= outbox.length, 'all messages at bob');
     expect(bob.messages().map((m) => m.id)).toEqual(outbox.map((m) => m.id));
     expect(watch.faults).toEqual([]);
   });
 
   it('B9: a recipient who acknowledges while the database is locked: the relay stays up, and the sender still gets the delivered receipt', async () => {
-    relay = await startRelay({ dir: dir.path });
+    const relay = await scope.start({ dir: dir.path });
     const aliceId = generateIdentity();
-    let alice = await connect(relay.url, { identity: aliceId });
+    let alice = await scope.join({ identity: aliceId });
     let letBobAck!: () => void;
     const bobMayAck = new Promise<void>((resolve) => (letBobAck = resolve));
-    const bob = await connect(relay.url, { onDeliver: () => bobMayAck.then(() => ({ ok: true as const })) });
+    const bob = await scope.join({ onDeliver: () => bobMayAck.then(() => ({ ok: true as const })) });
 
     // Bob has the message but has not acknowledged it: it is written, and alice's answer says "sent".
     const id = newMessageId();
@@ -194,9 +183,9 @@ describe('relay storage faults', () => {
     expect(watch.faults).toEqual([]);
 
     // The removal and its receipt are written once the lock is gone; alice gets the receipt once.
-    alice = await connect(relay.url, { identity: aliceId });
+    alice = await scope.join({ identity: aliceId });
     await eventually(() => alice.receipts().length > 0, 'the delivered receipt at alice');
-    await eventually(() => storedIds(relay!.dbPath).length === 0, 'bob’s mailbox to empty');
+    await eventually(() => storedIds(relay.dbPath).length === 0, 'bob’s mailbox to empty');
     expect(alice.receipts()).toMatchObject([{ kind: 'receipt', from: bob.id, state: 'delivered', ids: [id] }]);
     expect(bob.messages().filter((m) => m.id === id)).toHaveLength(1);
     expect(await alice.request('directory:page', {})).toMatchObject({ ok: true });

@@ -1,25 +1,17 @@
 // A peer that vanishes without a FIN (cable pulled, laptop lid closed) is noticed by the
 // heartbeat, and everyone sees them go offline.
-import { afterEach, describe, expect, it } from 'vitest';
-import { connectClient, eventually, startRelay, type TestClient, type TestRelay } from '../support/relay.ts';
-import { startProxy, type Proxy } from '../support/proxy.ts';
+import { describe, expect, it } from 'vitest';
+import { connectClient, eventually, useRelay } from '../support/relay.ts';
+import { startProxy } from '../support/proxy.ts';
 
-let relay: TestRelay | undefined;
-let proxy: Proxy | undefined;
-const clients: TestClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await proxy?.close();
-  await relay?.stop();
-});
+const scope = useRelay();
 
 describe('a vanished peer', () => {
   it('goes offline for others within ping interval + timeout', async () => {
-    relay = await startRelay({ pingIntervalMs: 300, pingTimeoutMs: 300 });
-    proxy = await startProxy(relay.port);
-    const watcher = await connectClient(relay.url, { name: 'Watcher' });
-    const laptop = await connectClient(proxy.url, { name: 'Laptop' });
-    clients.push(watcher, laptop);
+    const relay = await scope.start({ pingIntervalMs: 300, pingTimeoutMs: 300 });
+    const proxy = scope.track(await startProxy(relay.port));
+    const watcher = await scope.join({ name: 'Watcher' });
+    const laptop = scope.track(await connectClient(proxy.url, { name: 'Laptop' }));
     await eventually(async () => (await watcher.watch(laptop.id))[0]?.online === true, 'laptop online');
 
     const cut = Date.now();
@@ -29,7 +21,7 @@ describe('a vanished peer', () => {
   });
 
   it('is noticed within about 20 s with the default heartbeat', async () => {
-    relay = await startRelay();
+    const relay = await scope.start();
     const { WebSocket } = await import('ws');
     const ws = new WebSocket(`ws://127.0.0.1:${relay.port}/socket.io/?EIO=4&transport=websocket`);
     const open = await new Promise<string>((resolve, reject) => {

@@ -1,5 +1,6 @@
 // Test support: a real relay on a free loopback port over a SQLite file in a temp folder,
 // and real socket.io-client sockets that speak the protocol.
+import { afterEach } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,4 +173,61 @@ export async function eventually<T>(check: () => T | undefined | false | Promise
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** Something a test opened and must close: an object with close(), or a function that closes it. */
+export type Closable = { close(): unknown } | (() => unknown);
+
+export interface RelayScope {
+  /** Starts a relay (startRelay) for the running test; a test may start several. */
+  start(options?: TestRelayOptions): Promise<TestRelay>;
+  /** The relay the running test started last; throws if it started none. */
+  readonly relay: TestRelay;
+  /** Connects a client (connectClient) to that relay. */
+  join(options?: ClientOptions): Promise<TestClient>;
+  /** Has `thing` closed after the test; returns it. */
+  track<T extends Closable>(thing: T): T;
+  /** Closes a tracked thing now instead of after the test (e.g. to reopen its data folder). */
+  close(thing: Closable): Promise<void>;
+}
+
+/**
+ * The relays, clients and whatever else the tests of a file open, closed after each test:
+ * call it at module level. What a test started, joined or tracked is closed the latest
+ * first, so clients before the relay they joined, and a folder made before the relay after it.
+ */
+export function useRelay(): RelayScope {
+  const open: Closable[] = [];
+  let latest: TestRelay | undefined;
+  const shut = async (thing: Closable) => {
+    await (typeof thing === 'function' ? thing() : thing.close());
+  };
+  afterEach(async () => {
+    latest = undefined;
+    for (const thing of open.splice(0).reverse()) await shut(thing);
+  });
+  const scope: RelayScope = {
+    async start(options = {}) {
+      const relay = await startRelay(options);
+      scope.track(() => relay.stop());
+      return (latest = relay);
+    },
+    get relay() {
+      if (!latest) throw new Error('no relay: start one with start() in this test first');
+      return latest;
+    },
+    async join(options = {}) {
+      return scope.track(await connectClient(scope.relay.url, options));
+    },
+    track(thing) {
+      open.push(thing);
+      return thing;
+    },
+    async close(thing) {
+      const at = open.indexOf(thing);
+      if (at !== -1) open.splice(at, 1);
+      await shut(thing);
+    },
+  };
+  return scope;
 }
