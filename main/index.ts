@@ -50,7 +50,8 @@ async function start(): Promise<void> {
     'link:open': async ({ url }) => ({
       ok: true,
       value: await openLink(url, {
-        showMessageBox: (options) => dialog.showMessageBox(options),
+        // Parented, so the question sits on the window it came from (modal on macOS).
+        showMessageBox: (options) => (window ? dialog.showMessageBox(window, options) : dialog.showMessageBox(options)),
         openExternal: (link) => shell.openExternal(link),
         refused: (reason) => console.warn('link refused:', reason),
       }),

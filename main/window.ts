@@ -26,12 +26,17 @@ export function windowOptions(preloadPath: string): BrowserWindowConstructorOpti
   };
 }
 
-/** Denies navigation, new windows and every permission but notifications. */
+/** The one permission the window may have: to show notifications. */
+const allowed = (permission: string) => permission === 'notifications';
+
+/** Denies navigation, new windows and every permission but notifications (asked for or only checked). */
 export function harden(contents: WebContents): void {
   contents.on('will-navigate', (event) => event.preventDefault());
   contents.on('will-attach-webview', (event) => event.preventDefault());
   contents.setWindowOpenHandler(() => ({ action: 'deny' }));
-  contents.session.setPermissionRequestHandler((_contents, permission, callback) => callback(permission === 'notifications'));
+  contents.session.setPermissionRequestHandler((_contents, permission, callback) => callback(allowed(permission)));
+  // Checks (navigator.permissions.query, some APIs' silent checks) are answered the same way.
+  contents.session.setPermissionCheckHandler((_contents, permission) => allowed(permission));
   contents.session.webRequest.onHeadersReceived((details, callback) => {
     callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [CSP] } });
   });

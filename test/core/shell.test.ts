@@ -33,8 +33,9 @@ function fakeContents() {
   const handlers: {
     windowOpen: ((details: { url: string }) => unknown)[];
     permission: ((contents: unknown, permission: string, callback: (granted: boolean) => void, details: unknown) => void)[];
+    check: ((contents: unknown, permission: string, origin: string, details: unknown) => boolean)[];
     headers: ((details: { responseHeaders?: Record<string, string[]> }, callback: (response: { responseHeaders?: Record<string, string[]> }) => void) => void)[];
-  } = { windowOpen: [], permission: [], headers: [] };
+  } = { windowOpen: [], permission: [], check: [], headers: [] };
   const contents = {
     on(name: string, listener: Listener) {
       listeners.set(name, [...(listeners.get(name) ?? []), listener]);
@@ -43,6 +44,7 @@ function fakeContents() {
     setWindowOpenHandler: (handler: (typeof handlers.windowOpen)[number]) => void handlers.windowOpen.push(handler),
     session: {
       setPermissionRequestHandler: (handler: (typeof handlers.permission)[number]) => void handlers.permission.push(handler),
+      setPermissionCheckHandler: (handler: (typeof handlers.check)[number]) => void handlers.check.push(handler),
       webRequest: { onHeadersReceived: (handler: (typeof handlers.headers)[number]) => void handlers.headers.push(handler) },
     },
   };
@@ -96,6 +98,15 @@ describe('window', () => {
       expect(answers, permission).toHaveLength(1);
       if (answers[0]) granted.push(permission);
     }
+    expect(granted).toEqual(['notifications']);
+  });
+
+  it('answers permission checks the same way: notifications only', () => {
+    const fake = fakeContents();
+    harden(fake.contents);
+    expect(fake.handlers.check).toHaveLength(1);
+    const check = fake.handlers.check[0]!;
+    const granted = Object.keys(PERMISSIONS).filter((permission) => check(fake.contents, permission, APP, { requestingUrl: APP, isMainFrame: true }));
     expect(granted).toEqual(['notifications']);
   });
 
