@@ -4,10 +4,10 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ChildCommand, ChildEvent } from '../support/core-child.ts';
 import { StorageError, type AcceptOutcome, type RelayStore } from '../../relay/mailbox/store.ts';
-import { eventually, startRelay, tempDir, type TestRelay } from '../support/relay.ts';
+import { eventually, tempDir, useRelay } from '../support/relay.ts';
 import { must, online, startCore, type TestCore } from '../support/messenger.ts';
 
 const CHILD = resolve(import.meta.dirname, '../support/core-child.ts');
@@ -78,6 +78,11 @@ class SenderProcess {
     await this.exited;
     expect(this.child.signalCode).toBe('SIGKILL');
   }
+
+  /** Kills it if it still runs. */
+  async close(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) await this.kill();
+  }
 }
 
 /** The sender's history after a crash, read as the app would open it. */
@@ -118,22 +123,10 @@ function relayRows(dbPath: string, sender: string): { records: { id: string; seq
 
 const duplicates = (values: readonly string[]) => values.filter((v, i) => values.indexOf(v) !== i);
 
-let relay: TestRelay | undefined;
-let recipient: TestCore | undefined;
-let sender: SenderProcess | undefined;
-const dirs: { remove: () => void }[] = [];
-afterEach(async () => {
-  if (sender && sender.child.exitCode === null && sender.child.signalCode === null) await sender.kill();
-  sender = undefined;
-  await recipient?.close();
-  recipient = undefined;
-  await relay?.stop();
-  relay = undefined;
-  for (const d of dirs.splice(0)) d.remove();
-});
+const scope = useRelay();
 
 async function startRecipient(url: string): Promise<TestCore> {
-  const core = await startCore({ name: 'Rita' });
+  const core = scope.track(await startCore({ name: 'Rita' }));
   must(await core.messenger.handlers['relay:join']({ address: url }));
   await online(core);
   return core;
@@ -141,7 +134,7 @@ async function startRecipient(url: string): Promise<TestCore> {
 
 function senderDir(): string {
   const dir = tempDir('parley-crash-');
-  dirs.push(dir);
+  scope.track(() => dir.remove());
   return dir.path;
 }
 
@@ -154,7 +147,7 @@ describe('a sender killed with SIGKILL', () => {
     let senderId = '';
     const tries = new Map<string, number>();
     let hold: { mode: 'before-store' | 'after-store'; held: (id: string) => void; released: Promise<void> } | undefined;
-    relay = await startRelay({
+    const relay = await scope.start({
       ...NO_RATE_LIMIT,
       wrapStore: (store): RelayStore => ({
         ...store,
@@ -180,9 +173,9 @@ describe('a sender killed with SIGKILL', () => {
         },
       }),
     });
-    recipient = await startRecipient(relay.url);
+    const recipient = await startRecipient(relay.url);
     const dataDir = senderDir();
-    sender = await SenderProcess.start(dataDir, relay.url);
+    let sender = scope.track(await SenderProcess.start(dataDir, relay.url));
     senderId = sender.id;
 
     const heldIds: string[] = [];
@@ -202,7 +195,7 @@ describe('a sender killed with SIGKILL', () => {
       const { rows } = inspectHistory(dataDir);
       expect(rows.find((r) => r.id === heldId)?.state, `#${kill} (${mode}) is still in the outbox`).toBe('queued');
 
-      sender = await SenderProcess.start(dataDir, relay.url);
+      sender = scope.track(await SenderProcess.start(dataDir, relay.url));
       expect(sender.id).toBe(senderId);
       // The outbox sends it again on its own, and the relay answers it this time.
       const s = sender;
@@ -225,7 +218,6 @@ describe('a sender killed with SIGKILL', () => {
     await sender.kill();
     const relayDb = relay.dbPath;
     await relay.stop();
-    relay = undefined;
     const atRelay = relayRows(relayDb, senderId);
     expect(atRelay.records.map((x) => x.id)).toEqual(heldIds);
     expect(atRelay.mailbox, 'mailbox rows left after delivery').toEqual([]);
@@ -239,7 +231,7 @@ describe('a sender killed with SIGKILL', () => {
     let senderId = '';
     /** Ids the relay took from the sender (new or again). */
     const atRelay = new Set<string>();
-    relay = await startRelay({
+    const relay = await scope.start({
       ...NO_RATE_LIMIT,
       wrapStore: (store): RelayStore => ({
         ...store,
@@ -250,9 +242,9 @@ describe('a sender killed with SIGKILL', () => {
         },
       }),
     });
-    recipient = await startRecipient(relay.url);
+    const recipient = await startRecipient(relay.url);
     const dataDir = senderDir();
-    sender = await SenderProcess.start(dataDir, relay.url);
+    let sender = scope.track(await SenderProcess.start(dataDir, relay.url));
     senderId = sender.id;
 
     /** What the sender said it had stored (text -> id), and which it said the relay acknowledged. */
@@ -295,7 +287,7 @@ describe('a sender killed with SIGKILL', () => {
       // The relay has nothing the sender's history does not.
       expect([...atRelay].filter((id) => !byId.has(id)), `${where}: at the relay, not in the history`).toEqual([]);
 
-      sender = await SenderProcess.start(dataDir, relay.url);
+      sender = scope.track(await SenderProcess.start(dataDir, relay.url));
       expect(sender.id).toBe(senderId);
     }
 
@@ -321,7 +313,6 @@ describe('a sender killed with SIGKILL', () => {
 
     const relayDb = relay.dbPath;
     await relay.stop();
-    relay = undefined;
     const relayed = relayRows(relayDb, senderId);
     expect(relayed.records.map((x) => x.id), 'one relay record per id').toEqual(rows.map((r) => r.id));
     expect(relayed.mailbox).toEqual([]);

@@ -2,19 +2,13 @@
 // test/relay/storage-faults.test.ts): SQLite's max_page_count makes history.db full, as a
 // full disk does. Sending then says so and saves nothing (the window keeps the draft);
 // receiving leaves the messages at the relay; once there is room, everything arrives once.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { eventually, startRelay, tempDir, type TestRelay } from '../support/relay.ts';
+import { eventually, tempDir, useRelay, type TestRelay } from '../support/relay.ts';
 import { conversation, knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
 
-const cores: TestCore[] = [];
-let relay: TestRelay | undefined;
-afterEach(async () => {
-  for (const c of cores.splice(0)) await c.close();
-  await relay?.stop();
-  relay = undefined;
-});
+const scope = useRelay();
 
 /** The pages history.db has now: as a cap, any growth fails. */
 function pages(dataDir: string): number {
@@ -28,16 +22,14 @@ function pages(dataDir: string): number {
 }
 
 async function start(r: TestRelay, options: Parameters<typeof startCore>[0]): Promise<TestCore> {
-  const core = await startCore(options);
-  cores.push(core);
+  const core = scope.track(await startCore(options));
   must(await core.messenger.handlers['relay:join']({ address: r.url }));
   await online(core);
   return core;
 }
 
 async function restart(r: TestRelay, core: TestCore, historyMaxPageCount?: number): Promise<TestCore> {
-  await core.close();
-  cores.splice(cores.indexOf(core), 1);
+  await scope.close(core);
   return start(r, { dataDir: core.dataDir, ...(historyMaxPageCount === undefined ? {} : { historyMaxPageCount }) });
 }
 
@@ -45,12 +37,11 @@ const filler = (i: number) => `${i} ${'a long line of text to fill the pages '.r
 
 describe('a full disk on the client', () => {
   it('refuses to send with a clear error and saves nothing', async () => {
-    const r = (relay = await startRelay());
+    const r = await scope.start();
     let ann = await start(r, { name: 'Ann', dataDir: tempDir('parley-core-').path });
     const ben = await start(r, { name: 'Ben' });
     await knows(ann, ben.id);
-    await ann.close();
-    cores.splice(cores.indexOf(ann), 1);
+    await scope.close(ann);
     ann = await start(r, { dataDir: ann.dataDir, historyMaxPageCount: pages(ann.dataDir) });
 
     let refused: { code: string; message: string } | undefined;
@@ -72,7 +63,7 @@ describe('a full disk on the client', () => {
   });
 
   it('leaves incoming messages at the relay until there is room, then takes each once, in order', { timeout: 60_000 }, async () => {
-    const r = (relay = await startRelay());
+    const r = await scope.start();
     const ann = await start(r, { name: 'Ann' });
     let ben = await start(r, { name: 'Ben', dataDir: tempDir('parley-core-').path });
     await knows(ann, ben.id);

@@ -2,27 +2,20 @@
 // middle of a frame and then swallows everything for 30 s, with no FIN (a pulled cable, a
 // laptop asleep). The app notices within 20 s, keeps what is written meanwhile queued (the
 // window shows it pending), and once the network is back delivers everything once, in order.
-import { afterEach, describe, expect, it } from 'vitest';
-import { eventually, startRelay, type TestRelay } from '../support/relay.ts';
-import { startProxy, type Proxy } from '../support/proxy.ts';
-import { conversation, knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
+import { describe, expect, it } from 'vitest';
+import { eventually, useRelay } from '../support/relay.ts';
+import { startProxy } from '../support/proxy.ts';
+import { conversation, knows, must, online, startCore } from '../support/messenger.ts';
 
-const cores: TestCore[] = [];
-let relay: TestRelay | undefined;
-let proxy: Proxy | undefined;
-afterEach(async () => {
-  for (const c of cores.splice(0)) await c.close();
-  await proxy?.close();
-  await relay?.stop();
-  proxy = relay = undefined;
-});
+const scope = useRelay();
 
 describe('the network drops without a word', () => {
   it('is noticed within 20 s; what is written meanwhile waits as queued and is delivered once, in order, after it heals', { timeout: 90_000 }, async () => {
-    relay = await startRelay(); // the default heartbeat: the one users get
-    proxy = await startProxy(relay.port);
+    const relay = await scope.start(); // the default heartbeat: the one users get
+    const proxy = scope.track(await startProxy(relay.port));
     const [ann, ben] = await Promise.all([startCore({ name: 'Ann' }), startCore({ name: 'Ben' })]);
-    cores.push(ann, ben);
+    scope.track(ann);
+    scope.track(ben);
     must(await ann.messenger.handlers['relay:join']({ address: proxy.url }));
     must(await ben.messenger.handlers['relay:join']({ address: relay.url }));
     await Promise.all([online(ann), online(ben)]);

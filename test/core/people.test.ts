@@ -1,40 +1,24 @@
 // What the window is told about people: while a backlog is stored, and while the directory
 // is synced from a relay that many have joined.
-import { afterEach, describe, expect, it } from 'vitest';
-import { connectClient, eventually, newMessageId, startRelay, type TestClient, type TestRelay } from '../support/relay.ts';
+import { describe, expect, it } from 'vitest';
+import { eventually, newMessageId, useRelay, type TestClient } from '../support/relay.ts';
 import { must, online, startCore, type TestCore } from '../support/messenger.ts';
 import { seal } from '../../main/core/crypto.ts';
 import { generateIdentity } from '../../relay/identity.ts';
 import type { RelayStore } from '../../relay/mailbox/store.ts';
 
-let relay: TestRelay | undefined;
-const cores: TestCore[] = [];
-const clients: TestClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  for (const c of cores.splice(0)) await c.close();
-  await relay?.stop();
-  relay = undefined;
-});
+const scope = useRelay();
 
 async function core(name: string): Promise<TestCore> {
-  const c = await startCore({ name });
-  cores.push(c);
-  return c;
+  return scope.track(await startCore({ name }));
 }
-
-const connect = async (...args: Parameters<typeof connectClient>) => {
-  const client = await connectClient(...args);
-  clients.push(client);
-  return client;
-};
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('people', () => {
   it('tells the window of a backlog’s senders a few times while it is stored, not once per stored chunk, and ends right', async () => {
     // Senders here send faster than people type.
-    relay = await startRelay({ rate: { capacity: 1_000, perSecond: 1_000, abuseMs: 10_000 } });
+    const relay = await scope.start({ rate: { capacity: 1_000, perSecond: 1_000, abuseMs: 10_000 } });
     const bob = await core('Bob');
     must(await bob.messenger.handlers['relay:join']({ address: relay.url }));
     await online(bob);
@@ -42,7 +26,7 @@ describe('people', () => {
 
     // Three people write 1,200 messages while Bob is away, interleaved ten at a time, so that
     // every chunk the inbox stores (64 messages) holds all three.
-    const senders = await Promise.all(['Ann', 'Cat', 'Dan'].map((name) => connect(relay!.url, { name })));
+    const senders = await Promise.all(['Ann', 'Cat', 'Dan'].map((name) => scope.join({ name })));
     const perSender = 400;
     const text = (s: TestClient, i: number) => `${s.id.slice(0, 6)} #${i}`;
     for (let i = 0; i < perSender; i += 10) {
@@ -81,7 +65,7 @@ describe('people', () => {
     let release: () => void = () => undefined;
     const released = new Promise<void>((resolve) => (release = resolve));
     let inner: RelayStore | undefined;
-    relay = await startRelay({
+    const relay = await scope.start({
       wrapStore: (store) => {
         inner = store;
         return {
@@ -117,7 +101,7 @@ describe('people', () => {
     // (directory:changes) can tell Alice of her.
     let carolIdentity = generateIdentity();
     while (carolIdentity.userId >= after) carolIdentity = generateIdentity();
-    const carol = await connect(relay.url, { identity: carolIdentity, name: 'Carol' });
+    const carol = await scope.join({ identity: carolIdentity, name: 'Carol' });
     // Any hint Carol hears was sent after she joined, so it speaks of her too.
     const hint = await eventually(() => carol.hints[0], 'the hint of Carol');
     // Time for Alice to act on the hint she got at the same moment.

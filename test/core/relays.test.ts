@@ -1,29 +1,17 @@
 // Moving between relays, refusals the user must see, and hosting on a port that is taken.
-import { afterEach, describe, expect, it } from 'vitest';
-import { createServer, type Server } from 'node:net';
-import { eventually, startRelay, type TestRelay } from '../support/relay.ts';
+import { describe, expect, it } from 'vitest';
+import { createServer } from 'node:net';
+import { eventually, useRelay, type TestRelay } from '../support/relay.ts';
 import { conversation, knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
 
-const cores: TestCore[] = [];
-const relays: TestRelay[] = [];
-let blocker: Server | undefined;
-afterEach(async () => {
-  for (const c of cores.splice(0)) await c.close();
-  for (const r of relays.splice(0)) await r.stop();
-  blocker?.close();
-});
-
-async function relay(options: Parameters<typeof startRelay>[0] = {}): Promise<TestRelay> {
-  const r = await startRelay(options);
-  relays.push(r);
-  return r;
-}
+const scope = useRelay();
 
 /** Alice and Bob, both on this relay, each knowing the other. */
 async function aliceAndBob(on: TestRelay): Promise<{ alice: TestCore; bob: TestCore }> {
   const alice = await startCore({ name: 'Alice' });
   const bob = await startCore({ name: 'Bob' });
-  cores.push(alice, bob);
+  scope.track(alice);
+  scope.track(bob);
   for (const c of [alice, bob]) must(await c.messenger.handlers['relay:join']({ address: on.url }));
   await Promise.all([online(alice), online(bob)]);
   await knows(alice, bob.id);
@@ -32,7 +20,7 @@ async function aliceAndBob(on: TestRelay): Promise<{ alice: TestCore; bob: TestC
 
 describe('relays', () => {
   it("keeps messages queued, in order, when the recipient's mailbox is full, and sends them once there is room", async () => {
-    const small = await relay({ mailbox: { maxMessages: 3, maxBytes: 1_000_000 } });
+    const small = await scope.start({ mailbox: { maxMessages: 3, maxBytes: 1_000_000 } });
     const { alice, bob } = await aliceAndBob(small);
     must(await bob.messenger.handlers['relay:leave'](null));
     const texts = Array.from({ length: 6 }, (_, i) => `while away ${i}`);
@@ -50,7 +38,7 @@ describe('relays', () => {
   });
 
   it('keeps history when switching relays; a refused send fails with its reason and can be retried', async () => {
-    const [first, second] = [await relay(), await relay()];
+    const [first, second] = [await scope.start(), await scope.start()];
     const { alice, bob } = await aliceAndBob(first);
     must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: 'on the first relay' }));
     await eventually(async () => (await conversation(bob, alice.id)).length === 1, 'first message');
@@ -76,10 +64,9 @@ describe('relays', () => {
   });
 
   it('says clearly when the hosting port is taken', async () => {
-    blocker = createServer();
-    const port = await new Promise<number>((resolve) => blocker!.listen(0, '127.0.0.1', () => resolve((blocker!.address() as { port: number }).port)));
-    const host = await startCore({ name: 'Host', host: true });
-    cores.push(host);
+    const blocker = scope.track(createServer());
+    const port = await new Promise<number>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve((blocker.address() as { port: number }).port)));
+    const host = scope.track(await startCore({ name: 'Host', host: true }));
     const result = await host.messenger.handlers['host:start']({ port, open: true });
     expect(result).toMatchObject({ ok: false, error: { code: 'E_PORT_IN_USE', message: expect.stringContaining(`Port ${port} is already in use`) } });
     const ok = must(await host.messenger.handlers['host:start']({ port: 0, open: true }));
@@ -90,8 +77,7 @@ describe('relays', () => {
   });
 
   it('reports an unreachable relay as reconnecting, with a reason', async () => {
-    const alice = await startCore({ name: 'Alice' });
-    cores.push(alice);
+    const alice = scope.track(await startCore({ name: 'Alice' }));
     must(await alice.messenger.handlers['relay:join']({ address: '127.0.0.1:1' }));
     const status = await eventually(() => {
       const s = alice.statuses.at(-1)?.connection;

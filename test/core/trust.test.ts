@@ -1,29 +1,21 @@
 // What the messenger believes, and what it flags: forged and tampered messages, key
 // changes, look-alike names.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
-import { connectClient, eventually, newMessageId, startRelay, type TestClient, type TestRelay } from '../support/relay.ts';
+import { eventually, newMessageId, useRelay } from '../support/relay.ts';
 import { knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
 import { identityFromKeys, importIdentity } from '../../relay/identity.ts';
 
-let relay: TestRelay | undefined;
-const cores: TestCore[] = [];
-const clients: TestClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  for (const c of cores.splice(0)) await c.close();
-  await relay?.stop();
-  relay = undefined;
-});
+const scope = useRelay();
 
+/** Starts the test's relay, and these people on it, each knowing the others. */
 async function people(names: string[]): Promise<TestCore[]> {
-  relay ??= await startRelay();
-  const url = relay.url;
+  const { url } = await scope.start();
   const started = await Promise.all(names.map((name) => startCore({ name })));
-  cores.push(...started);
+  for (const c of started) scope.track(c);
   for (const c of started) must(await c.messenger.handlers['relay:join']({ address: url }));
   await Promise.all(started.map(online));
   for (const a of started) for (const b of started) if (a !== b) await knows(a, b.id);
@@ -36,16 +28,15 @@ describe('trust', () => {
     must(await bob!.messenger.handlers['relay:leave'](null));
     must(await alice!.messenger.handlers['message:send']({ peer: bob!.id, text: 'from the real alice' }));
     await eventually(() => alice!.updated.some((m) => m.state === 'sent'), 'stored at relay');
-    const db = new Database(relay!.dbPath, { readonly: true });
+    const db = new Database(scope.relay.dbPath, { readonly: true });
     const captured = (db.prepare('SELECT body FROM mailbox').get() as { body: string }).body;
     db.close();
 
-    const mallory = await connectClient(relay!.url, { name: 'Mallory' });
-    clients.push(mallory);
+    const mallory = await scope.join({ name: 'Mallory' });
     expect(await mallory.send(bob!.id, captured, newMessageId())).toMatchObject({ ok: true });
     expect(await mallory.send(bob!.id, '{"v":1,"garbage":true}', newMessageId())).toMatchObject({ ok: true });
 
-    must(await bob!.messenger.handlers['relay:join']({ address: relay!.url }));
+    must(await bob!.messenger.handlers['relay:join']({ address: scope.relay.url }));
     await eventually(() => bob!.added.length === 3, 'three messages stored');
     const fromMallory = bob!.added.filter((m) => m.peer === mallory.id);
     expect(fromMallory).toHaveLength(2);
@@ -65,7 +56,7 @@ describe('trust', () => {
     const bobSecret = JSON.parse(readFileSync(join(bob!.dataDir, 'identity.json'), 'utf8')) as { idPrivate: string; kaPrivate: string };
     const rotated = identityFromKeys(importIdentity(bobSecret).idPrivate, generateKeyPairSync('x25519').privateKey);
     expect(rotated.userId).toBe(bob!.id);
-    clients.push(await connectClient(relay!.url, { identity: rotated, name: 'Bob' }));
+    await scope.join({ identity: rotated, name: 'Bob' });
     const warned = await eventually(() => alice!.persons.find((p) => p.id === bob!.id && p.keyChanged), 'key change warning');
     expect(warned.verified).toBe(false);
     const accepted = must(await alice!.messenger.handlers['peer:acceptKey']({ peer: bob!.id }));
@@ -74,7 +65,7 @@ describe('trust', () => {
 
   it('marks two people who share a display name', async () => {
     const [alice, bob] = await people(['Alice', 'Bob']);
-    clients.push(await connectClient(relay!.url, { name: 'bob' }));
+    await scope.join({ name: 'bob' });
     await eventually(async () => must(await alice!.messenger.handlers['people:list'](null)).filter((p) => p.nameClash).length === 2, 'both bobs marked');
     const list = must(await alice!.messenger.handlers['people:list'](null));
     expect(list.find((p) => p.id === bob!.id)?.nameClash).toBe(true);
