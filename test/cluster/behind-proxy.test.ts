@@ -1,31 +1,25 @@
 // Behind a reverse proxy (the usual front of a cluster) every connection comes from the
 // proxy's address: the per-address limits must count the client named in X-Forwarded-For,
 // and only when the peer is a proxy the operator trusts.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, type Socket } from 'node:net';
 import { io } from 'socket.io-client';
-import { startRelay, type ClientSocket, type TestRelay } from '../support/relay.ts';
+import { useRelay, type ClientSocket } from '../support/relay.ts';
 
-const relays: TestRelay[] = [];
-const sockets: ClientSocket[] = [];
-afterEach(async () => {
-  for (const s of sockets.splice(0)) s.disconnect();
-  for (const r of relays.splice(0)) await r.stop();
-});
+const scope = useRelay();
 
 /** Opens a transport (no handshake needed) and says whether the upgrade was admitted. */
 const open = (url: string, forwardedFor: string) =>
   new Promise<boolean>((resolve) => {
     const socket: ClientSocket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true, extraHeaders: { 'x-forwarded-for': forwardedFor }, auth: {} });
-    sockets.push(socket);
+    scope.track(() => socket.disconnect());
     socket.io.engine.once('open', () => resolve(true));
     socket.once('connect_error', (error) => resolve(!/websocket error/.test(error.message)));
   });
 
 describe('per-address limits behind a reverse proxy', () => {
   it('counts the forwarded client address when the peer is a trusted proxy', async () => {
-    const relay = await startRelay({ maxConnectionsPerAddress: 2, trustedProxies: ['127.0.0.1'] });
-    relays.push(relay);
+    const relay = await scope.start({ maxConnectionsPerAddress: 2, trustedProxies: ['127.0.0.1'] });
     expect(await open(relay.url, '198.51.100.7')).toBe(true);
     expect(await open(relay.url, '203.0.113.1, 198.51.100.7')).toBe(true);
     expect(await open(relay.url, '198.51.100.7')).toBe(false); // a third from the same client
@@ -43,8 +37,7 @@ describe('per-address limits behind a reverse proxy', () => {
   });
 
   it('ignores X-Forwarded-For from a peer it does not trust', async () => {
-    const relay = await startRelay({ maxConnectionsPerAddress: 2 });
-    relays.push(relay);
+    const relay = await scope.start({ maxConnectionsPerAddress: 2 });
     expect(await open(relay.url, '198.51.100.1')).toBe(true);
     expect(await open(relay.url, '198.51.100.2')).toBe(true);
     expect(await open(relay.url, '198.51.100.3')).toBe(false); // all three are 127.0.0.1
