@@ -158,9 +158,17 @@ export function createRelay(options: RelayOptions): Relay {
       handshake.expired = true;
       closeIfDue(handshake);
     }, connectTimeoutMs);
-    conn.once('close', () => {
+    conn.once('close', (reason: string, description?: unknown) => {
       clearTimeout(deadline);
       limits.closed(address);
+      // A frame the transport refused before admission (over the frame cap, not valid
+      // WebSocket): a failed handshake, slowed down like a wrong proof. A network drop is not.
+      if (!handshake.admitted && reason === 'transport error') {
+        limits.failed(address);
+        // (engine.io keeps only the text of ws's error, e.g. "RangeError: Max payload size exceeded".)
+        const why = description instanceof Error ? description.message : reason;
+        log.warn('handshake refused', { address, code: /max payload/i.test(why) ? 'E_TOO_LARGE' : 'E_SCHEMA', reason: why });
+      }
     });
   });
 

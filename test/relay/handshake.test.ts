@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { io } from 'socket.io-client';
 import { connectClient, startRelay, useRelay } from '../support/relay.ts';
-import { openRawWebSocket, upgradeAnswer, type RawWebSocket } from '../support/raw-ws.ts';
+import { OPCODE, openRawWebSocket, upgradeAnswer, type RawWebSocket } from '../support/raw-ws.ts';
 import { generateIdentity, signWith, authStatement, userIdOf } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
 import { LIMITS, type Auth } from '../../relay/protocol.ts';
@@ -255,6 +255,30 @@ describe('A11 invalid auth', () => {
     expect(await bob.request('directory:get', { ids: [alice.userId] })).toEqual({ ok: true, value: { users: [] } });
     expect(lines.filter((l) => / connected /.test(l))).toHaveLength(1);
     bob.close();
+  });
+
+  it('counts a handshake over the frame limit as a failure: 10 of them and the address is refused', async () => {
+    const lines: string[] = [];
+    const relay = await scope.start({ log: createLogger({ level: 'info', write: (line) => lines.push(line) }) });
+    const alice = generateIdentity();
+    for (let i = 0; i < 10; i++) {
+      expect(await upgradeAnswer(relay.port)).toEqual({ status: 101 });
+      const ws = await openRawWebSocket(relay.port);
+      ws.sendText(`40${JSON.stringify({ ...buildAuth(alice, await fetchHello(new URL(relay.url)), { name: 'Alice' }), pad: 'x'.repeat(1024 * 1024) })}`);
+      expect(await ws.closedWithin(2_000)).toBe(true);
+    }
+    expect(lines.filter((l) => /handshake refused .*code=E_TOO_LARGE/.test(l))).toHaveLength(10);
+    expect(await upgradeAnswer(relay.port)).toEqual({ status: 429, code: 'E_THROTTLED' });
+    // A client that only closes or drops its connection before joining is not counted.
+    const other = await startRelay();
+    for (let i = 0; i < 12; i++) {
+      const ws = await openRawWebSocket(other.port);
+      if (i % 2 === 0) ws.send({ opcode: OPCODE.close, payload: Buffer.from([0x03, 0xe8]) });
+      else ws.destroy();
+      expect(await ws.closedWithin(2_000)).toBe(true);
+    }
+    expect(await upgradeAnswer(other.port)).toEqual({ status: 101 });
+    await other.stop();
   });
 
   it('refuses an address for 60 s once it failed 10 handshakes within a minute, under 100 tries a minute', async () => {
