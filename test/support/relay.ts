@@ -160,6 +160,8 @@ export async function connectClient(url: string, options: ClientOptions = {}): P
       socket.disconnect();
       reject(error);
     });
+    // The transport closed before the relay answered the handshake (it is stopping, say).
+    socket.once('disconnect', (reason) => reject(new Error(`closed before the handshake was answered: ${reason}`)));
   });
   return client;
 }
