@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
+import { connect } from 'node:net';
 import { connectClient, eventually, newMessageId, startRelay, type TestClient, type TestRelay } from '../support/relay.ts';
 import { io } from 'socket.io-client';
 import { generateIdentity } from '../../relay/identity.ts';
@@ -29,6 +30,24 @@ const mailboxRows = () => {
     db.close();
   }
 };
+
+/** Writes a raw HTTP request; resolves with the status code answered, or 'closed' when the connection closed without one. */
+function rawHttp(port: number, request: string): Promise<string> {
+  return new Promise((resolve) => {
+    let answer = '';
+    const socket = connect({ port, host: '127.0.0.1' }, () => socket.end(request));
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString('latin1');
+      const status = /^HTTP\/1\.1 (\d{3})/.exec(answer);
+      if (status?.[1]) {
+        resolve(status[1]);
+        socket.destroy();
+      }
+    });
+    socket.on('error', () => undefined); // reset while writing: answered below as 'closed'
+    socket.on('close', () => resolve('closed'));
+  });
+}
 
 const deep = (depth: number): unknown => (depth === 0 ? 'x' : { a: deep(depth - 1) });
 const valid = () => ({ id: newMessageId(), to: bob.id, body: 'hi', sentAt: Date.now() });
@@ -126,6 +145,22 @@ describe('bad input at the relay', () => {
     const closed = new Promise<string>((resolve) => victim.socket.once('disconnect', (reason) => resolve(reason)));
     victim.socket.emit('message:send', { ...valid(), body: 'x'.repeat(LIMITS.frameBytes + 1) }, () => undefined);
     expect(await closed).toMatch(/transport close|transport error/);
+    await expectAliveAndClean();
+  });
+
+  it('refuses a handshake with 2,000 headers (CVE-2024-37890) and a 1 MB header, and keeps serving', async () => {
+    // The WebSocket headers come after 2,000 others, so a server that keeps only the first
+    // 2,000 never sees them: the ws crash of CVE-2024-37890 was on exactly that request.
+    // (Short names: 12 KiB in all, under the 16 KiB header limit.)
+    const junk = Array.from({ length: 2_000 }, (_, i) => `${i.toString(36)}:`).join('\r\n');
+    const upgrade = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==';
+    const path = '/socket.io/?EIO=4&transport=websocket';
+    // (Node's HTTP parser answers 431 to it before ws sees it; a server that let it through
+    // must answer 400, not crash.)
+    expect(await rawHttp(relay.port, `GET ${path} HTTP/1.1\r\nHost: x\r\n${junk}\r\n${upgrade}\r\n\r\n`)).toMatch(/^(400|431|closed)/);
+    const huge = `X-Big: ${'a'.repeat(1024 * 1024)}`;
+    expect(await rawHttp(relay.port, `GET ${path} HTTP/1.1\r\nHost: x\r\n${upgrade}\r\n${huge}\r\n\r\n`)).toMatch(/^(431|closed)/);
+    expect(await rawHttp(relay.port, `GET /parley/hello HTTP/1.1\r\nHost: x\r\n${huge}\r\n\r\n`)).toMatch(/^(431|closed)/);
     await expectAliveAndClean();
   });
 
