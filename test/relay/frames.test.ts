@@ -142,7 +142,7 @@ describe('malformed frames', () => {
     expect(dave.messages().some((m) => m.body === 'a' || m.body === 'b')).toBe(false);
   });
 
-  it('survives a run of 10,000 garbage frames over 40 connections while others chat', async () => {
+  it('parses and answers 10,000 bad requests, then closes on the garbage frame, over 40 connections while others chat', async () => {
     // A fixed seed: the same run every time.
     let state = 0x2a2a2a2a;
     const random = () => {
@@ -166,14 +166,29 @@ describe('malformed frames', () => {
       () => ({ opcode: OPCODE.continuation, payload: junk(10) }),
       () => ({ opcode: OPCODE.text, payload: junk(10), masked: false }),
     ];
+    // Well-formed packets that are wrong requests: each must be parsed and answered (an
+    // unknown event, or a known one with a bad payload), and the connection stays open.
+    const names = ['message:send', 'message:send-many', 'message:read', 'directory:get', 'presence:watch', 'profile:update'];
+    const payloads = ['{}', 'null', '42', '"x"', '[1,2]', '{"__proto__":{"admin":true}}', '{"id":"not an id","to":7}'];
+    const wrong = (ack: number) => text(`42${ack}["${random() < 0.5 ? `x:${ack}` : pick(names)}",${pick(payloads)}]`);
     const connections = 40;
-    const framesEach = 250;
+    const framesEach = 500; // by the 20 joined connections: 10,000 parsed and answered
     const parallel = 8; // under the per-address connection cap, with carol and dave
     let closed = 0;
+    let answered = 0;
     const run = async (i: number) => {
       const joined = i % 2 === 1 ? await joinedRawSocket() : undefined;
       const ws = joined?.ws ?? (await openRawWebSocket(relay.port));
-      sendAll(ws, Array.from({ length: framesEach }, () => pick(garbage)()));
+      if (joined) {
+        const from = ws.texts.length;
+        sendAll(ws, Array.from({ length: framesEach }, (_, k) => wrong(k + 1)));
+        const answers = () => ws.texts.slice(from).filter((t) => /^43\d+\[\{"ok":false,"error":\{"code":"E_(SCHEMA|UNKNOWN_EVENT)"/.test(t)).length;
+        await eventually(() => answers() === framesEach, `answers to ${framesEach} wrong requests`, 10_000);
+        answered += answers();
+        expect(await ws.closedWithin(0)).toBe(false);
+      }
+      // Then garbage: the first such frame closes the connection.
+      sendAll(ws, Array.from({ length: 250 }, () => pick(garbage)()));
       if (await ws.closedWithin(2000)) closed += 1; // before the 5 s handshake deadline
       ws.destroy();
       if (joined) await expectOffline(joined.userId);
@@ -183,6 +198,7 @@ describe('malformed frames', () => {
         await Promise.all(Array.from({ length: Math.min(parallel, connections - start) }, (_, k) => run(start + k)));
       }
     });
+    expect(answered).toBe((connections / 2) * framesEach);
     expect(closed).toBe(connections);
     // Still admitting newcomers, who can talk.
     const fresh = await connectClient(relay.url);
