@@ -89,6 +89,31 @@ describe('bad input at the relay', () => {
     await expectAliveAndClean();
   });
 
+  it('ignores garbage typing indicators and requests whose ack is not a function, changing nothing', async () => {
+    const atBob = bob.typing.length;
+    const atBobMessages = bob.messages().length;
+    const before = mailboxRows();
+    const emit = alice.socket.emit.bind(alice.socket) as unknown as (event: string, ...args: unknown[]) => void;
+    for (const [, payload] of [...garbage, ['the wrong recipient type', { to: 7, typing: true }], ['an extra key', { to: bob.id, typing: true, as: bob.id }]] as const) {
+      emit('typing:set', payload);
+      emit('typing:set', payload, 'not a function');
+      for (const event of REQUEST_NAMES) emit(event, payload, 'not a function');
+    }
+    // A valid payload followed by a stray argument instead of an ack is refused (silently: there is nothing to answer).
+    emit('profile:update', { name: 'Mallory' }, { not: 'a function' });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(bob.typing.slice(atBob)).toEqual([]);
+    expect(bob.messages()).toHaveLength(atBobMessages);
+    expect(mailboxRows()).toBe(before);
+    // Nobody's directory entry changed: no profile:update garbage got through.
+    const entries = await bob.request('directory:get', { ids: [alice.id, bob.id] });
+    expect(entries.ok && entries.value.users.map((u) => u.name).sort()).toEqual(['Alice', 'Bob']);
+    // A good indicator still travels.
+    alice.socket.emit('typing:set', { to: bob.id, typing: true });
+    await eventually(() => bob.typing.slice(atBob).some((t) => t.from === alice.id && t.typing), 'a valid typing indicator');
+    await expectAliveAndClean();
+  });
+
   it('refuses wrong types, missing and extra keys in a send, naming the field', async () => {
     const cases: [object, RegExp][] = [
       [{ ...valid(), id: 12345678 }, /^id:/],
