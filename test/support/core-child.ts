@@ -1,7 +1,16 @@
 // Test support: a real messenger core in a process of its own, so that a test can kill it with
-// SIGKILL (RELIABILITY.md B3, B11). Forked with an IPC channel and three arguments: its data
+// SIGKILL (RELIABILITY.md B3, B4, B11). Forked with an IPC channel and three arguments: its data
 // folder, its display name and the relay's address. Takes ChildCommands over IPC and reports
 // ChildEvents the same way; a command that fails is reported as an error event.
+//
+// A test hook, off unless PARLEY_TEST_STOP is set (B4): the process stops itself with SIGSTOP
+// while it takes in the incoming message whose text is PARLEY_TEST_STOP_TEXT, having told its
+// parent (a 'stopping' event), which then kills it. Where it stops (a StopPoint):
+// - 'before-commit': inside the history transaction that stores the message, after its insert,
+//   before the COMMIT: the delivery arrived and is not committed (nor, in a correct core, acknowledged);
+// - 'before-ack': right after that transaction committed (message:added), before the relay is answered.
+import { flushCompileCache } from 'node:module';
+import Database from 'better-sqlite3';
 import type { MessageState } from '../../preload/contract.ts';
 import { knows, must, online, startCore } from './messenger.ts';
 
@@ -20,7 +29,11 @@ export type ChildEvent =
   /** The last message of a send command is queued. */
   | { type: 'sent-all' }
   | { type: 'report'; states: Partial<Record<MessageState, number>> }
+  /** The test hook's point is reached for this incoming message: SIGSTOP follows at once. */
+  | { type: 'stopping'; at: StopPoint; id: string }
   | { type: 'error'; message: string };
+
+export type StopPoint = 'before-commit' | 'before-ack';
 
 const [dataDir, name, address] = process.argv.slice(2);
 const tell = (event: ChildEvent) => process.send?.(event);
@@ -32,8 +45,47 @@ if (!process.send || !dataDir || !name || !address) {
 // The parent went away: nobody is left to kill us.
 process.on('disconnect', () => process.exit(0));
 
+const stopAt = process.env.PARLEY_TEST_STOP as StopPoint | undefined;
+const stopText = process.env.PARLEY_TEST_STOP_TEXT;
+let stopped = false;
+/** Tells the parent (a small IPC write goes out at once), then stops this process where it stands. */
+function stopHere(id: string): void {
+  if (stopped || !stopAt) return;
+  stopped = true;
+  tell({ type: 'stopping', at: stopAt, id });
+  process.kill(process.pid, 'SIGSTOP');
+}
+const isStopMessage = (item: unknown): item is { id: string; text: string } =>
+  typeof item === 'object' && item !== null && 'id' in item && typeof item.id === 'string' && 'text' in item && item.text === stopText;
+
+if (stopAt === 'before-commit') {
+  // Every transaction body the history defines runs through this wrapper: when it was given
+  // the message to stop at (history.addIncoming's items) it has inserted it, and COMMIT is next.
+  type Body = (...args: unknown[]) => unknown;
+  const transaction = Database.prototype.transaction as unknown as (this: Database.Database, body: Body) => unknown;
+  const hooked = function (this: Database.Database, body: Body) {
+    return transaction.call(this, function (this: unknown, ...args: unknown[]) {
+      const result = body.apply(this, args);
+      const items = args[0];
+      const target = Array.isArray(items) ? items.find(isStopMessage) : undefined;
+      if (target) stopHere(target.id);
+      return result;
+    });
+  };
+  Database.prototype.transaction = hooked as unknown as typeof Database.prototype.transaction;
+} else if (stopAt !== undefined && stopAt !== 'before-ack') {
+  console.error(`PARLEY_TEST_STOP: unknown stop point ${String(stopAt)}`);
+  process.exit(2);
+}
+
 const core = await startCore({ dataDir, name });
 const { handlers } = core.messenger;
+if (stopAt === 'before-ack') {
+  // Emitted by the inbox right after the chunk's transaction committed; it answers the relay later.
+  core.messenger.on('message:added', (m) => {
+    if (m.direction === 'in' && m.text === stopText) stopHere(m.id);
+  });
+}
 core.messenger.on('message:updated', (m) => {
   if (m.direction === 'out') tell({ type: 'updated', id: m.id, text: m.text, state: m.state });
 });
@@ -76,3 +128,6 @@ process.on('message', (command: ChildCommand) => {
 must(await handlers['relay:join']({ address }));
 await online(core);
 tell({ type: 'ready', id: core.id });
+// Started with NODE_COMPILE_CACHE, it saves what it compiled now: the next life starts sooner
+// (a life killed with SIGKILL never gets to save it at exit). Without it, this does nothing.
+flushCompileCache();
