@@ -176,6 +176,28 @@ export async function expectHealthy(person: Person): Promise<void> {
   expect(person.popups).toBe(0);
 }
 
+/**
+ * Elements that hostile text could have turned into, anywhere in the page (`origin`: where
+ * the renderer is served, whose /assets/ scripts are its own).
+ */
+export function foreignElements(page: Page, origin: string) {
+  return page.evaluate((origin) => ({
+    embedded: document.querySelectorAll('img, iframe, frame, object, embed, video, audio, link[rel="import"]').length,
+    scripts: [...document.scripts].filter((script) => !script.src.startsWith(`${origin}/assets/`)).length,
+    svgs: [...document.querySelectorAll('svg')].filter((svg) => !svg.classList.contains('icon')).length,
+    anchors: document.querySelectorAll('a[href]').length,
+    handlers: [...document.querySelectorAll('*')].filter((element) => [...element.attributes].some((a) => a.name.startsWith('on'))).length,
+    pwned: '__pwned' in window,
+  }), origin);
+}
+
+/** Hostile text changed nothing: no foreign element, handler or frame, no `window.__pwned`, and the window is healthy. */
+export async function expectUntouched(person: Person, origin: string): Promise<void> {
+  expect(await foreignElements(person.page, origin)).toEqual({ embedded: 0, scripts: 0, svgs: 0, anchors: 0, handlers: 0, pwned: false });
+  expect(person.page.frames()).toHaveLength(1);
+  await expectHealthy(person);
+}
+
 interface StateLog {
   __stateLog?: Record<string, string[]>;
 }
