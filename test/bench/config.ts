@@ -31,6 +31,8 @@ export interface Config {
   // (b) recipients offline
   offlinePairs: number;
   perSender: number;
+  /** D5: messages queued for one recipient, drained on reconnect. */
+  backlog: number;
   // (c) fixed rate over many connections
   cConnections: number;
   cRate: number;
@@ -44,7 +46,7 @@ export interface Config {
 const NUMBERS = {
   'body-bytes': 'bodyBytes', loadgens: 'loadgens', 'many-loadgens': 'manyLoadgens', 'file-limit': 'fileLimit', nice: 'nice', 'quiet-ms': 'quietMs',
   pairs: 'pairs', window: 'window', 'probe-ms': 'probeMs', 'step-ms': 'stepMs', 'grace-ms': 'graceMs', 'max-steps': 'maxSteps', 'slo-ms': 'sloMs',
-  'offline-pairs': 'offlinePairs', 'per-sender': 'perSender',
+  'offline-pairs': 'offlinePairs', 'per-sender': 'perSender', backlog: 'backlog',
   'c-connections': 'cConnections', 'c-rate': 'cRate', 'c-ms': 'cMs',
   'd-connections': 'dConnections', 'd-concurrency': 'dConcurrency', 'd-timeout-ms': 'dTimeoutMs',
 } as const satisfies Record<string, keyof Config>;
@@ -84,6 +86,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     sloMs: 500,
     offlinePairs: quick ? 50 : 100,
     perSender: quick ? 100 : 500,
+    backlog: 20_000,
     cConnections: quick ? 300 : 2_000,
     cRate: 5_000,
     cMs: quick ? 2_000 : 5_000,

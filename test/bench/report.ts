@@ -1,12 +1,13 @@
 // The final table: Parley and baseline side by side, their ratio, and the targets.
 import type { Config } from './config.ts';
 import type { Step } from './measure.ts';
-import type { FixedResult, ManyResult, OfflineResult, OnlineResult } from './scenarios.ts';
+import type { BacklogResult, FixedResult, ManyResult, OfflineResult, OnlineResult } from './scenarios.ts';
 import { fmtBytes, fmtInt, fmtLatency, fmtRate, fmtRatio, table } from './stats.ts';
 
 export interface Results {
   online: { parley?: OnlineResult; baseline?: OnlineResult };
   offline?: OfflineResult;
+  backlog?: BacklogResult;
   fixed: { parley?: FixedResult; baseline?: FixedResult };
   many?: ManyResult;
 }
@@ -47,6 +48,12 @@ export function report(results: Results, config: Config): string {
     rows.push(['(b)   mailbox drain/s on reconnect', fmtRate(off.drainPerSec), `${fmtRate(br)} online`, fmtRatio(off.drainPerSec / br), '', '']);
     rows.push(['(b)   accept ack p50 / p99', pair(off.fill.ack.quantile(0.5), off.fill.ack.quantile(0.99), fmtLatency), NA, NA, '', '']);
     rows.push(['(b)   relay CPU per accepted DM', fmtLatency(off.relayUsPerAccept), NA, NA, '', '']);
+  }
+  const bl = results.backlog;
+  if (bl) {
+    const growth = bl.rssPeak - bl.rssBefore;
+    rows.push([`(b) D5 backlog: ${fmtInt(bl.drain.expected)} for one recipient, drained/s`, fmtRate(bl.drainPerSec), NA, NA, '>= 2,000/s', verdict(bl.drain.delivered === bl.drain.expected && bl.drainPerSec >= 2_000, bl.drained)]);
+    rows.push(['(b)   relay RSS growth while it drained', fmtBytes(growth), NA, NA, '< 50 MB', verdict(growth < 50 * 2 ** 20)]);
   }
   const { parley: pc, baseline: bc } = results.fixed;
   if (pc || bc) {

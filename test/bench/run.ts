@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { HELP, readConfig } from './config.ts';
 import { cleanUp, setNice } from './procs.ts';
 import { report, type Results } from './report.ts';
-import { connections, log, offline, online } from './scenarios.ts';
+import { backlog, connections, log, offline, online } from './scenarios.ts';
 import { benchHistory, printHistory } from './history.ts';
 import { formatResults, runClusterBench } from './cluster.ts';
 import { spawnSync } from 'node:child_process';
@@ -60,6 +60,7 @@ try {
   // The baseline also runs at Parley's best rate: latency at equal load.
   if (want('a') && baselineRuns) await attempt('(a) baseline', async () => void (results.online.baseline = await online('baseline', config, results.online.parley?.best?.rate)));
   if (want('b')) await attempt('(b)', async () => void (results.offline = await offline(config)));
+  if (want('b')) await attempt('(b) backlog', async () => void (results.backlog = await backlog(config)));
   // (d) continues on the relay that (c) left with its connections open.
   if ((want('c') && parleyRuns) || want('d')) {
     await attempt('(c)/(d) parley', async () => {

@@ -4,8 +4,8 @@ import type { Config } from './config.ts';
 import type { ConnectResult, DrainResult, RelayKind } from './ipc.ts';
 import { Fleet, type Totals } from './fleet.ts';
 import { costs, describe, log, measured, observe, type Observed, type Step } from './measure.ts';
-import { sleep, startRelay, type RelayProc } from './procs.ts';
-import { fmtLatency, fmtRate } from './stats.ts';
+import { rssOf, sleep, startRelay, type RelayProc } from './procs.ts';
+import { fmtBytes, fmtLatency, fmtRate } from './stats.ts';
 
 export { log };
 
@@ -29,6 +29,15 @@ export interface OfflineResult {
   relayUsPerAccept: number;
   drain: DrainResult;
   drainPerSec: number;
+}
+
+export interface BacklogResult {
+  drain: DrainResult;
+  drained: Observed<DrainResult>;
+  drainPerSec: number;
+  /** Relay RSS before the drain (after a GC), and its highest during it. */
+  rssBefore: number;
+  rssPeak: number;
 }
 
 export interface FixedResult {
@@ -140,6 +149,31 @@ export function offline(config: Config): Promise<OfflineResult> {
     const drainPerSec = (drain.delivered / drain.ms) * 1000;
     log(`parley offline: drained ${drain.delivered}/${drain.expected} in ${(drain.ms / 1000).toFixed(1)} s = ${fmtRate(drainPerSec)} (reconnects took ${(drain.connectMs / 1000).toFixed(1)} s), ${costs(drained)}`);
     return { connect, fill, filled, acceptedPerSec: (fill.acked / fill.ms) * 1000, relayUsPerAccept: (filled.relayCpuMs * 1000) / Math.max(1, fill.acked), drain, drained, drainPerSec };
+  });
+}
+
+/** D5 backlog replay: `config.backlog` messages queued for one recipient, drained as they reconnect. */
+export function backlog(config: Config): Promise<BacklogResult> {
+  return rig('parley', 1, config, async (relay, fleet) => {
+    await fleet.connect('parley', relay.url, 1, 1, 60_000);
+    await fleet.dropReceivers();
+    const fill = await fleet.fill(config.backlog, config.window, config.bodyBytes);
+    await sleep(500);
+    const rssBefore = await rss(relay);
+    let rssPeak = rssBefore;
+    const drained = await observe(relay, fleet, config.quietMs, async () => {
+      const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssOf(relay.pid))), 50);
+      try {
+        return await fleet.drain(1, 60_000);
+      } finally {
+        clearInterval(sampler);
+      }
+    });
+    const drain = drained.value;
+    const drainPerSec = (drain.delivered / drain.ms) * 1000;
+    log(`parley backlog (D5): ${fill.acked}/${fill.sent} queued for one recipient, drained ${drain.delivered} in ${(drain.ms / 1000).toFixed(1)} s = ${fmtRate(drainPerSec)}` +
+      ` (reconnect ${(drain.connectMs / 1000).toFixed(2)} s), relay RSS ${fmtBytes(rssBefore)} -> peak ${fmtBytes(rssPeak)}, ${costs(drained)}`);
+    return { drain, drained, drainPerSec, rssBefore, rssPeak };
   });
 }
 
