@@ -39,14 +39,15 @@ export interface Connection {
 /** Refusals a person must act on: retrying would only fail again. */
 const FINAL: ReadonlySet<string> = new Set<ErrorCode>(['E_ACCESS_CODE', 'E_VERSION', 'E_SCHEMA']);
 
-const REASONS: Partial<Record<string, string>> = {
-  E_ACCESS_CODE: 'The access code is wrong or missing.',
-  E_VERSION: 'This relay speaks a different version of Parley.',
-  E_SCHEMA: 'The relay did not accept this display name.',
-  E_THROTTLED: 'Too many failed attempts from this computer; waiting before trying again.',
-  E_UNAVAILABLE: 'The relay is restarting.',
-  E_AUTH: 'The relay could not check our identity; trying again.',
-};
+/** Our words for a refusal, by its code (a Map: a relay's code such as "constructor" finds nothing). */
+const REASONS: ReadonlyMap<string, string> = new Map([
+  ['E_ACCESS_CODE', 'The access code is wrong or missing.'],
+  ['E_VERSION', 'This relay speaks a different version of Parley.'],
+  ['E_SCHEMA', 'The relay did not accept this display name.'],
+  ['E_THROTTLED', 'Too many failed attempts from this computer; waiting before trying again.'],
+  ['E_UNAVAILABLE', 'The relay is restarting.'],
+  ['E_AUTH', 'The relay could not check our identity; trying again.'],
+]);
 
 export function connect(options: ConnectionOptions): Connection {
   const { identity, handlers } = options;
@@ -99,10 +100,10 @@ export function connect(options: ConnectionOptions): Connection {
     attempt += 1;
     const code = error.data?.code ?? (error.message.startsWith('E_') ? error.message : 'E_UNREACHABLE');
     if (FINAL.has(code)) {
-      setStatus({ state: 'refused', relay, code, reason: REASONS[code] ?? error.data?.message ?? error.message });
+      setStatus({ state: 'refused', relay, code, reason: REASONS.get(code) ?? error.data?.message ?? error.message });
       return;
     }
-    setStatus({ state: 'reconnecting', relay, reason: REASONS[code] ?? 'The relay cannot be reached.', attempt });
+    setStatus({ state: 'reconnecting', relay, reason: REASONS.get(code) ?? 'The relay cannot be reached.', attempt });
     // A refusal by the relay's middleware does not reconnect by itself; a transport failure does.
     if (!socket.active) scheduleRetry(code === 'E_THROTTLED' ? 60_000 : undefined);
   });

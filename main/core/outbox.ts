@@ -11,13 +11,14 @@ import type { History } from './history/index.ts';
  * same answer, and they must stay behind the first.
  */
 const TRANSIENT: ReadonlySet<string> = new Set([...RETRYABLE_CODES, 'E_BUSY']);
-const RETRY_MS: Record<string, number> = { E_RATE_LIMITED: 1_500, E_QUEUE_FULL: 30_000 };
+// Maps, not objects: the code is the relay's word, and "constructor" or "__proto__" must find nothing.
+const RETRY_MS: ReadonlyMap<string, number> = new Map([['E_RATE_LIMITED', 1_500], ['E_QUEUE_FULL', 30_000]]);
 
-const REASONS: Record<string, string> = {
-  E_UNKNOWN_RECIPIENT: 'This relay does not know the recipient.',
-  E_TOO_LARGE: 'The message is too long.',
-  E_ID_CONFLICT: 'The relay already has a different message under this id.',
-};
+const REASONS: ReadonlyMap<string, string> = new Map([
+  ['E_UNKNOWN_RECIPIENT', 'This relay does not know the recipient.'],
+  ['E_TOO_LARGE', 'The message is too long.'],
+  ['E_ID_CONFLICT', 'The relay already has a different message under this id.'],
+]);
 
 export interface Outgoing {
   message: Message;
@@ -115,7 +116,7 @@ export class Outbox {
       });
       if (retry !== undefined) {
         // Keep the order: what is still queued goes again, first, after a pause.
-        this.later(this.options.retryDelayMs ?? RETRY_MS[retry] ?? 3_000);
+        this.later(this.options.retryDelayMs ?? RETRY_MS.get(retry) ?? 3_000);
         return;
       }
     }
@@ -136,7 +137,7 @@ export class Outbox {
     }
     const code = result.ok ? 'E_INTERNAL' : result.error.code;
     if (TRANSIENT.has(code)) return false;
-    const failed = history.markFailed(message.n, REASONS[code] ?? (result.ok ? 'The relay gave an unexpected answer.' : result.error.message));
+    const failed = history.markFailed(message.n, REASONS.get(code) ?? (result.ok ? 'The relay gave an unexpected answer.' : result.error.message));
     if (failed) updated(failed);
     return true;
   }
