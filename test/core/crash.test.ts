@@ -1,88 +1,24 @@
 // A sender whose process dies (RELIABILITY.md B3, B11): a real client core in a child process
 // (test/support/core-child.ts) is killed with SIGKILL and started again on the same data folder,
 // 20 times per test, while the relay and the recipient (real, in this process) carry on.
-import { fork, type ChildProcess } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import type { ChildCommand, ChildEvent } from '../support/core-child.ts';
+import type { ChildEvent } from '../support/core-child.ts';
+import { CoreProcess } from '../support/core-process.ts';
 import { StorageError, type AcceptOutcome, type RelayStore } from '../../relay/mailbox/store.ts';
 import { eventually, tempDir, useRelay } from '../support/relay.ts';
 import { must, online, startCore, type TestCore } from '../support/messenger.ts';
 
-const CHILD = resolve(import.meta.dirname, '../support/core-child.ts');
 const KILLS = 20;
 /** What the relay carries in these tests is not rate-limited: the outbox's pauses would only make them slow. */
 const NO_RATE_LIMIT = { rate: { capacity: 100_000, perSecond: 100_000, abuseMs: 60_000 } };
 
-/** One life of the sender's process. */
-class SenderProcess {
-  readonly child: ChildProcess;
-  readonly events: ChildEvent[] = [];
-  readonly exited: Promise<void>;
-  id = '';
-  /** Checked on every event as it arrives, so that a kill lands right at that point. */
-  private watchers = new Set<(event: ChildEvent) => void>();
-
-  constructor(dataDir: string, relayUrl: string) {
-    this.child = fork(CHILD, [dataDir, 'Sam', relayUrl], {
-      execArgv: ['--experimental-strip-types', '--disable-warning=ExperimentalWarning'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    this.exited = new Promise((done) => this.child.once('exit', () => done()));
-    this.child.on('message', (event: ChildEvent) => {
-      this.events.push(event);
-      for (const watch of this.watchers) watch(event);
-    });
-  }
-
-  static async start(dataDir: string, relayUrl: string): Promise<SenderProcess> {
-    const sender = new SenderProcess(dataDir, relayUrl);
-    const ready = await sender.until((e) => (e.type === 'ready' ? e : undefined), 'the sender online');
-    sender.id = ready.id;
-    return sender;
-  }
-
-  command(command: ChildCommand): void {
-    this.child.send(command);
-  }
-
-  /** Resolves with the first event from now on that `pick` picks; rejects on an error event, an exit or the timeout. */
-  until<T>(pick: (event: ChildEvent) => T | undefined, what: string, timeoutMs = 30_000): Promise<T> {
-    return new Promise<T>((done, fail) => {
-      const stop = (settle: () => void) => {
-        clearTimeout(timer);
-        this.watchers.delete(watch);
-        settle();
-      };
-      const watch = (event: ChildEvent) => {
-        if (event.type === 'error') return stop(() => fail(new Error(`the sender failed (${what}): ${event.message}`)));
-        const picked = pick(event);
-        if (picked !== undefined) stop(() => done(picked));
-      };
-      const timer = setTimeout(() => stop(() => fail(new Error(`timed out waiting for ${what}`))), timeoutMs);
-      this.watchers.add(watch);
-      void this.exited.then(() => stop(() => fail(new Error(`the sender exited while waiting for ${what}`))));
-    });
-  }
-
-  /** How many outgoing messages it has in each state (asks it). */
-  report(): Promise<Extract<ChildEvent, { type: 'report' }>['states']> {
-    const answer = this.until((e) => (e.type === 'report' ? e.states : undefined), 'a report');
-    this.command({ cmd: 'report' });
-    return answer;
-  }
-
-  async kill(): Promise<void> {
-    this.child.kill('SIGKILL');
-    await this.exited;
-    expect(this.child.signalCode).toBe('SIGKILL');
-  }
-
-  /** Kills it if it still runs. */
-  async close(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) await this.kill();
-  }
+/** How many outgoing messages the sender has in each state (asks it). */
+function report(sender: CoreProcess): Promise<Extract<ChildEvent, { type: 'report' }>['states']> {
+  const answer = sender.until((e) => (e.type === 'report' ? e.states : undefined), 'a report');
+  sender.command({ cmd: 'report' });
+  return answer;
 }
 
 /** The sender's history after a crash, read as the app would open it. */
@@ -175,7 +111,7 @@ describe('a sender killed with SIGKILL', () => {
     });
     const recipient = await startRecipient(relay.url);
     const dataDir = senderDir();
-    let sender = scope.track(await SenderProcess.start(dataDir, relay.url));
+    let sender = scope.track(await CoreProcess.start({ dataDir, name: 'Sam', relayUrl: relay.url }));
     senderId = sender.id;
 
     const heldIds: string[] = [];
@@ -195,11 +131,11 @@ describe('a sender killed with SIGKILL', () => {
       const { rows } = inspectHistory(dataDir);
       expect(rows.find((r) => r.id === heldId)?.state, `#${kill} (${mode}) is still in the outbox`).toBe('queued');
 
-      sender = scope.track(await SenderProcess.start(dataDir, relay.url));
+      sender = scope.track(await CoreProcess.start({ dataDir, name: 'Sam', relayUrl: relay.url }));
       expect(sender.id).toBe(senderId);
       // The outbox sends it again on its own, and the relay answers it this time.
       const s = sender;
-      await eventually(async () => (await s.report()).queued === undefined, `#${kill} resent and acknowledged`, 20_000);
+      await eventually(async () => (await report(s)).queued === undefined, `#${kill} resent and acknowledged`, 20_000);
       expect(tries.get(heldId), `#${kill} (${mode}) was sent again under its id`).toBeGreaterThanOrEqual(2);
     }
 
@@ -207,7 +143,7 @@ describe('a sender killed with SIGKILL', () => {
     const r = recipient;
     await eventually(() => received(r, senderId).length >= KILLS, `${KILLS} messages at the recipient`, 20_000);
     const s = sender;
-    await eventually(async () => (await s.report()).delivered === KILLS, 'every message delivered', 20_000);
+    await eventually(async () => (await report(s)).delivered === KILLS, 'every message delivered', 20_000);
     const arrived = received(r, senderId);
     expect(arrived.map((m) => m.text)).toEqual(heldIds.map((_, i) => `b3 #${i} 0`));
     expect(arrived.map((m) => m.id)).toEqual(heldIds);
@@ -244,7 +180,7 @@ describe('a sender killed with SIGKILL', () => {
     });
     const recipient = await startRecipient(relay.url);
     const dataDir = senderDir();
-    let sender = scope.track(await SenderProcess.start(dataDir, relay.url));
+    let sender = scope.track(await CoreProcess.start({ dataDir, name: 'Sam', relayUrl: relay.url }));
     senderId = sender.id;
 
     /** What the sender said it had stored (text -> id), and which it said the relay acknowledged. */
@@ -287,7 +223,7 @@ describe('a sender killed with SIGKILL', () => {
       // The relay has nothing the sender's history does not.
       expect([...atRelay].filter((id) => !byId.has(id)), `${where}: at the relay, not in the history`).toEqual([]);
 
-      sender = scope.track(await SenderProcess.start(dataDir, relay.url));
+      sender = scope.track(await CoreProcess.start({ dataDir, name: 'Sam', relayUrl: relay.url }));
       expect(sender.id).toBe(senderId);
     }
 
@@ -296,7 +232,7 @@ describe('a sender killed with SIGKILL', () => {
     const s = sender;
     const settled = async (state: 'queued' | 'sent') => {
       await new Promise((r) => setTimeout(r, 200));
-      return (await s.report())[state] === undefined;
+      return (await report(s))[state] === undefined;
     };
     await eventually(() => settled('queued'), 'the outbox drained', 60_000);
     // A message stuck as "sent" would stay so: the last delivery answers get 5 s, then it is seen below.

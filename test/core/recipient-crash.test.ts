@@ -9,89 +9,22 @@
 //   the process; the rows and the mailbox checked below fail.
 // - before-ack: the row is committed, the relay not yet answered: the redelivery must be
 //   recognised, not stored twice, and answered, so that the sender gets its receipt once.
-import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import type { ChildEvent, StopPoint } from '../support/core-child.ts';
+import type { StopPoint } from '../support/core-child.ts';
+import { CoreProcess } from '../support/core-process.ts';
 import type { RelayStore } from '../../relay/mailbox/store.ts';
 import type { Envelope } from '../../relay/protocol.ts';
 import { eventually, tempDir, useRelay } from '../support/relay.ts';
 import { knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
 
-const CHILD = resolve(import.meta.dirname, '../support/core-child.ts');
 const KILLS = 10;
 
-/** One life of the recipient's process; with `stop`, it stops itself at that point of taking in that message. */
-class RecipientProcess {
-  readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-  id = '';
-  private readonly events: ChildEvent[] = [];
-  private readonly watchers = new Set<() => void>();
-
-  constructor(dataDir: string, relayUrl: string, compileCache: string, stop?: { at: StopPoint; text: string }) {
-    this.child = fork(CHILD, [dataDir, 'Rita', relayUrl], {
-      execArgv: ['--experimental-strip-types', '--disable-warning=ExperimentalWarning'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: {
-        ...process.env,
-        // Lives after the first load the app's modules compiled: a restart takes less of the test's time.
-        NODE_COMPILE_CACHE: compileCache,
-        ...(stop ? { PARLEY_TEST_STOP: stop.at, PARLEY_TEST_STOP_TEXT: stop.text } : {}),
-      },
-    });
-    this.exited = new Promise((done) => this.child.once('exit', () => done()));
-    this.child.on('message', (event: ChildEvent) => {
-      this.events.push(event);
-      for (const watch of this.watchers) watch();
-    });
-  }
-
-  static async start(dataDir: string, relayUrl: string, compileCache: string, stop?: { at: StopPoint; text: string }): Promise<RecipientProcess> {
-    const life = new RecipientProcess(dataDir, relayUrl, compileCache, stop);
-    life.id = (await life.event('ready', 'the recipient online')).id;
-    return life;
-  }
-
-  /** The first event of this type (seen already or to come); rejects on an error event, an exit or the timeout. */
-  event<T extends ChildEvent['type']>(type: T, what: string, timeoutMs = 20_000): Promise<Extract<ChildEvent, { type: T }>> {
-    return new Promise((done, fail) => {
-      const check = () => {
-        const error = this.events.find((e) => e.type === 'error');
-        if (error) return settle(() => fail(new Error(`the recipient failed (${what}): ${error.message}`)));
-        const found = this.events.find((e): e is Extract<ChildEvent, { type: T }> => e.type === type);
-        if (found) settle(() => done(found));
-      };
-      const settle = (then: () => void) => {
-        clearTimeout(timer);
-        this.watchers.delete(check);
-        then();
-      };
-      const timer = setTimeout(() => settle(() => fail(new Error(`timed out waiting for ${what}`))), timeoutMs);
-      this.watchers.add(check);
-      void this.exited.then(() => settle(() => fail(new Error(`the recipient exited while waiting for ${what}`))));
-      check();
-    });
-  }
-
-  /** Stopped (SIGSTOP), as /proc tells: state T. */
-  get stopped(): boolean {
-    const stat = readFileSync(`/proc/${this.child.pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
-  }
-
-  async kill(): Promise<void> {
-    this.child.kill('SIGKILL');
-    await this.exited;
-    expect(this.child.signalCode).toBe('SIGKILL');
-  }
-
-  /** Kills it if it still runs. */
-  async close(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) await this.kill();
-  }
+/** The recipient's environment: a compile cache its later lives share, and where it stops itself. */
+function recipientEnv(compileCache: string, stop?: { at: StopPoint; text: string }): NodeJS.ProcessEnv {
+  // Lives after the first load the app's modules compiled: a restart takes less of the test's time.
+  return { NODE_COMPILE_CACHE: compileCache, ...(stop ? { PARLEY_TEST_STOP: stop.at, PARLEY_TEST_STOP_TEXT: stop.text } : {}) };
 }
 
 /** The recipient's history, opened as the app would open it after the crash. */
@@ -174,7 +107,7 @@ async function killedWhileTaking(at: StopPoint): Promise<void> {
   const ids: string[] = [];
   for (; life <= KILLS; life++) {
     const text = `b4 ${at} #${life}`;
-    const rita = scope.track(await RecipientProcess.start(dataDir.path, relay.url, compileCache.path, life < KILLS ? { at, text } : undefined));
+    const rita = scope.track(await CoreProcess.start({ dataDir: dataDir.path, name: 'Rita', relayUrl: relay.url, env: recipientEnv(compileCache.path, life < KILLS ? { at, text } : undefined) }));
     if (life === 0) {
       ritaId = rita.id;
       await knows(sam, ritaId);
