@@ -3,6 +3,7 @@
 // sent in the window after the warm-up: ack latency (send -> relay ok), delivery latency
 // (send -> arrival at the partner), and the throughput actually delivered.
 import { connectClient, type TestClient } from '../support/relay.ts';
+import { seededRandom } from '../support/random.ts';
 
 export interface LoadOptions {
   clients: number;
@@ -32,17 +33,6 @@ interface Sent {
   ack?: number;
   delivered?: number;
   measured: boolean;
-}
-
-/** A small seeded PRNG (mulberry32), so that every setup gets the same pairs. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function percentile(values: number[], p: number): number {
@@ -76,7 +66,7 @@ export async function runLoad(urls: string[], o: LoadOptions, hooks: { connected
     clients.push(...(await Promise.all(group)));
   }
   const order = clients.map((_, i) => i);
-  const rand = random(12345);
+  const rand = seededRandom(12345);
   for (let i = order.length - 1; i > 0; i -= 1) {
     const j = Math.floor(rand() * (i + 1));
     [order[i], order[j]] = [order[j]!, order[i]!];

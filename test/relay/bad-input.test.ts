@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { connect } from 'node:net';
+import { seededRandom } from '../support/random.ts';
 import { connectClient, eventually, newMessageId, startRelay, type TestClient, type TestRelay } from '../support/relay.ts';
 import { io } from 'socket.io-client';
 import { generateIdentity } from '../../relay/identity.ts';
@@ -270,13 +271,7 @@ function unknownEventNames(count: number): string[] {
     'message:deliver', 'presence:update', 'directory:changed', 'typing:update', 'MESSAGE:SEND', 'message:send ', ' message:send', 'message:sen', 'message:send\u0000',
     'message:send-many-more', 'message:s\u0435nd', 'typing:set!', 'directory:*', '*', 'message:send\u202e', '👀:send', 'x'.repeat(1_000),
   ].forEach(add);
-  let state = 0x0a3a3a3a;
-  const random = () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = seededRandom(0x0a3a3a3a);
   const alphabet = [...'abcdefghijklmnopqrstuvwxyz:-_./ 0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ{}[]"\\\'é€😀\u0000\u0007\u200b\u202e\ufeff'];
   while (names.size < count) {
     const length = 1 + Math.floor(random() * 40);

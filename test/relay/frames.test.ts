@@ -2,6 +2,7 @@
 // the handshake. Each must close the offending connection (or be refused with a typed error
 // where the protocol defines one) without hurting the relay or anyone else's conversation.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seededRandom } from '../support/random.ts';
 import { connectClient, eventually, newMessageId, startRelay, type TestClient, type TestRelay } from '../support/relay.ts';
 import { encodeFrame, joinRawWebSocket, OPCODE, openRawWebSocket, type FrameSpec, type RawWebSocket } from '../support/raw-ws.ts';
 import { watchProcessFaults, type ProcessFaults } from '../support/process-faults.ts';
@@ -144,13 +145,7 @@ describe('malformed frames', () => {
 
   it('parses and answers 10,000 bad requests, then closes on the garbage frame, over 40 connections while others chat', async () => {
     // A fixed seed: the same run every time.
-    let state = 0x2a2a2a2a;
-    const random = () => {
-      state = (state + 0x6d2b79f5) | 0;
-      let t = Math.imul(state ^ (state >>> 15), 1 | state);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+    const random = seededRandom(0x2a2a2a2a);
     const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
     const junk = (n: number) => Array.from({ length: n }, () => pick([...'abcdefghijklmnopqrstuvwxyz0123456789"{},:'])).join('');
     const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(random() * 256)));
