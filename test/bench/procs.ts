@@ -45,9 +45,11 @@ export interface RelayProc {
   stop(): Promise<void>;
 }
 
-export async function startRelay(kind: RelayKind, options: { fileLimit: number; profileDir?: string }): Promise<RelayProc> {
-  const dir = kind === 'parley' ? mkdtempSync(join(tmpdir(), 'parley-bench-')) : undefined;
-  if (dir) tempDirs.add(dir);
+/** `dataDir`: the Parley relay's folder, kept after stop() (default: a temp folder of its own, removed then). */
+export async function startRelay(kind: RelayKind, options: { fileLimit: number; profileDir?: string; dataDir?: string }): Promise<RelayProc> {
+  const dir = kind === 'parley' ? (options.dataDir ?? mkdtempSync(join(tmpdir(), 'parley-bench-'))) : undefined;
+  const own = dir !== undefined && options.dataDir === undefined;
+  if (dir && own) tempDirs.add(dir);
   const nodeFlags = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${kind}-${Date.now()}.cpuprofile`] : [];
   const child = spawnNode(kind === 'parley' ? 'parley-relay.ts' : 'baseline-relay.ts', { fileLimit: options.fileLimit, nodeFlags, ...(dir ? { env: { BENCH_DATA_DIR: dir } } : {}) });
   const port = await new Promise<number>((resolve, reject) => {
@@ -64,7 +66,7 @@ export async function startRelay(kind: RelayKind, options: { fileLimit: number; 
       await Promise.race([rpc.call('stop', {}).catch(() => undefined), deadline(15_000)]);
       await Promise.race([exited, deadline(5_000)]);
       if (child.exitCode === null) child.kill('SIGKILL');
-      if (dir) {
+      if (dir && own) {
         rmSync(dir, { recursive: true, force: true });
         tempDirs.delete(dir);
       }

@@ -18,13 +18,11 @@
 // of pages sent pile up before it collects). Pages cut by bytes are checked on their own, on
 // an in-process relay, where memory is not measured.
 import { describe, expect, it } from 'vitest';
-import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { connectClient, eventually, newMessageId, tempDir, useRelay, type TestClient } from '../support/relay.ts';
-import { Rpc, type RelayApi } from '../bench/ipc.ts';
+import { rssOf, startRelay } from '../bench/procs.ts';
 import { generateIdentity } from '../../relay/identity.ts';
 import { LIMITS, type Envelope, type SendPayload } from '../../relay/protocol.ts';
 
@@ -36,58 +34,12 @@ const TOTAL = SENDERS * EACH;
 const BODY = 200;
 const RSS_BOUND = 50 * 1024 * 1024;
 
-const RELAY_CHILD = resolve(import.meta.dirname, '../bench/parley-relay.ts');
+/** The bench's relay child over SQLite in `dir` (kept across restarts). */
+const startRelayProcess = (dir: string) => startRelay('parley', { fileLimit: 65_536, dataDir: dir });
 
-interface RelayProcess {
-  pid: number;
-  url: string;
-  dbPath: string;
-  rpc: Rpc<RelayApi>;
-  stop(): Promise<void>;
-}
-
-/** The bench's relay child over SQLite in `dir`; resolves once it listens. */
-async function startRelayProcess(dir: string): Promise<RelayProcess> {
-  const child: ChildProcess = fork(RELAY_CHILD, [], {
-    execArgv: ['--experimental-strip-types', '--disable-warning=ExperimentalWarning', '--expose-gc'],
-    env: { ...process.env, BENCH_DATA_DIR: dir },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const exited = new Promise<void>((done) => child.once('exit', () => done()));
-  const port = await new Promise<number>((done, fail) => {
-    const timer = setTimeout(() => fail(new Error('the relay did not start')), 15_000);
-    child.once('exit', (code) => fail(new Error(`the relay exited with ${code}`)));
-    child.on('message', (m: unknown) => {
-      if (typeof m === 'object' && m !== null && 'ready' in m && 'port' in m && typeof m.port === 'number') {
-        clearTimeout(timer);
-        done(m.port);
-      }
-    });
-  });
-  const rpc = new Rpc<RelayApi>(child);
-  const within = (ms: number) => new Promise<void>((done) => setTimeout(done, ms).unref());
-  return {
-    pid: child.pid ?? 0,
-    url: `http://127.0.0.1:${port}`,
-    dbPath: join(dir, 'relay.db'),
-    rpc,
-    async stop() {
-      if (child.exitCode === null) await Promise.race([rpc.call('stop', {}).catch(() => undefined), within(10_000)]);
-      await Promise.race([exited, within(5_000)]);
-      if (child.exitCode === null) child.kill('SIGKILL');
-    },
-  };
-}
-
-/** A process's resident memory, bytes. */
-function rssOf(pid: number): number {
-  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  return Number(kb) * 1024;
-}
-
-/** Envelopes the relay's mailbox holds (for `recipient`, or for anyone), read from its file. */
-function held(dbPath: string, recipient?: string): number {
-  const db = new Database(dbPath, { readonly: true });
+/** Envelopes the mailbox of the relay over `dir` holds (for `recipient`, or for anyone), read from its file. */
+function held(dir: string, recipient?: string): number {
+  const db = new Database(join(dir, 'relay.db'), { readonly: true });
   try {
     const row = recipient === undefined ? db.prepare('SELECT count(*) AS n FROM mailbox').get() : db.prepare('SELECT count(*) AS n FROM mailbox WHERE recipient = ?').get(recipient);
     return (row as { n: number }).n;
@@ -200,7 +152,7 @@ describe('a backlog replay', () => {
     const queueStart = performance.now();
     await Promise.all(first.map((s) => queue(s, sent.get(s.id)!)));
     const queueMs = performance.now() - queueStart;
-    expect(held(relay.dbPath, bob.userId)).toBe(TOTAL);
+    expect(held(dir.path, bob.userId)).toBe(TOTAL);
 
     // The relay restarts: the backlog waits on disk only, and the relay's memory from then on
     // is the replay's (accepting the backlog grew its heap, room a replay could reuse unseen).
@@ -208,7 +160,7 @@ describe('a backlog replay', () => {
     for (const s of first) s.close();
     relay = await startRelayProcess(dir.path);
     const senders = await Promise.all(first.map(async (s, i) => scope.track(await connectClient(relay.url, { identity: s.identity, name: `Sender ${i}` }))));
-    expect(held(relay.dbPath, bob.userId)).toBe(TOTAL);
+    expect(held(dir.path, bob.userId)).toBe(TOTAL);
     await pause(500);
     await relay.rpc.call('mem', {}); // a full GC
     const baseline = rssOf(relay.pid);
@@ -224,7 +176,7 @@ describe('a backlog replay', () => {
     await eventually(() => back.received.length >= TOTAL, 'the backlog to be replayed', 60_000);
     const lastAt = batches.at(-1)!.at;
     // The mailbox empties: Bob's acknowledgements, and the senders' for their delivered receipts.
-    await eventually(() => held(relay.dbPath) === 0, 'the mailbox to be empty', 10_000);
+    await eventually(() => held(dir.path) === 0, 'the mailbox to be empty', 10_000);
     await eventually(() => senders.every((s) => s.receipts().flatMap((r) => r.ids).length >= EACH), 'the delivered receipts', 10_000);
     clearInterval(sampler);
     peak = Math.max(peak, rssOf(relay.pid));
@@ -248,7 +200,7 @@ describe('a backlog replay', () => {
       expect(ids).toHaveLength(EACH);
       expect(new Set(ids)).toEqual(new Set(sent.get(s.id)!.map((m) => m.id)));
     }
-    expect(held(relay.dbPath)).toBe(0);
+    expect(held(dir.path)).toBe(0);
     expect(peak - baseline).toBeLessThan(RSS_BOUND);
   });
 
