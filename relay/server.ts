@@ -148,6 +148,12 @@ export function createRelay(options: RelayOptions): Relay {
   const offer = (o: Offer) => sessions.offer(o.to, o.envelope, o.prev);
   cluster?.onWake((w) => (w === 'all' ? sessions.notifyAll() : offer(w)));
 
+  /** Logs a refused handshake; one that was the client's fault counts towards its address's throttle. */
+  const refused = (address: string, { code, message }: Refusal) => {
+    if (code !== 'E_UNAVAILABLE') limits.failed(address);
+    log.warn('handshake refused', { address, code, reason: message });
+  };
+
   const handshakes = new WeakMap<EngineSocket, Handshake>();
   engine.on('connection', (conn: EngineSocket) => {
     const address = clientAddress(conn.request, trustedProxies);
@@ -164,10 +170,9 @@ export function createRelay(options: RelayOptions): Relay {
       // A frame the transport refused before admission (over the frame cap, not valid
       // WebSocket): a failed handshake, slowed down like a wrong proof. A network drop is not.
       if (!handshake.admitted && reason === 'transport error') {
-        limits.failed(address);
         // (engine.io keeps only the text of ws's error, e.g. "RangeError: Max payload size exceeded".)
         const why = description instanceof Error ? description.message : reason;
-        log.warn('handshake refused', { address, code: /max payload/i.test(why) ? 'E_TOO_LARGE' : 'E_SCHEMA', reason: why });
+        refused(address, { code: /max payload/i.test(why) ? 'E_TOO_LARGE' : 'E_SCHEMA', message: why });
       }
     });
   });
@@ -215,9 +220,9 @@ export function createRelay(options: RelayOptions): Relay {
 
   io.use((socket, next) => {
     const address = clientAddress(socket.request, trustedProxies);
-    const refuse = ({ code, message }: Refusal) => {
-      if (code !== 'E_UNAVAILABLE') limits.failed(address);
-      log.warn('handshake refused', { address, code, reason: message });
+    const refuse = (refusal: Refusal) => {
+      refused(address, refusal);
+      const { code, message } = refusal;
       const error = new Error(code) as Error & { data: ConnectErrorData };
       error.data = { code, message };
       next(error);
