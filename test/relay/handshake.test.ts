@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { io } from 'socket.io-client';
-import { connectClient, startRelay, useRelay } from '../support/relay.ts';
+import { connectClient, useRelay } from '../support/relay.ts';
 import { OPCODE, openRawWebSocket, upgradeAnswer, type RawWebSocket } from '../support/raw-ws.ts';
 import { generateIdentity, signWith, authStatement, userIdOf } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
@@ -87,13 +87,9 @@ describe('handshake', () => {
 
   it('refuses a proof made for another relay', async () => {
     const relay = await scope.start();
-    const other = await startRelay();
-    try {
-      const auth = buildAuth(generateIdentity(), await fetchHello(new URL(other.url)), { name: 'Alice' });
-      expect(await tryAuth(relay.url, auth)).toBe('E_AUTH');
-    } finally {
-      await other.stop();
-    }
+    const other = await scope.start();
+    const auth = buildAuth(generateIdentity(), await fetchHello(new URL(other.url)), { name: 'Alice' });
+    expect(await tryAuth(relay.url, auth)).toBe('E_AUTH');
   });
 
   it('refuses malformed auth and an unsupported protocol version with typed errors', async () => {
@@ -270,7 +266,7 @@ describe('A11 invalid auth', () => {
     expect(lines.filter((l) => /handshake refused .*code=E_TOO_LARGE/.test(l))).toHaveLength(10);
     expect(await upgradeAnswer(relay.port)).toEqual({ status: 429, code: 'E_THROTTLED' });
     // A client that only closes or drops its connection before joining is not counted.
-    const other = await startRelay();
+    const other = await scope.start();
     for (let i = 0; i < 12; i++) {
       const ws = await openRawWebSocket(other.port);
       if (i % 2 === 0) ws.send({ opcode: OPCODE.close, payload: Buffer.from([0x03, 0xe8]) });
@@ -278,7 +274,6 @@ describe('A11 invalid auth', () => {
       expect(await ws.closedWithin(2_000)).toBe(true);
     }
     expect(await upgradeAnswer(other.port)).toEqual({ status: 101 });
-    await other.stop();
   });
 
   it('refuses an address for 60 s once it failed 10 handshakes within a minute, under 100 tries a minute', async () => {
