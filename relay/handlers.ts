@@ -66,10 +66,12 @@ const watched = (socket: RelaySocket) => [...socket.rooms].filter((room) => room
 
 const sent = (seq: number, settled: Settled): Result<SendResult> => ok(settled.deliveredAt === undefined ? { seq } : { seq, deliveredAt: settled.deliveredAt });
 
+/** Names the first offending field; the client's own keys may be in it, so it is cut to the limit. */
 function schemaMessage(error: z.ZodError): string {
   const issue = error.issues[0];
   if (!issue) return 'payload does not match the schema';
-  return `${issue.path.length ? issue.path.join('.') : 'payload'}: ${issue.message}`;
+  const text = `${issue.path.length ? issue.path.join('.') : 'payload'}: ${issue.message}`;
+  return text.length <= LIMITS.errorMessageChars ? text : `${text.slice(0, LIMITS.errorMessageChars - 1)}…`;
 }
 
 function failure(error: unknown, ctx: HandlerContext, event: string): Result<never> {

@@ -25,6 +25,9 @@ export const LIMITS = {
   batchSize: 500,
   batchBytes: 1024 * 1024,
   challengeTtlMs: 30_000,
+  /** An error's code and its human-readable message, in characters (a relay's answers stay within them). */
+  errorCodeChars: 64,
+  errorMessageChars: 500,
 } as const;
 
 export const ERROR_CODES = [
@@ -215,7 +218,7 @@ export const EnvelopeSchema = z.discriminatedUnion('kind', [
 ]);
 /** For clients: a relay's answer is untrusted too (an error code this client does not know is kept). */
 export const resultSchema = <T extends z.ZodType>(value: T) =>
-  z.union([z.object({ ok: z.literal(true), value }), z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) })]);
+  z.union([z.object({ ok: z.literal(true), value }), z.object({ ok: z.literal(false), error: z.object({ code: z.string().max(LIMITS.errorCodeChars), message: z.string().max(LIMITS.errorMessageChars) }) })]);
 export const SendResultSchema = z.object({ seq: z.number().int().positive(), deliveredAt: Millis.optional() });
 export const SendManyResultSchema = z.object({ results: z.array(resultSchema(SendResultSchema)).max(LIMITS.sendBatch) });
 export const UserEntrySchema = z.object({

@@ -4,6 +4,7 @@
 // join keeps retrying with the app's words.
 import { describe, expect, it } from 'vitest';
 import { StorageError, type RelayStore } from '../../relay/mailbox/store.ts';
+import { LIMITS } from '../../relay/protocol.ts';
 import { eventually, useRelay } from '../support/relay.ts';
 import { refusingRelay } from '../support/refusing-relay.ts';
 import { knows, must, online, startCore } from '../support/messenger.ts';
@@ -39,6 +40,36 @@ describe('error codes named like object properties', () => {
     // Each was asked once: a failed message is not sent again by itself.
     await new Promise((r) => setTimeout(r, 500));
     expect(asked).toEqual(CODES);
+  });
+
+  it('an answer whose error is over the protocol limits is malformed: the message stays queued, not failed with that text', async () => {
+    // A hostile relay's texts (the relay itself keeps within LIMITS.errorMessageChars).
+    const refusals = [
+      { code: 'E_NEWER', message: 'x'.repeat(LIMITS.errorMessageChars + 1) },
+      { code: `E_${'X'.repeat(LIMITS.errorCodeChars)}`, message: 'refused' },
+    ];
+    let asked = 0;
+    const relay = await scope.start({
+      wrapStore: (store): RelayStore => ({
+        ...store,
+        accept: async (...args) => {
+          const refusal = refusals[asked++];
+          if (refusal) throw new StorageError(refusal.code as StorageError['code'], refusal.message);
+          return store.accept(...args);
+        },
+      }),
+    });
+    const bob = await scope.join({ name: 'Bob' });
+    const alice = scope.track(await startCore({ name: 'Alice' }));
+    must(await alice.messenger.handlers['relay:join']({ address: `127.0.0.1:${relay.port}` }));
+    await online(alice);
+    await knows(alice, bob.id);
+    const message = must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: 'hello' }));
+    // Sent again after each malformed answer, and then taken: never failed.
+    await eventually(() => bob.messages().length === 1, 'the message delivered after two malformed answers', 15_000);
+    expect(asked).toBe(3);
+    expect(alice.updated.filter((m) => m.id === message.id).map((m) => m.state)).not.toContain('failed');
+    expect(bob.messages().map((m) => m.id)).toEqual([message.id]);
   });
 
   it('leave a refused join retrying, with the reason in our words', async () => {

@@ -6,7 +6,7 @@ import { connectClient, eventually, newMessageId, startRelay, type TestClient, t
 import { io } from 'socket.io-client';
 import { generateIdentity } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
-import { LIMITS, REQUEST_NAMES } from '../../relay/protocol.ts';
+import { LIMITS, REQUEST_NAMES, resultSchema, SendResultSchema } from '../../relay/protocol.ts';
 
 let relay: TestRelay;
 let alice: TestClient;
@@ -128,6 +128,15 @@ describe('bad input at the relay', () => {
       const result = await alice.raw('message:send', payload);
       expect(result).toMatchObject({ ok: false, error: { code: 'E_SCHEMA', message: expect.stringMatching(message) } });
     }
+  });
+
+  it('does not quote a huge field name back in full: the error stays within what clients accept', async () => {
+    const key = `k${'x'.repeat(40_000)}`;
+    const result = await alice.raw('message:send', { ...valid(), [key]: 1 });
+    expect(result).toMatchObject({ ok: false, error: { code: 'E_SCHEMA', message: expect.stringMatching(/^payload: Unrecognized key: "kxxx.*…$/) } });
+    // The client's own check of answers (relay/protocol.ts) takes it, so the app shows it.
+    expect(resultSchema(SendResultSchema).safeParse(result).success).toBe(true);
+    await expectAliveAndClean();
   });
 
   it('refuses a malformed message:send-many as a whole, naming the message and field, and stores none of it', async () => {
