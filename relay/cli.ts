@@ -27,6 +27,9 @@ Options (each also from the environment variable shown):
   --allowed-origin <url>  browser origin allowed to connect; repeatable (PARLEY_ALLOWED_ORIGINS, comma-separated)
   --max-connections <n>   open sockets per address; TCP connections: twice this plus 10 (PARLEY_MAX_CONNECTIONS, default 20)
   --durability <mode>     normal: survives a crash; full: also power loss (PARLEY_DURABILITY, default normal)
+  --mailbox-messages <n>  messages waiting for one recipient before senders get E_QUEUE_FULL
+                          (PARLEY_MAILBOX_MESSAGES, default 10000)
+  --mailbox-mb <n>        the same, in megabytes of message bodies (PARLEY_MAILBOX_MB, default 50)
   --redis <url>           run as one node of a cluster sharing its state in Redis, e.g. redis://10.0.0.5:6379
                           (PARLEY_REDIS; --data and --durability are then unused)
   --node-ttl <ms>         cluster: a node silent this long is dead; its users go offline (PARLEY_NODE_TTL_MS, default 10000)
@@ -45,6 +48,8 @@ const ConfigSchema = z.strictObject({
   allowedOrigins: z.array(z.url()),
   maxConnections: z.coerce.number().int().min(1).max(100_000),
   durability: z.enum(['normal', 'full']),
+  mailboxMessages: z.coerce.number().int().min(1).max(10_000_000),
+  mailboxMb: z.coerce.number().int().min(1).max(1_000_000),
   redis: z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port or rediss://host:port').optional(),
   nodeTtl: z.coerce.number().int().min(500).max(600_000),
   trustedProxies: z.array(z.string().min(1).max(64)),
@@ -66,6 +71,8 @@ function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
       'allowed-origin': { type: 'string', multiple: true },
       'max-connections': { type: 'string' },
       durability: { type: 'string' },
+      'mailbox-messages': { type: 'string' },
+      'mailbox-mb': { type: 'string' },
       redis: { type: 'string' },
       'node-ttl': { type: 'string' },
       'trusted-proxy': { type: 'string', multiple: true },
@@ -85,13 +92,15 @@ function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
     allowedOrigins: origins,
     maxConnections: values['max-connections'] ?? env.PARLEY_MAX_CONNECTIONS ?? 20,
     durability: values.durability ?? env.PARLEY_DURABILITY ?? 'normal',
+    mailboxMessages: values['mailbox-messages'] ?? env.PARLEY_MAILBOX_MESSAGES ?? 10_000,
+    mailboxMb: values['mailbox-mb'] ?? env.PARLEY_MAILBOX_MB ?? 50,
     redis: values.redis ?? (env.PARLEY_REDIS || undefined),
     nodeTtl: values['node-ttl'] ?? env.PARLEY_NODE_TTL_MS ?? 10_000,
     trustedProxies: values['trusted-proxy'] ?? list(env.PARLEY_TRUSTED_PROXIES) ?? [],
     logLevel: values['log-level'] ?? env.PARLEY_LOG_LEVEL ?? 'info',
   });
   if (!parsed.success) {
-    const names: Record<string, string> = { accessCode: 'access-code', allowedOrigins: 'allowed-origin', maxConnections: 'max-connections', logLevel: 'log-level', nodeTtl: 'node-ttl', trustedProxies: 'trusted-proxy' };
+    const names: Record<string, string> = { accessCode: 'access-code', allowedOrigins: 'allowed-origin', maxConnections: 'max-connections', logLevel: 'log-level', nodeTtl: 'node-ttl', trustedProxies: 'trusted-proxy', mailboxMessages: 'mailbox-messages', mailboxMb: 'mailbox-mb' };
     const issue = parsed.error.issues[0];
     const key = String(issue?.path[0] ?? '');
     throw new Error(`--${names[key] ?? key}: ${issue?.message ?? 'invalid value'}`);
@@ -142,6 +151,7 @@ async function main(): Promise<number> {
     ...(config.accessCode ? { accessCode: config.accessCode } : {}),
     allowedOrigins: config.allowedOrigins,
     maxConnectionsPerAddress: config.maxConnections,
+    mailbox: { maxMessages: config.mailboxMessages, maxBytes: config.mailboxMb * 1024 * 1024 },
   });
   try {
     const address = await relay.listen(config.port, config.host);

@@ -23,6 +23,8 @@ describe('npm run relay', () => {
       [['--frobnicate'], /Unknown option '--frobnicate'/],
       [['--durability', 'sometimes'], /--durability: .*normal.*full/],
       [['--allowed-origin', 'not a url'], /--allowed-origin/],
+      [['--mailbox-messages', '0'], /--mailbox-messages: .*>=1/],
+      [['--mailbox-mb', 'lots'], /--mailbox-mb: .*number/],
     ] as const) {
       const run = runCli([...args]);
       expect(await run.exited).toBe(2);
@@ -43,6 +45,26 @@ describe('npm run relay', () => {
     await eventually(() => /disconnected user=/.test(relay.output()), 'a disconnect log line');
     expect(relay.output()).toMatch(/INFO {2}connected user=/);
     expect(relay.output()).toMatch(/WARN {2}handshake refused .*code=E_ACCESS_CODE/);
+  });
+
+  it('holds as many messages per recipient as --mailbox-messages says, then answers E_QUEUE_FULL', async () => {
+    const data = tempDir();
+    const relay = await startCliRelay(['--data', data.path, '--mailbox-messages', '3']);
+    running.push(relay);
+    const bob = generateIdentity();
+    (await connectClient(relay.url, { identity: bob })).close();
+    const alice = await connectClient(relay.url);
+    clients.push(alice);
+    const answers = [];
+    for (const text of ['one', 'two', 'three', 'four']) answers.push(await alice.send(bob.userId, text));
+    expect(answers.map((a) => (a.ok ? 'ok' : a.error.code))).toEqual(['ok', 'ok', 'ok', 'E_QUEUE_FULL']);
+    // Once Bob took his mail, there is room again.
+    const back = await connectClient(relay.url, { identity: bob });
+    clients.push(back);
+    await eventually(() => back.messages().length === 3, 'the three waiting messages');
+    expect(back.messages().map((m) => m.body)).toEqual(['one', 'two', 'three']);
+    back.close();
+    await eventually(async () => (await alice.send(bob.userId, 'four')).ok, 'room for the fourth once the three were acknowledged');
   });
 
   it('stops gracefully on SIGTERM mid-stream (B2): admits nobody new, answers every send it read, loses and repeats nothing', async () => {
