@@ -1,35 +1,67 @@
-// D6 soak (RELIABILITY.md), nightly, not part of `npm test`: `npm run bench:soak -- --minutes 30`.
+// RELIABILITY.md's fixed-load runs, not part of `npm test`: `npm run bench:soak -- --profile d1`.
 // The steady load of test/support/steady.ts (random 1:1 pairs, 200-byte bodies, app-like
-// clients with outboxes) at 50 clients and 50 msg/s in all, against a Parley relay process of
-// its own (test/bench/procs.ts), for the given time. Every minute, and at the end, it prints the
-// relay's RSS (after a full GC) with its slope, the size of its WAL file, its open file
-// descriptors, and the total-queue counts. The end line says PASS or FAIL against D6: RSS slope
-// under 1 MB/min, WAL under 64 MB, a constant descriptor count, lost = dup = reorder = 0.
-import { readdirSync, readlinkSync, statSync } from 'node:fs';
+// clients with outboxes) against a Parley relay process of its own (test/bench/procs.ts):
+//   d1  D1 steady:  200 clients,   500 msg/s in all, 1 min
+//   d2  D2 stretch: 1,000 clients, 1,000 msg/s,      2 min
+//   d6  D6 soak:    50 clients,    50 msg/s,         30 min (nightly; the default)
+// Every minute, and at the end, it prints the relay's RSS (after a full GC) with its slope, the
+// size of its WAL file, its open file descriptors, and the total-queue counts; at the end also
+// the relay's answer and delivery latencies, its peak RSS and event-loop lag. The end line says
+// PASS or FAIL against the profile's targets (RELIABILITY.md D1, D2, D6).
+import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { cleanUp, startRelay, type RelayProc } from './procs.ts';
-import { SteadyLoad } from '../support/steady.ts';
+import { quantile, SteadyLoad } from '../support/steady.ts';
 import { totalQueue } from '../support/check.ts';
 
-const CLIENTS = 50;
-const RATE = 50;
-const SAMPLE_MS = 10_000;
-const TARGETS = { slopeMbPerMin: 1, walMb: 64 };
+interface Targets {
+  ackP50Ms?: number;
+  ackP99Ms?: number;
+  deliveryP99Ms?: number;
+  peakRssMb?: number;
+  lagP99Ms?: number;
+  slopeMbPerMin?: number;
+  walMb?: number;
+  constantFds?: boolean;
+}
+interface Profile {
+  name: string;
+  clients: number;
+  rate: number;
+  minutes: number;
+  targets: Targets;
+}
 
-export const HELP = `npm run bench:soak [-- options]   D6 soak: ${CLIENTS} clients, ${RATE} msg/s in all, against a relay process
-  --minutes <n>   how long to send (default 30; fractions allowed, e.g. 0.5)
+const LATENCY: Targets = { ackP50Ms: 5, ackP99Ms: 50, deliveryP99Ms: 100, peakRssMb: 200, lagP99Ms: 20 };
+export const PROFILES = {
+  d1: { name: 'D1 steady', clients: 200, rate: 500, minutes: 1, targets: LATENCY },
+  d2: { name: 'D2 stretch', clients: 1_000, rate: 1_000, minutes: 2, targets: { ...LATENCY, ackP99Ms: 100 } },
+  d6: { name: 'D6 soak', clients: 50, rate: 50, minutes: 30, targets: { slopeMbPerMin: 1, walMb: 64, constantFds: true } },
+} as const satisfies Record<string, Profile>;
+type ProfileKey = keyof typeof PROFILES;
+const SAMPLE_MS = 10_000;
+
+export const HELP = `npm run bench:soak [-- options]   RELIABILITY.md's fixed loads against a relay process
+  --profile <p>   d1: ${PROFILES.d1.clients} clients, ${PROFILES.d1.rate} msg/s, ${PROFILES.d1.minutes} min (D1 steady)
+                  d2: ${PROFILES.d2.clients} clients, ${PROFILES.d2.rate} msg/s, ${PROFILES.d2.minutes} min (D2 stretch)
+                  d6: ${PROFILES.d6.clients} clients, ${PROFILES.d6.rate} msg/s, ${PROFILES.d6.minutes} min (D6 soak, the default)
+  --minutes <n>   how long to send instead (fractions allowed, e.g. 0.5)
   -h, --help      show this help
 Prints every minute and at the end: relay RSS and its slope (least squares, after a warm-up
-of a minute or a third of the run), WAL size, open file descriptors, lost/dup/reorder.
+of a minute or a third of the run), WAL size, open file descriptors, lost/dup/reorder; at the
+end also relay answer (ack) and delivery latency p50/p99, peak RSS and event-loop lag p99.
 Exit code 0 on PASS, 1 on FAIL, 2 on bad arguments.`;
 
-export function readMinutes(argv: string[]): number | 'help' {
-  const { values } = parseArgs({ args: argv, options: { minutes: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+export function readArgs(argv: string[]): Profile | 'help' {
+  const { values } = parseArgs({ args: argv, options: { profile: { type: 'string' }, minutes: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
   if (values.help) return 'help';
-  const raw = values.minutes ?? '30';
-  const minutes = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(minutes) || minutes <= 0) throw new Error(`--minutes: expected a positive number, got '${raw}'`);
-  return minutes;
+  const key = values.profile ?? 'd6';
+  if (!Object.hasOwn(PROFILES, key)) throw new Error(`--profile: expected one of ${Object.keys(PROFILES).join(', ')}, got '${key}'`);
+  const profile: Profile = PROFILES[key as ProfileKey];
+  if (values.minutes === undefined) return profile;
+  const minutes = Number(values.minutes);
+  if (values.minutes.trim() === '' || !Number.isFinite(minutes) || minutes <= 0) throw new Error(`--minutes: expected a positive number, got '${values.minutes}'`);
+  return { ...profile, minutes };
 }
 
 interface Sample {
@@ -78,23 +110,32 @@ function walBytes(db: string | undefined): number {
   }
 }
 
+/** The relay's peak RSS so far (VmHWM), MB. */
+function peakRssMb(pid: number): number {
+  const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match?.[1] ? Number(match[1]) / 1024 : Number.NaN;
+}
+
+const ms = (n: number) => `${n.toFixed(1)} ms`;
+
 async function main(): Promise<number> {
-  let minutes: number | 'help';
+  let profile: Profile | 'help';
   try {
-    minutes = readMinutes(process.argv.slice(2));
+    profile = readArgs(process.argv.slice(2));
   } catch (error) {
     process.stderr.write(`bench:soak: ${error instanceof Error ? error.message : String(error)}\nTry --help.\n`);
     return 2;
   }
-  if (minutes === 'help') {
+  if (profile === 'help') {
     console.log(HELP);
     return 0;
   }
-  const log = (line: string) => console.log(`[soak ${new Date().toISOString().slice(11, 19)}] ${line}`);
+  const { clients, rate, minutes, targets } = profile;
+  const log = (line: string) => console.log(`[${profile.name} ${new Date().toISOString().slice(11, 19)}] ${line}`);
   const warmupMin = Math.min(1, minutes / 3);
 
-  const relay: RelayProc = await startRelay('parley', { fileLimit: 4096 });
-  const load = new SteadyLoad({ clients: CLIENTS, rate: RATE, seconds: minutes * 60 });
+  const relay: RelayProc = await startRelay('parley', { fileLimit: clients * 2 + 1024 });
+  const load = new SteadyLoad({ clients, rate, seconds: minutes * 60 });
   const samples: Sample[] = [];
   let started = 0;
   let overdue = new Set<string>();
@@ -130,8 +171,10 @@ async function main(): Promise<number> {
   };
 
   try {
-    log(`relay pid ${relay.pid} at ${relay.url}; ${CLIENTS} clients, ${RATE} msg/s for ${minutes} min; targets: RSS slope < ${TARGETS.slopeMbPerMin} MB/min, WAL < ${TARGETS.walMb} MB, constant fds, lost = dup = reorder = 0`);
+    const wanted = Object.entries(targets).map(([k, v]) => `${k} ${String(v)}`).join(', ');
+    log(`relay pid ${relay.pid} at ${relay.url}; ${clients} clients, ${rate} msg/s for ${minutes} min; targets: ${wanted}, lost = dup = reorder = 0`);
     await load.connect(relay.url); // the relay is a process of its own, not one SteadyLoad started
+    await relay.rpc.call('lag', {}); // from here on
     started = Date.now();
     let nextMinute = 1;
     const sampler = setInterval(() => {
@@ -149,17 +192,33 @@ async function main(): Promise<number> {
     } finally {
       clearInterval(sampler);
     }
+    const lag = await relay.rpc.call('lag', {});
     const last = await sample();
     const end = line(last, true);
     log(`end: ${end.text}`);
     if (drainError) log(`the load did not drain: ${String(drainError)}`);
+    const acks = load.ackTimes();
+    const deliveries = load.deliveryTimes();
+    const peak = peakRssMb(relay.pid);
+    const figures = {
+      ackP50Ms: quantile(acks, 0.5), ackP99Ms: quantile(acks, 0.99), deliveryP50Ms: quantile(deliveries, 0.5), deliveryP99Ms: quantile(deliveries, 0.99),
+      peakRssMb: peak, lagP99Ms: lag.p99Ms, slopeMbPerMin: rssSlope(), walMb: Math.max(...samples.map((s) => s.walMb)),
+    };
+    log(`relay answers p50 ${ms(figures.ackP50Ms)} p99 ${ms(figures.ackP99Ms)}; delivery p50 ${ms(figures.deliveryP50Ms)} p99 ${ms(figures.deliveryP99Ms)}; ` +
+      `peak RSS ${peak.toFixed(1)} MB; event-loop lag p99 ${ms(lag.p99Ms)} (max ${ms(lag.maxMs)}); refusals ${load.refusals().length}`);
 
-    const maxWal = Math.max(...samples.map((s) => s.walMb));
     const { min, max } = fdRange();
+    const at = (value: number, limit: number | undefined, unit: string, text: string) =>
+      limit === undefined ? [] : [{ ok: value <= limit, text: `${text} ${value.toFixed(2)} ${unit} (<= ${limit})` }];
     const checks = [
-      { ok: rssSlope() < TARGETS.slopeMbPerMin, text: `RSS slope ${rssSlope().toFixed(2)} MB/min (< ${TARGETS.slopeMbPerMin}; ${settled().length} samples after a ${warmupMin.toFixed(1)} min warm-up)` },
-      { ok: maxWal < TARGETS.walMb, text: `WAL at most ${maxWal.toFixed(2)} MB (< ${TARGETS.walMb})` },
-      { ok: min === max, text: `fds ${min === max ? `constant at ${min}` : `${min}..${max}`}` },
+      ...at(figures.ackP50Ms, targets.ackP50Ms, 'ms', 'ack p50'),
+      ...at(figures.ackP99Ms, targets.ackP99Ms, 'ms', 'ack p99'),
+      ...at(figures.deliveryP99Ms, targets.deliveryP99Ms, 'ms', 'delivery p99'),
+      ...at(peak, targets.peakRssMb, 'MB', 'peak RSS'),
+      ...at(lag.p99Ms, targets.lagP99Ms, 'ms', 'event-loop lag p99'),
+      ...at(figures.slopeMbPerMin, targets.slopeMbPerMin, 'MB/min', `RSS slope (${settled().length} samples after a ${warmupMin.toFixed(1)} min warm-up)`),
+      ...at(figures.walMb, targets.walMb, 'MB', 'WAL at most'),
+      ...(targets.constantFds ? [{ ok: min === max, text: `fds ${min === max ? `constant at ${min}` : `${min}..${max}`}` }] : []),
       { ok: end.lost === 0 && end.dup === 0 && end.reorder === 0 && drainError === undefined && end.acknowledged === load.sent, text: `lost ${end.lost} dup ${end.dup} reorder ${end.reorder} (${end.acknowledged} of ${load.sent} acknowledged)` },
     ];
     const pass = checks.every((c) => c.ok);

@@ -58,6 +58,8 @@ export class FailoverClient {
   readonly acked = new Map<string, number>();
   /** How long each ok'd send waited for its answer, ms (from the emit that got the ok). */
   readonly ackMs: number[] = [];
+  /** For each first arrival: ms from its sender queueing it (its sentAt) to here; clients share one clock. */
+  readonly deliveryMs: number[] = [];
   /** Error codes the relay answered to sends, and connect errors, with counts. */
   readonly errors = new Map<string, number>();
   deliveries = 0;
@@ -159,6 +161,7 @@ export class FailoverClient {
         else {
           this.seqsOf.set(key, new Set([e.seq]));
           this.history.push(e);
+          this.deliveryMs.push(Date.now() - e.sentAt);
         }
       }
       ack({ ok: true });

@@ -76,6 +76,11 @@ export class SteadyLoad {
     return this.people.flatMap((p) => p.ackMs).sort((a, b) => a - b);
   }
 
+  /** Each message's time from its sender queueing it to its first arrival, in ms, sorted. */
+  deliveryTimes(): number[] {
+    return this.people.flatMap((p) => p.deliveryMs).sort((a, b) => a - b);
+  }
+
   async close(): Promise<void> {
     for (const p of this.people.splice(0)) p.close();
     await this.relay?.stop();
