@@ -97,6 +97,8 @@ export interface PersonOptions {
   colorScheme?: 'light' | 'dark';
   /** Fixes the page's Date (timers keep running), for stable screenshots. */
   clock?: number;
+  /** A cap on the core's history.db in pages (SQLite's max_page_count), for a disk that can fill. */
+  historyMaxPageCount?: number;
 }
 
 export interface Person {
@@ -143,7 +145,11 @@ function invokeEvent(frame: Frame): Pick<IpcMainInvokeEvent, 'senderFrame'> {
 async function openPerson(browser: Browser, server: StaticServer, options: PersonOptions): Promise<Person> {
   const dataDir = mkdtempSync(join(tmpdir(), 'parley-e2e-'));
   if (options.identitySeed) writeFileSync(join(dataDir, 'identity.json'), seededIdentityFile(options.identitySeed), { mode: 0o600 });
-  const core = await startCore({ dataDir, ...(options.host ? { host: true } : {}) });
+  const core = await startCore({
+    dataDir,
+    ...(options.host ? { host: true } : {}),
+    ...(options.historyMaxPageCount === undefined ? {} : { historyMaxPageCount: options.historyMaxPageCount }),
+  });
   if (options.settings) must(await core.messenger.handlers['settings:set'](options.settings));
   const context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, locale: 'en-GB', timezoneId: 'UTC', colorScheme: options.colorScheme ?? 'light' });
   // Generous for a busy 2-core machine, far below the test timeout so a failure names its step.
