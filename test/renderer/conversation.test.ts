@@ -51,6 +51,24 @@ describe('a conversation', () => {
     expect(rows().filter((row) => row.textContent.includes('See you at 3'))).toHaveLength(1);
   });
 
+  it('puts a refused message back in the composer, before what was typed while it was being sent', async () => {
+    const setup = await renderApp(withPeople());
+    const { fake, user } = setup;
+    let answer!: () => void;
+    fake.on('send', () => new Promise((resolve) => {
+      answer = () => resolve({ ok: false, error: { code: 'E_STORAGE', message: 'disk full' } });
+    }));
+    await openChat(setup, 'Grace');
+    const composer = screen.getByTestId('composer') as HTMLTextAreaElement;
+    await user.type(composer, 'first thought{Enter}');
+    await waitFor(() => expect(fake.callsOf('send')).toHaveLength(1));
+    expect(composer.value).toBe('');
+    await user.type(composer, 'second thought');
+    answer();
+    await waitFor(() => expect(screen.getByTestId('send-error')).toBeTruthy());
+    expect(composer.value).toBe('first thought\nsecond thought');
+  });
+
   it('Shift+Enter starts a new line instead of sending', async () => {
     const setup = await renderApp(withPeople());
     await openChat(setup, 'Grace');

@@ -158,7 +158,8 @@ export class Conversation {
     const result = await settle(this.api.send({ peer: this.peer, text }));
     if (!result.ok) {
       this.sendError = humanError(result.error);
-      if (!this.draft) this.draft = text;
+      // Back in the composer, before anything typed while it was being sent.
+      this.draft = this.draft.trim() ? `${text}\n${this.draft}` : text;
       return false;
     }
     this.added(result.value);
