@@ -20,6 +20,7 @@ import type { RelayStore } from '../../relay/mailbox/store.ts';
 import { createLogger } from '../../relay/log.ts';
 import type { Envelope } from '../../relay/protocol.ts';
 import { eventually, useRelay } from '../support/relay.ts';
+import { decodeFrame, OPCODE } from '../support/raw-ws.ts';
 import { conversation, knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
 
 const BATCH = 100;
@@ -49,30 +50,6 @@ interface AckProxy {
   close(): Promise<void>;
 }
 
-/** A complete WebSocket frame at the start of `buf`: its bytes, opcode and (unmasked) payload. */
-function firstFrame(buf: Buffer): { bytes: Buffer; opcode: number; payload: Buffer } | undefined {
-  if (buf.length < 2) return undefined;
-  const second = buf[1]!;
-  let length = second & 0x7f;
-  let at = 2;
-  if (length === 126) {
-    if (buf.length < 4) return undefined;
-    length = buf.readUInt16BE(2);
-    at = 4;
-  } else if (length === 127) {
-    if (buf.length < 10) return undefined;
-    length = Number(buf.readBigUInt64BE(2));
-    at = 10;
-  }
-  const masked = (second & 0x80) !== 0;
-  const maskAt = at;
-  if (masked) at += 4;
-  if (buf.length < at + length) return undefined;
-  const payload = Buffer.from(buf.subarray(at, at + length));
-  if (masked) for (let i = 0; i < payload.length; i++) payload[i]! ^= buf[maskAt + (i & 3)]!;
-  return { bytes: buf.subarray(0, at + length), opcode: buf[0]! & 0x0f, payload };
-}
-
 /**
  * Reads one direction of a connection: the HTTP head, then (after an upgrade) WebSocket
  * frames. `frame` decides whether each text frame is forwarded; anything else is forwarded
@@ -100,10 +77,10 @@ function direction(to: Socket, upgraded: (head: string) => boolean, frame: (text
         return;
       }
     }
-    for (let f = firstFrame(pending); f; f = firstFrame(pending)) {
+    for (let f = decodeFrame(pending); f; f = decodeFrame(pending)) {
       pending = pending.subarray(f.bytes.length);
       // Text frames only; the relay never compresses (perMessageDeflate: false) nor does the app fragment.
-      if (f.opcode !== 1 || frame(f.payload.toString('utf8'))) to.write(f.bytes);
+      if (f.opcode !== OPCODE.text || frame(f.payload.toString('utf8'))) to.write(f.bytes);
     }
   };
 }

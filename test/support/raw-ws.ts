@@ -42,6 +42,30 @@ export function encodeFrame({ opcode, payload, fin = true, rsv = 0, masked = tru
   return Buffer.concat([header, mask, body]);
 }
 
+/** The complete frame at the start of `buf`, if it holds one: its bytes, opcode and payload (unmasked). */
+export function decodeFrame(buf: Buffer): { bytes: Buffer; opcode: number; payload: Buffer } | undefined {
+  if (buf.length < 2) return undefined;
+  const second = buf[1] as number;
+  let length = second & 0x7f;
+  let at = 2;
+  if (length === 126) {
+    if (buf.length < 4) return undefined;
+    length = buf.readUInt16BE(2);
+    at = 4;
+  } else if (length === 127) {
+    if (buf.length < 10) return undefined;
+    length = Number(buf.readBigUInt64BE(2));
+    at = 10;
+  }
+  const maskAt = at;
+  const masked = (second & 0x80) !== 0;
+  if (masked) at += 4;
+  if (buf.length < at + length) return undefined;
+  const payload = Buffer.from(buf.subarray(at, at + length));
+  if (masked) for (let i = 0; i < payload.length; i++) payload[i] = (payload[i] as number) ^ (buf[maskAt + (i & 3)] as number);
+  return { bytes: buf.subarray(0, at + length), opcode: (buf[0] as number) & 0x0f, payload };
+}
+
 export class RawWebSocket {
   /** Text frames from the relay, in order (Engine.IO packets). */
   readonly texts: string[] = [];
@@ -116,25 +140,9 @@ export class RawWebSocket {
 
   private receive(chunk: Buffer): void {
     this.buffer = Buffer.concat([this.buffer, chunk]);
-    for (;;) {
-      if (this.buffer.length < 2) return;
-      const b0 = this.buffer[0] as number;
-      const b1 = this.buffer[1] as number;
-      let length = b1 & 0x7f;
-      let offset = 2;
-      if (length === 126) {
-        if (this.buffer.length < 4) return;
-        length = this.buffer.readUInt16BE(2);
-        offset = 4;
-      } else if (length === 127) {
-        if (this.buffer.length < 10) return;
-        length = Number(this.buffer.readBigUInt64BE(2));
-        offset = 10;
-      }
-      if (this.buffer.length < offset + length) return; // relay frames are never masked
-      const payload = this.buffer.subarray(offset, offset + length);
-      this.buffer = this.buffer.subarray(offset + length);
-      this.onFrame(b0 & 0x0f, Buffer.from(payload));
+    for (let frame = decodeFrame(this.buffer); frame; frame = decodeFrame(this.buffer)) {
+      this.buffer = this.buffer.subarray(frame.bytes.length);
+      this.onFrame(frame.opcode, frame.payload);
     }
   }
 
