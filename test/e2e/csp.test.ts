@@ -1,29 +1,19 @@
 // The shipped Content-Security-Policy is in force: the page as built carries it, normal use
 // never trips it, and whatever tries to reach the network, run inline code or code made from
 // strings, or load foreign content from the page is refused and reported.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CSP } from '../../main/window.ts';
-import { startSession, type Session } from './bridge.ts';
-import { expectHealthy, firstRun, joinRelay, serverRelay } from './flows.ts';
+import { useSession } from './bridge.ts';
+import { expectHealthy, firstRun, joinRelay, useServerRelay } from './flows.ts';
 
 const POLICY = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'none'; base-uri 'none'; form-action 'none'";
 
-let session: Session;
-let relay: Awaited<ReturnType<typeof serverRelay>>;
-beforeAll(async () => {
-  [session, relay] = await Promise.all([startSession(), serverRelay({ name: 'Lab relay' })]);
-});
-afterEach(async () => {
-  await session.closePeople();
-});
-afterAll(async () => {
-  await session?.close();
-  await relay?.stop();
-});
+const session = useSession();
+const relay = useServerRelay({ name: 'Lab relay' });
 
 describe('the content security policy', () => {
   it('is the shipped policy, and normal use never violates it', async () => {
-    const ada = await session.person();
+    const ada = await session.current.person();
     const meta = ada.page.locator('meta[http-equiv="Content-Security-Policy"]');
     expect(await meta.count()).toBe(1);
     expect(await meta.getAttribute('content')).toBe(POLICY);
@@ -31,7 +21,7 @@ describe('the content security policy', () => {
     expect(CSP).toBe(POLICY);
 
     await firstRun(ada, 'Ada Lovelace');
-    await joinRelay(ada, relay.address);
+    await joinRelay(ada, relay.current.address);
     await ada.page.getByTestId('open-settings').click();
     await ada.page.getByTestId('settings-dialog').getByText('Dark', { exact: true }).click();
     await ada.page.locator('html[data-theme="dark"]').waitFor({ state: 'attached' });
@@ -41,10 +31,10 @@ describe('the content security policy', () => {
   });
 
   it('blocks network access, inline code and foreign content from the page', async () => {
-    const ada = await session.person();
+    const ada = await session.current.person();
     await ada.page.getByTestId('profile-setup').waitFor();
-    const relayUrl = `http://127.0.0.1:${relay.port}`;
-    const probe = `${session.server.origin}/csp-probe`;
+    const relayUrl = `http://127.0.0.1:${relay.current.port}`;
+    const probe = `${session.current.server.origin}/csp-probe`;
 
     const outcome = await ada.page.evaluate(async ({ relayUrl, probe }) => {
       const refused = (promise: Promise<unknown>) => promise.then(() => 'allowed', (error: unknown) => String(error));
@@ -88,7 +78,7 @@ describe('the content security policy', () => {
     expect(outcome.socket).not.toBe('open');
     expect(outcome.pwned).toBe(false);
     expect(outcome.styled).not.toBe('rgb(255, 0, 0)');
-    expect(session.server.requests).not.toContain('/csp-probe');
+    expect(session.current.server.requests).not.toContain('/csp-probe');
 
     await expect.poll(async () => (await ada.violations()).map((v) => v.directive).sort(), { timeout: 5000 }).toEqual(
       ['connect-src', 'connect-src', 'connect-src', 'frame-src', 'img-src', 'script-src-elem', 'script-src-elem', 'style-src-attr'].sort(),
@@ -103,7 +93,7 @@ describe('the content security policy', () => {
   });
 
   it('blocks and reports code made from strings (eval, new Function, string timers)', async () => {
-    const ada = await session.person();
+    const ada = await session.current.person();
     await ada.page.getByTestId('profile-setup').waitFor();
     const before = (await ada.violations()).length;
 

@@ -9,10 +9,10 @@
 // which it drops to make room again, as a person freeing space would.
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { startSession, type Person, type Session } from './bridge.ts';
-import { exactly, expectHealthy, firstRun, joinRelay, openChat, personRow, readConversation, send, serverRelay } from './flows.ts';
+import { useSession, type Person } from './bridge.ts';
+import { exactly, expectHealthy, firstRun, joinRelay, openChat, personRow, readConversation, send, useServerRelay } from './flows.ts';
 
 /** 4 MB: far more than the app needs here, little to fill. */
 const CAP = 1000;
@@ -70,26 +70,16 @@ const draft = [
   'Tell me if I missed anything!',
 ].join('\n');
 
-let session: Session;
-let relay: Awaited<ReturnType<typeof serverRelay>>;
-beforeAll(async () => {
-  [session, relay] = await Promise.all([startSession(), serverRelay({ name: 'Lab relay' })]);
-});
-afterEach(async () => {
-  await session.closePeople();
-});
-afterAll(async () => {
-  await session?.close();
-  await relay?.stop();
-});
+const session = useSession();
+const relay = useServerRelay({ name: 'Lab relay' });
 
 describe('sending while the disk is full', () => {
   it('keeps the exact draft and says why; once there is room, Enter sends it once', async () => {
     expect(Buffer.byteLength(draft)).toBeGreaterThan(4_500);
-    const ada = await session.person({ historyMaxPageCount: CAP });
-    const grace = await session.person();
+    const ada = await session.current.person({ historyMaxPageCount: CAP });
+    const grace = await session.current.person();
     await Promise.all([firstRun(ada, 'Ada Lovelace'), firstRun(grace, 'Grace Hopper')]);
-    await Promise.all([joinRelay(ada, relay.address), joinRelay(grace, relay.address)]);
+    await Promise.all([joinRelay(ada, relay.current.address), joinRelay(grace, relay.current.address)]);
     await Promise.all([personRow(ada.page, 'Grace Hopper').waitFor(), personRow(grace.page, 'Ada Lovelace').waitFor()]);
     await openChat(ada, 'Grace Hopper');
     const graceId = grace.core.id;

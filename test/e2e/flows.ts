@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import type { Locator, Page } from 'playwright-core';
 import { startRelay } from '../support/relay.ts';
 import type { Person, Session } from './bridge.ts';
@@ -256,4 +256,21 @@ export async function meetAt(session: Session, address: string, names: [string, 
   await Promise.all([joinRelay(a, address), joinRelay(b, address)]);
   await Promise.all([personRow(a.page, names[1]).waitFor(), personRow(b.page, names[0]).waitFor()]);
   return [a, b];
+}
+
+/** A relay for the whole test file, started before its tests and stopped after them. Read `.current` inside tests. */
+export function useServerRelay(options: Parameters<typeof serverRelay>[0]): { readonly current: Awaited<ReturnType<typeof serverRelay>> } {
+  let relay: Awaited<ReturnType<typeof serverRelay>> | undefined;
+  beforeAll(async () => {
+    relay = await serverRelay(options);
+  });
+  afterAll(async () => {
+    await relay?.stop();
+  });
+  return {
+    get current() {
+      if (!relay) throw new Error('the relay starts in beforeAll');
+      return relay;
+    },
+  };
 }

@@ -1,30 +1,20 @@
 // A message that cannot be delivered says why and offers Retry; once the reason is gone,
 // Retry delivers it. Here: the sender switched to a relay the recipient never joined.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startSession, type Session } from './bridge.ts';
-import { expectHealthy, joinRelay, meetAt, messageRow, openChat, personRow, send, serverRelay, showConnect } from './flows.ts';
+import { describe, expect, it } from 'vitest';
+import { useSession } from './bridge.ts';
+import { expectHealthy, joinRelay, meetAt, messageRow, openChat, personRow, send, showConnect, useServerRelay } from './flows.ts';
 
-let session: Session;
-let lab: Awaited<ReturnType<typeof serverRelay>>;
-let office: Awaited<ReturnType<typeof serverRelay>>;
-beforeAll(async () => {
-  [session, lab, office] = await Promise.all([startSession(), serverRelay({ name: 'Lab relay' }), serverRelay({ name: 'Office relay' })]);
-});
-afterEach(async () => {
-  await session.closePeople();
-});
-afterAll(async () => {
-  await session?.close();
-  await Promise.all([lab?.stop(), office?.stop()]);
-});
+const session = useSession();
+const lab = useServerRelay({ name: 'Lab relay' });
+const office = useServerRelay({ name: 'Office relay' });
 
 describe('retrying a failed message', () => {
   it('shows why it failed, and Retry delivers it once the recipient is there', async () => {
-    const [ada, grace] = await meetAt(session, lab.address, ['Ada Lovelace', 'Grace Hopper']);
+    const [ada, grace] = await meetAt(session.current, lab.current.address, ['Ada Lovelace', 'Grace Hopper']);
 
     // Grace moves to the office relay, where Ada has never been.
     await showConnect(grace);
-    await joinRelay(grace, office.address);
+    await joinRelay(grace, office.current.address);
     expect(await grace.page.getByTestId('status-text').textContent()).toContain('Connected to Office relay');
     await openChat(grace, 'Ada Lovelace');
     const text = 'Are you coming to the demo at three?';
@@ -35,7 +25,7 @@ describe('retrying a failed message', () => {
 
     // Ada joins the office relay too; Grace sees her arrive.
     await showConnect(ada);
-    await joinRelay(ada, office.address);
+    await joinRelay(ada, office.current.address);
     await personRow(grace.page, 'Ada Lovelace').getByTestId('person-presence').filter({ hasText: /^online$/ }).waitFor();
 
     await row.getByTestId('retry').click();
