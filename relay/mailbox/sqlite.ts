@@ -126,6 +126,13 @@ function toRow(recipient: string, e: Envelope, size: number): MailboxRow {
     : { seq: e.seq, recipient, kind: 'receipt', sender: e.from, msg_id: null, body: JSON.stringify({ state: e.state, ids: e.ids }), sent_at: null, at: e.at, size };
 }
 
+/**
+ * Seqs are handed out from a block that is on disk first (meta `seq` is the block's end), so a
+ * seq given to a sender or a recipient is never given again after a crash, even when nothing
+ * else about its envelope was written (taken from memory, its record not yet committed).
+ */
+const SEQ_BLOCK = 10_000;
+
 /** Records read per turn while a larger dedup filter is filled. */
 const REFILL_ROWS = 5_000;
 
@@ -196,7 +203,17 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   /** A larger filter being filled from the table, a page per turn; new keys go into both. */
   let growing: BloomFilter | undefined;
 
+  // Any seq up to the stored block's end may have been handed out before a crash: go on after it.
   let seq = meta.seq;
+  let reserved = meta.seq;
+  /** The next seq; first reserves a new block (a small write of its own) when this one is used up. */
+  const nextSeq = (): number => {
+    if (seq >= reserved) {
+      q.setMeta.run('seq', seq + SEQ_BLOCK);
+      reserved = seq + SEQ_BLOCK;
+    }
+    return ++seq;
+  };
   /** Every envelope not written yet, in seq order, and per recipient. */
   const pending = new Map<number, PendingRow>();
   const pendingFor = new Map<string, Map<number, PendingRow>>();
@@ -269,14 +286,13 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   }
 
   // One transaction: removals, and the receipts they caused, commit together or not at all.
-  const commit = db.transaction((deletes: number[], rows: PendingRow[], sent: PendingSent[], upTo: number) => {
+  const commit = db.transaction((deletes: number[], rows: PendingRow[], sent: PendingSent[]) => {
     for (const s of deletes) q.deleteRow.run(s);
     for (const row of rows) {
       const r = toRow(row.recipient, row.envelope, row.size);
       q.insertRow.run(r.seq, r.recipient, r.kind, r.sender, r.msg_id, r.body, r.sent_at, r.at, r.size);
     }
     for (const s of sent) q.insertSent.run(s.seq, hash52(`${s.from}\n${s.id}`), s.from, s.id, s.digest, s.at, s.deliveredAt);
-    q.setMeta.run('seq', upTo);
   });
 
   function flush(force = false): void {
@@ -304,7 +320,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     const deletes = [...pendingDeletes];
     for (const s of sent) pendingSent.delete(`${s.from}\n${s.id}`);
     try {
-      commit(deletes.map(([s]) => s), rows, sent, seq);
+      commit(deletes.map(([s]) => s), rows, sent);
       for (const row of rows) dequeue(row);
       pendingDeletes.clear();
       deletesFor.clear();
@@ -405,7 +421,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   };
 
   const postReceipt = (to: string, r: { from: string; state: ReceiptState; ids: string[]; at: number }, live = false, keep = false) => {
-    const envelope: Envelope = { seq: ++seq, kind: 'receipt', from: r.from, state: r.state, ids: r.ids, at: r.at };
+    const envelope: Envelope = { seq: nextSeq(), kind: 'receipt', from: r.from, state: r.state, ids: r.ids, at: r.at };
     const row = enqueue(to, envelope, JSON.stringify(r.ids).length, live, keep);
     return { seq: envelope.seq, durable: row.done.promise };
   };
@@ -459,7 +475,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         const box = boxOf(m.to);
         if (box.messages + 1 > limit.messages || box.bytes + size > limit.bytes) return { kind: 'full' };
         const prev = lastWaiting(m.to);
-        const envelope: Envelope = { seq: ++seq, kind: 'message', id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, at: m.at };
+        const envelope: Envelope = { seq: nextSeq(), kind: 'message', id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, at: m.at };
         const row = enqueue(m.to, envelope, size, live);
         adjustQuota(m.to, envelope, size, 1);
         row.record = { from: m.from, id: m.id, seq: envelope.seq, digest: m.digest, at: m.at, deliveredAt: null, row };

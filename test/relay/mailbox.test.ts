@@ -69,6 +69,23 @@ describe('the SQLite mailbox', () => {
     if (again.kind === 'duplicate') expect(await again.durable).toEqual({ deliveredAt: 1234 });
   });
 
+  it('never hands out a seq again after a crash, even one whose message never reached the disk', async () => {
+    const { store, file } = open(60_000);
+    // Taken by its recipient from memory: its sender is answered with this seq, and nothing
+    // about it is written yet (its record goes with a later commit).
+    const taken = await store.accept(message('live-0001'), quota, true);
+    if (taken.kind !== 'accepted') throw new Error(taken.kind);
+    await store.acknowledge(bob, [taken.seq], 1234);
+    expect(await taken.durable).toEqual({ deliveredAt: 1234 });
+    // The process dies here (nothing more is written: this store is never used again), and
+    // the relay starts again on the same file.
+    const after = open(60_000, file).store;
+    const next = await after.accept(message('live-0002'), quota, true);
+    if (next.kind !== 'accepted') throw new Error(next.kind);
+    // The sender holds seq N for its first message: its second must come after it.
+    expect(next.seq).toBeGreaterThan(taken.seq);
+  });
+
   it('writes a held message when its recipient does not acknowledge in time, then answers; the late ack queues a receipt', async () => {
     const { store, file } = open(30);
     const outcome = await store.accept(message('slow-0001'), quota, true);
