@@ -58,6 +58,8 @@ export class FailoverClient {
   readonly acked = new Map<string, number>();
   /** How long each ok'd send waited for its answer, ms (from the emit that got the ok). */
   readonly ackMs: number[] = [];
+  /** Ids sent again because a send of them got no answer (a timeout, a lost connection). */
+  readonly unanswered = new Set<string>();
   /** For each first arrival: ms from its sender queueing it (its sentAt) to here; clients share one clock. */
   readonly deliveryMs: number[] = [];
   /** Error codes the relay answered to sends, and connect errors, with counts. */
@@ -238,6 +240,7 @@ export class FailoverClient {
           answer = await emit.call(socket.timeout(5000), 'message:send', { id: next.id, to: next.to, body: next.body, sentAt: next.sentAt });
         } catch {
           this.count('timeout');
+          this.unanswered.add(next.id);
           continue; // the socket dropped or the node is gone: resend the same id, maybe elsewhere
         }
         if (answer.ok) {
