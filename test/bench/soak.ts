@@ -35,7 +35,8 @@ interface Profile {
 const LATENCY: Targets = { ackP50Ms: 5, ackP99Ms: 50, deliveryP99Ms: 100, peakRssMb: 200, lagP99Ms: 20 };
 export const PROFILES = {
   d1: { name: 'D1 steady', clients: 200, rate: 500, minutes: 1, targets: LATENCY },
-  d2: { name: 'D2 stretch', clients: 1_000, rate: 1_000, minutes: 2, targets: { ...LATENCY, ackP99Ms: 100 } },
+  // D2 names only the invariants and the answer time; the rest is printed.
+  d2: { name: 'D2 stretch', clients: 1_000, rate: 1_000, minutes: 2, targets: { ackP99Ms: 100 } },
   d6: { name: 'D6 soak', clients: 50, rate: 50, minutes: 30, targets: { slopeMbPerMin: 1, walMb: 64, constantFds: true } },
 } as const satisfies Record<string, Profile>;
 type ProfileKey = keyof typeof PROFILES;
