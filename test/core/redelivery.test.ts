@@ -14,13 +14,14 @@
 //   throws once), so the relay logs "mailbox remove failed; will deliver again" and does.
 // Both deliveries of the batch are seen on the wire, so a test whose acknowledgement was never
 // lost (or whose batch was never redelivered) fails on its counts rather than passing idly.
-import { createServer, connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { RelayStore } from '../../relay/mailbox/store.ts';
 import { createLogger } from '../../relay/log.ts';
 import type { Envelope } from '../../relay/protocol.ts';
 import { eventually, useRelay } from '../support/relay.ts';
 import { decodeFrame, OPCODE } from '../support/raw-ws.ts';
+import { startProxy } from '../support/proxy.ts';
 import { conversation, knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
 
 const BATCH = 100;
@@ -87,7 +88,6 @@ function direction(to: Socket, upgraded: (head: string) => boolean, frame: (text
 
 /** A TCP proxy to the relay for one app, which reads the Socket.IO traffic and can swallow an ack. */
 async function startAckProxy(relayPort: number): Promise<AckProxy> {
-  const sockets = new Set<Socket>();
   let drop: (() => void) | undefined;
   const proxy: Omit<AckProxy, 'url' | 'close'> = {
     deliveries: [],
@@ -95,10 +95,9 @@ async function startAckProxy(relayPort: number): Promise<AckProxy> {
     dropped: [],
     dropNextAck: (onDrop) => void (drop = onDrop),
   };
-  const server = createServer((app) => {
-    const relay = connect(relayPort, '127.0.0.1');
+  const { url, close } = await startProxy(relayPort, (app, relay) => ({
     // The app's frames: engine.io "4" (message) + Socket.IO "3" (ACK) + ack id + the answers.
-    const fromApp = direction(relay, (head) => /^upgrade:\s*websocket/im.test(head), (text) => {
+    fromClient: direction(relay, (head) => /^upgrade:\s*websocket/im.test(head), (text) => {
       const ack = /^43(\d+)(\[.*)$/s.exec(text);
       if (!ack) return true;
       const entry = { ackId: Number(ack[1]), answer: (JSON.parse(ack[2]!) as unknown[])[0] };
@@ -111,36 +110,18 @@ async function startAckProxy(relayPort: number): Promise<AckProxy> {
       proxy.dropped.push(entry);
       onDrop();
       return false;
-    });
+    }),
     // The relay's frames: "4" + Socket.IO "2" (EVENT) + ack id + [event, ...args].
-    const fromRelay = direction(app, (head) => head.startsWith('HTTP/1.1 101'), (text) => {
+    fromUpstream: direction(app, (head) => head.startsWith('HTTP/1.1 101'), (text) => {
       const event = /^42(\d+)(\[.*)$/s.exec(text);
       if (event) {
         const [name, batch] = JSON.parse(event[2]!) as [string, Envelope[]];
         if (name === 'message:deliver') proxy.deliveries.push({ ackId: Number(event[1]), ids: batch.flatMap((e) => (e.kind === 'message' ? [e.id] : [])) });
       }
       return true;
-    });
-    for (const [from, to, read] of [[app, relay, fromApp], [relay, app, fromRelay]] as const) {
-      sockets.add(from);
-      from.on('data', read);
-      from.on('error', () => to.destroy());
-      from.on('close', () => {
-        sockets.delete(from);
-        to.destroy();
-      });
-    }
-  });
-  const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
-  return {
-    ...proxy,
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+    }),
+  }));
+  return { ...proxy, url, close };
 }
 
 const scope = useRelay();

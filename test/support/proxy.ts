@@ -13,15 +13,23 @@ export interface Proxy {
   close(): Promise<void>;
 }
 
-export async function startProxy(targetPort: number): Promise<Proxy> {
+/**
+ * Reads each connection's two directions instead of forwarding them as they come: each
+ * function gets what arrives from one side and writes what it chooses to the other.
+ */
+export type Tap = (client: Socket, upstream: Socket) => { fromClient: (chunk: Buffer) => void; fromUpstream: (chunk: Buffer) => void };
+
+export async function startProxy(targetPort: number, tap?: Tap): Promise<Proxy> {
   let dropping = false;
   let cutting = false;
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     const upstream = connect(targetPort, '127.0.0.1');
+    const tapped = tap?.(client, upstream);
     for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
       sockets.add(from);
       from.on('data', (chunk: Buffer) => {
+        if (tapped) return from === client ? tapped.fromClient(chunk) : tapped.fromUpstream(chunk);
         if (cutting && from === client && chunk.length > 1) {
           cutting = false;
           dropping = true;
