@@ -129,7 +129,8 @@ function toRow(recipient: string, e: Envelope, size: number): MailboxRow {
 /**
  * Seqs are handed out from a block that is on disk first (meta `seq` is the block's end), so a
  * seq given to a sender or a recipient is never given again after a crash, even when nothing
- * else about its envelope was written (taken from memory, its record not yet committed).
+ * else about its envelope was written (taken from memory, its record not yet committed). One
+ * small commit of its own per block, the first one at open.
  */
 const SEQ_BLOCK = 10_000;
 
@@ -190,8 +191,8 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     if (typeof id !== 'string') q.setMeta.run('relay_id', (id = base32(randomBytes(16))));
     let secret = q.getMeta.get('secret')?.value;
     if (!Buffer.isBuffer(secret)) q.setMeta.run('secret', (secret = randomBytes(32)));
-    const storedSeq = q.getMeta.get('seq')?.value;
-    return { relayId: id, secret, seq: Math.max(Number(storedSeq ?? 0), q.maxSeq.get()?.m ?? 0) };
+    // Any seq up to the stored block's end may have been handed out before a crash: go on after it.
+    return { relayId: id, secret, seq: Math.max(Number(q.getMeta.get('seq')?.value ?? 0), q.maxSeq.get()?.m ?? 0) };
   });
   const meta = setup.immediate();
   q.pruneSent.run(now() - retention);
@@ -203,17 +204,23 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   /** A larger filter being filled from the table, a page per turn; new keys go into both. */
   let growing: BloomFilter | undefined;
 
-  // Any seq up to the stored block's end may have been handed out before a crash: go on after it.
   let seq = meta.seq;
   let reserved = meta.seq;
-  /** The next seq; first reserves a new block (a small write of its own) when this one is used up. */
+  const reserve = () => {
+    q.setMeta.run('seq', seq + SEQ_BLOCK);
+    reserved = seq + SEQ_BLOCK;
+  };
+  /** The next seq; first reserves a new block when this one is used up (it throws when that cannot be written). */
   const nextSeq = (): number => {
-    if (seq >= reserved) {
-      q.setMeta.run('seq', seq + SEQ_BLOCK);
-      reserved = seq + SEQ_BLOCK;
-    }
+    if (seq >= reserved) reserve();
     return ++seq;
   };
+  // The first block now, not in a sender's turn. On a full disk the first send tries again.
+  try {
+    reserve();
+  } catch (error) {
+    log.warn('cannot reserve message seqs yet; sends are refused until the disk has room', { error: String(error) });
+  }
   /** Every envelope not written yet, in seq order, and per recipient. */
   const pending = new Map<number, PendingRow>();
   const pendingFor = new Map<string, Map<number, PendingRow>>();
