@@ -8,7 +8,6 @@ import { z } from 'zod';
 import { createRelay } from './server.ts';
 import { joinAddresses } from './addresses.ts';
 import { openSqliteStore } from './mailbox/sqlite.ts';
-import { openRedisCluster } from './redis/cluster.ts';
 import type { RelayStore } from './mailbox/store.ts';
 import type { RelayCluster } from './state.ts';
 import { createLogger, LEVELS } from './log.ts';
@@ -137,6 +136,8 @@ async function main(): Promise<number> {
   let cluster: RelayCluster | undefined;
   if (config.redis) {
     log.info('joining the cluster through redis', { redis: redactedUrl(config.redis) });
+    // Loaded only for a cluster node: a single relay does without the Redis client and adapter.
+    const { openRedisCluster } = await import('./redis/cluster.ts');
     ({ store, cluster } = await openRedisCluster({ url: config.redis, nodeTtlMs: config.nodeTtl, log }));
   } else {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
