@@ -102,9 +102,9 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 /** A deadline for Promise.race that does not keep the process alive. */
 const deadline = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
-/** Resident set size of a process, bytes (VmRSS). */
-export function rssOf(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+/** Resident set size of a process, bytes: now (VmRSS) or its peak so far (VmHWM). */
+export function rssOf(pid: number, which: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
+  const match = new RegExp(`${which}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match ? Number(match[1]) * 1024 : Number.NaN;
 }
 

@@ -8,9 +8,9 @@
 // size of its WAL file, its open file descriptors, and the total-queue counts; at the end also
 // the relay's answer and delivery latencies, its peak RSS and event-loop lag. The end line says
 // PASS or FAIL against the profile's targets (RELIABILITY.md D1, D2, D6).
-import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { readdirSync, readlinkSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { cleanUp, startRelay, type RelayProc } from './procs.ts';
+import { cleanUp, rssOf, startRelay, type RelayProc } from './procs.ts';
 import { quantile, SteadyLoad } from '../support/steady.ts';
 import { totalQueue } from '../support/check.ts';
 
@@ -111,12 +111,6 @@ function walBytes(db: string | undefined): number {
   }
 }
 
-/** The relay's peak RSS so far (VmHWM), MB. */
-function peakRssMb(pid: number): number {
-  const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match?.[1] ? Number(match[1]) / 1024 : Number.NaN;
-}
-
 const ms = (n: number) => `${n.toFixed(1)} ms`;
 
 async function main(): Promise<number> {
@@ -200,7 +194,7 @@ async function main(): Promise<number> {
     if (drainError) log(`the load did not drain: ${String(drainError)}`);
     const acks = load.ackTimes();
     const deliveries = load.deliveryTimes();
-    const peak = peakRssMb(relay.pid);
+    const peak = rssOf(relay.pid, 'VmHWM') / MB;
     const figures = {
       ackP50Ms: quantile(acks, 0.5), ackP99Ms: quantile(acks, 0.99), deliveryP50Ms: quantile(deliveries, 0.5), deliveryP99Ms: quantile(deliveries, 0.99),
       peakRssMb: peak, lagP99Ms: lag.p99Ms, slopeMbPerMin: rssSlope(), walMb: Math.max(...samples.map((s) => s.walMb)),
