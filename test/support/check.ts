@@ -21,12 +21,12 @@ export function totalQueue(clients: readonly FailoverClient[], options: { afterK
   const byId = new Map(clients.map((c) => [c.id, c]));
   const report: QueueReport = { acknowledged: 0, lost: [], duplicated: [], reordered: [], ...(options.afterKills ? { redelivered: [] } : {}) };
   /** A second delivery the exception above allows. */
-  const resentAfterKill = (from: string, id: string) => report.redelivered !== undefined && (byId.get(from)?.unanswered.has(id) ?? false);
+  const resentAfterKill = (from: string, id: string) => options.afterKills === true && (byId.get(from)?.unanswered.has(id) ?? false);
   for (const recipient of clients) {
     for (const [key, seqs] of recipient.seqsOf) {
       if (seqs.size <= 1) continue;
       const [from = '', id = ''] = key.split('\n');
-      (resentAfterKill(from, id) ? report.redelivered! : report.duplicated).push(`${key.replace('\n', '/')} seqs ${[...seqs].join(',')}`);
+      (resentAfterKill(from, id) ? (report.redelivered ??= []) : report.duplicated).push(`${key.replace('\n', '/')} seqs ${[...seqs].join(',')}`);
     }
   }
   for (const sender of clients) {
