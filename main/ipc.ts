@@ -51,6 +51,7 @@ export const ARGUMENTS: { [K in CommandName]: z.ZodType<Commands[K][0], unknown>
     passphrase: passphrase.min(PASSPHRASE_MIN, `a passphrase needs at least ${PASSPHRASE_MIN} characters`),
     current: passphrase.optional(),
   }),
+  'identity:removePassphrase': z.strictObject({ current: passphrase }),
 };
 
 /** True when the call comes from the app's own page, in the top frame. */

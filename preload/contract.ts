@@ -153,6 +153,8 @@ export interface Commands {
   'identity:unlock': [{ passphrase: string }, null];
   /** Seals the identity with a passphrase (changing one needs `current`); answers the new protection. */
   'identity:setPassphrase': [{ passphrase: string; current?: string }, Profile['secretProtection']];
+  /** Takes the passphrase away (proven by `current`); the keys go back to the system's keeping. Answers the new protection. */
+  'identity:removePassphrase': [{ current: string }, Profile['secretProtection']];
 }
 export type CommandName = keyof Commands;
 
@@ -196,6 +198,7 @@ export const COMMANDS = {
   openLink: 'link:open',
   unlock: 'identity:unlock',
   setPassphrase: 'identity:setPassphrase',
+  removePassphrase: 'identity:removePassphrase',
 } as const satisfies Record<string, CommandName>;
 
 export const EVENTS = {

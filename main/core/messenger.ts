@@ -17,7 +17,7 @@ import { eventHub } from './events.ts';
 import { err, LIMITS, resultSchema, SendManyResultSchema, SendResultSchema, type SendResult, type UserEntry } from '../../relay/protocol.ts';
 
 /** The identity:* commands belong to main/core/startup.ts, which opens the identity first. */
-export type MessengerCommands = Exclude<CommandName, 'app:info' | 'link:open' | 'identity:unlock' | 'identity:setPassphrase'>;
+export type MessengerCommands = Exclude<CommandName, 'app:info' | 'link:open' | 'identity:unlock' | 'identity:setPassphrase' | 'identity:removePassphrase'>;
 export type MessengerHandlers = { [K in MessengerCommands]: (arg: Commands[K][0]) => Promise<Result<Commands[K][1]>> };
 
 export interface MessengerDeps {

@@ -131,6 +131,11 @@ export interface PassphraseStore extends SecretStore {
    * store writes a temp file and renames it). Changing a passphrase needs the current one.
    */
   setPassphrase(passphrase: string, current?: string): Promise<void>;
+  /**
+   * Takes the passphrase away, proven by the current one: the secret goes back into the inner
+   * store as it was before (atomically), and the next start asks for nothing. No-op when not sealed.
+   */
+  removePassphrase(current: string): Promise<void>;
 }
 
 /** Wraps a SecretStore: reads and writes go through the passphrase once one is set or given. */
@@ -168,11 +173,18 @@ export function passphraseStore(inner: SecretStore, cost: ScryptCost = DEFAULT_C
       unlocked = key;
     },
     setPassphrase(passphrase, current) {
-      const run = changing.then(() => change(passphrase, current));
-      changing = run.catch(() => undefined);
-      return run;
+      return oneAtATime(() => change(passphrase, current));
+    },
+    removePassphrase(current) {
+      return oneAtATime(() => remove(current));
     },
   };
+
+  function oneAtATime(work: () => Promise<void>): Promise<void> {
+    const run = changing.then(work);
+    changing = run.catch(() => undefined);
+    return run;
+  }
 
   async function change(passphrase: string, current: string | undefined): Promise<void> {
     if (passphrase.length < PASSPHRASE_MIN || passphrase.length > PASSPHRASE_MAX) throw new Error(`a passphrase has ${PASSPHRASE_MIN} to ${PASSPHRASE_MAX} characters`);
@@ -190,6 +202,16 @@ export function passphraseStore(inner: SecretStore, cost: ScryptCost = DEFAULT_C
     await inner.write(seal(secret, next));
     // Only once the new file is in place: a failed write leaves the old state in force.
     unlocked = next;
+  }
+
+  async function remove(current: string): Promise<void> {
+    const text = await inner.read();
+    const envelope = text === null ? null : envelopeOf(text);
+    if (!envelope) return;
+    const secret = open(envelope, (await keyFor(envelope, current)).key);
+    await inner.write(secret);
+    // As above: only once the plain file is in place does this process stop sealing.
+    unlocked = null;
   }
   return store;
 }

@@ -6,7 +6,7 @@ import { createMessenger, fail, ok, type Messenger, type MessengerCommands, type
 import { passphraseStore, WrongPassphraseError, type ScryptCost } from './passphrase.ts';
 import { eventHub } from './events.ts';
 
-export type CoreCommands = MessengerCommands | 'identity:unlock' | 'identity:setPassphrase';
+export type CoreCommands = MessengerCommands | 'identity:unlock' | 'identity:setPassphrase' | 'identity:removePassphrase';
 export type CoreHandlers = { [K in CoreCommands]: (arg: Commands[K][0]) => Promise<Result<Commands[K][1]>> };
 
 export interface CoreDeps extends MessengerDeps {
@@ -14,7 +14,7 @@ export interface CoreDeps extends MessengerDeps {
   scryptCost?: ScryptCost;
 }
 
-const NOT_MESSENGER: readonly CommandName[] = ['app:info', 'link:open', 'identity:unlock', 'identity:setPassphrase'];
+const NOT_MESSENGER: readonly CommandName[] = ['app:info', 'link:open', 'identity:unlock', 'identity:setPassphrase', 'identity:removePassphrase'];
 const MESSENGER_COMMANDS = (Object.values(COMMANDS) as CommandName[]).filter((name): name is MessengerCommands => !NOT_MESSENGER.includes(name));
 
 const LOCKED = fail('E_LOCKED', 'Parley is locked: enter your passphrase first.');
@@ -67,6 +67,16 @@ export async function openCore(deps: CoreDeps) {
       if (!messenger) return LOCKED;
       try {
         await secrets.setPassphrase(passphrase, current);
+      } catch (error) {
+        if (error instanceof WrongPassphraseError) return WRONG('The current passphrase');
+        throw error;
+      }
+      return ok(secrets.protection);
+    },
+    'identity:removePassphrase': async ({ current }) => {
+      if (!messenger) return LOCKED;
+      try {
+        await secrets.removePassphrase(current);
       } catch (error) {
         if (error instanceof WrongPassphraseError) return WRONG('The current passphrase');
         throw error;

@@ -1,7 +1,7 @@
 // Keys at rest through safeStorage: only ciphertext on disk, and a weak backend is reported;
 // over it, a passphrase (RELIABILITY C8) and the locked startup it brings.
 import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { safeStorageSecretStore, type SafeStorageLike } from '../../main/core/secrets.ts';
 import { exportIdentity, type Identity } from '../../relay/identity.ts';
@@ -143,6 +143,42 @@ describe('a passphrase over a weak keyring', () => {
     expect((await loadOrCreateIdentity(next)).userId).toBe(identity.userId);
   });
 
+  it('removes the passphrase only with the current one: the keys go back to the keyring and the next start asks nothing', async () => {
+    const keyring = weakKeyring();
+    const store = keyring.reopen();
+    const identity = await loadOrCreateIdentity(store);
+    await store.setPassphrase(PASS);
+    const sealed = readFileSync(keyring.path);
+
+    for (const wrong of ['not the current one', '', PASS.toUpperCase()]) {
+      await expect(store.removePassphrase(wrong), wrong).rejects.toBeInstanceOf(WrongPassphraseError);
+    }
+    expect(readFileSync(keyring.path).equals(sealed)).toBe(true);
+    expect(store.protection).toBe('passphrase');
+    // A failed write (temp file blocked) keeps the sealed file and this process sealing.
+    mkdirSync(`${keyring.path}.tmp`);
+    await expect(store.removePassphrase(PASS)).rejects.toThrow();
+    expect(readFileSync(keyring.path).equals(sealed)).toBe(true);
+    expect(store.protection).toBe('passphrase');
+    rmSync(`${keyring.path}.tmp`, { recursive: true });
+
+    await store.removePassphrase(PASS);
+    expect(store.protection).toBe('plain-text-keyring');
+    expect(JSON.stringify(keyring.revealed())).not.toContain('sealed-secret');
+    const next = keyring.reopen();
+    expect(await next.locked()).toBe(false);
+    expect(exportIdentity(await loadOrCreateIdentity(next))).toEqual(exportIdentity(identity));
+    // What this process writes from now on is no longer sealed either.
+    const text = await store.read();
+    expect(text).not.toBeNull();
+    await store.write(text as string);
+    expect(await keyring.reopen().locked()).toBe(false);
+    // Nothing left to remove: no error, nothing written.
+    const plain = readFileSync(keyring.path);
+    await store.removePassphrase('anything at all');
+    expect(readFileSync(keyring.path).equals(plain)).toBe(true);
+  });
+
   it('rewrites crash-safely: a write that fails half-way leaves the old file, still readable', async () => {
     const keyring = weakKeyring();
     const store = keyring.reopen();
@@ -202,5 +238,27 @@ describe('startup with a sealed identity', () => {
     must(await core.handlers['identity:unlock']({ passphrase: PASS }));
     expect(core.messenger).toBe(messenger);
     await core.close();
+  });
+
+  it('changes and removes the passphrase only with the current one; after removal a start asks for nothing', async () => {
+    const keyring = weakKeyring();
+    const deps = () => ({ dataDir: keyring.dir, secrets: safeStorageSecretStore(keyring.safe, keyring.path), scryptCost: QUICK });
+    const core = await openCore(deps());
+    const profile = must(await core.handlers['profile:setup']({ name: 'Ada' }));
+    must(await core.handlers['identity:setPassphrase']({ passphrase: PASS }));
+
+    const WRONG = { ok: false, error: { code: 'E_PASSPHRASE', message: 'The current passphrase is not right.' } };
+    expect(await core.handlers['identity:setPassphrase']({ passphrase: 'a brand new passphrase', current: 'not it at all' })).toEqual(WRONG);
+    expect(await core.handlers['identity:removePassphrase']({ current: 'not it at all' })).toEqual(WRONG);
+    expect(must(await core.handlers['identity:setPassphrase']({ passphrase: 'a brand new passphrase', current: PASS }))).toBe('passphrase');
+    expect(await core.handlers['identity:removePassphrase']({ current: PASS })).toEqual(WRONG);
+    expect(must(await core.handlers['identity:removePassphrase']({ current: 'a brand new passphrase' }))).toBe(profile.secretProtection);
+    expect(must(await core.handlers['profile:get'](null))).toEqual(profile);
+    await core.close();
+
+    const next = await openCore(deps());
+    expect(next.messenger).not.toBeNull();
+    expect(must(await next.handlers['profile:get'](null))).toEqual(profile);
+    await next.close();
   });
 });

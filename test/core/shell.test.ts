@@ -162,6 +162,11 @@ describe('ipc', () => {
       ['identity:setPassphrase', { passphrase: 'a fine passphrase', current: 12345678 }],
       ['identity:setPassphrase', { passphrase: 'a fine passphrase', current: 'p'.repeat(PASSPHRASE_MAX + 1) }],
       ['identity:setPassphrase', { passphrase: 'a fine passphrase', hint: 'dog' }],
+      ['identity:removePassphrase', null],
+      ['identity:removePassphrase', { current: '' }],
+      ['identity:removePassphrase', { current: 12345678 }],
+      ['identity:removePassphrase', { current: 'p'.repeat(PASSPHRASE_MAX + 1) }],
+      ['identity:removePassphrase', { current: 'a fine passphrase', passphrase: 'a fine passphrase' }],
     ];
     for (const [name, arg] of bad) {
       expect(await registered.get(name)!(frame(APP), arg), name).toMatchObject({ ok: false, error: { code: 'E_SCHEMA' } });
@@ -175,7 +180,8 @@ describe('ipc', () => {
     expect(entered).toEqual(['message:send']);
     expect(await registered.get('identity:unlock')!(frame(APP), { passphrase: 'p'.repeat(PASSPHRASE_MAX) })).toEqual({ ok: true, value: null });
     expect(await registered.get('identity:setPassphrase')!(frame(APP), { passphrase: 'a fine passphrase', current: 'x' })).toEqual({ ok: true, value: null });
-    expect(entered).toEqual(['message:send', 'identity:unlock', 'identity:setPassphrase']);
+    expect(await registered.get('identity:removePassphrase')!(frame(APP), { current: 'a fine passphrase' })).toEqual({ ok: true, value: null });
+    expect(entered).toEqual(['message:send', 'identity:unlock', 'identity:setPassphrase', 'identity:removePassphrase']);
   });
 });
 

@@ -179,6 +179,7 @@ async function openPerson(browser: Browser, server: StaticServer, options: Perso
     // the passphrase flow and is tested in test/core/secrets.test.ts).
     'identity:unlock': async () => ({ ok: true, value: null }),
     'identity:setPassphrase': async () => ({ ok: false, error: { code: 'E_UNAVAILABLE', message: 'not offered in these tests' } }),
+    'identity:removePassphrase': async () => ({ ok: false, error: { code: 'E_UNAVAILABLE', message: 'not offered in these tests' } }),
   };
   await page.exposeBinding('__parleyInvoke', async ({ frame }, channel: unknown, arg: unknown) => {
     // ipcRenderer.invoke on a channel nobody handles rejects; so does this.

@@ -131,11 +131,18 @@ export class FakeParley {
       this.unlocked = true;
       return ok(null);
     }),
-    setPassphrase: this.command('setPassphrase', ({ passphrase }) => {
+    setPassphrase: this.command('setPassphrase', ({ passphrase, current }) => {
+      if (this.passphrase !== null && current !== this.passphrase) return { ok: false, error: { code: 'E_PASSPHRASE', message: 'The current passphrase is not right.' } };
       this.passphrase = passphrase;
       this.unlocked = true;
       if (this.profile) this.profile = { ...this.profile, secretProtection: 'passphrase' };
       return ok('passphrase' as const);
+    }),
+    removePassphrase: this.command('removePassphrase', ({ current }) => {
+      if (current !== this.passphrase) return { ok: false, error: { code: 'E_PASSPHRASE', message: 'The current passphrase is not right.' } };
+      this.passphrase = null;
+      if (this.profile) this.profile = { ...this.profile, secretProtection: 'plain-text-keyring' };
+      return ok('plain-text-keyring' as const);
     }),
     onStatus: this.subscribe('onStatus'),
     onPerson: this.subscribe('onPerson'),

@@ -77,6 +77,62 @@ describe('the passphrase offer', () => {
   });
 });
 
+describe('changing or removing the passphrase', () => {
+  it('changes it only with the current one, then removes it, and the warning comes back', async () => {
+    const { fake, app, user } = await renderApp(keysKept('plain-text-keyring'));
+    await user.click(screen.getByRole('button', { name: 'Protect with a passphrase' }));
+    let dialog = await screen.findByTestId('passphrase-dialog');
+    expect(within(dialog).queryByLabelText('Current passphrase')).toBeNull();
+    await user.type(within(dialog).getByLabelText('New passphrase'), 'three unrelated words');
+    await user.type(within(dialog).getByLabelText('Type it again'), 'three unrelated words{Enter}');
+    await waitFor(() => expect(screen.queryByTestId('passphrase-dialog')).toBeNull());
+
+    app.openSettings();
+    await tick();
+    const settings = screen.getByTestId('settings-dialog');
+    expect(within(settings).getByTestId('settings-protection').textContent).toContain('Your keys are protected by your passphrase.');
+    expect(within(settings).queryByRole('button', { name: 'Protect with a passphrase' })).toBeNull();
+    await user.click(within(settings).getByRole('button', { name: 'Change passphrase' }));
+    dialog = await screen.findByTestId('passphrase-dialog');
+    expect(within(dialog).getByRole('heading').textContent).toBe('Change your passphrase');
+    const current = within(dialog).getByLabelText('Current passphrase');
+    expect(document.activeElement).toBe(current);
+    const change = within(dialog).getByRole('button', { name: 'Change' });
+
+    await user.type(within(dialog).getByLabelText('New passphrase'), 'four other unrelated words');
+    await user.type(within(dialog).getByLabelText('Type it again'), 'four other unrelated words');
+    await user.click(change);
+    expect(within(dialog).getByRole('alert').textContent).toBe('Enter your current passphrase.');
+    expect(fake.callsOf('setPassphrase')).toHaveLength(1);
+
+    await user.type(current, 'three unrelated word');
+    await user.click(change);
+    expect((await within(dialog).findByRole('alert')).textContent).toBe('The current passphrase is not right.');
+    await user.type(current, 's');
+    await user.click(change);
+    await waitFor(() => expect(screen.queryByTestId('passphrase-dialog')).toBeNull());
+    expect(fake.callsOf('setPassphrase').at(-1)).toEqual({ passphrase: 'four other unrelated words', current: 'three unrelated words' });
+    expect(app.profile?.secretProtection).toBe('passphrase');
+
+    app.openSettings();
+    await tick();
+    await user.click(within(screen.getByTestId('settings-dialog')).getByRole('button', { name: 'Remove passphrase' }));
+    dialog = await screen.findByTestId('passphrase-dialog');
+    expect(within(dialog).getByRole('heading').textContent).toBe('Remove your passphrase');
+    expect(within(dialog).queryByLabelText('New passphrase')).toBeNull();
+    // The fields start empty: nothing typed for the change is offered again.
+    expect((within(dialog).getByLabelText('Current passphrase') as HTMLInputElement).value).toBe('');
+    await user.type(within(dialog).getByLabelText('Current passphrase'), 'three unrelated words{Enter}');
+    expect((await within(dialog).findByRole('alert')).textContent).toBe('The current passphrase is not right.');
+    await user.clear(within(dialog).getByLabelText('Current passphrase'));
+    await user.type(within(dialog).getByLabelText('Current passphrase'), 'four other unrelated words{Enter}');
+    await waitFor(() => expect(screen.queryByTestId('passphrase-dialog')).toBeNull());
+    expect(fake.callsOf('removePassphrase')).toEqual([{ current: 'three unrelated words' }, { current: 'four other unrelated words' }]);
+    expect(app.profile?.secretProtection).toBe('plain-text-keyring');
+    expect(screen.getByTestId('key-warning')).toBeTruthy();
+  });
+});
+
 describe('the unlock screen', () => {
   it('asks for the passphrase at start, says when it is wrong, and opens Parley with the right one', async () => {
     const fake = new FakeParley();

@@ -10,7 +10,7 @@ import { SearchState } from './search.svelte.ts';
 import { SettingsState } from './settings.svelte.ts';
 import { UiState } from './ui.svelte.ts';
 import { NameForm } from './name-form.svelte.ts';
-import { PassphraseForm, UnlockForm } from './passphrase.svelte.ts';
+import { PassphraseForm, UnlockForm, type PassphraseAction, type PassphraseChange } from './passphrase.svelte.ts';
 
 export type Phase = 'loading' | 'failed' | 'locked' | 'setup' | 'connect' | 'chat';
 
@@ -24,7 +24,7 @@ export class AppState {
   readonly ui = new UiState();
   readonly nameForm = new NameForm((name) => this.setupProfile(name));
   readonly unlockForm = new UnlockForm((passphrase) => this.unlock(passphrase));
-  readonly passphraseForm = new PassphraseForm((passphrase) => this.protect(passphrase));
+  readonly passphraseForm = new PassphraseForm((change) => this.changePassphrase(change));
 
   profile = $state<Profile | null>(null);
   info = $state<AppInfo | null>(null);
@@ -109,17 +109,19 @@ export class AppState {
     return null;
   }
 
-  /** Seals the keys with a new passphrase. Returns an error to show, or null. */
-  async protect(passphrase: string): Promise<string | null> {
-    const result = await settle(this.api.setPassphrase({ passphrase }));
+  /** Seals the keys with a new passphrase, changes it, or takes it away. Returns an error to show, or null. */
+  async changePassphrase({ action, passphrase, current }: PassphraseChange): Promise<string | null> {
+    const result = await settle(
+      action === 'remove' ? this.api.removePassphrase({ current }) : this.api.setPassphrase(action === 'change' ? { passphrase, current } : { passphrase }),
+    );
     if (!result.ok) return humanError(result.error);
     if (this.profile) this.profile = { ...this.profile, secretProtection: result.value };
     this.ui.close();
     return null;
   }
 
-  openProtect(): void {
-    this.passphraseForm.reset();
+  openPassphrase(action: PassphraseAction): void {
+    this.passphraseForm.reset(action);
     this.ui.open({ kind: 'passphrase' });
   }
 

@@ -1,5 +1,5 @@
-// The passphrase fields: unlocking at start, and sealing the keys when the system keyring
-// does not really protect them (RELIABILITY C8).
+// The passphrase fields: unlocking at start; sealing the keys when the system keyring does
+// not really protect them (RELIABILITY C8); changing or removing the passphrase later.
 
 /** Shortest passphrase offered; main/core/passphrase.ts and the IPC schema hold the same limits. */
 export const PASSPHRASE_MIN = 8;
@@ -26,16 +26,31 @@ export class UnlockForm {
   }
 }
 
-/** A new passphrase, typed twice. */
+/** What the passphrase dialog does: seal the keys, change the passphrase, or take it away. */
+export type PassphraseAction = 'protect' | 'change' | 'remove';
+
+export interface PassphraseChange {
+  action: PassphraseAction;
+  /** The new passphrase ('' when removing). */
+  passphrase: string;
+  /** The passphrase in force ('' when protecting). */
+  current: string;
+}
+
+/** The current passphrase (to change or remove it) and a new one, typed twice. */
 export class PassphraseForm {
+  action = $state<PassphraseAction>('protect');
+  current = $state('');
   passphrase = $state('');
   confirm = $state('');
   error = $state<string | null>(null);
   busy = $state(false);
 
-  constructor(private readonly save: (passphrase: string) => Promise<string | null>) {}
+  constructor(private readonly save: (change: PassphraseChange) => Promise<string | null>) {}
 
-  reset(): void {
+  reset(action: PassphraseAction = this.action): void {
+    this.action = action;
+    this.current = '';
     this.passphrase = '';
     this.confirm = '';
     this.error = null;
@@ -43,6 +58,8 @@ export class PassphraseForm {
 
   /** What is wrong with the fields, in words, or null. */
   problem(): string | null {
+    if (this.action !== 'protect' && !this.current) return 'Enter your current passphrase.';
+    if (this.action === 'remove') return null;
     if (this.passphrase.length < PASSPHRASE_MIN) return `Use at least ${PASSPHRASE_MIN} characters.`;
     if (this.passphrase.length > PASSPHRASE_MAX) return `Use at most ${PASSPHRASE_MAX} characters.`;
     if (this.passphrase !== this.confirm) return 'The two passphrases do not match.';
@@ -53,7 +70,7 @@ export class PassphraseForm {
     this.error = this.problem();
     if (this.error) return false;
     this.busy = true;
-    this.error = await this.save(this.passphrase);
+    this.error = await this.save({ action: this.action, passphrase: this.action === 'remove' ? '' : this.passphrase, current: this.action === 'protect' ? '' : this.current });
     this.busy = false;
     if (this.error === null) this.reset();
     return this.error === null;
