@@ -9,6 +9,7 @@ import { CoreProcess } from '../support/core-process.ts';
 import { StorageError, type AcceptOutcome, type RelayStore } from '../../relay/mailbox/store.ts';
 import { eventually, tempDir, useRelay } from '../support/relay.ts';
 import { must, online, startCore, type TestCore } from '../support/messenger.ts';
+import { readDb } from '../support/db.ts';
 
 const KILLS = 20;
 /** What the relay carries in these tests is not rate-limited: the outbox's pauses would only make them slow. */
@@ -35,26 +36,18 @@ function inspectHistory(dataDir: string): { integrity: unknown; rows: { n: numbe
 
 /** What the recipient stored from `peer`, in its order. */
 function received(core: TestCore, peer: string): { id: string; text: string; seq: number }[] {
-  const db = new Database(join(core.dataDir, 'history.db'), { readonly: true });
-  try {
-    return db.prepare("SELECT id, text, seq FROM messages WHERE direction = 'in' AND peer = ? ORDER BY n").all(peer) as { id: string; text: string; seq: number }[];
-  } finally {
-    db.close();
-  }
+  return readDb(join(core.dataDir, 'history.db'), (db) => db.prepare("SELECT id, text, seq FROM messages WHERE direction = 'in' AND peer = ? ORDER BY n").all(peer) as { id: string; text: string; seq: number }[]);
 }
 
 /** The relay's records of what `sender` sent, read from its file once it is stopped: (id, seq) and its mailbox rows per id. */
 function relayRows(dbPath: string, sender: string): { records: { id: string; seq: number }[]; mailbox: { id: string; rows: number }[] } {
-  const db = new Database(dbPath, { readonly: true });
-  try {
+  return readDb(dbPath, (db) => {
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     return {
       records: db.prepare('SELECT id, seq FROM sent WHERE sender = ? ORDER BY seq').all(sender) as { id: string; seq: number }[],
       mailbox: db.prepare("SELECT msg_id AS id, count(*) AS rows FROM mailbox WHERE kind = 'message' AND sender = ? GROUP BY msg_id").all(sender) as { id: string; rows: number }[],
     };
-  } finally {
-    db.close();
-  }
+  });
 }
 
 const duplicates = (values: readonly string[]) => values.filter((v, i) => values.indexOf(v) !== i);

@@ -1,11 +1,11 @@
 // Nothing lost, nothing twice, order kept: three people talking while their relay (a real
 // headless relay process) is killed with SIGKILL three times.
 import { afterEach, describe, expect, it } from 'vitest';
-import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { eventually, tempDir } from '../support/relay.ts';
 import { freePort, startCliRelay, type CliRelay } from '../support/cli.ts';
 import { conversation, knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
+import { readDb } from '../support/db.ts';
 
 const cores: TestCore[] = [];
 let relay: CliRelay | undefined;
@@ -63,9 +63,9 @@ describe('relay killed mid-stream', () => {
       }
     }
 
-    const db = new Database(join(data.path, 'relay.db'), { readonly: true });
-    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
-    expect((db.prepare('SELECT count(*) AS n FROM users').get() as { n: number }).n).toBe(3);
-    db.close();
+    readDb(join(data.path, 'relay.db'), (db) => {
+      expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+      expect((db.prepare('SELECT count(*) AS n FROM users').get() as { n: number }).n).toBe(3);
+    });
   }, 90_000);
 });

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { eventually } from '../support/relay.ts';
 import { conversation, knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
+import { readDb } from '../support/db.ts';
 
 const cores: TestCore[] = [];
 afterEach(async () => {
@@ -77,9 +77,7 @@ describe('two people through a hosted relay', () => {
     const secret = 'the password is swordfish';
     must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: secret }));
     await eventually(async () => (await conversation(alice, bob.id)).at(-1)?.state === 'sent', 'stored at relay');
-    const db = new Database(join(alice.dataDir, 'relay', 'relay.db'), { readonly: true });
-    const rows = db.prepare('SELECT body FROM mailbox').all() as { body: string }[];
-    db.close();
+    const rows = readDb(join(alice.dataDir, 'relay', 'relay.db'), (db) => db.prepare('SELECT body FROM mailbox').all() as { body: string }[]);
     expect(rows).toHaveLength(1);
     expect(rows[0]?.body).not.toContain('swordfish');
   });

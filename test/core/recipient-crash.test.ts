@@ -18,6 +18,7 @@ import type { RelayStore } from '../../relay/mailbox/store.ts';
 import type { Envelope } from '../../relay/protocol.ts';
 import { eventually, tempDir, useRelay } from '../support/relay.ts';
 import { knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
+import { readDb } from '../support/db.ts';
 
 const KILLS = 10;
 
@@ -156,14 +157,11 @@ async function killedWhileTaking(at: StopPoint): Promise<void> {
 
   const relayDb = relay.dbPath;
   await relay.stop();
-  const db = new Database(relayDb, { readonly: true });
-  try {
+  readDb(relayDb, (db) => {
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     // Nothing waits: no message for the recipient, no receipt for the sender.
     expect(db.prepare('SELECT recipient, kind, count(*) AS n FROM mailbox GROUP BY recipient, kind').all(), 'mailbox rows left').toEqual([]);
-  } finally {
-    db.close();
-  }
+  });
 }
 
 describe('a recipient killed with SIGKILL while it takes in a message (B4)', () => {

@@ -1,12 +1,12 @@
 // What the messenger believes, and what it flags: forged and tampered messages, key
 // changes, look-alike names.
 import { describe, expect, it } from 'vitest';
-import Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { eventually, newMessageId, useRelay } from '../support/relay.ts';
 import { knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
+import { readDb } from '../support/db.ts';
 import { identityFromKeys, importIdentity } from '../../relay/identity.ts';
 
 const scope = useRelay();
@@ -28,9 +28,7 @@ describe('trust', () => {
     must(await bob!.messenger.handlers['relay:leave'](null));
     must(await alice!.messenger.handlers['message:send']({ peer: bob!.id, text: 'from the real alice' }));
     await eventually(() => alice!.updated.some((m) => m.state === 'sent'), 'stored at relay');
-    const db = new Database(scope.relay.dbPath, { readonly: true });
-    const captured = (db.prepare('SELECT body FROM mailbox').get() as { body: string }).body;
-    db.close();
+    const captured = readDb(scope.relay.dbPath, (db) => (db.prepare('SELECT body FROM mailbox').get() as { body: string }).body);
 
     const mallory = await scope.join({ name: 'Mallory' });
     expect(await mallory.send(bob!.id, captured, newMessageId())).toMatchObject({ ok: true });

@@ -20,9 +20,9 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import Database from 'better-sqlite3';
 import { connectClient, eventually, newMessageId, tempDir, useRelay, type TestClient } from '../support/relay.ts';
 import { rssOf, startRelay } from '../bench/procs.ts';
+import { readDb } from '../support/db.ts';
 import { generateIdentity } from '../../relay/identity.ts';
 import { LIMITS, type Envelope, type SendPayload } from '../../relay/protocol.ts';
 
@@ -39,13 +39,8 @@ const startRelayProcess = (dir: string) => startRelay('parley', { fileLimit: 65_
 
 /** Envelopes the mailbox of the relay over `dir` holds (for `recipient`, or for anyone), read from its file. */
 function held(dir: string, recipient?: string): number {
-  const db = new Database(join(dir, 'relay.db'), { readonly: true });
-  try {
-    const row = recipient === undefined ? db.prepare('SELECT count(*) AS n FROM mailbox').get() : db.prepare('SELECT count(*) AS n FROM mailbox WHERE recipient = ?').get(recipient);
-    return (row as { n: number }).n;
-  } finally {
-    db.close();
-  }
+  const row = readDb(join(dir, 'relay.db'), (db) => (recipient === undefined ? db.prepare('SELECT count(*) AS n FROM mailbox').get() : db.prepare('SELECT count(*) AS n FROM mailbox WHERE recipient = ?').get(recipient)));
+  return (row as { n: number }).n;
 }
 
 const bodyBytes = (batch: readonly Envelope[]) => batch.reduce((sum, e) => sum + (e.kind === 'message' ? Buffer.byteLength(e.body) : 0), 0);

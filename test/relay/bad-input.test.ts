@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import Database from 'better-sqlite3';
 import { connect } from 'node:net';
 import { seededRandom } from '../support/random.ts';
+import { readDb } from '../support/db.ts';
 import { connectClient, eventually, newMessageId, startRelay, type TestClient, type TestRelay } from '../support/relay.ts';
 import { io } from 'socket.io-client';
 import { generateIdentity } from '../../relay/identity.ts';
@@ -23,14 +23,7 @@ afterAll(async () => {
   await relay.stop();
 });
 
-const mailboxRows = () => {
-  const db = new Database(relay.dbPath, { readonly: true });
-  try {
-    return (db.prepare('SELECT count(*) AS n FROM mailbox').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
-};
+const mailboxRows = () => readDb(relay.dbPath, (db) => (db.prepare('SELECT count(*) AS n FROM mailbox').get() as { n: number }).n);
 
 /** Writes a raw HTTP request; resolves with the status code answered, or 'closed' when the connection closed without one. */
 function rawHttp(port: number, request: string): Promise<string> {

@@ -22,6 +22,7 @@ import { tempDir } from '../support/relay.ts';
 import { quantile, SteadyLoad } from '../support/steady.ts';
 import { watchWalCommits, type WalCommits } from '../support/wal.ts';
 import { totalQueue } from '../support/check.ts';
+import { readDb } from '../support/db.ts';
 
 let load: SteadyLoad | undefined;
 let wal: WalCommits | undefined;
@@ -111,9 +112,7 @@ describe('a steady load on a relay with durability full', () => {
     // written before its recipient took it, so its answer waited for the commit. (Not quite
     // all: a recipient's acknowledgement read in the same turn as the message, before its
     // commit, takes it from memory, and its answer then carries the delivery.)
-    const check = new Database(relay.dbPath, { readonly: true });
-    const written = check.prepare<[], { n: number }>('SELECT count(*) AS n FROM sent WHERE delivered_at IS NULL').get()?.n;
-    check.close();
+    const written = readDb(relay.dbPath, (db) => db.prepare<[], { n: number }>('SELECT count(*) AS n FROM sent WHERE delivered_at IS NULL').get()?.n);
     expect(written).toBeGreaterThanOrEqual(0.9 * load.sent);
 
     const acks = load.ackTimes();

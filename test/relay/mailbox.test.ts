@@ -7,6 +7,7 @@ import { openSqliteStore, type SqliteStoreOptions } from '../../relay/mailbox/sq
 import { migrate } from '../../relay/sqlite/migrate.ts';
 import type { IncomingMessage, RelayStore } from '../../relay/mailbox/store.ts';
 import { eventually, tempDir } from '../support/relay.ts';
+import { readDb } from '../support/db.ts';
 
 const alice = 'a'.repeat(32);
 const bob = 'b'.repeat(32);
@@ -31,15 +32,10 @@ function open(holdMs: number, path?: string, more: Partial<SqliteStoreOptions> =
 
 /** What another process reading the file would see. */
 function onDisk(file: string) {
-  const db = new Database(file, { readonly: true });
-  try {
-    return {
-      mailbox: db.prepare('SELECT seq, msg_id AS id FROM mailbox ORDER BY seq').all(),
-      sent: db.prepare('SELECT id, delivered_at AS deliveredAt FROM sent ORDER BY seq').all(),
-    };
-  } finally {
-    db.close();
-  }
+  return readDb(file, (db) => ({
+    mailbox: db.prepare('SELECT seq, msg_id AS id FROM mailbox ORDER BY seq').all(),
+    sent: db.prepare('SELECT id, delivered_at AS deliveredAt FROM sent ORDER BY seq').all(),
+  }));
 }
 
 const settled = async <T>(p: Promise<T>, ms: number): Promise<T | 'pending'> => Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);

@@ -2,8 +2,8 @@
 // offline while the relay restarts under them; the recipient gets all of them, each
 // conversation in order, and the relay lets go of a message only once it is acknowledged.
 import { describe, expect, it } from 'vitest';
-import Database from 'better-sqlite3';
 import { connectClient, eventually, useRelay } from '../support/relay.ts';
+import { readDb } from '../support/db.ts';
 import { FailoverClient } from '../support/failover.ts';
 import { generateIdentity } from '../../relay/identity.ts';
 
@@ -14,12 +14,7 @@ const EACH = 200;
 
 /** Messages for `recipient` that the relay's mailbox still holds, read from its file. */
 function held(dbPath: string, recipient: string): number {
-  const db = new Database(dbPath, { readonly: true });
-  try {
-    return (db.prepare("SELECT count(*) AS n FROM mailbox WHERE recipient = ? AND kind = 'message'").get(recipient) as { n: number }).n;
-  } finally {
-    db.close();
-  }
+  return readDb(dbPath, (db) => (db.prepare("SELECT count(*) AS n FROM mailbox WHERE recipient = ? AND kind = 'message'").get(recipient) as { n: number }).n);
 }
 
 describe('store and forward to someone offline', () => {

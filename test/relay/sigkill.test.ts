@@ -16,13 +16,13 @@
 // the seed is printed, and PARLEY_SEED=<seed> replays it. (The clients' reconnect jitter and the
 // machine's timing are not replayed, so kills after the first land at similar, not equal, points.)
 import { afterEach, describe, expect, it } from 'vitest';
-import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { eventually, tempDir } from '../support/relay.ts';
 import { freePort, startCliRelay, type CliRelay } from '../support/cli.ts';
 import { FailoverClient } from '../support/failover.ts';
 import { totalQueue } from '../support/check.ts';
 import { seededRandom } from '../support/random.ts';
+import { readDb } from '../support/db.ts';
 
 const CLIENTS = 20;
 const RATE_EACH = 25;
@@ -51,12 +51,7 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** PRAGMA integrity_check on the relay's database, opened read-only while no relay runs. */
 function integrity(dbPath: string): unknown {
-  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
-  try {
-    return db.pragma('integrity_check', { simple: true });
-  } finally {
-    db.close();
-  }
+  return readDb(dbPath, (db) => db.pragma('integrity_check', { simple: true }));
 }
 
 /** Error kinds the clients counted (relay refusals E_…, connect failures, answer timeouts), summed. */

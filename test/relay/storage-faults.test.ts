@@ -6,6 +6,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { eventually, newMessageId, tempDir, useRelay } from '../support/relay.ts';
 import { watchProcessFaults, type ProcessFaults } from '../support/process-faults.ts';
+import { readDb } from '../support/db.ts';
 import { generateIdentity } from '../../relay/identity.ts';
 
 const scope = useRelay();
@@ -22,12 +23,7 @@ beforeEach(() => {
 
 /** Reads the relay's database through a second connection (WAL: readers never wait). */
 function query<T>(dbPath: string, sql: string): T[] {
-  const db = new Database(dbPath, { readonly: true });
-  try {
-    return db.prepare(sql).all() as T[];
-  } finally {
-    db.close();
-  }
+  return readDb(dbPath, (db) => db.prepare(sql).all() as T[]);
 }
 const storedIds = (dbPath: string) => query<{ msg_id: string }>(dbPath, "SELECT msg_id FROM mailbox WHERE kind = 'message' ORDER BY seq").map((r) => r.msg_id);
 
