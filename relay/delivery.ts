@@ -8,7 +8,7 @@
 // 7.3, 13.1), so each conversation keeps its order.
 import { z } from 'zod';
 import type { DeliverAck, Envelope } from './protocol.ts';
-import type { Offer, RelayStore } from './mailbox/store.ts';
+import { envelopeBytes, type Offer, type RelayStore } from './mailbox/store.ts';
 import type { Logger } from './log.ts';
 
 const DeliverAckSchema = z.union([
@@ -88,23 +88,23 @@ export class Pump {
   }
 
   private async run(first?: Envelope[]): Promise<void> {
-    const { store, batchSize, ackTimeoutMs, log } = this.options;
+    const { store, batchSize, batchBytes, ackTimeoutMs, log } = this.options;
     // The page that the last acknowledgement read in its own step (or an offer), if any.
     let prefetched: Envelope[] | undefined = first;
     while (!this.stopped) {
       let batch: Envelope[];
       const late = this.late.length > 0 && !prefetched;
       if (late) {
-        batch = withinBytes(this.late, this.options.batchBytes);
+        batch = withinBytes(this.late, batchBytes);
         this.late = this.late.slice(batch.length);
       } else if (prefetched) {
         // Read after that ack; a wake-up that came meanwhile (`again`) still gets its own page.
-        batch = withinBytes(prefetched, this.options.batchBytes);
+        batch = withinBytes(prefetched, batchBytes);
         prefetched = undefined;
       } else {
         this.again = false;
         try {
-          batch = withinBytes(await store.page(this.recipient, this.cursor, batchSize), this.options.batchBytes);
+          batch = withinBytes(await store.page(this.recipient, this.cursor, batchSize, batchBytes), batchBytes);
         } catch (error) {
           log.warn('mailbox read failed; retrying', { user: this.recipient, error: String(error) });
           await pause(1000);
@@ -143,7 +143,7 @@ export class Pump {
         continue;
       }
       try {
-        const acked = await store.acknowledge(this.recipient, batch.map((e) => e.seq), this.options.now(), late ? undefined : { afterSeq: this.cursor, limit: batchSize });
+        const acked = await store.acknowledge(this.recipient, batch.map((e) => e.seq), this.options.now(), late ? undefined : { afterSeq: this.cursor, limit: batchSize, bytes: batchBytes });
         if (acked.receiptsFor.length > 0) this.options.onReceipts(acked.receiptsFor, acked.offers);
         prefetched = acked.next;
       } catch (error) {
@@ -166,7 +166,7 @@ function withinBytes(envelopes: Envelope[], budget: number): Envelope[] {
   let used = 0;
   let count = 0;
   for (const e of envelopes) {
-    used += e.kind === 'message' ? Buffer.byteLength(e.body) : e.ids.length * 24;
+    used += envelopeBytes(e);
     if (count > 0 && used > budget) break;
     count += 1;
   }

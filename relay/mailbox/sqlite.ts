@@ -11,7 +11,7 @@ import { BloomFilter, hash52 } from './bloom.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { migrate, tune } from '../sqlite/migrate.ts';
 import { relayMigrations } from './migrations.ts';
-import { StorageError, deliveredIds, type AcceptOutcome, type IncomingMessage, type Quota, type RelayStore, type Settled, type StoredUser } from './store.ts';
+import { StorageError, deliveredIds, envelopeBytes, type AcceptOutcome, type IncomingMessage, type Quota, type RelayStore, type Settled, type StoredUser } from './store.ts';
 
 export interface SqliteStoreOptions {
   /** Database file; created with its folder's permissions if missing. */
@@ -433,13 +433,23 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     return { seq: envelope.seq, durable: row.done.promise };
   };
 
-  const page = (recipient: string, afterSeq: number, limit: number): Envelope[] => {
+  const page = (recipient: string, afterSeq: number, limit: number, bytes = Infinity): Envelope[] => {
     const written: Envelope[] = [];
+    /** The disk was read up to this seq only (a full page, or its bytes used up): nothing newer may join. */
+    let readTo = Infinity;
     if (onDisk(recipient) > 0) {
       const skip = deletesFor.get(recipient) ?? 0;
-      for (const r of q.page.all(recipient, afterSeq, limit + skip)) {
-        if (written.length >= limit) break;
-        if (!pendingDeletes.has(r.seq)) written.push(toEnvelope(r));
+      let used = 0;
+      // Row by row, so that a page of large bodies reads no more than it can send.
+      for (const r of q.page.iterate(recipient, afterSeq, limit + skip)) {
+        if (pendingDeletes.has(r.seq)) continue;
+        const envelope = toEnvelope(r);
+        used += envelopeBytes(envelope);
+        if (written.length >= limit || (written.length > 0 && used > bytes)) {
+          readTo = written.at(-1)?.seq ?? afterSeq;
+          break;
+        }
+        written.push(envelope);
       }
     }
     // Merged in seq order with what waits in memory (a held envelope may be older than a written one).
@@ -447,6 +457,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     let i = 0;
     for (const row of pendingFor.get(recipient)?.values() ?? []) {
       if (row.envelope.seq <= afterSeq) continue;
+      if (row.envelope.seq > readTo) break;
       while (i < written.length && (written[i]?.seq ?? 0) < row.envelope.seq && out.length < limit) out.push(written[i++] as Envelope);
       if (out.length >= limit) break;
       out.push(row.envelope);
@@ -493,7 +504,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
 
     postReceipt: (to, r, live) => guard(() => postReceipt(to, r, live)),
 
-    page: (recipient, afterSeq, limit) => guard(() => page(recipient, afterSeq, limit)),
+    page: (recipient, afterSeq, limit, bytes) => guard(() => page(recipient, afterSeq, limit, bytes)),
 
     // Removals and the receipts they cause are queued in the same turn, so one commit carries both.
     acknowledge: (recipient, seqs, at, next) =>
@@ -530,7 +541,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         if (count > 0) scheduleFlush(true);
         const bySender = deliveredIds(removed);
         for (const [sender, ids] of bySender) postReceipt(sender, { from: recipient, state: 'delivered', ids, at }, false, true);
-        return { removed: count, receiptsFor: [...bySender.keys()], ...(next ? { next: page(recipient, next.afterSeq, next.limit) } : {}) };
+        return { removed: count, receiptsFor: [...bySender.keys()], ...(next ? { next: page(recipient, next.afterSeq, next.limit, next.bytes) } : {}) };
       }),
 
     close: async () => {

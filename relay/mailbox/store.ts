@@ -84,6 +84,16 @@ export function deliveredIds(removed: readonly Envelope[]): Map<string, string[]
   return bySender;
 }
 
+/** The page an acknowledgement reads next (see RelayStore.page). */
+export interface PageRequest {
+  afterSeq: number;
+  limit: number;
+  bytes?: number;
+}
+
+/** What an envelope counts against a page's `bytes`: a message's body bytes, a receipt's ids. */
+export const envelopeBytes = (e: Envelope): number => (e.kind === 'message' ? Buffer.byteLength(e.body) : e.ids.length * 24);
+
 export interface RelayStore {
   /** Stable across restarts; created on first open. */
   readonly relayId: string;
@@ -107,8 +117,13 @@ export interface RelayStore {
   accept(message: IncomingMessage, quota: Quota, live?: boolean): Promise<AcceptOutcome>;
   /** Queues a receipt for `to` (the sender of the messages it speaks of); `live` as for accept. */
   postReceipt(to: string, receipt: { from: string; state: ReceiptState; ids: string[]; at: number }, live?: boolean): Promise<{ seq: number; durable: Promise<Settled> }>;
-  /** Envelopes waiting for `recipient` with seq > afterSeq, in seq order. */
-  page(recipient: string, afterSeq: number, limit: number): Promise<Envelope[]>;
+  /**
+   * Envelopes waiting for `recipient` with seq > afterSeq, in seq order: at most `limit`, and a
+   * store may stop before that once they hold `bytes` of bodies (always at least one envelope),
+   * so that a page of large messages does not read hundreds it cannot send. Never a gap: what
+   * it leaves out all comes after what it returns.
+   */
+  page(recipient: string, afterSeq: number, limit: number, bytes?: number): Promise<Envelope[]>;
   /**
    * A recipient acknowledged these envelopes: removes them and, in the same atomic step,
    * queues one "delivered" receipt (at `at`) for each sender of a message removed now, unless
@@ -116,7 +131,7 @@ export interface RelayStore {
    * Resolves with what was removed, the senders who got a receipt and, with `next`, the
    * following page of the mailbox.
    */
-  acknowledge(recipient: string, seqs: readonly number[], at: number, next?: { afterSeq: number; limit: number }): Promise<Acknowledged>;
+  acknowledge(recipient: string, seqs: readonly number[], at: number, next?: PageRequest): Promise<Acknowledged>;
   /** Commits whatever is pending and closes. */
   close(): Promise<void>;
 }

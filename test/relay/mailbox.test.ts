@@ -111,6 +111,44 @@ describe('the SQLite mailbox', () => {
     expect((await reopened.page(bob, 0, 10)).map((e) => e.seq)).toEqual([a, b, c].map((o) => ('seq' in o ? o.seq : 0)));
   });
 
+  it('reads a page of large messages only as far as its bytes allow, never skipping one behind it', async () => {
+    const { store } = open(60_000);
+    const big = { messages: 100, bytes: 10_000_000 };
+    const body = (n: number) => `${n}:`.padEnd(8 * 1024, 'x');
+    const ids: string[] = [];
+    for (let n = 0; n < 20; n++) {
+      const outcome = await store.accept(message(`large-${String(n).padStart(4, '0')}`, body(n)), big, false);
+      if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
+      await outcome.durable;
+      ids.push(`large-${String(n).padStart(4, '0')}`);
+    }
+    // One more, held in memory, newer than everything written.
+    const held = await store.accept(message('held-9999'), big, true);
+    if (held.kind !== 'accepted') throw new Error(held.kind);
+    const idsOf = (page: readonly { kind: string }[]) => page.map((e) => ('id' in e ? e.id : ''));
+
+    // 32 KiB of 8 KiB bodies: four, not the twenty a page of 500 could hold, and not the held one.
+    const first = await store.page(bob, 0, 500, 32 * 1024);
+    expect(idsOf(first)).toEqual(ids.slice(0, 4));
+    // A budget smaller than one body still gives one envelope.
+    expect(idsOf(await store.page(bob, 0, 500, 100))).toEqual(ids.slice(0, 1));
+    // Page after page, everything comes, once and in order, the held one last.
+    const seen: string[] = [];
+    let after = 0;
+    for (;;) {
+      const page = await store.page(bob, after, 500, 48 * 1024);
+      const last = page.at(-1);
+      if (!last) break;
+      expect(page.length).toBeLessThanOrEqual(6);
+      seen.push(...idsOf(page));
+      after = last.seq;
+    }
+    expect(seen).toEqual([...ids, 'held-9999']);
+    // The page an acknowledgement reads next keeps to the same budget.
+    const acked = await store.acknowledge(bob, first.map((e) => e.seq), 1, { afterSeq: first.at(-1)?.seq ?? 0, limit: 500, bytes: 32 * 1024 });
+    expect(idsOf(acked.next ?? [])).toEqual(ids.slice(4, 8));
+  });
+
   it('upgrades a version 1 database: its records still answer retries, as sends without a delivery', async () => {
     const dir = tempDir();
     dirs.push(dir);
