@@ -6,6 +6,7 @@ import { relayMigrations } from '../../relay/mailbox/migrations.ts';
 import { openSqliteStore, type SqliteStoreOptions } from '../../relay/mailbox/sqlite.ts';
 import { migrate } from '../../relay/sqlite/migrate.ts';
 import type { IncomingMessage, RelayStore } from '../../relay/mailbox/store.ts';
+import type { Envelope } from '../../relay/protocol.ts';
 import { eventually, tempDir } from '../support/relay.ts';
 import { readDb } from '../support/db.ts';
 
@@ -125,7 +126,7 @@ describe('the SQLite mailbox', () => {
     // One more, held in memory, newer than everything written.
     const held = await store.accept(message('held-9999'), big, true);
     if (held.kind !== 'accepted') throw new Error(held.kind);
-    const idsOf = (page: readonly { kind: string }[]) => page.map((e) => ('id' in e ? e.id : ''));
+    const idsOf = (page: readonly Envelope[]) => page.map((e) => (e.kind === 'message' ? e.id : ''));
 
     // 32 KiB of 8 KiB bodies: four, not the twenty a page of 500 could hold, and not the held one.
     const first = await store.page(bob, 0, 500, 32 * 1024);
