@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Envelope } from '../protocol.ts';
 import { base32 } from '../identity.ts';
-import { StorageError, type AcceptOutcome, type IncomingMessage, type Offer, type RelayStore, type Settled, type StoredUser } from '../mailbox/store.ts';
+import { StorageError, type AcceptOutcome, type IncomingMessage, type Offer, type PageRequest, type RelayStore, type Settled, type StoredUser } from '../mailbox/store.ts';
 import type { Redis } from './commands.ts';
 import { ACCEPT, ACKNOWLEDGE, CLAIM, IDENTITY, POST, RECORD, SAVE_USER, SET_LAST_SEEN, UNWAIT, WRITE } from './scripts.ts';
 
@@ -107,6 +107,21 @@ export function toEnvelope(member: string): Envelope {
 
 /** The JSON of an envelope without its opening brace: the script puts `{"seq":N,` in front. */
 const tail = (fields: object) => JSON.stringify(fields).slice(1);
+
+/**
+ * The first members of a page that fit `bytes` of bodies (at least one), counted from their
+ * header lines (a message's gives its body's bytes; a receipt counts its whole member), so
+ * that what a page cannot send is not parsed. `cut`: some were left out.
+ */
+function fitting(members: string[], bytes: number): { members: string[]; cut: boolean } {
+  let used = 0;
+  for (let i = 0; i < members.length; i++) {
+    const member = members[i] as string;
+    used += member.startsWith('m ') ? Number.parseInt(member.slice(2, member.indexOf(' ', 2)), 10) || 0 : member.length;
+    if (i > 0 && used > bytes) return { members: members.slice(0, i), cut: true };
+  }
+  return { members, cut: false };
+}
 
 interface Waiting {
   /** Its idempotency record's key. */
@@ -217,11 +232,15 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
     return h;
   };
   /** Mailbox entries from Redis merged in seq order with what is held here. */
-  const withHeld = (recipient: string, fromRedis: Envelope[], afterSeq: number, limit: number): Envelope[] => {
+  /** A page read from Redis, with what is held here merged in seq order: none newer than a page cut short by its bytes. */
+  const withHeld = (recipient: string, members: string[], request: PageRequest): Envelope[] => {
+    const { members: kept, cut } = fitting(members, request.bytes ?? Infinity);
+    const fromRedis = kept.map(toEnvelope);
     const mine = heldFor.get(recipient);
     if (!mine) return fromRedis;
-    const merged = [...fromRedis, ...[...mine.values()].filter((h) => h.envelope.seq > afterSeq).map((h) => h.envelope)];
-    return merged.sort((a, b) => a.seq - b.seq).slice(0, limit);
+    const readTo = cut ? (fromRedis.at(-1)?.seq ?? request.afterSeq) : Infinity;
+    const merged = [...fromRedis, ...[...mine.values()].filter((h) => h.envelope.seq > request.afterSeq && h.envelope.seq <= readTo).map((h) => h.envelope)];
+    return merged.sort((a, b) => a.seq - b.seq).slice(0, request.limit);
   };
 
   const getUsers = async (ids: readonly string[]): Promise<StoredUser[]> => {
@@ -357,10 +376,10 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
       const seq = await redis.run(POST, [key.mailbox(to), key.seq, key.nodes], [receipt, p, me, to], Int);
       return { seq, durable: Promise.resolve({}) };
     },
-    async page(recipient, afterSeq, limit) {
+    async page(recipient, afterSeq, limit, bytes) {
       open();
       const members = await redis.command(['ZRANGE', key.mailbox(recipient), `(${afterSeq}`, '+inf', 'BYSCORE', 'LIMIT', 0, limit], Strings);
-      return withHeld(recipient, members.map(toEnvelope), afterSeq, limit);
+      return withHeld(recipient, members, { afterSeq, limit, ...(bytes === undefined ? {} : { bytes }) });
     },
     async acknowledge(recipient, seqs, at, next) {
       open();
@@ -381,7 +400,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
         // node's publish a wake-up, a lost wake-up is swept), and a stream woken while it
         // delivers reads the mailbox before it goes idle (relay/delivery.ts). Reading here
         // anyway would cost a round trip per delivered message.
-        return { removed: taken.length, receiptsFor: [], ...(next ? { next: withHeld(recipient, [], next.afterSeq, next.limit) } : {}) };
+        return { removed: taken.length, receiptsFor: [], ...(next ? { next: withHeld(recipient, [], next) } : {}) };
       }
       seqs = taken.length === 0 ? seqs : seqs.filter((s) => !taken.includes(s));
       const keys = [key.mailbox(recipient), key.quota(recipient), key.seq, key.nodes];
@@ -395,7 +414,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
       }
       return {
         removed: removed + taken.length, receiptsFor: offers.map((o) => o.to), offers,
-        ...(next ? { next: withHeld(recipient, following.map(toEnvelope), next.afterSeq, next.limit) } : {}),
+        ...(next ? { next: withHeld(recipient, following, next) } : {}),
       };
     },
     taken(from, id, at) {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
 import { openRedisCluster, type RedisCluster } from '../../relay/redis/cluster.ts';
 import type { IncomingMessage } from '../../relay/mailbox/store.ts';
+import type { Envelope } from '../../relay/protocol.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
 
 let redis: TestRedis;
@@ -86,6 +87,31 @@ describe('the Redis store', () => {
     expect((await other.page(bob, 0, 10)).map((e) => e.seq)).toEqual([outcome.seq]);
     // Taken late, through the other node: the receipt is an envelope now.
     expect(await other.acknowledge(bob, [outcome.seq], 7)).toMatchObject({ removed: 1, receiptsFor: [alice] });
+  });
+
+  it('pages large messages only as far as the page\'s bytes allow, never skipping one behind it', async () => {
+    const { store } = await open('t8:', 60_000);
+    const [alice, bob] = [user(0), user(1)];
+    const roomy = { messages: 100, bytes: 10_000_000 };
+    const ids = Array.from({ length: 12 }, (_, n) => `large-${String(n).padStart(5, '0')}`);
+    for (const [n, id] of ids.entries()) expect((await store.accept(message(alice, bob, id, `${n}:`.padEnd(8 * 1024, 'x')), roomy)).kind).toBe('accepted');
+    // Held here, newer than everything in Redis.
+    expect((await store.accept(message(alice, bob, 'held-000099'), roomy, true)).kind).toBe('accepted');
+    const idsOf = (page: readonly Envelope[]) => page.map((e) => (e.kind === 'message' ? e.id : ''));
+
+    const first = await store.page(bob, 0, 500, 32 * 1024);
+    expect(idsOf(first)).toEqual(ids.slice(0, 4));
+    expect(idsOf(await store.page(bob, 0, 500, 100))).toEqual(ids.slice(0, 1));
+    const seen: string[] = [];
+    let after = 0;
+    for (let page = await store.page(bob, after, 500, 40 * 1024); page.length > 0; page = await store.page(bob, after, 500, 40 * 1024)) {
+      expect(page.length).toBeLessThanOrEqual(5);
+      seen.push(...idsOf(page));
+      after = page.at(-1)?.seq ?? after;
+    }
+    expect(seen).toEqual([...ids, 'held-000099']);
+    const acked = await store.acknowledge(bob, first.map((e) => e.seq), 1, { afterSeq: first.at(-1)?.seq ?? 0, limit: 500, bytes: 32 * 1024 });
+    expect(idsOf(acked.next ?? [])).toEqual(ids.slice(4, 8));
   });
 
   it('removes acknowledged envelopes and queues the delivered receipts in the same step', async () => {
