@@ -7,11 +7,13 @@ import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import type { Envelope, ReceiptState } from '../protocol.ts';
 import { base32 } from '../identity.ts';
-import { BloomFilter, hash52 } from './bloom.ts';
+import { hash52 } from './bloom.ts';
+import { SeenFilter } from './seen-filter.ts';
+import { prepareQueries, toEnvelope, toRow, toUser } from './sqlite-rows.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { migrate, tune } from '../sqlite/migrate.ts';
 import { relayMigrations } from './migrations.ts';
-import { StorageError, deliveredIds, envelopeBytes, type AcceptOutcome, type IncomingMessage, type Quota, type RelayStore, type Settled, type StoredUser } from './store.ts';
+import { StorageError, deliveredIds, envelopeBytes, type AcceptOutcome, type IncomingMessage, type Quota, type RelayStore, type Settled } from './store.ts';
 
 export interface SqliteStoreOptions {
   /** Database file; created with its folder's permissions if missing. */
@@ -88,44 +90,6 @@ interface PendingSent {
   row: PendingRow;
 }
 
-interface MailboxRow {
-  seq: number;
-  recipient: string;
-  kind: 'message' | 'receipt';
-  sender: string;
-  msg_id: string | null;
-  body: string;
-  sent_at: number | null;
-  at: number;
-  size: number;
-}
-
-interface UserRow {
-  id: string;
-  name: string;
-  id_key: string;
-  ka_key: string;
-  ka_sig: string;
-  last_seen: number;
-  rev: number;
-}
-
-const toUser = (r: UserRow): StoredUser => ({ id: r.id, name: r.name, idKey: r.id_key, kaKey: r.ka_key, kaSig: r.ka_sig, lastSeen: r.last_seen, rev: r.rev });
-
-function toEnvelope(r: MailboxRow): Envelope {
-  if (r.kind === 'message') {
-    return { seq: r.seq, kind: 'message', id: r.msg_id ?? '', from: r.sender, body: r.body, sentAt: r.sent_at ?? 0, at: r.at };
-  }
-  const receipt = JSON.parse(r.body) as { state: ReceiptState; ids: string[] };
-  return { seq: r.seq, kind: 'receipt', from: r.sender, state: receipt.state, ids: receipt.ids, at: r.at };
-}
-
-function toRow(recipient: string, e: Envelope, size: number): MailboxRow {
-  return e.kind === 'message'
-    ? { seq: e.seq, recipient, kind: 'message', sender: e.from, msg_id: e.id, body: e.body, sent_at: e.sentAt, at: e.at, size }
-    : { seq: e.seq, recipient, kind: 'receipt', sender: e.from, msg_id: null, body: JSON.stringify({ state: e.state, ids: e.ids }), sent_at: null, at: e.at, size };
-}
-
 /**
  * Seqs are handed out from a block that is on disk first (meta `seq` is the block's end), so a
  * seq given to a sender or a recipient is never given again after a crash, even when nothing
@@ -134,11 +98,11 @@ function toRow(recipient: string, e: Envelope, size: number): MailboxRow {
  */
 const SEQ_BLOCK = 10_000;
 
-/** Records read per turn while a larger dedup filter is filled. */
-const REFILL_ROWS = 5_000;
-
 /** How long removals and records that keep nobody waiting may wait for a commit, ms. */
 const LAZY_FLUSH_MS = 50;
+
+/** A (sender, id) record's key in memory and in the dedup filter. */
+const recordKey = (sender: string, id: string) => `${sender}\n${id}`;
 
 const storageError = (cause: unknown) => new StorageError('E_STORAGE', `relay storage failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
 
@@ -156,35 +120,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   }
   migrate(db, relayMigrations);
 
-  const q = {
-    getMeta: db.prepare<[string], { value: Buffer | string | number }>('SELECT value FROM meta WHERE key = ?'),
-    setMeta: db.prepare<[string, Buffer | string | number]>('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
-    maxSeq: db.prepare<[], { m: number | null }>('SELECT max(m) AS m FROM (SELECT max(seq) AS m FROM mailbox UNION ALL SELECT max(seq) FROM sent)'),
-    saveUser: db.prepare<[UserRow & { first_seen: number }]>(`
-      INSERT INTO users (id, name, id_key, ka_key, ka_sig, first_seen, last_seen, rev)
-      VALUES (@id, @name, @id_key, @ka_key, @ka_sig, @first_seen, @last_seen, @rev)
-      ON CONFLICT(id) DO UPDATE SET name = excluded.name, ka_key = excluded.ka_key, ka_sig = excluded.ka_sig,
-        last_seen = excluded.last_seen, rev = excluded.rev`),
-    setLastSeen: db.prepare<[number, number, string]>('UPDATE users SET last_seen = ?, rev = ? WHERE id = ?'),
-    getUsers: db.prepare<[string], UserRow>('SELECT * FROM users WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id'),
-    pageUsers: db.prepare<[string, number], UserRow>('SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?'),
-    changedUsers: db.prepare<[number, number], UserRow>('SELECT * FROM users WHERE rev > ? ORDER BY rev LIMIT ?'),
-    getSent: db.prepare<[number, string, string], { seq: number; digest: string; delivered_at: number | null }>(
-      'SELECT seq, digest, delivered_at FROM sent WHERE key = ? AND sender = ? AND id = ?'),
-    insertSent: db.prepare<[number, number, string, string, string, number, number | null]>(
-      'INSERT OR IGNORE INTO sent (seq, key, sender, id, digest, at, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-    pruneSent: db.prepare<[number]>('DELETE FROM sent WHERE at < ?'),
-    countSent: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM sent'),
-    allSent: db.prepare<[], [string, string]>('SELECT sender, id FROM sent').raw(),
-    sentAfter: db.prepare<[number, number], [number, string, string]>('SELECT seq, sender, id FROM sent WHERE seq > ? ORDER BY seq LIMIT ?').raw(),
-    box: db.prepare<[string], { rows: number; messages: number; bytes: number }>(
-      "SELECT count(*) AS rows, count(*) FILTER (WHERE kind = 'message') AS messages, coalesce(sum(size) FILTER (WHERE kind = 'message'), 0) AS bytes FROM mailbox WHERE recipient = ?"),
-    insertRow: db.prepare<[number, string, string, string, string | null, string, number | null, number, number]>(
-      'INSERT INTO mailbox (seq, recipient, kind, sender, msg_id, body, sent_at, at, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
-    page: db.prepare<[string, number, number], MailboxRow>('SELECT * FROM mailbox WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?'),
-    bySeq: db.prepare<[number], MailboxRow>('SELECT * FROM mailbox WHERE seq = ?'),
-    deleteRow: db.prepare<[number]>('DELETE FROM mailbox WHERE seq = ?'),
-  };
+  const q = prepareQueries(db);
 
   const setup = db.transaction(() => {
     let id = q.getMeta.get('relay_id')?.value;
@@ -197,12 +133,15 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   const meta = setup.immediate();
   q.pruneSent.run(now() - retention);
 
-  // Every (sender, id) with a record is in `seen`: a key it has certainly never seen needs no read.
-  const filterSize = (records: number) => Math.max(options.expectedRecords ?? 65_536, 2 * records);
-  let seen = new BloomFilter(filterSize(q.countSent.get()?.n ?? 0));
-  for (const [sender, id] of q.allSent.iterate()) seen.add(`${sender}\n${id}`);
-  /** A larger filter being filled from the table, a page per turn; new keys go into both. */
-  let growing: BloomFilter | undefined;
+  const seen = new SeenFilter({
+    count: () => q.countSent.get()?.n ?? 0,
+    all: function* () {
+      for (const [sender, id] of q.allSent.iterate()) yield recordKey(sender, id);
+    },
+    after: (after, limit) => q.sentAfter.all(after, limit).map(([s, sender, id]) => [s, recordKey(sender, id)]),
+    // Answered but not written yet (declared below; read only once the filter grows).
+    pending: () => pendingSent.keys(),
+  }, options.expectedRecords ?? 65_536, log);
 
   let seq = meta.seq;
   let reserved = meta.seq;
@@ -228,7 +167,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   let toWrite: PendingRow[] = [];
   /** Waiting in memory for their recipient, in due order (holdMs is the same for all). */
   const held = new Map<number, PendingRow>();
-  /** (sender, id) records not written yet; the key is `${from}\n${id}`. */
+  /** (sender, id) records not written yet, by recordKey(). */
   const pendingSent = new Map<string, PendingSent>();
   /** Records of envelopes taken before they were written: written with the next commit. */
   let takenRecords: PendingSent[] = [];
@@ -299,7 +238,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
       const r = toRow(row.recipient, row.envelope, row.size);
       q.insertRow.run(r.seq, r.recipient, r.kind, r.sender, r.msg_id, r.body, r.sent_at, r.at, r.size);
     }
-    for (const s of sent) q.insertSent.run(s.seq, hash52(`${s.from}\n${s.id}`), s.from, s.id, s.digest, s.at, s.deliveredAt);
+    for (const s of sent) q.insertSent.run(s.seq, hash52(recordKey(s.from, s.id)), s.from, s.id, s.digest, s.at, s.deliveredAt);
   });
 
   function flush(force = false): void {
@@ -325,7 +264,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     for (const row of rows) if (row.record) sent.push(row.record);
     if (pendingDeletes.size === 0 && rows.length === 0 && sent.length === 0) return;
     const deletes = [...pendingDeletes];
-    for (const s of sent) pendingSent.delete(`${s.from}\n${s.id}`);
+    for (const s of sent) pendingSent.delete(recordKey(s.from, s.id));
     try {
       commit(deletes.map(([s]) => s), rows, sent);
       for (const row of rows) dequeue(row);
@@ -354,7 +293,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
       toWrite.unshift(...rows.filter((row) => row.keep));
       for (const s of sent) {
         if (!s.row.taken) continue;
-        pendingSent.set(`${s.from}\n${s.id}`, s);
+        pendingSent.set(recordKey(s.from, s.id), s);
         takenRecords.push(s);
       }
       if (!closed && (pendingDeletes.size > 0 || takenRecords.length > 0 || toWrite.length > 0)) setTimeout(scheduleFlush, 100).unref();
@@ -375,43 +314,10 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     setImmediate(flush);
   }
 
-  const remember = (key: string) => {
-    seen.add(key);
-    growing?.add(key);
-    if (seen.full && !growing) refill(filterSize(seen.count));
-  };
-  /** Fills a new filter from the table in slices (the old one answers meanwhile), then swaps. */
-  function refill(capacity: number): void {
-    const next = new BloomFilter(capacity);
-    growing = next;
-    for (const key of pendingSent.keys()) next.add(key);
-    let after = 0;
-    const slice = () => {
-      if (closed || growing !== next) return;
-      try {
-        const rows = q.sentAfter.all(after, REFILL_ROWS);
-        for (const [, sender, id] of rows) next.add(`${sender}\n${id}`);
-        const last = rows.at(-1);
-        if (last && rows.length === REFILL_ROWS) {
-          after = last[0];
-          setImmediate(slice);
-          return;
-        }
-        seen = next;
-      } catch (error) {
-        // The old filter still has every key: it only answers "maybe" more often.
-        log.warn('could not refill the dedup filter; keeping the old one', { error: String(error) });
-      }
-      growing = undefined;
-    };
-    setImmediate(slice);
-  }
-
   const pruneTimer = setInterval(() => {
     try {
       q.pruneSent.run(now() - retention);
-      const records = q.countSent.get()?.n ?? 0;
-      if (!growing && seen.count > 2 * filterSize(records)) refill(filterSize(records));
+      seen.pruned();
     } catch (error) {
       log.warn('could not prune idempotency records', { error: String(error) });
     }
@@ -481,7 +387,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
 
     accept: (m: IncomingMessage, limit: Quota, live = false) =>
       guard((): AcceptOutcome => {
-        const key = `${m.from}\n${m.id}`;
+        const key = recordKey(m.from, m.id);
         const inFlight = pendingSent.get(key);
         if (inFlight) return inFlight.digest === m.digest ? { kind: 'duplicate', seq: inFlight.seq, durable: inFlight.row.done.promise } : { kind: 'conflict' };
         const earlier = seen.mightHave(key) ? q.getSent.get(hash52(key), m.from, m.id) : undefined;
@@ -498,7 +404,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         adjustQuota(m.to, envelope, size, 1);
         row.record = { from: m.from, id: m.id, seq: envelope.seq, digest: m.digest, at: m.at, deliveredAt: null, row };
         pendingSent.set(key, row.record);
-        remember(key);
+        seen.add(key);
         return { kind: 'accepted', seq: envelope.seq, durable: row.done.promise, ...(prev === undefined ? {} : { prev }) };
       }),
 
@@ -548,6 +454,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
       if (closed) return;
       flush(true);
       closed = true;
+      seen.close();
       clearTimeout(holdTimer);
       clearTimeout(lazyTimer);
       clearInterval(pruneTimer);

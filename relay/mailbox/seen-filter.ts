@@ -1,0 +1,89 @@
+// Which (sender, id) pairs may have an idempotency record: a Bloom filter over every record,
+// so that a new message id (nearly every one) costs the SQLite store no read of its records.
+// It grows: once full, a larger filter is filled from the records a slice per turn while the
+// old one answers (it only says "maybe" more often), then takes its place. After a prune it
+// shrinks the same way.
+import { BloomFilter } from './bloom.ts';
+import type { Logger } from '../log.ts';
+
+/** Where the keys come from: the records on file, and those answered but not written yet. */
+export interface SeenSource {
+  count(): number;
+  all(): Iterable<string>;
+  /** Up to `limit` records after `seq`, in seq order, as [seq, key]. */
+  after(seq: number, limit: number): [number, string][];
+  pending(): Iterable<string>;
+}
+
+/** Records read per turn while a larger filter is filled. */
+const REFILL_ROWS = 5_000;
+
+export class SeenFilter {
+  private seen: BloomFilter;
+  /** A larger filter being filled from the records; new keys go into both. */
+  private growing: BloomFilter | undefined;
+  private closed = false;
+  private readonly source: SeenSource;
+  private readonly expected: number;
+  private readonly log: Logger;
+
+  /** `expected`: how many keys it is first sized for, at least (twice the records on file if more). */
+  constructor(source: SeenSource, expected: number, log: Logger) {
+    this.source = source;
+    this.expected = expected;
+    this.log = log;
+    this.seen = new BloomFilter(this.sizeFor(source.count()));
+    for (const key of source.all()) this.seen.add(key);
+  }
+
+  /** False: no record has this key. True: one may have. */
+  mightHave(key: string): boolean {
+    return this.seen.mightHave(key);
+  }
+
+  add(key: string): void {
+    this.seen.add(key);
+    this.growing?.add(key);
+    if (this.seen.full && !this.growing) this.refill(this.sizeFor(this.seen.count));
+  }
+
+  /** Records were pruned: a filter far larger than they need is replaced by a smaller one. */
+  pruned(): void {
+    const records = this.source.count();
+    if (!this.growing && this.seen.count > 2 * this.sizeFor(records)) this.refill(this.sizeFor(records));
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private sizeFor(records: number): number {
+    return Math.max(this.expected, 2 * records);
+  }
+
+  private refill(capacity: number): void {
+    const next = new BloomFilter(capacity);
+    this.growing = next;
+    for (const key of this.source.pending()) next.add(key);
+    let after = 0;
+    const slice = () => {
+      if (this.closed || this.growing !== next) return;
+      try {
+        const rows = this.source.after(after, REFILL_ROWS);
+        for (const [, key] of rows) next.add(key);
+        const last = rows.at(-1);
+        if (last && rows.length === REFILL_ROWS) {
+          after = last[0];
+          setImmediate(slice);
+          return;
+        }
+        this.seen = next;
+      } catch (error) {
+        // The old filter still has every key: it only answers "maybe" more often.
+        this.log.warn('could not refill the dedup filter; keeping the old one', { error: String(error) });
+      }
+      this.growing = undefined;
+    };
+    setImmediate(slice);
+  }
+}

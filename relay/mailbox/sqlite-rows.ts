@@ -1,0 +1,75 @@
+// The SQLite store's tables as rows, and its prepared statements (relay/mailbox/sqlite.ts).
+// Every statement is prepared once, when the store opens; values are always bound.
+import type { Database } from 'better-sqlite3';
+import type { Envelope, ReceiptState } from '../protocol.ts';
+import type { StoredUser } from './store.ts';
+
+export interface MailboxRow {
+  seq: number;
+  recipient: string;
+  kind: 'message' | 'receipt';
+  sender: string;
+  msg_id: string | null;
+  body: string;
+  sent_at: number | null;
+  at: number;
+  size: number;
+}
+
+export interface UserRow {
+  id: string;
+  name: string;
+  id_key: string;
+  ka_key: string;
+  ka_sig: string;
+  last_seen: number;
+  rev: number;
+}
+
+export const toUser = (r: UserRow): StoredUser => ({ id: r.id, name: r.name, idKey: r.id_key, kaKey: r.ka_key, kaSig: r.ka_sig, lastSeen: r.last_seen, rev: r.rev });
+
+export function toEnvelope(r: MailboxRow): Envelope {
+  if (r.kind === 'message') {
+    return { seq: r.seq, kind: 'message', id: r.msg_id ?? '', from: r.sender, body: r.body, sentAt: r.sent_at ?? 0, at: r.at };
+  }
+  const receipt = JSON.parse(r.body) as { state: ReceiptState; ids: string[] };
+  return { seq: r.seq, kind: 'receipt', from: r.sender, state: receipt.state, ids: receipt.ids, at: r.at };
+}
+
+export function toRow(recipient: string, e: Envelope, size: number): MailboxRow {
+  return e.kind === 'message'
+    ? { seq: e.seq, recipient, kind: 'message', sender: e.from, msg_id: e.id, body: e.body, sent_at: e.sentAt, at: e.at, size }
+    : { seq: e.seq, recipient, kind: 'receipt', sender: e.from, msg_id: null, body: JSON.stringify({ state: e.state, ids: e.ids }), sent_at: null, at: e.at, size };
+}
+
+export function prepareQueries(db: Database) {
+  return {
+    getMeta: db.prepare<[string], { value: Buffer | string | number }>('SELECT value FROM meta WHERE key = ?'),
+    setMeta: db.prepare<[string, Buffer | string | number]>('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+    maxSeq: db.prepare<[], { m: number | null }>('SELECT max(m) AS m FROM (SELECT max(seq) AS m FROM mailbox UNION ALL SELECT max(seq) FROM sent)'),
+    saveUser: db.prepare<[UserRow & { first_seen: number }]>(`
+      INSERT INTO users (id, name, id_key, ka_key, ka_sig, first_seen, last_seen, rev)
+      VALUES (@id, @name, @id_key, @ka_key, @ka_sig, @first_seen, @last_seen, @rev)
+      ON CONFLICT(id) DO UPDATE SET name = excluded.name, ka_key = excluded.ka_key, ka_sig = excluded.ka_sig,
+        last_seen = excluded.last_seen, rev = excluded.rev`),
+    setLastSeen: db.prepare<[number, number, string]>('UPDATE users SET last_seen = ?, rev = ? WHERE id = ?'),
+    getUsers: db.prepare<[string], UserRow>('SELECT * FROM users WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id'),
+    pageUsers: db.prepare<[string, number], UserRow>('SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?'),
+    changedUsers: db.prepare<[number, number], UserRow>('SELECT * FROM users WHERE rev > ? ORDER BY rev LIMIT ?'),
+    getSent: db.prepare<[number, string, string], { seq: number; digest: string; delivered_at: number | null }>(
+      'SELECT seq, digest, delivered_at FROM sent WHERE key = ? AND sender = ? AND id = ?'),
+    insertSent: db.prepare<[number, number, string, string, string, number, number | null]>(
+      'INSERT OR IGNORE INTO sent (seq, key, sender, id, digest, at, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    pruneSent: db.prepare<[number]>('DELETE FROM sent WHERE at < ?'),
+    countSent: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM sent'),
+    allSent: db.prepare<[], [string, string]>('SELECT sender, id FROM sent').raw(),
+    sentAfter: db.prepare<[number, number], [number, string, string]>('SELECT seq, sender, id FROM sent WHERE seq > ? ORDER BY seq LIMIT ?').raw(),
+    box: db.prepare<[string], { rows: number; messages: number; bytes: number }>(
+      "SELECT count(*) AS rows, count(*) FILTER (WHERE kind = 'message') AS messages, coalesce(sum(size) FILTER (WHERE kind = 'message'), 0) AS bytes FROM mailbox WHERE recipient = ?"),
+    insertRow: db.prepare<[number, string, string, string, string | null, string, number | null, number, number]>(
+      'INSERT INTO mailbox (seq, recipient, kind, sender, msg_id, body, sent_at, at, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+    page: db.prepare<[string, number, number], MailboxRow>('SELECT * FROM mailbox WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?'),
+    bySeq: db.prepare<[number], MailboxRow>('SELECT * FROM mailbox WHERE seq = ?'),
+    deleteRow: db.prepare<[number]>('DELETE FROM mailbox WHERE seq = ?'),
+  };
+}
