@@ -131,6 +131,20 @@ export class TestClient {
 
 export const newMessageId = (): string => randomBytes(16).toString('base64url');
 
+/** Each envelope's message id ('' for a receipt). */
+export const idsOf = (envelopes: readonly Envelope[]): string[] => envelopes.map((e) => (e.kind === 'message' ? e.id : ''));
+
+/** A store's mailbox for `recipient`, read page after page as a delivery stream would (at most `limit` envelopes and `bytes` each). */
+export async function readPages(store: RelayStore, recipient: string, limit: number, bytes?: number): Promise<Envelope[][]> {
+  const pages: Envelope[][] = [];
+  let after = 0;
+  for (let page = await store.page(recipient, after, limit, bytes); page.length > 0; page = await store.page(recipient, after, limit, bytes)) {
+    pages.push(page);
+    after = page.at(-1)?.seq ?? after;
+  }
+  return pages;
+}
+
 /** Connects and resolves once the relay accepted the handshake; rejects with the connect_error. */
 export async function connectClient(url: string, options: ClientOptions = {}): Promise<TestClient> {
   const identity = options.identity ?? generateIdentity();
