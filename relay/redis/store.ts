@@ -231,7 +231,6 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
     holdTimer ??= setTimeout(writeDue, holdMs).unref();
     return h;
   };
-  /** Mailbox entries from Redis merged in seq order with what is held here. */
   /** A page read from Redis, with what is held here merged in seq order: none newer than a page cut short by its bytes. */
   const withHeld = (recipient: string, members: string[], request: PageRequest): Envelope[] => {
     const { members: kept, cut } = fitting(members, request.bytes ?? Infinity);
