@@ -1,7 +1,7 @@
 // The core the shell runs: the messenger starts as soon as the identity can be read. With a
 // passphrase-sealed identity that is after identity:unlock; until then every messenger command
 // answers E_LOCKED, so the window knows to ask. Plain Node, tested without Electron.
-import { COMMANDS, EVENTS, type CommandName, type Commands, type Result } from '../../preload/contract.ts';
+import { COMMANDS, EVENTS, type CommandName, type Commands, type Profile, type Result } from '../../preload/contract.ts';
 import { createMessenger, fail, ok, type Messenger, type MessengerCommands, type MessengerDeps, type MessengerHandlers } from './messenger.ts';
 import { passphraseStore, WrongPassphraseError, type ScryptCost } from './passphrase.ts';
 import { eventHub } from './events.ts';
@@ -49,6 +49,18 @@ export async function openCore(deps: CoreDeps) {
   const gate = <K extends MessengerCommands>(name: K): CoreHandlers[K] =>
     (async (arg: Commands[K][0]) => (messenger ? messenger.handlers[name](arg) : LOCKED)) as CoreHandlers[K];
 
+  /** Changes the passphrase once the messenger runs; a wrong current one is E_PASSPHRASE. Answers the new protection. */
+  async function withCurrent(change: () => Promise<void>): Promise<Result<Profile['secretProtection']>> {
+    if (!messenger) return LOCKED;
+    try {
+      await change();
+    } catch (error) {
+      if (error instanceof WrongPassphraseError) return WRONG('The current passphrase');
+      throw error;
+    }
+    return ok(secrets.protection);
+  }
+
   const handlers: CoreHandlers = {
     ...(Object.fromEntries(MESSENGER_COMMANDS.map((name) => [name, gate(name)])) as MessengerHandlers),
     'identity:unlock': async ({ passphrase }) => {
@@ -63,26 +75,8 @@ export async function openCore(deps: CoreDeps) {
       await start();
       return ok(null);
     },
-    'identity:setPassphrase': async ({ passphrase, current }) => {
-      if (!messenger) return LOCKED;
-      try {
-        await secrets.setPassphrase(passphrase, current);
-      } catch (error) {
-        if (error instanceof WrongPassphraseError) return WRONG('The current passphrase');
-        throw error;
-      }
-      return ok(secrets.protection);
-    },
-    'identity:removePassphrase': async ({ current }) => {
-      if (!messenger) return LOCKED;
-      try {
-        await secrets.removePassphrase(current);
-      } catch (error) {
-        if (error instanceof WrongPassphraseError) return WRONG('The current passphrase');
-        throw error;
-      }
-      return ok(secrets.protection);
-    },
+    'identity:setPassphrase': ({ passphrase, current }) => withCurrent(() => secrets.setPassphrase(passphrase, current)),
+    'identity:removePassphrase': ({ current }) => withCurrent(() => secrets.removePassphrase(current)),
   };
 
   return {
