@@ -1,6 +1,6 @@
 // The window's state, created once in main.ts and shared by context. It owns the event
 // subscriptions from main and hands each event to the part of the state it concerns.
-import type { AppInfo, ParleyApi, Profile } from '../../../preload/contract.ts';
+import type { AppInfo, ParleyApi, Profile, Result } from '../../../preload/contract.ts';
 import { humanError, settle } from '../lib/errors.ts';
 import { ConnectionState } from './connection.svelte.ts';
 import { Conversations } from './conversations.svelte.ts';
@@ -110,14 +110,23 @@ export class AppState {
   }
 
   /** Seals the keys with a new passphrase, changes it, or takes it away. Returns an error to show, or null. */
-  async changePassphrase({ action, passphrase, current }: PassphraseChange): Promise<string | null> {
-    const result = await settle(
-      action === 'remove' ? this.api.removePassphrase({ current }) : this.api.setPassphrase(action === 'change' ? { passphrase, current } : { passphrase }),
-    );
+  async changePassphrase(change: PassphraseChange): Promise<string | null> {
+    const result = await settle(this.passphraseRequest(change));
     if (!result.ok) return humanError(result.error);
     if (this.profile) this.profile = { ...this.profile, secretProtection: result.value };
     this.ui.close();
     return null;
+  }
+
+  private passphraseRequest(change: PassphraseChange): Promise<Result<Profile['secretProtection']>> {
+    switch (change.action) {
+      case 'protect':
+        return this.api.setPassphrase({ passphrase: change.passphrase });
+      case 'change':
+        return this.api.setPassphrase({ passphrase: change.passphrase, current: change.current });
+      case 'remove':
+        return this.api.removePassphrase({ current: change.current });
+    }
   }
 
   openPassphrase(action: PassphraseAction): void {

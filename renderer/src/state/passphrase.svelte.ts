@@ -29,13 +29,11 @@ export class UnlockForm {
 /** What the passphrase dialog does: seal the keys, change the passphrase, or take it away. */
 export type PassphraseAction = 'protect' | 'change' | 'remove';
 
-export interface PassphraseChange {
-  action: PassphraseAction;
-  /** The new passphrase ('' when removing). */
-  passphrase: string;
-  /** The passphrase in force ('' when protecting). */
-  current: string;
-}
+/** What the dialog asks main to do, with just the fields that action needs. */
+export type PassphraseChange =
+  | { action: 'protect'; passphrase: string }
+  | { action: 'change'; passphrase: string; current: string }
+  | { action: 'remove'; current: string };
 
 /** The current passphrase (to change or remove it) and a new one, typed twice. */
 export class PassphraseForm {
@@ -66,11 +64,26 @@ export class PassphraseForm {
     return null;
   }
 
+  private change(): PassphraseChange {
+    switch (this.action) {
+      case 'protect':
+        return { action: 'protect', passphrase: this.passphrase };
+      case 'change':
+        return { action: 'change', passphrase: this.passphrase, current: this.current };
+      case 'remove':
+        return { action: 'remove', current: this.current };
+      default: {
+        const unknown: never = this.action;
+        return unknown;
+      }
+    }
+  }
+
   async submit(): Promise<boolean> {
     this.error = this.problem();
     if (this.error) return false;
     this.busy = true;
-    this.error = await this.save({ action: this.action, passphrase: this.action === 'remove' ? '' : this.passphrase, current: this.action === 'protect' ? '' : this.current });
+    this.error = await this.save(this.change());
     this.busy = false;
     if (this.error === null) this.reset();
     return this.error === null;
