@@ -1,7 +1,7 @@
 // The requests an authenticated socket may make. Every payload is parsed from `unknown`;
 // every answer is a Result through the ack; no handler throws.
 import { hash } from 'node:crypto';
-import type { Socket } from 'socket.io';
+import type { Server, Socket } from 'socket.io';
 import type { z } from 'zod';
 import {
   DirectoryChangesSchema, DirectoryGetSchema, DirectoryPageSchema, LIMITS, ProfileSchema, ReadSchema, REQUEST_NAMES, RETRYABLE_CODES, SendManySchema, SendSchema, TypingSchema, WatchSchema,
@@ -19,6 +19,7 @@ export interface SocketData {
   typing: TokenBucket;
 }
 export type RelaySocket = Socket<UntrustedClientEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+export type RelayIo = Server<UntrustedClientEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
 export interface HandlerContext {
   store: RelayStore;

@@ -3,19 +3,20 @@
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import { Server as EngineServer, type Socket as EngineSocket } from 'engine.io';
+import { Server as EngineServer } from 'engine.io';
 import { Server as IoServer } from 'socket.io';
-import { DisplayNameSchema, LIMITS, PROTOCOL_VERSION, type ConnectErrorData, type ErrorCode, type Hello, type UserEntry } from './protocol.ts';
-import type { Offer, RelayStore, StoredUser } from './mailbox/store.ts';
+import { DisplayNameSchema, LIMITS, PROTOCOL_VERSION, type Hello } from './protocol.ts';
+import type { Offer, RelayStore } from './mailbox/store.ts';
 import { checkAuth, createChallenges } from './auth.ts';
 import { RequestBudget, TokenBucket } from './guard.ts';
 import { Pump } from './delivery.ts';
 import { Sessions } from './sessions.ts';
-import { registerHandlers, watchRoom, type RelaySocket, type SocketData } from './handlers.ts';
+import { registerHandlers, type RelayIo, type RelaySocket } from './handlers.ts';
+import { ADMISSION_GRACE_MS, CONNECT_TIMEOUT_MS, guardAdmission } from './admission.ts';
+import { createDirectory } from './directory.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { memoryAddressLimits, memoryChallengeLedger, memoryPresence, type RelayCluster } from './state.ts';
 import { clientAddress, createHttpHandlers, FairWebSocketServer } from './http.ts';
-import type { ServerToClientEvents, UntrustedClientEvents } from './protocol.ts';
 
 export interface RelayOptions {
   /** Where directory, mailbox and idempotency records live. Closed by `close()`. */
@@ -75,33 +76,6 @@ export interface Relay {
   readonly address: AddressInfo | null;
 }
 
-type Io = IoServer<UntrustedClientEvents, ServerToClientEvents, Record<string, never>, SocketData>;
-type Refusal = { code: ErrorCode; message: string };
-
-/** The default handshake deadline (RelayOptions.connectTimeoutMs). */
-const CONNECT_TIMEOUT_MS = 5_000;
-
-/** How much longer than the deadline an admission being checked may take. */
-const ADMISSION_GRACE_MS = 30_000;
-
-/** Where a transport connection stands with the handshake deadline. */
-interface Handshake {
-  conn: EngineSocket;
-  /** CONNECT packets being checked. */
-  checking: number;
-  admitted: boolean;
-  /** The deadline has passed. */
-  expired: boolean;
-}
-
-/** Closes a connection past its deadline that is neither admitted nor being checked. */
-function closeIfDue(handshake: Handshake): void {
-  if (handshake.expired && !handshake.admitted && handshake.checking === 0) handshake.conn.close();
-}
-
-/** The most directory:changed hints a node sends, one per this many ms. */
-const DIRECTORY_HINT_MS = 1_000;
-
 /** Every socket of a user is in this room. */
 const userRoom = (userId: string) => `u:${userId}`;
 
@@ -121,9 +95,6 @@ export function createRelay(options: RelayOptions): Relay {
   const limits = cluster ? cluster.addressLimits(guardOptions) : memoryAddressLimits(guardOptions);
   const sessions = new Sessions();
   const inflight = new Set<Promise<unknown>>();
-  /** Users this node has seen, with what others need to know of them (name and keys). */
-  const known = new Map<string, string>();
-  const profileOf = (u: { name: string; kaKey: string }) => `${u.name}\n${u.kaKey}`;
   let closing = false;
   let accessCode = options.accessCode;
   let ownServer: HttpServer | null = null;
@@ -140,7 +111,7 @@ export function createRelay(options: RelayOptions): Relay {
   });
   const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
   // Socket.IO's own deadline is only the backstop: the handshake deadline is kept below.
-  const io: Io = new IoServer({ serveClient: false, connectTimeout: connectTimeoutMs + ADMISSION_GRACE_MS, ...(cluster ? { adapter: cluster.adapter } : {}) });
+  const io: RelayIo = new IoServer({ serveClient: false, connectTimeout: connectTimeoutMs + ADMISSION_GRACE_MS, ...(cluster ? { adapter: cluster.adapter } : {}) });
   io.bind(engine);
   // Something was queued for a user: their streams here page now. In a cluster, the store's
   // writes wake the streams on the other nodes themselves (relay/redis/lua.ts).
@@ -148,132 +119,34 @@ export function createRelay(options: RelayOptions): Relay {
   const offer = (o: Offer) => sessions.offer(o.to, o.envelope, o.prev);
   cluster?.onWake((w) => (w === 'all' ? sessions.notifyAll() : offer(w)));
 
-  /** Logs a refused handshake; one that was the client's fault counts towards its address's throttle. */
-  const refused = (address: string, { code, message }: Refusal) => {
-    if (code !== 'E_UNAVAILABLE') limits.failed(address);
-    log.warn('handshake refused', { address, code, reason: message });
-  };
+  const directory = createDirectory({ store, presence, io, now, closing: () => closing });
+  const { announce, setPresence } = directory;
 
-  const handshakes = new WeakMap<EngineSocket, Handshake>();
-  engine.on('connection', (conn: EngineSocket) => {
-    const address = clientAddress(conn.request, trustedProxies);
-    limits.opened(address);
-    const handshake: Handshake = { conn, checking: 0, admitted: false, expired: false };
-    handshakes.set(conn, handshake);
-    const deadline = setTimeout(() => {
-      handshake.expired = true;
-      closeIfDue(handshake);
-    }, connectTimeoutMs);
-    conn.once('close', (reason: string, description?: unknown) => {
-      clearTimeout(deadline);
-      limits.closed(address);
-      // A frame the transport refused before admission (over the frame cap, not valid
-      // WebSocket): a failed handshake, slowed down like a wrong proof. A network drop is not.
-      if (!handshake.admitted && reason === 'transport error') {
-        // (engine.io keeps only the text of ws's error, e.g. "RangeError: Max payload size exceeded".)
-        const why = description instanceof Error ? description.message : reason;
-        refused(address, { code: /max payload/i.test(why) ? 'E_TOO_LARGE' : 'E_SCHEMA', message: why });
+  guardAdmission({
+    engine, io, limits, log, trustedProxies, connectTimeoutMs,
+    closing: () => closing,
+    admit: async (socket) => {
+      let outcome: Awaited<ReturnType<typeof checkAuth>>;
+      try {
+        outcome = await checkAuth(socket.handshake.auth, { relayId: store.relayId, accessCode, challenges });
+      } catch (error) {
+        log.error('could not check a handshake challenge', { error: String(error) });
+        return { code: 'E_UNAVAILABLE', message: 'the relay cannot check handshakes right now' };
       }
-    });
+      if (!outcome.ok) return outcome;
+      try {
+        await directory.record(outcome.user);
+      } catch (error) {
+        log.error('could not save user at handshake', { error: String(error) });
+        return { code: 'E_UNAVAILABLE', message: 'the relay cannot store users right now' };
+      }
+      socket.data.user = outcome.user;
+      socket.data.budget = new RequestBudget({ ...rate, now });
+      socket.data.typing = new TokenBucket(5, 2, now);
+      return null;
+    },
   });
 
-  /** Directory entries with their online flag: online while a socket is connected to any node. */
-  const toEntries = async (users: StoredUser[]): Promise<UserEntry[]> => {
-    const online = await presence.online(users.map((u) => u.id));
-    return users.map((u) => ({ ...u, online: online.has(u.id) }));
-  };
-
-  const knownUser = async (id: string) => {
-    if (known.has(id)) return true;
-    const [found] = await store.getUsers([id]);
-    if (found) known.set(id, profileOf(found));
-    return found !== undefined;
-  };
-
-  /** The handshake after the transport checks: null admits, with socket.data filled in. */
-  const admit = async (socket: RelaySocket): Promise<Refusal | null> => {
-    let outcome: Awaited<ReturnType<typeof checkAuth>>;
-    try {
-      outcome = await checkAuth(socket.handshake.auth, { relayId: store.relayId, accessCode, challenges });
-    } catch (error) {
-      log.error('could not check a handshake challenge', { error: String(error) });
-      return { code: 'E_UNAVAILABLE', message: 'the relay cannot check handshakes right now' };
-    }
-    if (!outcome.ok) return outcome;
-    const user = outcome.user;
-    let rev: number;
-    try {
-      rev = await presence.nextRev();
-      await store.saveUser({ id: user.userId, name: user.name, idKey: user.idKey, kaKey: user.kaKey, kaSig: user.kaSig, lastSeen: now(), rev });
-    } catch (error) {
-      log.error('could not save user at handshake', { error: String(error) });
-      return { code: 'E_UNAVAILABLE', message: 'the relay cannot store users right now' };
-    }
-    // New here, or a new name or key: the others learn of it from the directory.
-    if (known.get(user.userId) !== profileOf(user)) directoryChanged(rev);
-    known.set(user.userId, profileOf(user));
-    socket.data.user = user;
-    socket.data.budget = new RequestBudget({ ...rate, now });
-    socket.data.typing = new TokenBucket(5, 2, now);
-    return null;
-  };
-
-  io.use((socket, next) => {
-    const address = clientAddress(socket.request, trustedProxies);
-    const refuse = (refusal: Refusal) => {
-      refused(address, refusal);
-      const { code, message } = refusal;
-      const error = new Error(code) as Error & { data: ConnectErrorData };
-      error.data = { code, message };
-      next(error);
-    };
-    if (closing) return refuse({ code: 'E_UNAVAILABLE', message: 'the relay is shutting down' });
-    const handshake = handshakes.get(socket.conn) ?? { conn: socket.conn, checking: 0, admitted: false, expired: false };
-    handshake.checking += 1;
-    void admit(socket)
-      .catch((error: unknown): Refusal => {
-        log.error('handshake failed', { error: String(error) });
-        return { code: 'E_UNAVAILABLE', message: 'the relay could not complete the handshake' };
-      })
-      .then((refusal) => {
-        handshake.checking -= 1;
-        if (!refusal) {
-          handshake.admitted = true;
-          return next();
-        }
-        refuse(refusal);
-        // Refused after the deadline: closed now, as it would have been then, once the answer
-        // is queued (Socket.IO sends it on the next tick; close() lets queued packets out).
-        setImmediate(() => closeIfDue(handshake));
-      });
-  });
-
-  // Presence goes only to those who watch the user: telling everyone of every connect costs
-  // connections squared. Directory changes (new users, names, keys) are told to everyone,
-  // as one small hint a second at most; clients fetch what changed (directory:changes).
-  const hint: { rev: number; timer: NodeJS.Timeout | undefined } = { rev: 0, timer: undefined };
-  function directoryChanged(rev: number): void {
-    hint.rev = Math.max(hint.rev, rev);
-    hint.timer ??= setTimeout(() => {
-      hint.timer = undefined;
-      if (!closing) io.emit('directory:changed', { rev: hint.rev });
-    }, DIRECTORY_HINT_MS);
-  }
-  const announce = (entry: UserEntry, changed = false) => {
-    io.to(watchRoom(entry.id)).emit('presence:update', entry);
-    if (changed) {
-      known.set(entry.id, profileOf(entry));
-      directoryChanged(entry.rev);
-    }
-  };
-
-  /** Announces what the directory holds for the user now (another socket may have renamed them). */
-  const setPresence = async (userId: string, online: boolean, rev: number) => {
-    const lastSeen = now();
-    await store.setLastSeen(userId, lastSeen, rev);
-    const [stored] = await store.getUsers([userId]);
-    if (stored) announce({ ...stored, lastSeen, rev, online });
-  };
   const presenceFailed = (error: unknown) => log.warn('presence update failed', { error: String(error) });
 
   function track(work: Promise<unknown>): void {
@@ -301,7 +174,9 @@ export function createRelay(options: RelayOptions): Relay {
     log.info('connected', { user: user.userId, address: clientAddress(socket.request, trustedProxies), socket: socket.id });
     sessions.add(user.userId, socket.id, pump);
     registerHandlers(socket, {
-      store, log, quota, now, knownUser, toEntries, announce, track,
+      store, log, quota, now, announce, track,
+      knownUser: directory.knownUser,
+      toEntries: directory.toEntries,
       wake,
       offer,
       isHere: (userId) => sessions.isOnline(userId),
@@ -376,7 +251,7 @@ export function createRelay(options: RelayOptions): Relay {
       const stopped = ownServer ? new Promise<void>((resolve) => ownServer?.close(() => resolve())) : Promise.resolve();
       while (inflight.size > 0) await Promise.allSettled([...inflight]);
       sessions.stopAll();
-      clearTimeout(hint.timer);
+      directory.stop();
       // Closing the transports (not a Socket.IO disconnect) tells clients to reconnect by themselves.
       engine.close();
       for (const server of servers) {

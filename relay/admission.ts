@@ -1,0 +1,106 @@
+// The handshake deadline and the Socket.IO admission middleware. Every transport connection
+// must be admitted within the deadline; a refused handshake is logged and, when it was the
+// client's fault, counted towards its address's throttle.
+import type { Server as EngineServer, Socket as EngineSocket } from 'engine.io';
+import type { ConnectErrorData, ErrorCode } from './protocol.ts';
+import type { RelayIo, RelaySocket } from './handlers.ts';
+import type { Logger } from './log.ts';
+import type { AddressLimits } from './state.ts';
+import { clientAddress } from './http.ts';
+
+export type Refusal = { code: ErrorCode; message: string };
+
+/** The default handshake deadline (RelayOptions.connectTimeoutMs). */
+export const CONNECT_TIMEOUT_MS = 5_000;
+
+/** How much longer than the deadline an admission being checked may take. */
+export const ADMISSION_GRACE_MS = 30_000;
+
+/** Where a transport connection stands with the handshake deadline. */
+interface Handshake {
+  conn: EngineSocket;
+  /** CONNECT packets being checked. */
+  checking: number;
+  admitted: boolean;
+  /** The deadline has passed. */
+  expired: boolean;
+}
+
+/** Closes a connection past its deadline that is neither admitted nor being checked. */
+function closeIfDue(handshake: Handshake): void {
+  if (handshake.expired && !handshake.admitted && handshake.checking === 0) handshake.conn.close();
+}
+
+export interface AdmissionContext {
+  engine: EngineServer;
+  io: Pick<RelayIo, 'use'>;
+  limits: AddressLimits;
+  log: Logger;
+  trustedProxies: ReadonlySet<string>;
+  connectTimeoutMs: number;
+  closing: () => boolean;
+  /** The handshake after the transport checks: null admits, with socket.data filled in. */
+  admit: (socket: RelaySocket) => Promise<Refusal | null>;
+}
+
+export function guardAdmission(ctx: AdmissionContext): void {
+  const { limits, log, trustedProxies } = ctx;
+
+  const refused = (address: string, { code, message }: Refusal) => {
+    if (code !== 'E_UNAVAILABLE') limits.failed(address);
+    log.warn('handshake refused', { address, code, reason: message });
+  };
+
+  const handshakes = new WeakMap<EngineSocket, Handshake>();
+  ctx.engine.on('connection', (conn: EngineSocket) => {
+    const address = clientAddress(conn.request, trustedProxies);
+    limits.opened(address);
+    const handshake: Handshake = { conn, checking: 0, admitted: false, expired: false };
+    handshakes.set(conn, handshake);
+    const deadline = setTimeout(() => {
+      handshake.expired = true;
+      closeIfDue(handshake);
+    }, ctx.connectTimeoutMs);
+    conn.once('close', (reason: string, description?: unknown) => {
+      clearTimeout(deadline);
+      limits.closed(address);
+      // A frame the transport refused before admission (over the frame cap, not valid
+      // WebSocket): a failed handshake, slowed down like a wrong proof. A network drop is not.
+      if (!handshake.admitted && reason === 'transport error') {
+        // (engine.io keeps only the text of ws's error, e.g. "RangeError: Max payload size exceeded".)
+        const why = description instanceof Error ? description.message : reason;
+        refused(address, { code: /max payload/i.test(why) ? 'E_TOO_LARGE' : 'E_SCHEMA', message: why });
+      }
+    });
+  });
+
+  ctx.io.use((socket, next) => {
+    const address = clientAddress(socket.request, trustedProxies);
+    const refuse = (refusal: Refusal) => {
+      refused(address, refusal);
+      const { code, message } = refusal;
+      const error = new Error(code) as Error & { data: ConnectErrorData };
+      error.data = { code, message };
+      next(error);
+    };
+    if (ctx.closing()) return refuse({ code: 'E_UNAVAILABLE', message: 'the relay is shutting down' });
+    const handshake = handshakes.get(socket.conn) ?? { conn: socket.conn, checking: 0, admitted: false, expired: false };
+    handshake.checking += 1;
+    void ctx.admit(socket)
+      .catch((error: unknown): Refusal => {
+        log.error('handshake failed', { error: String(error) });
+        return { code: 'E_UNAVAILABLE', message: 'the relay could not complete the handshake' };
+      })
+      .then((refusal) => {
+        handshake.checking -= 1;
+        if (!refusal) {
+          handshake.admitted = true;
+          return next();
+        }
+        refuse(refusal);
+        // Refused after the deadline: closed now, as it would have been then, once the answer
+        // is queued (Socket.IO sends it on the next tick; close() lets queued packets out).
+        setImmediate(() => closeIfDue(handshake));
+      });
+  });
+}

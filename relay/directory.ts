@@ -1,0 +1,82 @@
+// What this node tells others of users: presence to those who watch a user, and a hint to
+// everyone when the directory changed (a new user, a new name or key).
+import type { Authenticated } from './auth.ts';
+import { watchRoom, type RelayIo } from './handlers.ts';
+import type { RelayStore, StoredUser } from './mailbox/store.ts';
+import type { UserEntry } from './protocol.ts';
+import type { Presence } from './state.ts';
+
+/** The most directory:changed hints a node sends, one per this many ms. */
+const DIRECTORY_HINT_MS = 1_000;
+
+export interface DirectoryContext {
+  store: RelayStore;
+  presence: Presence;
+  io: Pick<RelayIo, 'emit' | 'to'>;
+  now: () => number;
+  closing: () => boolean;
+}
+
+export function createDirectory({ store, presence, io, now, closing }: DirectoryContext) {
+  /** Users this node has seen, with what others need to know of them (name and keys). */
+  const known = new Map<string, string>();
+  const profileOf = (u: { name: string; kaKey: string }) => `${u.name}\n${u.kaKey}`;
+
+  // Presence goes only to those who watch the user: telling everyone of every connect costs
+  // connections squared. Directory changes (new users, names, keys) are told to everyone,
+  // as one small hint a second at most; clients fetch what changed (directory:changes).
+  const hint: { rev: number; timer: NodeJS.Timeout | undefined } = { rev: 0, timer: undefined };
+  function directoryChanged(rev: number): void {
+    hint.rev = Math.max(hint.rev, rev);
+    hint.timer ??= setTimeout(() => {
+      hint.timer = undefined;
+      if (!closing()) io.emit('directory:changed', { rev: hint.rev });
+    }, DIRECTORY_HINT_MS);
+  }
+
+  const announce = (entry: UserEntry, changed = false) => {
+    io.to(watchRoom(entry.id)).emit('presence:update', entry);
+    if (changed) {
+      known.set(entry.id, profileOf(entry));
+      directoryChanged(entry.rev);
+    }
+  };
+
+  return {
+    announce,
+
+    /** Directory entries with their online flag: online while a socket is connected to any node. */
+    async toEntries(users: StoredUser[]): Promise<UserEntry[]> {
+      const online = await presence.online(users.map((u) => u.id));
+      return users.map((u) => ({ ...u, online: online.has(u.id) }));
+    },
+
+    async knownUser(id: string): Promise<boolean> {
+      if (known.has(id)) return true;
+      const [found] = await store.getUsers([id]);
+      if (found) known.set(id, profileOf(found));
+      return found !== undefined;
+    },
+
+    /** Saves a user who has just proved their key. */
+    async record(user: Authenticated): Promise<void> {
+      const rev = await presence.nextRev();
+      await store.saveUser({ id: user.userId, name: user.name, idKey: user.idKey, kaKey: user.kaKey, kaSig: user.kaSig, lastSeen: now(), rev });
+      // New here, or a new name or key: the others learn of it from the directory.
+      if (known.get(user.userId) !== profileOf(user)) directoryChanged(rev);
+      known.set(user.userId, profileOf(user));
+    },
+
+    /** Announces what the directory holds for the user now (another socket may have renamed them). */
+    async setPresence(userId: string, online: boolean, rev: number): Promise<void> {
+      const lastSeen = now();
+      await store.setLastSeen(userId, lastSeen, rev);
+      const [stored] = await store.getUsers([userId]);
+      if (stored) announce({ ...stored, lastSeen, rev, online });
+    },
+
+    stop(): void {
+      clearTimeout(hint.timer);
+    },
+  };
+}
