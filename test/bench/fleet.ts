@@ -4,18 +4,8 @@ import { cpuMsOf, startLoadgen, type LoadProc } from './procs.ts';
 import type { ConnectResult, DrainResult, Lag, RelayKind, RunResult } from './ipc.ts';
 import { merged, type Histogram } from './stats.ts';
 
-export interface Totals {
-  sent: number;
-  delivered: number;
-  acked: number;
-  errors: number;
-  lost: number;
-  stray: number;
-  ms: number;
-  deliver: Histogram;
-  ack: Histogram;
-  firstError?: string;
-}
+/** One run's figures summed over the load generators (CPU is measured per process instead). */
+export type Totals = Omit<RunResult, 'deliver' | 'ack' | 'cpuMs'> & { deliver: Histogram; ack: Histogram };
 
 function total(parts: RunResult[]): Totals {
   const sum = (f: (r: RunResult) => number) => parts.reduce((s, r) => s + f(r), 0);
