@@ -9,12 +9,14 @@ import { fingerprint, loadOrCreateIdentity, safetyNumber, type SecretStore } fro
 import { connect, type Connection } from './connection.ts';
 import { Outbox, type Outgoing } from './outbox.ts';
 import { createInbox } from './inbox.ts';
-import { Presence, people, verifiedEntry } from './directory.ts';
+import { Presence, people } from './directory.ts';
+import { createDirectorySync } from './directory-sync.ts';
+import { createAnnouncer } from './announcer.ts';
 import { seal } from './crypto.ts';
 import type { HostController } from './host.ts';
 import type { Discovery } from './discovery.ts';
 import { eventHub } from './events.ts';
-import { err, LIMITS, resultSchema, SendManyResultSchema, SendResultSchema, type SendResult, type UserEntry } from '../../relay/protocol.ts';
+import { err, resultSchema, SendManyResultSchema, SendResultSchema, type SendResult } from '../../relay/protocol.ts';
 
 /** The identity:* commands belong to main/core/startup.ts, which opens the identity first. */
 export type MessengerCommands = Exclude<CommandName, 'app:info' | 'link:open' | 'identity:unlock' | 'identity:setPassphrase' | 'identity:removePassphrase'>;
@@ -34,10 +36,6 @@ export interface MessengerDeps {
 }
 
 const DEFAULT_SETTINGS: Settings = { notifications: true, theme: 'system', hostPort: 47800 };
-
-/** See announce(). */
-const ANNOUNCE_MS = 50;
-const ANNOUNCE_EVERY_MS = 250;
 
 export const ok = <T>(value: T): Result<T> => ({ ok: true, value });
 export const fail = (code: string, message: string): Result<never> => ({ ok: false, error: { code, message } });
@@ -67,31 +65,9 @@ export async function createMessenger(deps: MessengerDeps) {
   };
   const person = (id: string): Person | undefined => people(history, presence, identity.userId, [id])[0];
 
-  // People whose row changed are told to the window together: a backlog is stored 64 messages
-  // at a time, and a row per chunk and sender would be most of its cost. The first change after
-  // a quiet spell shows within ANNOUNCE_MS; after that, at most one announcement per ANNOUNCE_EVERY_MS.
-  const changedPeople = new Set<string>();
-  let announceTimer: NodeJS.Timeout | undefined;
-  let announcedAt = 0;
-  /** Set by close(): the history is about to close, so nothing more is announced. */
-  let closed = false;
-  const flushAnnounce = () => {
-    announceTimer = undefined;
-    announcedAt = performance.now();
-    const ids = [...changedPeople];
-    changedPeople.clear();
-    for (const p of people(history, presence, identity.userId, ids)) emit('person', p);
-  };
-  const announce = (ids: Iterable<string>) => {
-    for (const id of ids) changedPeople.add(id);
-    if (announceTimer || changedPeople.size === 0 || closed) return;
-    announceTimer = setTimeout(flushAnnounce, Math.max(ANNOUNCE_MS, announcedAt + ANNOUNCE_EVERY_MS - performance.now()));
-  };
-
-  const seePeer = (entry: UserEntry) => {
-    history.seePeer({ id: entry.id, name: entry.name, idKey: entry.idKey, kaKey: entry.kaKey, lastSeen: entry.lastSeen });
-    presence.update(entry);
-  };
+  const announcer = createAnnouncer({ history, presence, me: identity.userId, emit });
+  const { announce } = announcer;
+  const directory = createDirectorySync({ history, presence, me: identity.userId, connection: () => connection, announce, emit });
 
   /** One message goes in a message:send, several in one message:send-many (PROTOCOL.md 13.1); answers are checked. */
   async function sendBatch(batch: readonly Outgoing[]): Promise<Result<{ results: Result<SendResult>[] }>> {
@@ -118,7 +94,7 @@ export async function createMessenger(deps: MessengerDeps) {
   const inbox = createInbox({
     identity,
     history,
-    seePeer,
+    seePeer: directory.seePeer,
     lookup: (ids) => connection?.request('directory:get', { ids }) ?? Promise.resolve(err('E_UNAVAILABLE', 'offline')),
     added: (messages) => {
       for (const m of messages) emit('message:added', m);
@@ -130,106 +106,6 @@ export async function createMessenger(deps: MessengerDeps) {
       emit('status', status());
     },
   });
-
-  /** The highest directory rev seen on this connection: what directory:changes starts after. */
-  let directoryRev = 0;
-  /** Users whose presence this connection watches. */
-  let watching = new Set<string>();
-
-  /** Takes in directory entries; returns the ids of those that were new to this connection's watch. */
-  function takeEntries(users: readonly unknown[]): string[] {
-    const fresh: string[] = [];
-    for (const user of users) {
-      const entry = verifiedEntry(user);
-      if (!entry) continue;
-      directoryRev = Math.max(directoryRev, entry.rev);
-      if (entry.id === identity.userId) continue;
-      seePeer(entry);
-      if (!watching.has(entry.id)) fresh.push(entry.id);
-    }
-    return fresh;
-  }
-
-  /** Asks for the presence of these people (the relay tells presence to watchers only). */
-  async function watch(conn: Connection, ids: string[]): Promise<void> {
-    const room = LIMITS.watchIds - watching.size;
-    const wanted = ids.filter((id) => !watching.has(id)).slice(0, Math.max(0, room));
-    for (let i = 0; i < wanted.length; i += LIMITS.idsPerRequest) {
-      const chunk = wanted.slice(i, i + LIMITS.idsPerRequest);
-      const result = await conn.request('presence:watch', { ids: chunk });
-      // Left, switched relays or closed meanwhile: this connection's work is over.
-      if (!result.ok || connection !== conn) return;
-      chunk.forEach((id) => watching.add(id));
-      takeEntries(result.value.users);
-    }
-  }
-
-  async function syncDirectory(): Promise<void> {
-    const conn = connection;
-    if (!conn) return;
-    watching = new Set();
-    directoryRev = 0;
-    // A hint that came before is answered by this sync.
-    hintedMeanwhile = 0;
-    let after: string | undefined;
-    for (;;) {
-      const page = await conn.request('directory:page', after ? { after, limit: 500 } : { limit: 500 });
-      if (!page.ok || connection !== conn) return;
-      takeEntries(page.value.users);
-      if (!page.value.next) break;
-      after = page.value.next;
-    }
-    // Everyone the history knows.
-    await watch(conn, history.peerIds().filter((id) => id !== identity.userId));
-    if (connection !== conn) return;
-    for (const p of people(history, presence, identity.userId)) emit('person', p);
-  }
-
-  /**
-   * The directory work under way, a full sync or a fetch of changes, one at a time: a change
-   * fetched during a sync would start from a partial rev and watch alongside the sync's watch.
-   */
-  let fetching: Promise<void> | null = null;
-  let hintedMeanwhile = 0;
-  function directoryWork(work: () => Promise<void>): Promise<void> {
-    const running: Promise<void> = work().finally(() => {
-      // A sync for a newer connection took over: it answers what was hinted.
-      if (fetching !== running) return;
-      fetching = null;
-      // A hint that came meanwhile may speak of a later change: one more look.
-      const rev = hintedMeanwhile;
-      hintedMeanwhile = 0;
-      if (rev > 0) syncChanges(rev);
-    });
-    fetching = running;
-    return running;
-  }
-  /** After a directory:changed hint: fetch what changed, and watch whoever is new. */
-  function syncChanges(rev: number): void {
-    if (rev <= directoryRev) return;
-    if (fetching) {
-      hintedMeanwhile = Math.max(hintedMeanwhile, rev);
-      return;
-    }
-    void directoryWork(fetchChanges);
-  }
-  async function fetchChanges(): Promise<void> {
-    const conn = connection;
-    if (!conn) return;
-    const fresh: string[] = [];
-    let since = directoryRev;
-    for (;;) {
-      const page = await conn.request('directory:changes', { since, limit: 500 });
-      if (connection !== conn) return;
-      // A failed page: those of the pages before are still watched and shown; the next hint asks again.
-      if (!page.ok) break;
-      fresh.push(...takeEntries(page.value.users));
-      if (page.value.next === null) break;
-      since = page.value.next;
-    }
-    await watch(conn, fresh);
-    if (connection === conn) announce(fresh);
-  }
 
   /** Sends waiting read receipts, 500 ids per request; what is not acknowledged waits for the next try. */
   async function flushReads(): Promise<void> {
@@ -248,7 +124,7 @@ export async function createMessenger(deps: MessengerDeps) {
     if (next.state === 'online') {
       const remembered = json<{ list: RememberedRelay[] }>('relays', { list: [] }).list.filter((r) => r.address !== next.relay);
       history.setSetting('relays', JSON.stringify({ list: [{ address: next.relay, name: next.relayName, lastUsed: Date.now() }, ...remembered].slice(0, 20) }));
-      void directoryWork(syncDirectory).then(() => outbox.kick(true)).then(flushReads);
+      void directory.sync().then(() => outbox.kick(true)).then(flushReads);
     } else {
       presence.clear();
     }
@@ -265,14 +141,9 @@ export async function createMessenger(deps: MessengerDeps) {
       handlers: {
         status: onStatus,
         deliver: inbox,
-        presence: (user) => {
-          const entry = verifiedEntry(user);
-          if (!entry || entry.id === identity.userId) return;
-          seePeer(entry);
-          announce([entry.id]);
-        },
+        presence: directory.presenceUpdated,
         typing: (t) => emit('typing', { peer: t.from, typing: t.typing }),
-        directoryChanged: (rev) => void syncChanges(rev),
+        directoryChanged: directory.changed,
       },
     });
     emit('status', status());
@@ -408,8 +279,7 @@ export async function createMessenger(deps: MessengerDeps) {
     async close(): Promise<void> {
       stopBrowsing?.();
       outbox.stop();
-      closed = true;
-      clearTimeout(announceTimer);
+      announcer.close();
       connection?.close();
       connection = null;
       await deps.host?.stop();
