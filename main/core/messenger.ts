@@ -7,16 +7,19 @@ import type { Identity } from '../../relay/identity.ts';
 import { openHistory } from './history/index.ts';
 import { fingerprint, loadOrCreateIdentity, safetyNumber, type SecretStore } from './identity.ts';
 import { connect, type Connection } from './connection.ts';
-import { Outbox, type Outgoing } from './outbox.ts';
+import { Outbox } from './outbox.ts';
+import { sendBatch } from './send-batch.ts';
 import { createInbox } from './inbox.ts';
 import { Presence, people } from './directory.ts';
 import { createDirectorySync } from './directory-sync.ts';
 import { createAnnouncer } from './announcer.ts';
+import { createReadReceipts } from './read-receipts.ts';
+import { fail, ok } from './result.ts';
 import { seal } from './crypto.ts';
 import type { HostController } from './host.ts';
 import type { Discovery } from './discovery.ts';
 import { eventHub } from './events.ts';
-import { err, resultSchema, SendManyResultSchema, SendResultSchema, type SendResult } from '../../relay/protocol.ts';
+import { err } from '../../relay/protocol.ts';
 
 /** The identity:* commands belong to main/core/startup.ts, which opens the identity first. */
 export type MessengerCommands = Exclude<CommandName, 'app:info' | 'link:open' | 'identity:unlock' | 'identity:setPassphrase' | 'identity:removePassphrase'>;
@@ -37,8 +40,6 @@ export interface MessengerDeps {
 
 const DEFAULT_SETTINGS: Settings = { notifications: true, theme: 'system', hostPort: 47800 };
 
-export const ok = <T>(value: T): Result<T> => ({ ok: true, value });
-export const fail = (code: string, message: string): Result<never> => ({ ok: false, error: { code, message } });
 const isDiskFull = (error: unknown) => error instanceof Error && 'code' in error && error.code === 'SQLITE_FULL';
 
 export async function createMessenger(deps: MessengerDeps) {
@@ -49,9 +50,9 @@ export async function createMessenger(deps: MessengerDeps) {
   let connection: Connection | null = null;
   let sync: AppStatus['sync'] = null;
   let found: DiscoveredRelay[] = [];
-  const pendingReads = new Map<string, Set<string>>();
 
   const { emit } = events;
+  const current = () => connection;
   const json = <T>(key: string, fallback: T): T => {
     const text = history.getSetting(key);
     return text === undefined ? fallback : { ...fallback, ...(JSON.parse(text) as T) };
@@ -67,27 +68,13 @@ export async function createMessenger(deps: MessengerDeps) {
 
   const announcer = createAnnouncer({ history, presence, me: identity.userId, emit });
   const { announce } = announcer;
-  const directory = createDirectorySync({ history, presence, me: identity.userId, connection: () => connection, announce, emit });
-
-  /** One message goes in a message:send, several in one message:send-many (PROTOCOL.md 13.1); answers are checked. */
-  async function sendBatch(batch: readonly Outgoing[]): Promise<Result<{ results: Result<SendResult>[] }>> {
-    const conn = connection;
-    if (!conn) return fail('E_UNAVAILABLE', 'offline');
-    const messages = batch.map(({ message, sealed }) => ({ id: message.id, to: message.peer, body: sealed, sentAt: message.sentAt }));
-    const [one] = messages;
-    const answer = one && messages.length === 1 ? await conn.request('message:send', one) : await conn.request('message:send-many', { messages });
-    const checked = (messages.length === 1 ? resultSchema(SendResultSchema) : resultSchema(SendManyResultSchema)).safeParse(answer);
-    if (!checked.success) return fail('E_INTERNAL', 'the relay gave a malformed answer');
-    // Error codes this client does not know stay strings: the outbox treats them as final.
-    const result = checked.data;
-    if (!result.ok) return result;
-    return 'results' in result.value ? ok({ results: result.value.results }) : ok({ results: [ok(result.value)] });
-  }
+  const directory = createDirectorySync({ history, presence, me: identity.userId, connection: current, announce, emit });
+  const readReceipts = createReadReceipts(current);
 
   const outbox = new Outbox({
     history,
     online,
-    send: sendBatch,
+    send: (batch) => sendBatch(connection, batch),
     updated: (m) => emit('message:updated', m),
   });
 
@@ -107,24 +94,11 @@ export async function createMessenger(deps: MessengerDeps) {
     },
   });
 
-  /** Sends waiting read receipts, 500 ids per request; what is not acknowledged waits for the next try. */
-  async function flushReads(): Promise<void> {
-    for (const [peer, ids] of pendingReads) {
-      while (ids.size > 0) {
-        const chunk = [...ids].slice(0, 500);
-        const result = await connection?.request('message:read', { peer, ids: chunk });
-        if (!result?.ok) return;
-        for (const id of chunk) ids.delete(id);
-      }
-      pendingReads.delete(peer);
-    }
-  }
-
   function onStatus(next: ConnectionStatus): void {
     if (next.state === 'online') {
       const remembered = json<{ list: RememberedRelay[] }>('relays', { list: [] }).list.filter((r) => r.address !== next.relay);
       history.setSetting('relays', JSON.stringify({ list: [{ address: next.relay, name: next.relayName, lastUsed: Date.now() }, ...remembered].slice(0, 20) }));
-      void directory.sync().then(() => outbox.kick(true)).then(flushReads);
+      void directory.sync().then(() => outbox.kick(true)).then(readReceipts.flush);
     } else {
       presence.clear();
     }
@@ -209,10 +183,8 @@ export async function createMessenger(deps: MessengerDeps) {
     'conversation:markRead': async ({ peer, upTo }) => {
       const ids = history.markRead(peer, upTo);
       if (ids.length > 0) {
-        const waiting = pendingReads.get(peer) ?? new Set<string>();
-        ids.forEach((id) => waiting.add(id));
-        pendingReads.set(peer, waiting);
-        if (online()) void flushReads();
+        readReceipts.add(peer, ids);
+        if (online()) void readReceipts.flush();
         announce([peer]);
       }
       return ok(null);
