@@ -2,7 +2,8 @@
 // passphrase-sealed identity that is after identity:unlock; until then every messenger command
 // answers E_LOCKED, so the window knows to ask. Plain Node, tested without Electron.
 import { COMMANDS, EVENTS, type CommandName, type Commands, type Profile, type Result } from '../../preload/contract.ts';
-import { createMessenger, type Messenger, type MessengerCommands, type MessengerDeps, type MessengerHandlers } from './messenger.ts';
+import { createMessenger, type Messenger, type MessengerDeps } from './messenger.ts';
+import type { MessengerCommands, MessengerHandlers } from './messenger-handlers.ts';
 import { fail, ok } from './result.ts';
 import { passphraseStore, WrongPassphraseError, type ScryptCost } from './passphrase.ts';
 import { eventHub } from './events.ts';
