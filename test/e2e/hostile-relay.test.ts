@@ -18,7 +18,7 @@ const session = useSession();
 const REFUSED_SENDS = [
   { code: 'E_SCHEMA', message: '<img src=x onerror="window.__pwned=1">' },
   { code: 'E_UNKNOWN_EVENT', message: '<svg onload=window.__pwned=1>' },
-  // A code from some later protocol: final too (main/core/messenger.ts), in the relay's words.
+  // A code from some later protocol: final too (main/core/outbox.ts), in the relay's words.
   { code: 'E_FROM_THE_FUTURE', message: '<iframe srcdoc="<script>parent.__pwned=1</script>">' },
   { code: 'E_SCHEMA', message: '<script>window.__pwned=1</script> [x](javascript:window.__pwned=1) <a href="javascript:window.__pwned=1">x</a> https://example.org' },
 ];
