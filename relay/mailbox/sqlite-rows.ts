@@ -26,6 +26,9 @@ export interface UserRow {
   rev: number;
 }
 
+/** A (sender, id) record's key in memory and in the dedup filter. */
+export const recordKey = (sender: string, id: string) => `${sender}\n${id}`;
+
 export const toUser = (r: UserRow): StoredUser => ({ id: r.id, name: r.name, idKey: r.id_key, kaKey: r.ka_key, kaSig: r.ka_sig, lastSeen: r.last_seen, rev: r.rev });
 
 export function toEnvelope(r: MailboxRow): Envelope {
@@ -41,6 +44,8 @@ export function toRow(recipient: string, e: Envelope, size: number): MailboxRow 
     ? { seq: e.seq, recipient, kind: 'message', sender: e.from, msg_id: e.id, body: e.body, sent_at: e.sentAt, at: e.at, size }
     : { seq: e.seq, recipient, kind: 'receipt', sender: e.from, msg_id: null, body: JSON.stringify({ state: e.state, ids: e.ids }), sent_at: null, at: e.at, size };
 }
+
+export type Queries = ReturnType<typeof prepareQueries>;
 
 export function prepareQueries(db: Database) {
   return {

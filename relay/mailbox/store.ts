@@ -37,6 +37,23 @@ export interface Settled {
   deliveredAt?: number;
 }
 
+/** An answer that settles later (see Settled): its promise, and the ways to settle it. */
+export interface Deferred {
+  promise: Promise<Settled>;
+  resolve: (settled: Settled) => void;
+  reject: (error: Error) => void;
+}
+
+export function deferred(): Deferred {
+  let resolve!: (settled: Settled) => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<Settled>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
 /**
  * A just-queued envelope for `to`, with the seq of the envelope before it in that mailbox
  * (0: none): a delivery stream that has sent everything up to `prev` may send it at once.

@@ -1,0 +1,259 @@
+// What the SQLite store (relay/mailbox/sqlite.ts) has taken on but not written yet, and the
+// group commit that writes it. Envelopes wait here for the next commit, or, for a connected
+// recipient, in memory for holdMs first; (sender, id) records and removals wait for a commit
+// that keeps nobody waiting. Also the per-recipient counts the quota and paging read, which
+// each commit keeps in step with the disk.
+import type { Database } from 'better-sqlite3';
+import type { Envelope } from '../protocol.ts';
+import type { Logger } from '../log.ts';
+import { hash52 } from './bloom.ts';
+import { recordKey, toRow, type Queries } from './sqlite-rows.ts';
+import { StorageError, deferred, type Deferred } from './store.ts';
+
+export interface PendingRow {
+  recipient: string;
+  envelope: Envelope;
+  size: number;
+  done: Deferred;
+  /** Held in memory until then, on performance.now() (0: written with the next commit). */
+  due: number;
+  /** Acknowledged before it was written: it never will be. */
+  taken: boolean;
+  /**
+   * A delivered receipt that a removal caused: nobody would post it again, so a failed commit
+   * keeps it queued, like its removal, instead of failing it.
+   */
+  keep: boolean;
+  /** A message's (sender, id) record, written with it or once it is taken. */
+  record?: PendingSent;
+}
+
+/** A (sender, id) record, written once its envelope is written or acknowledged. */
+export interface PendingSent {
+  from: string;
+  id: string;
+  seq: number;
+  digest: string;
+  at: number;
+  deliveredAt: number | null;
+  row: PendingRow;
+}
+
+/** How long removals and records that keep nobody waiting may wait for a commit, ms. */
+const LAZY_FLUSH_MS = 50;
+
+export const storageError = (cause: unknown) => new StorageError('E_STORAGE', `relay storage failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+
+export interface WriteBehindOptions {
+  db: Database;
+  q: Queries;
+  /** How long an envelope for a connected recipient waits in memory (see SqliteStoreOptions). */
+  holdMs: number;
+  log: Logger;
+}
+
+export type WriteBehind = ReturnType<typeof createWriteBehind>;
+
+export function createWriteBehind({ db, q, holdMs, log }: WriteBehindOptions) {
+  /** Every envelope not written yet, in seq order, and per recipient. */
+  const pending = new Map<number, PendingRow>();
+  const pendingFor = new Map<string, Map<number, PendingRow>>();
+  /** Written with the next commit. */
+  let toWrite: PendingRow[] = [];
+  /** Waiting in memory for their recipient, in due order (holdMs is the same for all). */
+  const held = new Map<number, PendingRow>();
+  /** (sender, id) records not written yet, by recordKey(). */
+  const pendingSent = new Map<string, PendingSent>();
+  /** Records of envelopes taken before they were written: written with the next commit. */
+  let takenRecords: PendingSent[] = [];
+  /** Written rows acknowledged since the last commit: seq -> recipient. */
+  const pendingDeletes = new Map<number, string>();
+  const deletesFor = new Map<string, number>();
+  /** Per recipient, loaded on first use: rows written (the mailbox on disk), and the quota's count of waiting messages. */
+  const boxes = new Map<string, { rows: number; messages: number; bytes: number }>();
+  let flushScheduled = false;
+  let holdTimer: NodeJS.Timeout | undefined;
+  let lazyTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  const boxOf = (recipient: string) => {
+    let box = boxes.get(recipient);
+    if (!box) boxes.set(recipient, (box = { ...(q.box.get(recipient) ?? { rows: 0, messages: 0, bytes: 0 }) }));
+    return box;
+  };
+  const adjustQuota = (recipient: string, envelope: Envelope, size: number, sign: 1 | -1) => {
+    const box = envelope.kind === 'message' ? boxes.get(recipient) : undefined;
+    if (box) {
+      box.messages += sign;
+      box.bytes += sign * size;
+    }
+  };
+  /** Rows on disk for the recipient, not counting those already acknowledged. */
+  const onDisk = (recipient: string) => boxOf(recipient).rows - (deletesFor.get(recipient) ?? 0);
+
+  const enqueue = (recipient: string, envelope: Envelope, size: number, live: boolean, keep = false): PendingRow => {
+    const row: PendingRow = { recipient, envelope, size, done: deferred(), due: live && holdMs > 0 ? performance.now() + holdMs : 0, taken: false, keep };
+    pending.set(envelope.seq, row);
+    let mine = pendingFor.get(recipient);
+    if (!mine) pendingFor.set(recipient, (mine = new Map()));
+    mine.set(envelope.seq, row);
+    if (row.due === 0) {
+      toWrite.push(row);
+      scheduleFlush();
+    } else {
+      held.set(envelope.seq, row);
+      holdTimer ??= setTimeout(onHoldTimer, holdMs).unref();
+    }
+    return row;
+  };
+  const dequeue = (row: PendingRow) => {
+    pending.delete(row.envelope.seq);
+    held.delete(row.envelope.seq);
+    const mine = pendingFor.get(row.recipient);
+    mine?.delete(row.envelope.seq);
+    if (mine?.size === 0) pendingFor.delete(row.recipient);
+  };
+
+  function onHoldTimer(): void {
+    holdTimer = undefined;
+    flush();
+  }
+
+  // One transaction: removals, and the receipts they caused, commit together or not at all.
+  const commit = db.transaction((deletes: number[], rows: PendingRow[], sent: PendingSent[]) => {
+    for (const s of deletes) q.deleteRow.run(s);
+    for (const row of rows) {
+      const r = toRow(row.recipient, row.envelope, row.size);
+      q.insertRow.run(r.seq, r.recipient, r.kind, r.sender, r.msg_id, r.body, r.sent_at, r.at, r.size);
+    }
+    for (const s of sent) q.insertSent.run(s.seq, hash52(recordKey(s.from, s.id)), s.from, s.id, s.digest, s.at, s.deliveredAt);
+  });
+
+  function flush(force = false): void {
+    flushScheduled = false;
+    // Held rows whose time is up are written now.
+    // Holds are timed on the monotonic clock: a wall clock stepped back must not keep a
+    // message (and every one behind it) unwritten and its sender unanswered.
+    const t = performance.now();
+    for (const row of held.values()) {
+      if (!force && row.due > t) break;
+      held.delete(row.envelope.seq);
+      toWrite.push(row);
+    }
+    if (held.size > 0 && !holdTimer && !closed) {
+      const first = held.values().next().value;
+      holdTimer = setTimeout(onHoldTimer, Math.max(1, (first?.due ?? t) - t)).unref();
+    }
+    const rows = toWrite.filter((row) => !row.taken);
+    toWrite = [];
+    // A record is written with its envelope, or once that was acknowledged (it is never written then).
+    const sent = takenRecords;
+    takenRecords = [];
+    for (const row of rows) if (row.record) sent.push(row.record);
+    if (pendingDeletes.size === 0 && rows.length === 0 && sent.length === 0) return;
+    const deletes = [...pendingDeletes];
+    for (const s of sent) pendingSent.delete(recordKey(s.from, s.id));
+    try {
+      commit(deletes.map(([s]) => s), rows, sent);
+      for (const row of rows) dequeue(row);
+      pendingDeletes.clear();
+      deletesFor.clear();
+      for (const [, recipient] of deletes) {
+        const box = boxes.get(recipient);
+        if (box) box.rows -= 1;
+      }
+      for (const row of rows) {
+        const box = boxes.get(row.recipient);
+        if (box) box.rows += 1;
+        row.done.resolve({});
+      }
+    } catch (error) {
+      const failure = storageError(error);
+      log.error('mailbox commit failed; senders get E_STORAGE', { rows: rows.length, error: String(error) });
+      for (const row of rows) {
+        if (row.keep) continue;
+        dequeue(row);
+        adjustQuota(row.recipient, row.envelope, row.size, -1);
+        row.done.reject(failure);
+      }
+      // Records of acknowledged envelopes, removals and the receipts they caused are tried
+      // again: nothing is lost by a late write.
+      toWrite.unshift(...rows.filter((row) => row.keep));
+      for (const s of sent) {
+        if (!s.row.taken) continue;
+        pendingSent.set(recordKey(s.from, s.id), s);
+        takenRecords.push(s);
+      }
+      if (!closed && (pendingDeletes.size > 0 || takenRecords.length > 0 || toWrite.length > 0)) setTimeout(scheduleFlush, 100).unref();
+    }
+  }
+
+  /** Soon (the next turn) when someone waits for the commit; `lazily` when nobody does. */
+  function scheduleFlush(lazily = false): void {
+    if (flushScheduled || closed) return;
+    if (lazily) {
+      lazyTimer ??= setTimeout(() => {
+        lazyTimer = undefined;
+        if (!flushScheduled) flush();
+      }, LAZY_FLUSH_MS).unref();
+      return;
+    }
+    flushScheduled = true;
+    setImmediate(flush);
+  }
+
+  return {
+    boxOf,
+    adjustQuota,
+    onDisk,
+    enqueue,
+    /** Envelopes not written yet for `recipient`, in seq order. */
+    waitingFor: (recipient: string): ReadonlyMap<number, PendingRow> | undefined => pendingFor.get(recipient),
+    /** The seq of the newest envelope waiting for `recipient`, when the mailbox on disk is empty (see Offer). */
+    lastWaiting: (recipient: string): number | undefined => {
+      if (onDisk(recipient) > 0) return undefined;
+      let last = 0;
+      for (const s of pendingFor.get(recipient)?.keys() ?? []) last = s;
+      return last;
+    },
+    /** The (sender, id) record answered but not written yet, by recordKey(). */
+    unwrittenRecord: (key: string): PendingSent | undefined => pendingSent.get(key),
+    unwrittenRecordKeys: (): Iterable<string> => pendingSent.keys(),
+    /** A message's record, written with its row or once the row is taken. */
+    recordWith: (row: PendingRow, record: Omit<PendingSent, 'row'>): void => {
+      row.record = { ...record, row };
+      pendingSent.set(recordKey(record.from, record.id), row.record);
+    },
+    /**
+     * Taken before it was written: it never touches the disk, and whoever waits for it (the
+     * sender) is answered now, with the delivery in that answer.
+     */
+    take: (row: PendingRow, at: number): void => {
+      dequeue(row);
+      row.taken = true;
+      adjustQuota(row.recipient, row.envelope, row.size, -1);
+      if (row.record) {
+        row.record.deliveredAt = at;
+        takenRecords.push(row.record);
+      }
+      row.done.resolve(row.envelope.kind === 'message' ? { deliveredAt: at } : {});
+    },
+    /** A written row was acknowledged: deleted with the next commit. */
+    remove: (seq: number, recipient: string): void => {
+      pendingDeletes.set(seq, recipient);
+      deletesFor.set(recipient, (deletesFor.get(recipient) ?? 0) + 1);
+    },
+    isRemoved: (seq: number): boolean => pendingDeletes.has(seq),
+    /** How many of the recipient's written rows are acknowledged but not deleted yet. */
+    removedFor: (recipient: string): number => deletesFor.get(recipient) ?? 0,
+    /** Removals and the records of taken envelopes keep nobody waiting: they go with a later commit. */
+    flushLazily: (): void => scheduleFlush(true),
+    /** Writes everything, held or not, and stops. */
+    close: (): void => {
+      flush(true);
+      closed = true;
+      clearTimeout(holdTimer);
+      clearTimeout(lazyTimer);
+    },
+  };
+}
