@@ -13,7 +13,8 @@ import { silentLogger, type Logger } from '../log.ts';
 import type { Offer } from '../mailbox/store.ts';
 import type { RelayCluster } from '../state.ts';
 import { createRedis } from './commands.ts';
-import { openRedisStore, toEnvelope, type ClusterStore } from './store.ts';
+import { openRedisStore, type ClusterStore } from './store.ts';
+import { toEnvelope } from './members.ts';
 import { createClusterNode } from './node.ts';
 import { redisAddressLimits, redisChallengeLedger } from './limits.ts';
 

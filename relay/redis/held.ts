@@ -1,0 +1,126 @@
+// The Redis store's fast path (relay/redis/store.ts): a message for a recipient connected to
+// this node is claimed in Redis (its seq and a "held" record) but kept in this node's memory
+// for up to holdMs. Taken by the recipient in that time, it never enters the Redis mailbox:
+// its sender's answer carries the delivery, and its record is written with the time a moment
+// later, together with others. Not taken, it is written into the mailbox then, and its sender
+// answered.
+import type { Envelope } from '../protocol.ts';
+import { StorageError, deferred, type Deferred, type IncomingMessage, type PageRequest } from '../mailbox/store.ts';
+import type { StoreContext } from './context.ts';
+import { Int, fitting, messageHeader, toEnvelope } from './members.ts';
+import { RECORD, WRITE } from './scripts.ts';
+
+/** How long the records of taken messages wait to be written together, ms (a resend meanwhile waits for them, see HELD_WAIT_MS in store.ts). */
+const RECORD_BATCH_MS = 20;
+
+export interface Held {
+  recipient: string;
+  envelope: Extract<Envelope, { kind: 'message' }>;
+  size: number;
+  digest: string;
+  due: number;
+  /** Its sender's answer. */
+  done: Deferred;
+}
+
+export type HeldMessages = ReturnType<typeof heldMessages>;
+
+export function heldMessages({ redis, key, me, holdMs, retention, track }: StoreContext) {
+  // Held messages, in seq (= due) order, and per recipient; and by (sender, id) for resends here.
+  const held = new Map<number, Held>();
+  const heldFor = new Map<string, Map<number, Held>>();
+  const heldBySent = new Map<string, Held>();
+  let holdTimer: NodeJS.Timeout | undefined;
+  /** Records of taken messages, written together a moment later (until then they read "held"). */
+  const records = new Map<string, string>();
+  let recordTimer: NodeJS.Timeout | undefined;
+  const writeRecords = () => {
+    recordTimer = undefined;
+    if (records.size === 0) return;
+    const keys = [...records.keys()];
+    const values = [...records.values()];
+    records.clear();
+    const work = redis.run(RECORD, keys, [...values, retention], Int);
+    // Not recorded (Redis away): the held records expire and a resend is delivered again, deduplicated by the recipient.
+    track(work.catch(() => undefined));
+  };
+
+  const forget = (h: Held) => {
+    held.delete(h.envelope.seq);
+    heldBySent.delete(`${h.envelope.from}\n${h.envelope.id}`);
+    const mine = heldFor.get(h.recipient);
+    mine?.delete(h.envelope.seq);
+    if (mine?.size === 0) heldFor.delete(h.recipient);
+  };
+  /** Not taken in time: into the Redis mailbox, and then its sender is answered. */
+  const write = (h: Held) => {
+    forget(h);
+    const member = messageHeader(h.size, h.envelope.from, h.envelope.id) + JSON.stringify(h.envelope);
+    const work = redis
+      .run(WRITE, [key.sent(h.envelope.from, h.envelope.id), key.mailbox(h.recipient), key.quota(h.recipient), key.nodes],
+        [h.digest, h.size, retention, h.envelope.seq, member, key.prefix, me, h.recipient], Int)
+      .then(() => h.done.resolve({}), (error: unknown) => h.done.reject(error instanceof StorageError ? error : new StorageError('E_STORAGE', `relay storage failed: ${String(error)}`)));
+    track(work);
+  };
+  const writeDue = (all = false) => {
+    holdTimer = undefined;
+    const t = performance.now(); // monotonic: a wall clock stepped back must not stall the holds
+    for (const h of held.values()) {
+      if (!all && h.due > t) {
+        holdTimer = setTimeout(writeDue, Math.max(1, h.due - t)).unref();
+        break;
+      }
+      write(h);
+    }
+  };
+
+  return {
+    /** Keeps a message claimed as `seq` here for its recipient. */
+    hold: (m: IncomingMessage, seq: number): Held => {
+      const envelope = { seq, kind: 'message' as const, id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, at: m.at };
+      const h: Held = { recipient: m.to, envelope, size: Buffer.byteLength(m.body), digest: m.digest, due: performance.now() + holdMs, done: deferred() };
+      held.set(seq, h);
+      heldBySent.set(`${m.from}\n${m.id}`, h);
+      let mine = heldFor.get(m.to);
+      if (!mine) heldFor.set(m.to, (mine = new Map()));
+      mine.set(seq, h);
+      holdTimer ??= setTimeout(writeDue, holdMs).unref();
+      return h;
+    },
+    /** The message held here for a resend of (from, id). */
+    bySent: (from: string, id: string): Held | undefined => heldBySent.get(`${from}\n${id}`),
+    /** The seqs held here for `recipient`, in order. */
+    seqsFor: (recipient: string): number[] => [...(heldFor.get(recipient)?.keys() ?? [])],
+    /** The recipient acknowledged these: those held here are taken, never written; returns their seqs. */
+    take: (recipient: string, seqs: readonly number[], at: number): number[] => {
+      const mine = heldFor.get(recipient);
+      const taken = mine ? seqs.filter((s) => mine.has(s)) : [];
+      for (const s of taken) {
+        const h = mine?.get(s);
+        if (!h) continue;
+        forget(h);
+        h.done.resolve({ deliveredAt: at });
+        records.set(key.sent(h.envelope.from, h.envelope.id), `${s} ${h.digest} ${at}`);
+      }
+      if (taken.length > 0) recordTimer ??= setTimeout(writeRecords, RECORD_BATCH_MS).unref();
+      return taken;
+    },
+    /** A page read from Redis, with what is held here merged in seq order: none newer than a page cut short by its bytes. */
+    withHeld: (recipient: string, members: string[], request: PageRequest): Envelope[] => {
+      const { members: kept, cut } = fitting(members, request.bytes ?? Infinity);
+      const fromRedis = kept.map(toEnvelope);
+      const mine = heldFor.get(recipient);
+      if (!mine) return fromRedis;
+      const readTo = cut ? (fromRedis.at(-1)?.seq ?? request.afterSeq) : Infinity;
+      const merged = [...fromRedis, ...[...mine.values()].filter((h) => h.envelope.seq > request.afterSeq && h.envelope.seq <= readTo).map((h) => h.envelope)];
+      return merged.sort((a, b) => a.seq - b.seq).slice(0, request.limit);
+    },
+    /** Writes what is held, and the records of what was taken, now (their promises are tracked). */
+    close: (): void => {
+      clearTimeout(holdTimer);
+      writeDue(true);
+      clearTimeout(recordTimer);
+      writeRecords();
+    },
+  };
+}
