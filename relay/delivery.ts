@@ -2,7 +2,7 @@
 // waits for the client's ack, removes what was acknowledged, repeats. Live messages and a
 // backlog take the same path, so a new message can never overtake an older one that is
 // visible. In a cluster an envelope can become visible after a newer one was sent (a node
-// kept it in memory for a moment, relay/redis/store.ts): offered then, it is sent at once,
+// kept it in memory for a moment, relay/redis/held.ts): offered then, it is sent at once,
 // out of seq order, rather than left behind the cursor. Senders send one request at a time
 // per recipient, and a request's messages are accepted one after the other (PROTOCOL.md
 // 7.3, 13.1), so each conversation keeps its order.

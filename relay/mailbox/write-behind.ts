@@ -55,8 +55,7 @@ export interface WriteBehindOptions {
 export type WriteBehind = ReturnType<typeof createWriteBehind>;
 
 export function createWriteBehind({ db, q, holdMs, log }: WriteBehindOptions) {
-  /** Every envelope not written yet, in seq order, and per recipient. */
-  const pending = new Map<number, PendingRow>();
+  /** Every envelope not written yet, per recipient, in seq order. */
   const pendingFor = new Map<string, Map<number, PendingRow>>();
   /** Written with the next commit. */
   let toWrite: PendingRow[] = [];
@@ -93,7 +92,6 @@ export function createWriteBehind({ db, q, holdMs, log }: WriteBehindOptions) {
 
   const enqueue = (recipient: string, envelope: Envelope, size: number, live: boolean, keep = false): PendingRow => {
     const row: PendingRow = { recipient, envelope, size, done: deferred(), due: live && holdMs > 0 ? performance.now() + holdMs : 0, taken: false, keep };
-    pending.set(envelope.seq, row);
     let mine = pendingFor.get(recipient);
     if (!mine) pendingFor.set(recipient, (mine = new Map()));
     mine.set(envelope.seq, row);
@@ -107,7 +105,6 @@ export function createWriteBehind({ db, q, holdMs, log }: WriteBehindOptions) {
     return row;
   };
   const dequeue = (row: PendingRow) => {
-    pending.delete(row.envelope.seq);
     held.delete(row.envelope.seq);
     const mine = pendingFor.get(row.recipient);
     mine?.delete(row.envelope.seq);

@@ -31,7 +31,7 @@ export interface RedisClusterOptions {
   commandTimeoutMs?: number;
   /** Retention of idempotency records. Default 30 days. */
   dedupRetentionMs?: number;
-  /** How long a message for a recipient connected to this node waits in memory for their ack (relay/redis/store.ts). Default 1,000 ms. */
+  /** How long a message for a recipient connected to this node waits in memory for their ack (relay/redis/held.ts). Default 1,000 ms. */
   holdMs?: number;
   /** How often every delivery stream of the node pages again, in case a wake-up was lost. Default 5 s. */
   sweepMs?: number;

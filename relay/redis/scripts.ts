@@ -18,7 +18,7 @@ return redis.call('HMGET', KEYS[1], 'id', 'secret')
 
 // An idempotency record is "<seq> <digest>", then " <delivered at>" when its sender was
 // answered with the delivery, or " held" while a node keeps the message in memory for a
-// recipient connected to it (relay/redis/store.ts): then a resend through another node waits;
+// recipient connected to it (relay/redis/held.ts): then a resend through another node waits;
 // or " wait:<node>" while the sender's node waits for the recipient, connected to another
 // node, to take it: the acknowledgement then tells that node instead of queueing a receipt.
 // A resend meanwhile takes the waiting node's place: the record goes back to "<seq> <digest>"
