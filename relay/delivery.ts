@@ -67,17 +67,20 @@ export class Pump {
   }
 
   /**
-   * An envelope was just queued, and `prev` is the seq of the one before it in the mailbox
-   * (0: none). When this stream is idle and has sent everything up to `prev`, nothing older
-   * can be waiting (seqs are handed out in write order), so it is sent at once, without
-   * reading the mailbox; otherwise this is a plain notify().
+   * Envelopes were just queued, one after the other in the mailbox, and `prev` is the seq of
+   * the one before the first (0: none). When this stream is idle and has sent everything up
+   * to `prev`, nothing older can be waiting (seqs are handed out in write order), so they are
+   * sent at once, in one batch, without reading the mailbox; otherwise this is a plain notify().
    */
-  offer(envelope: Envelope, prev: number): void {
-    if (this.stopped) return;
-    if (envelope.seq <= this.cursor && !this.recent.has(envelope.seq) && !this.late.some((e) => e.seq === envelope.seq)) this.late.push(envelope);
-    if (this.running || envelope.seq <= this.cursor || prev > this.cursor) return this.notify();
+  offer(envelopes: readonly Envelope[], prev: number): void {
+    const first = envelopes[0];
+    if (this.stopped || !first) return;
+    for (const envelope of envelopes) {
+      if (envelope.seq <= this.cursor && !this.recent.has(envelope.seq) && !this.late.some((e) => e.seq === envelope.seq)) this.late.push(envelope);
+    }
+    if (this.running || first.seq <= this.cursor || prev > this.cursor) return this.notify();
     this.running = true;
-    this.run([envelope]).catch((error: unknown) => {
+    this.run(envelopes.slice(0, this.options.batchSize)).catch((error: unknown) => {
       this.running = false;
       this.options.log.error('delivery stream failed', { user: this.recipient, error: String(error) });
     });

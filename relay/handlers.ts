@@ -30,8 +30,8 @@ export interface HandlerContext {
   nextRev: () => Promise<number>;
   /** Something was queued for this user: their delivery streams on this node page now. */
   wake: (userId: string) => void;
-  /** The same, when the store told where the envelope sits in the mailbox. */
-  offer: (offer: Offer) => void;
+  /** The same, when the store told where the envelopes sit in their mailboxes (one request's, in order). */
+  offer: (offers: readonly Offer[]) => void;
   /** The user has a socket on this relay (what is sent to them may wait in memory for their ack). */
   isHere: (userId: string) => boolean;
   closing: () => boolean;
@@ -103,7 +103,7 @@ export function registerHandlers(socket: RelaySocket, ctx: HandlerContext): void
    * its answer when that is an error, or else with the answer still to come (once it is
    * committed or taken by the recipient).
    */
-  const accept = async (m: SendPayload): Promise<Result<never> | { later: Promise<Result<SendResult>> }> => {
+  const accept = async (m: SendPayload, offers: Offer[]): Promise<Result<never> | { later: Promise<Result<SendResult>> }> => {
     if (Buffer.byteLength(m.body) > LIMITS.bodyBytes) return err('E_TOO_LARGE', `body is over ${LIMITS.bodyBytes} bytes`);
     if (!(await ctx.knownUser(m.to))) return err('E_UNKNOWN_RECIPIENT', 'no such user on this relay');
     const at = ctx.now();
@@ -115,7 +115,7 @@ export function registerHandlers(socket: RelaySocket, ctx: HandlerContext): void
         return err('E_QUEUE_FULL', "the recipient's mailbox is full; try again later");
       case 'accepted':
         if (outcome.prev === undefined) ctx.wake(m.to);
-        else ctx.offer({ to: m.to, prev: outcome.prev, envelope: { seq: outcome.seq, kind: 'message', id: m.id, from: me, body: m.body, sentAt: m.sentAt, at } });
+        else offers.push({ to: m.to, prev: outcome.prev, envelope: { seq: outcome.seq, kind: 'message', id: m.id, from: me, body: m.body, sentAt: m.sentAt, at } });
         return settle(outcome.seq, outcome.durable);
       case 'duplicate':
         return settle(outcome.seq, outcome.durable);
@@ -130,22 +130,30 @@ export function registerHandlers(socket: RelaySocket, ctx: HandlerContext): void
   const answerOf = (accepted: Result<never> | { later: Promise<Result<SendResult>> }) => ('later' in accepted ? accepted.later : accepted);
 
   const handlers: { [K in RequestName]: Handler<K> } = {
-    'message:send': async (m) => answerOf(await accept(m)),
+    'message:send': async (m) => {
+      const offers: Offer[] = [];
+      const accepted = await accept(m, offers);
+      ctx.offer(offers);
+      return answerOf(accepted);
+    },
     'message:send-many': async ({ messages }) => {
       // In order, each as its own message:send. A message that must be retried holds back the
       // later ones to the same recipient (they get the same answer), so a resend keeps the order.
       const answers: (Result<SendResult> | Promise<Result<SendResult>>)[] = [];
       const stopped = new Map<string, Result<never>>();
+      // Offered once all are queued, so that each recipient's stream sends them in one batch.
+      const offers: Offer[] = [];
       for (const m of messages) {
         const held = stopped.get(m.to);
         if (held) {
           answers.push(held);
           continue;
         }
-        const accepted = await accept(m).catch((error: unknown) => failure(error, ctx, 'message:send-many'));
+        const accepted = await accept(m, offers).catch((error: unknown) => failure(error, ctx, 'message:send-many'));
         if ('ok' in accepted && !accepted.ok && RETRYABLE_CODES.has(accepted.error.code)) stopped.set(m.to, accepted);
         answers.push(answerOf(accepted));
       }
+      ctx.offer(offers);
       return ok({ results: await Promise.all(answers) });
     },
     'message:read': async (r) => {

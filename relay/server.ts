@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { Server as EngineServer } from 'engine.io';
 import { Server as IoServer } from 'socket.io';
 import { DisplayNameSchema, LIMITS, PROTOCOL_VERSION, type Hello } from './protocol.ts';
-import type { Offer, RelayStore } from './mailbox/store.ts';
+import type { RelayStore } from './mailbox/store.ts';
 import { checkAuth, createChallenges } from './auth.ts';
 import { RequestBudget, TokenBucket } from './guard.ts';
 import { Pump } from './delivery.ts';
@@ -116,8 +116,7 @@ export function createRelay(options: RelayOptions): Relay {
   // Something was queued for a user: their streams here page now. In a cluster, the store's
   // writes wake the streams on the other nodes themselves (relay/redis/lua.ts).
   const wake = (userId: string) => sessions.notify(userId);
-  const offer = (o: Offer) => sessions.offer(o.to, o.envelope, o.prev);
-  cluster?.onWake((w) => (w === 'all' ? sessions.notifyAll() : offer(w)));
+  cluster?.onWake((w) => (w === 'all' ? sessions.notifyAll() : sessions.offer([w])));
 
   const directory = createDirectory({ store, presence, io, now, closing: () => closing });
   const { announce, setPresence } = directory;
@@ -169,7 +168,7 @@ export function createRelay(options: RelayOptions): Relay {
     const user = socket.data.user;
     const pump = new Pump(user.userId, {
       deliver: (batch, timeoutMs) => socket.timeout(timeoutMs).emitWithAck('message:deliver', batch),
-    }, { store, log, batchSize: LIMITS.batchSize, batchBytes: LIMITS.batchBytes, ackTimeoutMs, now, onReceipts: (senders, offers) => (offers ? offers.forEach(offer) : senders.forEach(wake)) });
+    }, { store, log, batchSize: LIMITS.batchSize, batchBytes: LIMITS.batchBytes, ackTimeoutMs, now, onReceipts: (senders, offers) => (offers ? sessions.offer(offers) : senders.forEach(wake)) });
     void socket.join(userRoom(user.userId));
     log.info('connected', { user: user.userId, address: clientAddress(socket.request, trustedProxies), socket: socket.id });
     sessions.add(user.userId, socket.id, pump);
@@ -178,7 +177,7 @@ export function createRelay(options: RelayOptions): Relay {
       knownUser: directory.knownUser,
       toEntries: directory.toEntries,
       wake,
-      offer,
+      offer: (offers) => sessions.offer(offers),
       isHere: (userId) => sessions.isOnline(userId),
       nextRev: () => presence.nextRev(),
       closing: () => closing,

@@ -2,6 +2,7 @@
 // while any of their sockets is connected.
 import type { Pump } from './delivery.ts';
 import type { Envelope } from './protocol.ts';
+import type { Offer } from './mailbox/store.ts';
 
 export class Sessions {
   private readonly byUser = new Map<string, Map<string, Pump>>();
@@ -39,9 +40,26 @@ export class Sessions {
     for (const pump of this.byUser.get(userId)?.values() ?? []) pump.notify();
   }
 
-  /** Something was queued for the user, and the store says what (see Pump.offer). */
-  offer(userId: string, envelope: Envelope, prev: number): void {
-    for (const pump of this.byUser.get(userId)?.values() ?? []) pump.offer(envelope, prev);
+  /**
+   * Things were queued, and the store says what (see Pump.offer). Envelopes that follow each
+   * other in a mailbox go to its streams together, as one batch: a request's messages to one
+   * recipient are delivered in one frame, not the first alone and the rest after its ack.
+   */
+  offer(offers: readonly Offer[]): void {
+    const chains = new Map<string, { envelopes: Envelope[]; prev: number }>();
+    const send = (to: string, chain: { envelopes: Envelope[]; prev: number }) => {
+      for (const pump of this.byUser.get(to)?.values() ?? []) pump.offer(chain.envelopes, chain.prev);
+    };
+    for (const { to, envelope, prev } of offers) {
+      const chain = chains.get(to);
+      if (chain && chain.envelopes.at(-1)?.seq === prev) {
+        chain.envelopes.push(envelope);
+        continue;
+      }
+      if (chain) send(to, chain);
+      chains.set(to, { envelopes: [envelope], prev });
+    }
+    for (const [to, chain] of chains) send(to, chain);
   }
 
   /** Wakes every pump here: after an outage, when wake-ups from other nodes may have been lost. */

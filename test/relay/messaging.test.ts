@@ -266,6 +266,20 @@ describe('direct messages', () => {
     expect(bob.messages()).toHaveLength(3);
   });
 
+  it("delivers one message:send-many's messages to an online recipient in one batch, in order", async () => {
+    await scope.start();
+    const alice = await scope.join();
+    const carol = await scope.join();
+    const batches: string[][] = [];
+    const bob = await scope.join({ onDeliver: (batch) => (batches.push(batch.map((e) => (e.kind === 'message' ? e.body : e.kind))), { ok: true }) });
+    const m = (to: string, body: string) => ({ id: newMessageId(), to, body, sentAt: Date.now() });
+    const answer = await alice.request('message:send-many', { messages: [m(bob.id, 'b0'), m(carol.id, 'c0'), m(bob.id, 'b1'), m(bob.id, 'b2'), m(carol.id, 'c1')] });
+    // Every message was delivered before the answer (it says so), and Bob got his in one frame.
+    expect(answer.ok && answer.value.results.map((r) => r.ok && r.value.deliveredAt !== undefined)).toEqual([true, true, true, true, true]);
+    expect(batches).toEqual([['b0', 'b1', 'b2']]);
+    expect(carol.messages().map((e) => e.body)).toEqual(['c0', 'c1']);
+  });
+
   it('counts each message of a message:send-many against the request budget', async () => {
     await scope.start({ rate: { capacity: 10, perSecond: 0.001, abuseMs: 60_000 } });
     const alice = await scope.join();
