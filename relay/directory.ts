@@ -6,32 +6,41 @@ import type { RelayStore, StoredUser } from './mailbox/store.ts';
 import type { UserEntry } from './protocol.ts';
 import type { Presence } from './state.ts';
 
-/** The most directory:changed hints a node sends, one per this many ms. */
-const DIRECTORY_HINT_MS = 1_000;
+/**
+ * How long a node waits between directory:changed hints: a second, or longer on a node with
+ * many connections, so that the hints (and the directory:changes requests that follow each)
+ * stay at about 2,000 a second however many are connected; never over 10 s.
+ */
+export function hintIntervalMs(connections: number): number {
+  return Math.min(10_000, Math.max(1_000, Math.ceil(connections / 2)));
+}
 
 export interface DirectoryContext {
   store: RelayStore;
   presence: Presence;
   io: Pick<RelayIo, 'emit' | 'to'>;
+  /** Sockets connected to this node. */
+  connections: () => number;
   now: () => number;
   closing: () => boolean;
 }
 
-export function createDirectory({ store, presence, io, now, closing }: DirectoryContext) {
+export function createDirectory({ store, presence, io, connections, now, closing }: DirectoryContext) {
   /** Users this node has seen, with what others need to know of them (name and keys). */
   const known = new Map<string, string>();
   const profileOf = (u: { name: string; kaKey: string }) => `${u.name}\n${u.kaKey}`;
 
   // Presence goes only to those who watch the user: telling everyone of every connect costs
   // connections squared. Directory changes (new users, names, keys) are told to everyone,
-  // as one small hint a second at most; clients fetch what changed (directory:changes).
+  // as one small hint a second at most (less often with many connections: hintIntervalMs);
+  // clients fetch what changed (directory:changes).
   const hint: { rev: number; timer: NodeJS.Timeout | undefined } = { rev: 0, timer: undefined };
   function directoryChanged(rev: number): void {
     hint.rev = Math.max(hint.rev, rev);
     hint.timer ??= setTimeout(() => {
       hint.timer = undefined;
       if (!closing()) io.emit('directory:changed', { rev: hint.rev });
-    }, DIRECTORY_HINT_MS);
+    }, hintIntervalMs(connections()));
   }
 
   const announce = (entry: UserEntry, changed = false) => {

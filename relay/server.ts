@@ -118,7 +118,7 @@ export function createRelay(options: RelayOptions): Relay {
   const wake = (userId: string) => sessions.notify(userId);
   cluster?.onWake((w) => (w === 'all' ? sessions.notifyAll() : sessions.offer([w])));
 
-  const directory = createDirectory({ store, presence, io, now, closing: () => closing });
+  const directory = createDirectory({ store, presence, io, connections: () => engine.clientsCount, now, closing: () => closing });
   const { announce, setPresence } = directory;
 
   guardAdmission({
