@@ -92,7 +92,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     cMs: quick ? 2_000 : 5_000,
     dConnections: quick ? 600 : 10_000,
     dConcurrency: 64,
-    dTimeoutMs: quick ? 8_000 : 30_000,
+    dTimeoutMs: quick ? 8_000 : 60_000,
   };
   const profile = values.profile ?? envOf('profile');
   if (typeof profile === 'string' && profile !== '') config.profileDir = profile;
