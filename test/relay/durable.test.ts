@@ -80,6 +80,26 @@ describe('the SQLite store with durability full', () => {
     expect(whenSettled).toEqual(outcomes.map(() => 1));
     expect(wal.count() - before).toBe(1);
   });
+
+  // A reconnect storm: each admitted user is saved, then their last-seen set.
+  it('commits the directory writes of one turn in one transaction, and settles each once it is on disk', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const path = join(dir.path, 'relay.db');
+    store = openSqliteStore({ path, durability: 'full' });
+    wal = watchWalCommits(path);
+    const reader = new Database(path, { readonly: true });
+    const lastSeenOf = reader.prepare<[string], { last_seen: number }>('SELECT last_seen FROM users WHERE id = ?');
+    const users = Array.from({ length: 40 }, (_, i) => ({ id: `u${String(i).padStart(31, '0')}`, name: `User ${i}`, idKey: 'k', kaKey: 'ka', kaSig: 's', lastSeen: 1, rev: i + 1 }));
+    const before = wal.count();
+    const saved = users.map((u) => store!.saveUser(u).then(() => lastSeenOf.get(u.id)?.last_seen));
+    expect(await Promise.all(saved)).toEqual(users.map(() => 1));
+    expect(wal.count() - before).toBe(1);
+    const seen = users.map((u) => store!.setLastSeen(u.id, 2, 100).then(() => lastSeenOf.get(u.id)?.last_seen));
+    expect(await Promise.all(seen)).toEqual(users.map(() => 2));
+    expect(wal.count() - before).toBe(2);
+    reader.close();
+  });
 });
 
 describe('a steady load on a relay with durability full', () => {
