@@ -13,7 +13,6 @@ import { SeenFilter } from './seen-filter.ts';
 import { seqBlocks } from './seq-blocks.ts';
 import { prepareQueries, recordKey, toEnvelope, toUser } from './sqlite-rows.ts';
 import { createWriteBehind, storageError } from './write-behind.ts';
-import { groupCommit } from './group-commit.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { migrate, tune } from '../sqlite/migrate.ts';
 import { relayMigrations } from './migrations.ts';
@@ -77,7 +76,6 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   q.pruneSent.run(now() - retention);
 
   const writes = createWriteBehind({ db, q, holdMs, log });
-  const userWrites = groupCommit(db);
   const seen = new SeenFilter({
     count: () => q.countSent.get()?.n ?? 0,
     all: function* () {
@@ -153,11 +151,13 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     secret: meta.secret,
 
     saveUser: (user) =>
-      guard(() =>
-        userWrites.later(() => {
-          q.saveUser.run({ id: user.id, name: user.name, id_key: user.idKey, ka_key: user.kaKey, ka_sig: user.kaSig, first_seen: user.lastSeen, last_seen: user.lastSeen, rev: user.rev });
-        })),
-    setLastSeen: (id, lastSeen, rev) => guard(() => userWrites.later(() => void q.setLastSeen.run(lastSeen, rev, id))),
+      guard(async () => {
+        await writes.later(() => q.saveUser.run({ id: user.id, name: user.name, id_key: user.idKey, ka_key: user.kaKey, ka_sig: user.kaSig, first_seen: user.lastSeen, last_seen: user.lastSeen, rev: user.rev }));
+      }),
+    setLastSeen: (id, lastSeen, rev) =>
+      guard(async () => {
+        await writes.later(() => q.setLastSeen.run(lastSeen, rev, id));
+      }),
     getUsers: (ids) => guard(() => q.getUsers.all(JSON.stringify(ids)).map(toUser)),
     pageUsers: (after, limit) => guard(() => q.pageUsers.all(after ?? '', limit).map(toUser)),
     changedUsers: (since, limit) => guard(() => q.changedUsers.all(since, limit).map(toUser)),
@@ -218,7 +218,6 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     close: async () => {
       if (closed) return;
       writes.close();
-      userWrites.flush();
       closed = true;
       seen.close();
       clearInterval(pruneTimer);

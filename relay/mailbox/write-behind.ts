@@ -1,8 +1,8 @@
 // What the SQLite store (relay/mailbox/sqlite.ts) has taken on but not written yet, and the
 // group commit that writes it. Envelopes wait here for the next commit, or, for a connected
 // recipient, in memory for holdMs first; (sender, id) records and removals wait for a commit
-// that keeps nobody waiting. Also the per-recipient counts the quota and paging read, which
-// each commit keeps in step with the disk.
+// that keeps nobody waiting; the directory's writes go with the next commit too. Also the
+// per-recipient counts the quota and paging read, which each commit keeps in step with the disk.
 import type { Database } from 'better-sqlite3';
 import type { Envelope } from '../protocol.ts';
 import type { Logger } from '../log.ts';
@@ -65,6 +65,8 @@ export function createWriteBehind({ db, q, holdMs, log }: WriteBehindOptions) {
   const pendingSent = new Map<string, PendingSent>();
   /** Records of envelopes taken before they were written: written with the next commit. */
   let takenRecords: PendingSent[] = [];
+  /** Other writes (the directory's) for the next commit, each settled by it. */
+  let others: { write: () => void; done: Deferred }[] = [];
   /** Written rows acknowledged since the last commit: seq -> recipient. */
   const pendingDeletes = new Map<number, string>();
   const deletesFor = new Map<string, number>();
@@ -117,13 +119,14 @@ export function createWriteBehind({ db, q, holdMs, log }: WriteBehindOptions) {
   }
 
   // One transaction: removals, and the receipts they caused, commit together or not at all.
-  const commit = db.transaction((deletes: number[], rows: PendingRow[], sent: PendingSent[]) => {
+  const commit = db.transaction((deletes: number[], rows: PendingRow[], sent: PendingSent[], writes: (() => void)[]) => {
     for (const s of deletes) q.deleteRow.run(s);
     for (const row of rows) {
       const r = toRow(row.recipient, row.envelope, row.size);
       q.insertRow.run(r.seq, r.recipient, r.kind, r.sender, r.msg_id, r.body, r.sent_at, r.at, r.size);
     }
     for (const s of sent) q.insertSent.run(s.seq, hash52(recordKey(s.from, s.id)), s.from, s.id, s.digest, s.at, s.deliveredAt);
+    for (const write of writes) write();
   });
 
   function flush(force = false): void {
@@ -147,11 +150,14 @@ export function createWriteBehind({ db, q, holdMs, log }: WriteBehindOptions) {
     const sent = takenRecords;
     takenRecords = [];
     for (const row of rows) if (row.record) sent.push(row.record);
-    if (pendingDeletes.size === 0 && rows.length === 0 && sent.length === 0) return;
+    const extra = others;
+    others = [];
+    if (pendingDeletes.size === 0 && rows.length === 0 && sent.length === 0 && extra.length === 0) return;
     const deletes = [...pendingDeletes];
     for (const s of sent) pendingSent.delete(recordKey(s.from, s.id));
     try {
-      commit(deletes.map(([s]) => s), rows, sent);
+      commit(deletes.map(([s]) => s), rows, sent, extra.map((w) => w.write));
+      for (const w of extra) w.done.resolve({});
       for (const row of rows) dequeue(row);
       pendingDeletes.clear();
       deletesFor.clear();
@@ -167,6 +173,7 @@ export function createWriteBehind({ db, q, holdMs, log }: WriteBehindOptions) {
     } catch (error) {
       const failure = storageError(error);
       log.error('mailbox commit failed; senders get E_STORAGE', { rows: rows.length, error: String(error) });
+      for (const w of extra) w.done.reject(failure);
       for (const row of rows) {
         if (row.keep) continue;
         dequeue(row);
@@ -243,6 +250,17 @@ export function createWriteBehind({ db, q, holdMs, log }: WriteBehindOptions) {
     isRemoved: (seq: number): boolean => pendingDeletes.has(seq),
     /** How many of the recipient's written rows are acknowledged but not deleted yet. */
     removedFor: (recipient: string): number => deletesFor.get(recipient) ?? 0,
+    /**
+     * Runs `write` in the next commit; settles once that is committed. The directory's writes
+     * (a user saved, a last-seen) go this way: a reconnect storm costs a commit per turn, not
+     * two per connection.
+     */
+    later: (write: () => void): Promise<unknown> => {
+      const done = deferred();
+      others.push({ write, done });
+      scheduleFlush();
+      return done.promise;
+    },
     /** Removals and the records of taken envelopes keep nobody waiting: they go with a later commit. */
     flushLazily: (): void => scheduleFlush(true),
     /** Writes everything, held or not, and stops. */
