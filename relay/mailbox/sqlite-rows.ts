@@ -26,9 +26,6 @@ export interface UserRow {
   rev: number;
 }
 
-/** A (sender, id) record's key in memory and in the dedup filter. */
-export const recordKey = (sender: string, id: string) => `${sender}\n${id}`;
-
 export const toUser = (r: UserRow): StoredUser => ({ id: r.id, name: r.name, idKey: r.id_key, kaKey: r.ka_key, kaSig: r.ka_sig, lastSeen: r.last_seen, rev: r.rev });
 
 export function toEnvelope(r: MailboxRow): Envelope {

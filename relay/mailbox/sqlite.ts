@@ -11,12 +11,12 @@ import { base32 } from '../identity.ts';
 import { hash52 } from './bloom.ts';
 import { SeenFilter } from './seen-filter.ts';
 import { seqBlocks } from './seq-blocks.ts';
-import { prepareQueries, recordKey, toEnvelope, toUser } from './sqlite-rows.ts';
+import { prepareQueries, toEnvelope, toUser } from './sqlite-rows.ts';
 import { createWriteBehind, storageError } from './write-behind.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { migrate, tune } from '../sqlite/migrate.ts';
 import { relayMigrations } from './migrations.ts';
-import { StorageError, deliveredIds, envelopeBytes, type AcceptOutcome, type IncomingMessage, type Quota, type RelayStore } from './store.ts';
+import { StorageError, deliveredIds, recordKey, envelopeBytes, type AcceptOutcome, type IncomingMessage, type Quota, type RelayStore } from './store.ts';
 
 export interface SqliteStoreOptions {
   /** Database file; created with its folder's permissions if missing. */

@@ -38,6 +38,9 @@ export interface Settled {
 }
 
 /** An answer that settles later (see Settled): its promise, and the ways to settle it. */
+/** A (sender, id) pair as one key: a message's idempotency record, in memory and in the dedup filter. */
+export const recordKey = (sender: string, id: string) => `${sender}\n${id}`;
+
 export interface Deferred {
   promise: Promise<Settled>;
   resolve: (settled: Settled) => void;

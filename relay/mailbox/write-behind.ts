@@ -7,8 +7,8 @@ import type { Database } from 'better-sqlite3';
 import type { Envelope } from '../protocol.ts';
 import type { Logger } from '../log.ts';
 import { hash52 } from './bloom.ts';
-import { recordKey, toRow, type Queries } from './sqlite-rows.ts';
-import { StorageError, deferred, type Deferred } from './store.ts';
+import { toRow, type Queries } from './sqlite-rows.ts';
+import { StorageError, deferred, recordKey, type Deferred } from './store.ts';
 
 export interface PendingRow {
   recipient: string;

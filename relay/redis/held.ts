@@ -5,7 +5,7 @@
 // later, together with others. Not taken, it is written into the mailbox then, and its sender
 // answered.
 import type { Envelope } from '../protocol.ts';
-import { StorageError, deferred, type Deferred, type IncomingMessage, type PageRequest } from '../mailbox/store.ts';
+import { StorageError, deferred, recordKey, type Deferred, type IncomingMessage, type PageRequest } from '../mailbox/store.ts';
 import type { StoreContext } from './context.ts';
 import { Int, fitting, messageHeader, toEnvelope } from './members.ts';
 import { RECORD, WRITE } from './scripts.ts';
@@ -47,7 +47,7 @@ export function heldMessages({ redis, key, me, holdMs, retention, track }: Store
 
   const forget = (h: Held) => {
     held.delete(h.envelope.seq);
-    heldBySent.delete(`${h.envelope.from}\n${h.envelope.id}`);
+    heldBySent.delete(recordKey(h.envelope.from, h.envelope.id));
     const mine = heldFor.get(h.recipient);
     mine?.delete(h.envelope.seq);
     if (mine?.size === 0) heldFor.delete(h.recipient);
@@ -80,7 +80,7 @@ export function heldMessages({ redis, key, me, holdMs, retention, track }: Store
       const envelope = { seq, kind: 'message' as const, id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, at: m.at };
       const h: Held = { recipient: m.to, envelope, size: Buffer.byteLength(m.body), digest: m.digest, due: performance.now() + holdMs, done: deferred() };
       held.set(seq, h);
-      heldBySent.set(`${m.from}\n${m.id}`, h);
+      heldBySent.set(recordKey(m.from, m.id), h);
       let mine = heldFor.get(m.to);
       if (!mine) heldFor.set(m.to, (mine = new Map()));
       mine.set(seq, h);
@@ -88,7 +88,7 @@ export function heldMessages({ redis, key, me, holdMs, retention, track }: Store
       return h;
     },
     /** The message held here for a resend of (from, id). */
-    bySent: (from: string, id: string): Held | undefined => heldBySent.get(`${from}\n${id}`),
+    bySent: (from: string, id: string): Held | undefined => heldBySent.get(recordKey(from, id)),
     /** The seqs held here for `recipient`, in order. */
     seqsFor: (recipient: string): number[] => [...(heldFor.get(recipient)?.keys() ?? [])],
     /** The recipient acknowledged these: those held here are taken, never written; returns their seqs. */

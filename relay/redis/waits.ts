@@ -3,7 +3,7 @@
 // holdMs for that node's acknowledgement, told on this node's wake-up channel (taken()). In
 // time, the answer carries the delivery and no receipt travels back; else the answer says
 // "stored" and the receipt follows as usual (UNWAIT).
-import { StorageError, deferred, type Deferred, type IncomingMessage, type Settled } from '../mailbox/store.ts';
+import { StorageError, deferred, recordKey, type Deferred, type IncomingMessage, type Settled } from '../mailbox/store.ts';
 import type { StoreContext } from './context.ts';
 import { Int } from './members.ts';
 import { UNWAIT } from './scripts.ts';
@@ -24,7 +24,7 @@ export interface Waiting {
 export type SenderWaits = ReturnType<typeof senderWaits>;
 
 export function senderWaits({ redis, key, me, holdMs, track }: StoreContext) {
-  /** Senders' answers waiting for a recipient on another node, by `${from}\n${id}`. */
+  /** Senders' answers waiting for a recipient on another node, by recordKey(). */
   const waits = new Map<string, Waiting>();
   /**
    * Notices that arrived before the script's reply made the sender wait here (they come on
@@ -49,7 +49,7 @@ export function senderWaits({ redis, key, me, holdMs, track }: StoreContext) {
     /** The answer to a message accepted as `seq` whose recipient is connected to another node. */
     wait: (m: IncomingMessage, seq: number): Promise<Settled> => {
       const done = deferred();
-      const sent = `${m.from}\n${m.id}`;
+      const sent = recordKey(m.from, m.id);
       const noticed = early.get(sent);
       if (noticed) {
         early.delete(sent);
@@ -60,10 +60,10 @@ export function senderWaits({ redis, key, me, holdMs, track }: StoreContext) {
       return done.promise;
     },
     /** The sender of (from, id) waiting here, for a resend. */
-    bySent: (from: string, id: string): Waiting | undefined => waits.get(`${from}\n${id}`),
+    bySent: (from: string, id: string): Waiting | undefined => waits.get(recordKey(from, id)),
     /** Another node's recipient took a message whose sender this node keeps waiting. */
     taken: (from: string, id: string, at: number): void => {
-      const sent = `${from}\n${id}`;
+      const sent = recordKey(from, id);
       const w = waits.get(sent);
       if (!w) {
         // Not waiting yet (or answered already: then UNWAIT read the time from the record).
