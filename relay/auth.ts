@@ -65,8 +65,20 @@ export interface Authenticated {
 
 export type AuthOutcome = { ok: true; user: Authenticated } | { ok: false; code: ErrorCode; message: string };
 
-/** Rejects only when the ledger of used challenges cannot be reached. */
-export async function checkAuth(input: unknown, ctx: { relayId: string; accessCode: string | undefined; challenges: Challenges }): Promise<AuthOutcome> {
+export interface AuthContext {
+  relayId: string;
+  accessCode: string | undefined;
+  challenges: Challenges;
+  /**
+   * The key-agreement key and its signature that the directory holds for a user: they were
+   * verified when saved, so a returning user who presents the same two is not verified again
+   * (an Ed25519 verification is most of what a reconnect costs the relay).
+   */
+  keysOnRecord?: (userId: string) => Promise<{ kaKey: string; kaSig: string } | undefined>;
+}
+
+/** Rejects only when the ledger of used challenges or the directory cannot be reached. */
+export async function checkAuth(input: unknown, ctx: AuthContext): Promise<AuthOutcome> {
   const fail = (code: ErrorCode, message: string): AuthOutcome => ({ ok: false, code, message });
   if (typeof input === 'object' && input !== null && 'v' in input && input.v !== PROTOCOL_VERSION) {
     return fail('E_VERSION', `this relay speaks protocol ${PROTOCOL_VERSION}`);
@@ -81,12 +93,16 @@ export async function checkAuth(input: unknown, ctx: { relayId: string; accessCo
   if (ctx.accessCode !== undefined && !accessCodeMatches(auth.accessCode, ctx.accessCode)) {
     return fail('E_ACCESS_CODE', auth.accessCode === undefined ? 'this relay needs an access code' : 'wrong access code');
   }
-  if (!verifySignature(auth.idKey, kaStatement(auth.kaKey), auth.kaSig)) return fail('E_AUTH', 'key-agreement key is not signed by the identity key');
   if (!verifySignature(auth.idKey, authStatement(ctx.relayId, auth.challenge, auth.idKey, auth.kaKey), auth.sig)) {
     return fail('E_AUTH', 'handshake signature does not verify');
   }
+  const userId = userIdOf(auth.idKey);
+  // Looked up only for someone who has just proved the identity key.
+  const onRecord = await ctx.keysOnRecord?.(userId);
+  const known = onRecord?.kaKey === auth.kaKey && onRecord.kaSig === auth.kaSig;
+  if (!known && !verifySignature(auth.idKey, kaStatement(auth.kaKey), auth.kaSig)) return fail('E_AUTH', 'key-agreement key is not signed by the identity key');
   // Only a correctly signed proof consumes the challenge, so nobody can burn another's.
   const redeemed = await ctx.challenges.redeem(auth.challenge);
   if (redeemed !== 'ok') return fail('E_AUTH', `challenge is ${redeemed}; fetch a fresh one from /parley/hello`);
-  return { ok: true, user: { userId: userIdOf(auth.idKey), name: auth.name, idKey: auth.idKey, kaKey: auth.kaKey, kaSig: auth.kaSig } };
+  return { ok: true, user: { userId, name: auth.name, idKey: auth.idKey, kaKey: auth.kaKey, kaSig: auth.kaSig } };
 }

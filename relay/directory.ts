@@ -67,6 +67,13 @@ export function createDirectory({ store, presence, io, connections, now, closing
       return found !== undefined;
     },
 
+    /** The keys the directory holds for a user, which were verified when saved (relay/auth.ts). */
+    async keysOnRecord(userId: string): Promise<StoredUser | undefined> {
+      const [found] = await store.getUsers([userId]);
+      if (found) known.set(userId, profileOf(found));
+      return found;
+    },
+
     /** Saves a user who has just proved their key. */
     async record(user: Authenticated): Promise<void> {
       const rev = await presence.nextRev();

@@ -127,9 +127,9 @@ export function createRelay(options: RelayOptions): Relay {
     admit: async (socket) => {
       let outcome: Awaited<ReturnType<typeof checkAuth>>;
       try {
-        outcome = await checkAuth(socket.handshake.auth, { relayId: store.relayId, accessCode, challenges });
+        outcome = await checkAuth(socket.handshake.auth, { relayId: store.relayId, accessCode, challenges, keysOnRecord: directory.keysOnRecord });
       } catch (error) {
-        log.error('could not check a handshake challenge', { error: String(error) });
+        log.error('could not check a handshake (challenge ledger or directory)', { error: String(error) });
         return { code: 'E_UNAVAILABLE', message: 'the relay cannot check handshakes right now' };
       }
       if (!outcome.ok) return outcome;

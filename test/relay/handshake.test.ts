@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { io } from 'socket.io-client';
 import { connectClient, useRelay } from '../support/relay.ts';
 import { OPCODE, openRawWebSocket, upgradeAnswer, type RawWebSocket } from '../support/raw-ws.ts';
-import { generateIdentity, signWith, authStatement, userIdOf } from '../../relay/identity.ts';
+import { generateIdentity, signWith, authStatement, kaStatement, userIdOf } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
 import { LIMITS, type Auth } from '../../relay/protocol.ts';
 import { createLogger } from '../../relay/log.ts';
@@ -67,6 +67,24 @@ describe('handshake', () => {
     const auth = buildAuth(alice, hello, { name: 'Alice' });
     const swapped = { ...auth, kaKey: mallory.kaKey, sig: signWith(alice, authStatement(hello.relayId, hello.challenge, alice.idKey, mallory.kaKey)) };
     expect(await tryAuth(relay.url, swapped)).toBe('E_AUTH');
+  });
+
+  it("refuses a returning user's key-agreement key or signature that the identity key did not sign", async () => {
+    const relay = await scope.start();
+    const alice = generateIdentity();
+    const mallory = generateIdentity();
+    (await connectClient(relay.url, { identity: alice, name: 'Alice' })).close();
+    // Alice is on record now; proofs of her identity key with keys she never signed:
+    const fresh = async () => buildAuth(alice, await fetchHello(new URL(relay.url)), { name: 'Alice' });
+    const hello = await fetchHello(new URL(relay.url));
+    const swapped = { ...buildAuth(alice, hello, { name: 'Alice' }), kaKey: mallory.kaKey, sig: signWith(alice, authStatement(hello.relayId, hello.challenge, alice.idKey, mallory.kaKey)) };
+    expect(await tryAuth(relay.url, swapped)).toBe('E_AUTH');
+    const resigned = { ...(await fresh()), kaSig: signWith(mallory, kaStatement(alice.kaKey)) };
+    expect(await tryAuth(relay.url, resigned)).toBe('E_AUTH');
+    // What the others see of her is still what she signed, and she still gets in with it.
+    const back = await connectClient(relay.url, { identity: alice, name: 'Alice' });
+    expect(await back.request('directory:get', { ids: [alice.userId] })).toMatchObject({ ok: true, value: { users: [{ kaKey: alice.kaKey, kaSig: alice.kaSig }] } });
+    back.close();
   });
 
   it('refuses a replayed proof on a new socket', async () => {
