@@ -37,6 +37,8 @@ export interface Config {
   cConnections: number;
   cRate: number;
   cMs: number;
+  /** (c) runs its load this long before the measured cMs: the measured p99 is a warm relay's. */
+  cWarmupMs: number;
   // (d) many connections
   dConnections: number;
   dConcurrency: number;
@@ -47,7 +49,7 @@ const NUMBERS = {
   'body-bytes': 'bodyBytes', loadgens: 'loadgens', 'many-loadgens': 'manyLoadgens', 'file-limit': 'fileLimit', nice: 'nice', 'quiet-ms': 'quietMs',
   pairs: 'pairs', window: 'window', 'probe-ms': 'probeMs', 'step-ms': 'stepMs', 'grace-ms': 'graceMs', 'max-steps': 'maxSteps', 'slo-ms': 'sloMs',
   'offline-pairs': 'offlinePairs', 'per-sender': 'perSender', backlog: 'backlog',
-  'c-connections': 'cConnections', 'c-rate': 'cRate', 'c-ms': 'cMs',
+  'c-connections': 'cConnections', 'c-rate': 'cRate', 'c-ms': 'cMs', 'c-warmup-ms': 'cWarmupMs',
   'd-connections': 'dConnections', 'd-concurrency': 'dConcurrency', 'd-timeout-ms': 'dTimeoutMs',
 } as const satisfies Record<string, keyof Config>;
 type NumberKey = (typeof NUMBERS)[keyof typeof NUMBERS];
@@ -90,6 +92,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     cConnections: quick ? 300 : 2_000,
     cRate: 5_000,
     cMs: quick ? 2_000 : 5_000,
+    cWarmupMs: quick ? 1_000 : 3_000,
     dConnections: quick ? 600 : 10_000,
     dConcurrency: 64,
     dTimeoutMs: quick ? 8_000 : 60_000,

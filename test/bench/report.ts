@@ -61,6 +61,7 @@ export function report(results: Results, config: Config): string {
     const ratio = p(pc?.step, 0.99) / p(bc?.step, 0.99);
     const lossless = (pc?.step.totals.lost ?? 1) === 0 && (pc?.step.totals.errors ?? 1) === 0;
     rows.push([`(c) p99 at ${fmtRate(config.cRate)} over ${conns} conns`, fmtLatency(p(pc?.step, 0.99)), fmtLatency(p(bc?.step, 0.99)), fmtRatio(ratio), '<= 2.0x', verdict(Number.isFinite(ratio) ? ratio <= 2 && lossless : undefined, pc?.step, bc?.step)]);
+    rows.push([`(c)   p99 in the ${secs(config.cWarmupMs)} before, just started`, fmtLatency(p(pc?.warmup, 0.99)), fmtLatency(p(bc?.warmup, 0.99)), fmtRatio(p(pc?.warmup, 0.99) / p(bc?.warmup, 0.99)), '', '']);
     rows.push(['(c)   p50', fmtLatency(p(pc?.step, 0.5)), fmtLatency(p(bc?.step, 0.5)), fmtRatio(p(pc?.step, 0.5) / p(bc?.step, 0.5)), '', '']);
     rows.push(['(c)   delivered/s (lost)', `${fmtRate(rateOf(pc?.step))} (${fmtInt(pc?.step.totals.lost ?? Number.NaN)})`, `${fmtRate(rateOf(bc?.step))} (${fmtInt(bc?.step.totals.lost ?? Number.NaN)})`, NA, '', '']);
     rows.push(['(c)   send -> own ack p99', fmtLatency(p(pc?.step, 0.99, 'ack')), NA, NA, '', '']);
@@ -92,6 +93,7 @@ export function report(results: Results, config: Config): string {
     `Body ${config.bodyBytes} chars; ${config.loadgens} load generator(s) for (a) and (b), ${config.manyLoadgens} for (c) and (d); (d) adds connections to the Parley relay of (c).`,
     `(a) rate: highest open-loop rate with zero loss, no errors and delivery p99 <= ${config.sloMs} ms (steps of ${config.stepMs / 1000} s + ${config.graceMs / 1000} s grace).`,
     '(b) baseline column: the baseline has no mailbox; the ratio compares with its online rate from (a).',
+    `(c) measures ${config.cMs / 1000} s of its rate after ${config.cWarmupMs / 1000} s of the same load on the relay process just started (each relay alike): a running relay's p99, and a just-started one's.`,
     '(noisy): other processes on the machine took over a quarter of a core during that measurement (full runs measure once more first).',
   ];
   return `${table(['scenario / figure', 'Parley', 'baseline', 'ratio', 'target', 'verdict'], rows)}\n\n${legend.join('\n')}`;

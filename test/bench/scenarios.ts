@@ -44,6 +44,8 @@ export interface FixedResult {
   kind: RelayKind;
   connect: ConnectResult;
   rssPerConn: number;
+  /** The same load for cWarmupMs first, right after connecting (a relay process just started). */
+  warmup: Step;
   step: Step;
 }
 
@@ -188,9 +190,12 @@ export function connections(kind: RelayKind, config: Config, want: { fixed: bool
     if (want.fixed) {
       const { connect, before, observed, rssPerConn } = await connectMeasured(relay, fleet, Math.round(config.cConnections / 2), 64, 180_000);
       start = { connect, before, observed };
+      const warmup = await measured(relay, fleet, config, config.cRate, () => fleet.open(config.cRate, config.cWarmupMs, config.graceMs * 2, config.bodyBytes));
+      log(`${kind} @ ${connect.connected} connections, warm-up from a cold start: ${describe(warmup)}`);
+      await sleep(1_000);
       const step = await measured(relay, fleet, config, config.cRate, () => fleet.open(config.cRate, config.cMs, config.graceMs * 2, config.bodyBytes));
       log(`${kind} @ ${connect.connected} connections: ${describe(step)}`);
-      out.fixed = { kind, connect, rssPerConn, step };
+      out.fixed = { kind, connect, rssPerConn, warmup, step };
     }
     if (want.many && kind === 'parley') {
       const have = start?.connect.connected ?? 0;
