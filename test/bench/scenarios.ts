@@ -190,10 +190,11 @@ export function connections(kind: RelayKind, config: Config, want: { fixed: bool
     if (want.fixed) {
       const { connect, before, observed, rssPerConn } = await connectMeasured(relay, fleet, Math.round(config.cConnections / 2), 64, 180_000);
       start = { connect, before, observed };
-      const warmup = await measured(relay, fleet, config, config.cRate, () => fleet.open(config.cRate, config.cWarmupMs, config.graceMs * 2, config.bodyBytes));
+      const load = (ms: number) => measured(relay, fleet, config, config.cRate, () => fleet.open(config.cRate, ms, config.graceMs * 2, config.bodyBytes));
+      const warmup = await load(config.cWarmupMs);
       log(`${kind} @ ${connect.connected} connections, warm-up from a cold start: ${describe(warmup)}`);
       await sleep(1_000);
-      const step = await measured(relay, fleet, config, config.cRate, () => fleet.open(config.cRate, config.cMs, config.graceMs * 2, config.bodyBytes));
+      const step = await load(config.cMs);
       log(`${kind} @ ${connect.connected} connections: ${describe(step)}`);
       out.fixed = { kind, connect, rssPerConn, warmup, step };
     }
