@@ -15,6 +15,7 @@ import { prepareQueries, toEnvelope, toUser } from './sqlite-rows.ts';
 import { createWriteBehind, storageError } from './write-behind.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { migrate, tune } from '../sqlite/migrate.ts';
+import { startCheckpointer } from '../sqlite/checkpointer.ts';
 import { relayMigrations } from './migrations.ts';
 import { StorageError, deliveredIds, recordKey, envelopeBytes, type AcceptOutcome, type IncomingMessage, type Quota, type RelayStore } from './store.ts';
 
@@ -75,7 +76,8 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   const meta = setup.immediate();
   q.pruneSent.run(now() - retention);
 
-  const writes = createWriteBehind({ db, q, holdMs, log });
+  const checkpoints = startCheckpointer(db, log);
+  const writes = createWriteBehind({ db, q, holdMs, log, committed: checkpoints.committed });
   const seen = new SeenFilter({
     count: () => q.countSent.get()?.n ?? 0,
     all: function* () {
@@ -87,6 +89,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   }, options.expectedRecords ?? 65_536, log);
   const nextSeq = seqBlocks(meta.seq, (end) => void q.setMeta.run('seq', end), log);
   let closed = false;
+  let closing: Promise<void> = Promise.resolve();
 
   const pruneTimer = setInterval(() => {
     try {
@@ -215,13 +218,16 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         return { removed: count, receiptsFor: [...bySender.keys()], ...(next ? { next: page(recipient, next.afterSeq, next.limit, next.bytes) } : {}) };
       }),
 
-    close: async () => {
-      if (closed) return;
-      writes.close();
-      closed = true;
-      seen.close();
-      clearInterval(pruneTimer);
-      db.close();
+    close: () => {
+      if (!closed) {
+        writes.close();
+        closed = true;
+        seen.close();
+        clearInterval(pruneTimer);
+        // The worker's connection first: the last one to close checkpoints what is left.
+        closing = checkpoints.close().then(() => void db.close());
+      }
+      return closing;
     },
   };
   return store;

@@ -50,11 +50,13 @@ export interface WriteBehindOptions {
   /** How long an envelope for a connected recipient waits in memory (see SqliteStoreOptions). */
   holdMs: number;
   log: Logger;
+  /** Called after each commit (relay/sqlite/checkpointer.ts). */
+  committed?: () => void;
 }
 
 export type WriteBehind = ReturnType<typeof createWriteBehind>;
 
-export function createWriteBehind({ db, q, holdMs, log }: WriteBehindOptions) {
+export function createWriteBehind({ db, q, holdMs, log, committed }: WriteBehindOptions) {
   /** Every envelope not written yet, per recipient, in seq order. */
   const pendingFor = new Map<string, Map<number, PendingRow>>();
   /** Written with the next commit. */
@@ -157,6 +159,7 @@ export function createWriteBehind({ db, q, holdMs, log }: WriteBehindOptions) {
     for (const s of sent) pendingSent.delete(recordKey(s.from, s.id));
     try {
       commit(deletes.map(([s]) => s), rows, sent, extra.map((w) => w.write));
+      committed?.();
       for (const w of extra) w.done.resolve({});
       for (const row of rows) dequeue(row);
       pendingDeletes.clear();

@@ -1,5 +1,6 @@
 // The SQLite mailbox on its own: what reaches the disk, and when a sender may be answered.
 import Database from 'better-sqlite3';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { relayMigrations } from '../../relay/mailbox/migrations.ts';
@@ -138,6 +139,17 @@ describe('the SQLite mailbox', () => {
     // The page an acknowledgement reads next keeps to the same budget.
     const acked = await store.acknowledge(bob, first.map((e) => e.seq), 1, { afterSeq: first.at(-1)?.seq ?? 0, limit: 500, bytes: 32 * 1024 });
     expect(idsOf(acked.next ?? [])).toEqual(ids.slice(4, 8));
+  });
+
+  it('copies what it stored from the WAL into the database file by itself, before SQLite\'s own threshold would', async () => {
+    const { store, file } = open(0);
+    const body = 'x'.repeat(1000);
+    // Some 500 KB of bodies: a few hundred pages of WAL, under the 1,000 at which a commit would checkpoint in the event loop.
+    const outcomes = await Promise.all(Array.from({ length: 500 }, (_, i) => store.accept(message(`wal-${String(i).padStart(5, '0')}`, body), { messages: 10_000, bytes: 10_000_000 })));
+    await Promise.all(outcomes.map((o) => (o.kind === 'accepted' ? o.durable : Promise.reject(new Error(o.kind)))));
+    const before = statSync(file).size;
+    await eventually(() => statSync(file).size > 500_000, `the database file to take the messages (it holds ${before} bytes)`);
+    expect(readDb(file, (db) => db.prepare('SELECT count(*) AS n FROM mailbox').get())).toEqual({ n: 500 });
   });
 
   it('upgrades a version 1 database: its records still answer retries, as sends without a delivery', async () => {
