@@ -43,8 +43,13 @@ parentPort.on('message', (m) => {
 });
 `;
 
+export interface CheckpointerOptions {
+  /** The better-sqlite3 module the worker loads. Default: the one this process loads. */
+  module?: string;
+}
+
 /** Moves `db`'s checkpoints to a worker thread. `db` must be in WAL mode and on a file. */
-export function startCheckpointer(db: Database, log: Logger): Checkpointer {
+export function startCheckpointer(db: Database, log: Logger, options: CheckpointerOptions = {}): Checkpointer {
   const fallback = (why: string) => {
     if (failed) return;
     failed = true;
@@ -64,7 +69,7 @@ export function startCheckpointer(db: Database, log: Logger): Checkpointer {
   let closing: Promise<void> | undefined;
   let worker: Worker;
   try {
-    worker = new Worker(WORKER, { eval: true, workerData: { module: createRequire(import.meta.url).resolve('better-sqlite3'), path: db.name } });
+    worker = new Worker(WORKER, { eval: true, workerData: { module: options.module ?? createRequire(import.meta.url).resolve('better-sqlite3'), path: db.name } });
   } catch (error) {
     fallback(String(error));
     return { committed: () => undefined, close: async () => undefined };
