@@ -4,6 +4,7 @@ import type { IpcMainInvokeEvent, MessageBoxOptions, Session, WebContents } from
 import { CSP, harden, windowOptions } from '../../main/window.ts';
 import { ARGUMENTS, TEXT_LIMIT, bindIpc, trustedSender, type Handlers } from '../../main/ipc.ts';
 import { PASSPHRASE_MAX } from '../../main/core/passphrase.ts';
+import type { CommandName, Commands } from '../../preload/contract.ts';
 import { linkPolicy, openLink, type LinkOpener } from '../../main/links.ts';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -182,6 +183,58 @@ describe('ipc', () => {
     expect(await registered.get('identity:setPassphrase')!(frame(APP), { passphrase: 'a fine passphrase', current: 'x' })).toEqual({ ok: true, value: null });
     expect(await registered.get('identity:removePassphrase')!(frame(APP), { current: 'a fine passphrase' })).toEqual({ ok: true, value: null });
     expect(entered).toEqual(['message:send', 'identity:unlock', 'identity:setPassphrase', 'identity:removePassphrase']);
+  });
+});
+
+/** A valid argument for every command (a Record over the contract, so a new command fails tsc here until it has one). */
+const VALID: { [K in CommandName]: Commands[K][0] } = {
+  'app:info': null, 'status:get': null, 'profile:get': null, 'host:stop': null, 'host:newCode': null, 'relay:leave': null,
+  'relay:remembered': null, 'relay:found': null, 'people:list': null, 'settings:get': null,
+  'profile:setup': { name: 'Ann' },
+  'host:start': { port: 47800, open: false },
+  'relay:join': { address: '192.168.1.20:47800', accessCode: 'a code' },
+  'conversation:page': { peer: 'a'.repeat(32), before: 10, limit: 50 },
+  'conversation:from': { peer: 'a'.repeat(32), n: 3, limit: 50 },
+  'conversation:markRead': { peer: 'a'.repeat(32), upTo: 3 },
+  'message:send': { peer: 'a'.repeat(32), text: 'hello' },
+  'message:retry': { n: 3 },
+  'typing:set': { peer: 'a'.repeat(32), typing: true },
+  'search:query': { query: 'lunch' },
+  'peer:safety': { peer: 'a'.repeat(32) },
+  'peer:verify': { peer: 'a'.repeat(32), verified: true },
+  'peer:acceptKey': { peer: 'a'.repeat(32) },
+  'settings:set': { theme: 'dark' },
+  'link:open': { url: 'https://example.org/' },
+  'identity:unlock': { passphrase: 'a fine passphrase' },
+  'identity:setPassphrase': { passphrase: 'a fine passphrase', current: 'the old one' },
+  'identity:removePassphrase': { current: 'a fine passphrase' },
+};
+
+describe('every IPC command (C5)', () => {
+  it('runs its handler for a valid argument, and for a wrong type, an extra key or a 1 MB string answers E_SCHEMA without entering it', async () => {
+    const entered: string[] = [];
+    const handlers = new Proxy({} as Handlers, {
+      get: (_target, name: string) => async () => {
+        entered.push(name);
+        return { ok: true, value: null };
+      },
+    });
+    const registered = new Map<string, (event: IpcMainInvokeEvent, arg: unknown) => Promise<unknown>>();
+    bindIpc({ handle: (name, fn) => registered.set(name, fn as never) }, handlers, () => APP);
+    expect([...registered.keys()].sort()).toEqual(Object.keys(VALID).sort());
+    const huge = 'x'.repeat(1024 * 1024);
+    for (const [name, valid] of Object.entries(VALID)) {
+      const call = (arg: unknown) => registered.get(name)!(frame(APP), arg);
+      const bad: unknown[] = [42, 'text', [valid], { ...(valid ?? {}), unexpected: true }];
+      for (const [key, value] of Object.entries(valid ?? {})) {
+        if (typeof value === 'string') bad.push({ ...valid, [key]: huge });
+        bad.push({ ...valid, [key]: typeof value === 'string' ? 42 : 'text' });
+      }
+      for (const arg of bad) expect(await call(arg), `${name} ${JSON.stringify(arg).slice(0, 80)}`).toMatchObject({ ok: false, error: { code: 'E_SCHEMA' } });
+      expect(entered, name).toEqual([]);
+      expect(await call(valid), name).toEqual({ ok: true, value: null });
+      expect(entered.splice(0), name).toEqual([name]);
+    }
   });
 });
 
