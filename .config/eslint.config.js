@@ -6,10 +6,16 @@ import globals from 'globals';
 
 const htmlSinks = [
   { selector: "AssignmentExpression[left.property.name=/^(innerHTML|outerHTML)$/]", message: 'No HTML sinks: render text.' },
+  { selector: "AssignmentExpression[left.property.value=/^(innerHTML|outerHTML)$/]", message: 'No HTML sinks: render text.' },
   { selector: "CallExpression[callee.property.name='insertAdjacentHTML']", message: 'No HTML sinks: render text.' },
+  { selector: "CallExpression[callee.property.value='insertAdjacentHTML']", message: 'No HTML sinks: render text.' },
   { selector: "CallExpression[callee.object.name='document'][callee.property.name=/^write(ln)?$/]", message: 'No document.write.' },
+  { selector: "CallExpression[callee.object.property.name='document'][callee.property.name=/^write(ln)?$/]", message: 'No document.write.' },
   { selector: "NewExpression[callee.name='Function']", message: 'No new Function.' },
+  { selector: "CallExpression[callee.name='Function']", message: 'No new Function.' },
   { selector: "CallExpression[callee.name='eval']", message: 'No eval.' },
+  { selector: "CallExpression[callee.property.name='eval']", message: 'No eval.' },
+  { selector: "CallExpression[callee.name=/^set(Timeout|Interval)$/][arguments.0.type=/^(Literal|TemplateLiteral|BinaryExpression)$/]", message: 'No eval: pass setTimeout a function.' },
 ];
 
 export default tseslint.config(

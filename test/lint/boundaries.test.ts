@@ -29,8 +29,28 @@ describe('lint boundaries', () => {
     expect(await problems('renderer/src/x.ts', "import { createRelay } from '../../relay/server.ts';\nexport const a = createRelay;\n")).toEqual([expect.stringMatching(/only types from preload\/contract/)]);
   });
 
-  it('bans HTML sinks in the renderer and preload', async () => {
-    expect(await problems('renderer/src/x.ts', "export function f(el: HTMLElement, s: string) { el.innerHTML = s; }\n")).toEqual([expect.stringMatching(/No HTML sinks/)]);
-    expect(await problems('preload/x.ts', "export function f(s: string) { return eval(s); }\n")).toEqual([expect.stringMatching(/No eval/)]);
+  it('bans HTML sinks and eval in the renderer and preload (C2)', async () => {
+    const sinks: [string, RegExp][] = [
+      ['el.innerHTML = s;', /No HTML sinks/],
+      ['el.outerHTML = s;', /No HTML sinks/],
+      ["el['innerHTML'] = s;", /No HTML sinks/],
+      ["el.insertAdjacentHTML('beforeend', s);", /No HTML sinks/],
+      ["el['insertAdjacentHTML']('beforeend', s);", /No HTML sinks/],
+      ['document.write(s);', /No document.write/],
+      ['window.document.writeln(s);', /No document.write/],
+      ['new Function(s)();', /No new Function/],
+      ['Function(s)();', /No new Function/],
+      ['eval(s);', /No eval/],
+      ['window.eval(s);', /No eval/],
+      ['setTimeout(`${s}`, 10);', /No eval/],
+    ];
+    for (const file of ['renderer/src/x.ts', 'preload/x.ts']) {
+      for (const [statement, message] of sinks) {
+        expect(await problems(file, `export function f(el: HTMLElement, s: string): void {\n  ${statement}\n}\n`), `${file}: ${statement}`).toEqual([expect.stringMatching(message)]);
+      }
+      expect(await problems(file, 'export function f(el: HTMLElement, s: string): void {\n  el.textContent = s;\n  setTimeout(() => el.remove(), 10);\n}\n'), file).toEqual([]);
+    }
+    expect(await problems('renderer/src/X.svelte', '<script>\n  let { s } = $props();\n</script>\n\n<p>{@html s}</p>\n')).toEqual([expect.stringMatching(/svelte\/no-at-html-tags/)]);
+    expect(await problems('renderer/src/X.svelte', '<script>\n  let { s } = $props();\n</script>\n\n<p>{s}</p>\n')).toEqual([]);
   });
 });
