@@ -83,6 +83,15 @@ describe('bad input at the relay', () => {
     await expectAliveAndClean();
   });
 
+  it('refuses display names that are too long or carry control or bidi characters (A4), keeping the old name', async () => {
+    for (const name of ['x'.repeat(65), 'Eve\u202Egnp.exe', 'Eve\u2066x', 'Ann\u0000', 'Ann\u0007', 'A\u200Fnn', 'An\u2028n', '   ']) {
+      expect(await alice.request('profile:update', { name }), JSON.stringify(name)).toMatchObject({ ok: false, error: { code: 'E_SCHEMA' } });
+    }
+    const entries = await bob.request('directory:get', { ids: [alice.id] });
+    expect(entries.ok && entries.value.users.map((u) => u.name)).toEqual(['Alice']);
+    await expectAliveAndClean();
+  });
+
   it('ignores garbage typing indicators and requests whose ack is not a function, changing nothing', async () => {
     const atBob = bob.typing.length;
     const atBobMessages = bob.messages().length;

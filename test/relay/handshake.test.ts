@@ -120,6 +120,13 @@ describe('handshake', () => {
     expect(await tryAuth(relay.url, { ...auth, name: 'x'.repeat(65) })).toBe('E_SCHEMA');
   });
 
+  it('refuses display names with control or bidi characters (A4), and still admits a clean one', async () => {
+    const relay = await scope.start();
+    const auth = buildAuth(generateIdentity(), await fetchHello(new URL(relay.url)), { name: 'Alice' });
+    for (const name of ['Eve\u0000', 'Eve\u001b[31m', 'E\u200Fve', 'Eve\u2067x', '']) expect(await tryAuth(relay.url, { ...auth, name }), JSON.stringify(name)).toBe('E_SCHEMA');
+    expect(await tryAuth(relay.url, auth)).toBe('connected');
+  });
+
   it('asks for the access code and refuses a wrong one', async () => {
     const relay = await scope.start({ accessCode: 'correct horse' });
     await expect(connectClient(relay.url)).rejects.toMatchObject({ message: 'E_ACCESS_CODE', data: { code: 'E_ACCESS_CODE' } });
