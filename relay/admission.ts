@@ -61,6 +61,13 @@ export function guardAdmission(ctx: AdmissionContext): void {
       handshake.expired = true;
       closeIfDue(handshake);
     }, ctx.connectTimeoutMs);
+    // The protocol carries no binary data: a binary packet (a Socket.IO binary event or ack,
+    // or an attachment) closes the connection before Socket.IO decodes it.
+    conn.on('packet', (packet: { type: string; data?: unknown }) => {
+      if (packet.type !== 'message' || (typeof packet.data === 'string' && packet.data[0] !== '5' && packet.data[0] !== '6')) return;
+      log.warn('binary packet; connection closed', { address });
+      conn.close();
+    });
     conn.once('close', (reason: string, description?: unknown) => {
       clearTimeout(deadline);
       limits.closed(address);
