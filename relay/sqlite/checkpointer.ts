@@ -112,6 +112,8 @@ export function startCheckpointer(db: Database, log: Logger, options: Checkpoint
         ? Promise.resolve()
         : new Promise<void>((resolve) => {
             worker.once('exit', () => resolve());
+            // Held until it has closed its connection: unref'd, it would let the process end first.
+            worker.ref();
             worker.postMessage('close');
           });
       return closing;
