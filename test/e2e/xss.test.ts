@@ -67,6 +67,16 @@ describe('hostile names and messages', () => {
     // The recipient's list holds no image, vector, frame or script at all (not even icons).
     expect(await guest.page.getByTestId('message-list').locator('img, svg, iframe, script, object, embed').count()).toBe(0);
     expect(await host.page.getByTestId('message-text').locator('img, svg, iframe, script, object, embed').count()).toBe(0);
+    // An allow-list: inside message text there is nothing but text and the link buttons the app
+    // makes (with only their own attributes, and only text inside).
+    for (const person of [guest, host]) {
+      const foreign = await person.page.evaluate(() =>
+        [...document.querySelectorAll('[data-testid="message-text"] *')]
+          .filter((el) => el.tagName !== 'BUTTON' || ![...el.classList].every((c) => c === 'inline-link' || c.startsWith('svelte-')) || el.children.length > 0 || el.getAttributeNames().some((name) => !['type', 'class', 'title'].includes(name)))
+          .map((el) => el.outerHTML.slice(0, 120)),
+      );
+      expect(foreign).toEqual([]);
+    }
 
     // Script URLs stay text: no link to click, and clicking them opens nothing.
     for (const text of SCRIPT_URLS) {
