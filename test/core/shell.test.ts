@@ -26,6 +26,20 @@ const PERMISSIONS: Record<Permission, true> = {
   'web-printing': true, 'window-management': true, unknown: true,
 };
 
+/** bindIpc over handlers that only record that they were entered (and answer ok). */
+function boundSpies() {
+  const entered: string[] = [];
+  const handlers = new Proxy({} as Handlers, {
+    get: (_target, name: string) => async () => {
+      entered.push(name);
+      return { ok: true, value: null };
+    },
+  });
+  const registered = new Map<string, (event: IpcMainInvokeEvent, arg: unknown) => Promise<unknown>>();
+  bindIpc({ handle: (name, fn) => registered.set(name, fn as never) }, handlers, () => APP);
+  return { entered, registered };
+}
+
 type Listener = (event: { preventDefault(): void }, ...args: unknown[]) => void;
 
 /** The parts of WebContents and its Session that harden() touches, recording every handler. */
@@ -131,15 +145,7 @@ describe('ipc', () => {
   });
 
   it('rejects foreign senders and bad arguments before a handler runs', async () => {
-    const entered: string[] = [];
-    const handlers = new Proxy({} as Handlers, {
-      get: (_target, name: string) => async () => {
-        entered.push(name);
-        return { ok: true, value: null };
-      },
-    });
-    const registered = new Map<string, (event: IpcMainInvokeEvent, arg: unknown) => Promise<unknown>>();
-    bindIpc({ handle: (name, fn) => registered.set(name, fn as never) }, handlers, () => APP);
+    const { entered, registered } = boundSpies();
     expect([...registered.keys()].sort()).toEqual(Object.keys(ARGUMENTS).sort());
 
     const bad: [string, unknown][] = [
@@ -212,15 +218,7 @@ const VALID: { [K in CommandName]: Commands[K][0] } = {
 
 describe('every IPC command (C5)', () => {
   it('runs its handler for a valid argument, and for a wrong type, an extra key or a 1 MB string answers E_SCHEMA without entering it', async () => {
-    const entered: string[] = [];
-    const handlers = new Proxy({} as Handlers, {
-      get: (_target, name: string) => async () => {
-        entered.push(name);
-        return { ok: true, value: null };
-      },
-    });
-    const registered = new Map<string, (event: IpcMainInvokeEvent, arg: unknown) => Promise<unknown>>();
-    bindIpc({ handle: (name, fn) => registered.set(name, fn as never) }, handlers, () => APP);
+    const { entered, registered } = boundSpies();
     expect([...registered.keys()].sort()).toEqual(Object.keys(VALID).sort());
     const huge = 'x'.repeat(1024 * 1024);
     for (const [name, valid] of Object.entries(VALID)) {
