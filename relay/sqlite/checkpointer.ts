@@ -2,8 +2,9 @@
 // (and syncs both) inside whichever commit crosses wal_autocheckpoint: that commit, and the
 // event loop with it, then waits for the disk. Here a worker thread with a connection of its
 // own runs the checkpoints instead (PASSIVE: they never block the writer), one at a time and
-// at most every INTERVAL_MS while commits come; the writer's connection no longer checkpoints by itself. Should the worker
-// fail, the writer's connection checkpoints as before, so the WAL never grows without end.
+// at most every INTERVAL_MS while commits come; the writer's connection no longer checkpoints
+// by itself. Should the worker fail, the writer's connection checkpoints as before, so the WAL
+// never grows without end.
 import type { Database } from 'better-sqlite3';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
