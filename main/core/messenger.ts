@@ -31,11 +31,16 @@ export interface MessengerDeps {
   reconnectMinMs?: number;
   /** A cap on history.db's size in pages, as on a full disk (openHistory); tests set it. */
   historyMaxPageCount?: number;
+  /** The wall clock that stamps messages (sent, created, read); tests skew it. Default Date.now. */
+  now?: () => number;
 }
 
 export async function createMessenger(deps: MessengerDeps) {
   const identity: Identity = await loadOrCreateIdentity(deps.secrets);
-  const history = openHistory(join(deps.dataDir, 'history.db'), deps.historyMaxPageCount === undefined ? {} : { maxPageCount: deps.historyMaxPageCount });
+  const history = openHistory(join(deps.dataDir, 'history.db'), {
+    ...(deps.historyMaxPageCount === undefined ? {} : { maxPageCount: deps.historyMaxPageCount }),
+    ...(deps.now ? { now: deps.now } : {}),
+  });
   const presence = new Presence();
   const events = eventHub();
   let connection: Connection | null = null;

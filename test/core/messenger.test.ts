@@ -15,11 +15,11 @@ async function core(options: Parameters<typeof startCore>[0]): Promise<TestCore>
   return c;
 }
 
-/** Alice hosts (embedded relay, open or with a code); Bob joins her. */
-async function hostAndJoin(open = false) {
-  const alice = await core({ name: 'Alice', host: true });
+/** Alice hosts (embedded relay, open or with a code); Bob joins her. Their clocks may be set apart. */
+async function hostAndJoin(open = false, clocks: { alice?: () => number; bob?: () => number } = {}) {
+  const alice = await core({ name: 'Alice', host: true, ...(clocks.alice ? { now: clocks.alice } : {}) });
   const hosting = must(await alice.messenger.handlers['host:start']({ port: 0, open }));
-  const bob = await core({ name: 'Bob' });
+  const bob = await core({ name: 'Bob', ...(clocks.bob ? { now: clocks.bob } : {}) });
   must(await bob.messenger.handlers['relay:join']({ address: `127.0.0.1:${hosting.port}`, ...(hosting.accessCode ? { accessCode: hosting.accessCode } : {}) }));
   await Promise.all([online(alice), online(bob)]);
   await knows(alice, bob.id);
@@ -54,6 +54,31 @@ describe('two people through a hosted relay', () => {
     must(await bob.messenger.handlers['conversation:markRead']({ peer: alice.id, upTo: got.n }));
     await eventually(() => alice.updated.find((m) => m.id === sent.id && m.state === 'read'), 'read');
     expect(must(await bob.messenger.handlers['people:list'](null)).find((p) => p.id === alice.id)?.unread).toBe(0);
+  });
+
+  it('keeps a conversation in the order it was written when the clocks disagree and one jumps back (B10)', async () => {
+    const HOUR = 3600_000;
+    let aliceSkew = -24 * HOUR;
+    const { alice, bob } = await hostAndJoin(true, { alice: () => Date.now() + aliceSkew, bob: () => Date.now() + 2 * HOUR });
+    const say = async (from: TestCore, to: TestCore, text: string) => {
+      const sent = must(await from.messenger.handlers['message:send']({ peer: to.id, text }));
+      await eventually(() => to.added.find((m) => m.id === sent.id), `${text} to arrive`);
+    };
+    await say(alice, bob, 'a1');
+    await say(bob, alice, 'b1');
+    await say(alice, bob, 'a2');
+    aliceSkew -= HOUR; // Alice's clock jumps back an hour.
+    await say(alice, bob, 'a3');
+    await say(bob, alice, 'b2');
+    for (const [me, them] of [[alice, bob], [bob, alice]] as const) {
+      const shown = await conversation(me, them.id);
+      expect(shown.map((m) => m.text)).toEqual(['a1', 'b1', 'a2', 'a3', 'b2']);
+    }
+    // The skew shows in "sent at" (Alice's a day and more behind Bob's), never in the order.
+    const atBob = await conversation(bob, alice.id);
+    const sentAt = (text: string) => atBob.find((m) => m.text === text)?.sentAt ?? NaN;
+    expect(sentAt('b1') - sentAt('a1')).toBeGreaterThan(25 * HOUR);
+    expect(sentAt('a3')).toBeLessThan(sentAt('a2'));
   });
 
   it('shows someone who joined later as online, and offline once they leave', async () => {

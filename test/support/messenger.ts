@@ -19,7 +19,7 @@ export interface TestCore {
   close(): Promise<void>;
 }
 
-export async function startCore(options: { name?: string; dataDir?: string; host?: boolean; historyMaxPageCount?: number } = {}): Promise<TestCore> {
+export async function startCore(options: { name?: string; dataDir?: string; host?: boolean; historyMaxPageCount?: number; now?: () => number } = {}): Promise<TestCore> {
   const dataDir = options.dataDir ?? tempDir('parley-core-').path;
   const messenger = await createMessenger({
     dataDir,
@@ -27,6 +27,7 @@ export async function startCore(options: { name?: string; dataDir?: string; host
     ...(options.host ? { host: createHost({ dataDir, host: '127.0.0.1' }) } : {}),
     reconnectMinMs: 100,
     ...(options.historyMaxPageCount === undefined ? {} : { historyMaxPageCount: options.historyMaxPageCount }),
+    ...(options.now ? { now: options.now } : {}),
   });
   const core: TestCore = {
     messenger, dataDir, id: messenger.identity.userId,
