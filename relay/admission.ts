@@ -1,6 +1,7 @@
 // The handshake deadline and the Socket.IO admission middleware. Every transport connection
 // must be admitted within the deadline; a refused handshake is logged and, when it was the
-// client's fault, counted towards its address's throttle.
+// client's fault, counted towards its address's throttle. A binary packet closes any
+// transport connection (the protocol has none), and before admission counts as refused too.
 import type { Server as EngineServer, Socket as EngineSocket } from 'engine.io';
 import type { ConnectErrorData, ErrorCode } from './protocol.ts';
 import type { RelayIo, RelaySocket } from './handlers.ts';
@@ -65,7 +66,9 @@ export function guardAdmission(ctx: AdmissionContext): void {
     // or an attachment) closes the connection before Socket.IO decodes it.
     conn.on('packet', (packet: { type: string; data?: unknown }) => {
       if (packet.type !== 'message' || (typeof packet.data === 'string' && packet.data[0] !== '5' && packet.data[0] !== '6')) return;
-      log.warn('binary packet; connection closed', { address });
+      // Before admission, like any other malformed frame: a failed handshake, slowed down.
+      if (handshake.admitted) log.warn('binary packet; connection closed', { address });
+      else refused(address, { code: 'E_SCHEMA', message: 'binary packet' });
       conn.close();
     });
     conn.once('close', (reason: string, description?: unknown) => {

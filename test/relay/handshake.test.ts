@@ -238,6 +238,16 @@ describe('handshake', () => {
     expect(await late.closedWithin(1_000)).toBe(true);
   }, 30_000);
 
+  it('counts a binary packet before the handshake as a failed one', async () => {
+    const relay = await scope.start({ maxAuthFailures: 3 });
+    for (let i = 0; i < 3; i++) {
+      const ws = await openRawWebSocket(relay.port);
+      ws.send({ opcode: OPCODE.binary, payload: Buffer.from('x') });
+      expect(await ws.closedWithin(2000)).toBe(true);
+    }
+    expect(await upgradeStatus(relay.port, {})).toBe(429);
+  });
+
   it('caps connections per address', async () => {
     const relay = await scope.start({ maxConnectionsPerAddress: 3 });
     const clients = await Promise.all([0, 1, 2].map(() => connectClient(relay.url)));
