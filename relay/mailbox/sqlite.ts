@@ -94,6 +94,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   const pruneTimer = setInterval(() => {
     try {
       q.pruneSent.run(now() - retention);
+      checkpoints.committed();
       seen.pruned();
     } catch (error) {
       log.warn('could not prune idempotency records', { error: String(error) });

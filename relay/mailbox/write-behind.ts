@@ -159,7 +159,6 @@ export function createWriteBehind({ db, q, holdMs, log, committed }: WriteBehind
     for (const s of sent) pendingSent.delete(recordKey(s.from, s.id));
     try {
       commit(deletes.map(([s]) => s), rows, sent, extra.map((w) => w.write));
-      committed?.();
       for (const w of extra) w.done.resolve({});
       for (const row of rows) dequeue(row);
       pendingDeletes.clear();
@@ -173,6 +172,7 @@ export function createWriteBehind({ db, q, holdMs, log, committed }: WriteBehind
         if (box) box.rows += 1;
         row.done.resolve({});
       }
+      committed?.();
     } catch (error) {
       const failure = storageError(error);
       log.error('mailbox commit failed; senders get E_STORAGE', { rows: rows.length, error: String(error) });
