@@ -1,5 +1,6 @@
-// The cluster bench's load: clients spread round-robin over the nodes, in random 1:1 pairs
-// (the same pairs for every setup), sending at a fixed aggregate rate. Measures the messages
+// The cluster bench's load: clients spread round-robin over the nodes, in 1:1 pairs (random,
+// the same for every setup; or both partners on one node; or on two different nodes), sending
+// at a fixed aggregate rate. Measures the messages
 // sent in the window after the warm-up: ack latency (send -> relay ok), delivery latency
 // (send -> arrival at the partner), and the throughput actually delivered.
 import { connectClient, type TestClient } from '../support/relay.ts';
@@ -12,7 +13,15 @@ export interface LoadOptions {
   seconds: number;
   warmupSeconds: number;
   bodyBytes: number;
+  /**
+   * Who sends to whom. "random" (default): random pairs, so with n nodes about (n-1)/n of the
+   * messages cross nodes. "local": both partners on the same node, so nothing crosses.
+   * "cross": partners on different nodes, so every message crosses (needs two nodes or more).
+   */
+  pairs?: Pairs;
 }
+
+export type Pairs = 'random' | 'local' | 'cross';
 
 export interface LoadResult {
   sent: number;
@@ -43,6 +52,31 @@ function percentile(values: number[], p: number): number {
 
 const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Partners by client index; client k is connected to node k % nodes. A client left without a partner sends nothing. */
+export function pairUp(clients: number, nodes: number, pairs: Pairs): Map<number, number> {
+  if (pairs === 'cross' && nodes < 2) throw new Error('pairs across nodes need two nodes or more');
+  const order = Array.from({ length: clients }, (_, i) => i);
+  if (pairs === 'random') {
+    const rand = seededRandom(12345);
+    for (let i = order.length - 1; i > 0; i -= 1) {
+      const j = Math.floor(rand() * (i + 1));
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+  } else if (pairs === 'local') {
+    // Node by node: neighbours in this order share a node.
+    order.sort((a, b) => (a % nodes) - (b % nodes) || a - b);
+  }
+  // "cross": neighbours k and k+1 are on nodes k % n and (k+1) % n, never the same.
+  const partner = new Map<number, number>();
+  for (let i = 0; i + 1 < order.length; i += 2) {
+    const [a, b] = [order[i]!, order[i + 1]!];
+    if (pairs === 'local' && a % nodes !== b % nodes) continue;
+    partner.set(a, b);
+    partner.set(b, a);
+  }
+  return partner;
+}
+
 export async function runLoad(urls: string[], o: LoadOptions, hooks: { connected?(): Promise<void>; measureStart(): Promise<void>; measureEnd(): Promise<void> }): Promise<LoadResult> {
   const records = new Map<string, Sent>();
   let delivered = 0;
@@ -65,17 +99,7 @@ export async function runLoad(urls: string[], o: LoadOptions, hooks: { connected
     const group = Array.from({ length: Math.min(20, o.clients - i) }, (_, j) => connectClient(urls[(i + j) % urls.length]!, { name: `bench ${i + j}`, onDeliver }));
     clients.push(...(await Promise.all(group)));
   }
-  const order = clients.map((_, i) => i);
-  const rand = seededRandom(12345);
-  for (let i = order.length - 1; i > 0; i -= 1) {
-    const j = Math.floor(rand() * (i + 1));
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
-  const partner = new Map<number, number>();
-  for (let i = 0; i + 1 < order.length; i += 2) {
-    partner.set(order[i]!, order[i + 1]!);
-    partner.set(order[i + 1]!, order[i]!);
-  }
+  const partner = pairUp(clients.length, urls.length, o.pairs ?? 'random');
 
   // Every client connected and quiet: the caller may measure what the relays cost idle.
   await hooks.connected?.();

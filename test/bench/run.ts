@@ -79,8 +79,8 @@ console.log(report(results, config));
 console.log(relayFingerprint());
 
 if (want('k')) {
-  log('cluster: one SQLite node against one, two and three Redis nodes');
-  const options = { clients: 60, rate: 300, seconds: config.quick ? 4 : 8, warmupSeconds: 2, bodyBytes: 200, rounds: config.quick ? 1 : 3 };
+  log('cluster: one SQLite node against one, two and three Redis nodes, at the same load and at the same load per node');
+  const options = { clients: 200, rate: 1500, seconds: config.quick ? 4 : 8, warmupSeconds: 2, bodyBytes: 200, rounds: config.quick ? 1 : 3 };
   console.log(`\n${formatResults(await runClusterBench(options), options)}`);
 }
 
