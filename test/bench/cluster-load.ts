@@ -1,8 +1,8 @@
 // The cluster bench's load: clients spread round-robin over the nodes, in 1:1 pairs (random,
 // the same for every setup; or both partners on one node; or on two different nodes), sending
-// at a fixed aggregate rate. Measures the messages
-// sent in the window after the warm-up: ack latency (send -> relay ok), delivery latency
-// (send -> arrival at the partner), and the throughput actually delivered.
+// at a fixed aggregate rate. Measures the messages sent in the window after the warm-up: ack
+// latency (send -> relay ok), delivery latency (send -> arrival at the partner), and the
+// throughput actually delivered.
 import { connectClient, type TestClient } from '../support/relay.ts';
 import { seededRandom } from '../support/random.ts';
 
