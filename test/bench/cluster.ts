@@ -36,7 +36,7 @@ export interface Setup {
   /** Who sends to whom (cluster-load.ts); default random pairs. */
   pairs?: Pairs;
   /** The share of the offered rate this setup gets; default 1. */
-  load?: number;
+  rateShare?: number;
 }
 export interface SetupResult extends LoadResult {
   setup: Setup;
@@ -71,9 +71,9 @@ const ACROSS = '2 nodes, Redis, every pair across nodes';
 export const DEFAULT_SETUPS: Setup[] = [
   { name: SQLITE, store: 'sqlite', nodes: 1 },
   { name: '1 node, Redis', store: 'redis', nodes: 1 },
-  { name: HALF, store: 'sqlite', nodes: 1, load: 1 / 2 },
+  { name: HALF, store: 'sqlite', nodes: 1, rateShare: 1 / 2 },
   { name: TWO, store: 'redis', nodes: 2 },
-  { name: THIRD, store: 'sqlite', nodes: 1, load: 1 / 3 },
+  { name: THIRD, store: 'sqlite', nodes: 1, rateShare: 1 / 3 },
   { name: THREE, store: 'redis', nodes: 3 },
   { name: WITHIN, store: 'redis', nodes: 2, pairs: 'local' },
   { name: ACROSS, store: 'redis', nodes: 2, pairs: 'cross' },
@@ -160,7 +160,7 @@ async function runSetup(setup: Setup, redis: TestRedis, options: LoadOptions, in
     let before = { relay: 0, redis: 0, at: 0 };
     let after = before;
     let idleCpuMsPerSecond = 0;
-    const load = await runLoad(nodes.map((n) => n.url), { ...options, rate: options.rate * (setup.load ?? 1), ...(setup.pairs ? { pairs: setup.pairs } : {}) }, {
+    const load = await runLoad(nodes.map((n) => n.url), { ...options, rate: options.rate * (setup.rateShare ?? 1), ...(setup.pairs ? { pairs: setup.pairs } : {}) }, {
       connected: async () => {
         const start = { cpu: await cpu(), at: performance.now() };
         await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
