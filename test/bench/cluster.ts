@@ -225,6 +225,15 @@ const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) :
 /** A ratio as a signed percentage: 1.3 -> "+30%". */
 const signed = (ratio: number) => (Number.isFinite(ratio) ? `${ratio >= 1 ? '+' : ''}${fmt((ratio - 1) * 100, 0)}%` : '-');
 
+/**
+ * The median of the per-round ratios of two setups' figures. A round runs compared setups
+ * next to each other (roundOrder()), so their ratio drifts less than either figure does.
+ */
+function pairedMedian(subject: number[], reference: number[]): { ratio: number; paired: number[] } {
+  const paired = subject.map((c, i) => c / (reference[i] ?? NaN)).sort((x, y) => x - y);
+  return { ratio: paired[Math.floor((paired.length - 1) / 2)] ?? NaN, paired };
+}
+
 export function formatResults(results: SetupResult[], options: LoadOptions): string {
   const base = results[0];
   const lines = [
@@ -249,14 +258,9 @@ export function formatResults(results: SetupResult[], options: LoadOptions): str
   });
   if (compared.length > 0) lines.push('', 'Relay CPU per delivered message, net of idle (median of the per-round ratios):');
   for (const { r, base, what, target } of compared) {
-    // Each round's runs are minutes apart at most: the ratio within a round drifts less than the runs do.
-    const median = (gross: number[], baseline: number[]) => {
-      const paired = gross.map((c, i) => c / (baseline[i] ?? NaN)).sort((x, y) => x - y);
-      return { ratio: paired[Math.floor((paired.length - 1) / 2)] ?? NaN, paired };
-    };
-    const net = median(r.netRounds, base.netRounds);
-    const gross = median(r.cpuRounds, base.cpuRounds);
-    const withRedis = (r.relayCpuMs + r.redisCpuMs) / r.relayCpuMs * r.cpuPerDeliveredUs / ((base.relayCpuMs + base.redisCpuMs) / base.relayCpuMs * base.cpuPerDeliveredUs);
+    const net = pairedMedian(r.netRounds, base.netRounds);
+    const gross = pairedMedian(r.cpuRounds, base.cpuRounds);
+    const withRedis = (r.relayCpuMs + r.redisCpuMs) / r.deliveredInInterval / ((base.relayCpuMs + base.redisCpuMs) / base.deliveredInInterval);
     const verdict = target ? `; target ≤ +30%: ${net.ratio <= 1.3 ? 'met' : 'NOT met'}` : '';
     lines.push(
       `- ${r.setup.name} against ${base.setup.name}, ${what}: ${signed(net.ratio)} (per round ${net.paired.map((x) => fmt(x, 2)).join(', ')}${verdict}); ` +
