@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { tempDir } from '../support/relay.ts';
 import { startRedis, type TestRedis } from '../cluster/support/redis.ts';
+import { table } from './stats.ts';
 import { runLoad, type LoadOptions, type LoadResult, type Pairs } from './cluster-load.ts';
 
 export interface ClusterBenchOptions extends LoadOptions {
@@ -243,14 +244,27 @@ export function formatResults(results: SetupResult[], options: LoadOptions): str
     'Relay CPU per delivered message is given gross (all the relay processes spent over the interval) and net of what they spend idle over as long',
     '(measured just before, every client connected): the net figure is what a delivered message itself costs.',
     '',
-    '| setup | delivered/s | ack p50 / p99 ms | delivery p50 / p99 ms | lost | relay CPU ms | idle CPU ms/s | CPU µs / delivered, gross (all rounds) | net of idle (all rounds) | redis CPU ms | ratios vs first: throughput, delivery p99, net CPU/msg |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
-  for (const r of results) {
-    const ratios = base ? `${fmt(r.throughput / base.throughput, 2)}, ${fmt(r.deliveryP99 / base.deliveryP99, 2)}, ${fmt(r.netCpuPerDeliveredUs / base.netCpuPerDeliveredUs, 2)}` : '-';
-    const rounds = (list: number[]) => list.map((c) => fmt(c, 0)).join(', ');
-    lines.push(`| ${r.setup.name} | ${fmt(r.throughput)} | ${fmt(r.ackP50)} / ${fmt(r.ackP99)} | ${fmt(r.deliveryP50)} / ${fmt(r.deliveryP99)} | ${r.lost} | ${fmt(r.relayCpuMs, 0)} | ${fmt(r.idleCpuMsPerSecond, 0)} | ${fmt(r.cpuPerDeliveredUs, 0)} (${rounds(r.cpuRounds)}) | ${fmt(r.netCpuPerDeliveredUs, 0)} (${rounds(r.netRounds)}) | ${fmt(r.redisCpuMs, 0)} | ${ratios} |`);
-  }
+  const rounds = (list: number[]) => list.map((c) => fmt(c, 0)).join(', ');
+  const rows = results.map((r) => [
+    r.setup.name,
+    fmt(r.throughput),
+    `${fmt(r.ackP50)} / ${fmt(r.ackP99)}`,
+    `${fmt(r.deliveryP50)} / ${fmt(r.deliveryP99)}`,
+    String(r.lost),
+    fmt(r.relayCpuMs, 0),
+    fmt(r.idleCpuMsPerSecond, 0),
+    `${fmt(r.cpuPerDeliveredUs, 0)} (${rounds(r.cpuRounds)})`,
+    `${fmt(r.netCpuPerDeliveredUs, 0)} (${rounds(r.netRounds)})`,
+    fmt(r.redisCpuMs, 0),
+    base ? `${fmt(r.throughput / base.throughput, 2)}, ${fmt(r.deliveryP99 / base.deliveryP99, 2)}, ${fmt(r.netCpuPerDeliveredUs / base.netCpuPerDeliveredUs, 2)}` : '-',
+  ]);
+  lines.push(
+    table(
+      ['setup', 'delivered/s', 'ack p50 / p99 ms', 'delivery p50 / p99 ms', 'lost', 'relay CPU ms', 'idle CPU ms/s', 'CPU µs / delivered, gross (all rounds)', 'net of idle (all rounds)', 'redis CPU ms', 'ratios vs first: throughput, delivery p99, net CPU/msg'],
+      rows,
+    ),
+  );
   const named = new Map(results.map((r) => [r.setup.name, r]));
   const compared = COMPARISONS.flatMap((c) => {
     const [r, base] = [named.get(c.subject), named.get(c.reference)];
