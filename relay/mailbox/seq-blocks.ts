@@ -9,26 +9,41 @@ import type { Logger } from '../log.ts';
  */
 const SEQ_BLOCK = 10_000;
 
+export interface Seqs {
+  /** The next seq; first reserves a new block when this one is used up (it throws when that cannot be written). */
+  next(): number;
+  /**
+   * Makes sure the next `count` seqs need no write: reserves a new block now if fewer are
+   * left (it throws when that cannot be written). For a step that must not fail halfway.
+   */
+  ensure(count: number): void;
+}
+
 /**
- * The next-seq function, going on after `last` (the stored block's end or the highest seq on
- * disk). `saveEnd` writes a block's end to disk; the first block is reserved now.
+ * Seqs going on after `last` (the stored block's end or the highest seq on disk). `saveEnd`
+ * writes a block's end to disk; the first block is reserved now.
  */
-export function seqBlocks(last: number, saveEnd: (end: number) => void, log: Logger): () => number {
+export function seqBlocks(last: number, saveEnd: (end: number) => void, log: Logger): Seqs {
   let seq = last;
   let reserved = last;
-  const reserve = () => {
-    saveEnd(seq + SEQ_BLOCK);
-    reserved = seq + SEQ_BLOCK;
+  const reserve = (count: number) => {
+    const end = seq + Math.max(SEQ_BLOCK, count);
+    saveEnd(end);
+    reserved = end;
   };
   // The first block now, not in a sender's turn. On a full disk the first send tries again.
   try {
-    reserve();
+    reserve(0);
   } catch (error) {
     log.warn('cannot reserve message seqs yet; sends are refused until the disk has room', { error: String(error) });
   }
-  /** The next seq; first reserves a new block when this one is used up (it throws when that cannot be written). */
-  return (): number => {
-    if (seq >= reserved) reserve();
-    return ++seq;
+  return {
+    next() {
+      if (seq >= reserved) reserve(1);
+      return ++seq;
+    },
+    ensure(count) {
+      if (seq + count > reserved) reserve(count);
+    },
   };
 }

@@ -12,7 +12,7 @@ import { hash52 } from './bloom.ts';
 import { SeenFilter } from './seen-filter.ts';
 import { seqBlocks } from './seq-blocks.ts';
 import { prepareQueries, toEnvelope, toUser } from './sqlite-rows.ts';
-import { createWriteBehind, storageError } from './write-behind.ts';
+import { createWriteBehind, storageError, type PendingRow } from './write-behind.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { migrate, tune } from '../sqlite/migrate.ts';
 import { startCheckpointer } from '../sqlite/checkpointer.ts';
@@ -87,7 +87,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     // Answered but not written yet (read only once the filter grows).
     pending: () => writes.unwrittenRecordKeys(),
   }, options.expectedRecords ?? 65_536, log);
-  const nextSeq = seqBlocks(meta.seq, (end) => void q.setMeta.run('seq', end), log);
+  const seqs = seqBlocks(meta.seq, (end) => void q.setMeta.run('seq', end), log);
   let closed = false;
   let closing: Promise<void> = Promise.resolve();
 
@@ -112,7 +112,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   };
 
   const postReceipt = (to: string, r: { from: string; state: ReceiptState; ids: string[]; at: number }, live = false, keep = false) => {
-    const envelope: Envelope = { seq: nextSeq(), kind: 'receipt', from: r.from, state: r.state, ids: r.ids, at: r.at };
+    const envelope: Envelope = { seq: seqs.next(), kind: 'receipt', from: r.from, state: r.state, ids: r.ids, at: r.at };
     const row = writes.enqueue(to, envelope, JSON.stringify(r.ids).length, live, keep);
     return { seq: envelope.seq, durable: row.done.promise };
   };
@@ -180,7 +180,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         const box = writes.boxOf(m.to);
         if (box.messages + 1 > limit.messages || box.bytes + size > limit.bytes) return { kind: 'full' };
         const prev = writes.lastWaiting(m.to);
-        const envelope: Envelope = { seq: nextSeq(), kind: 'message', id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, at: m.at };
+        const envelope: Envelope = { seq: seqs.next(), kind: 'message', id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, at: m.at };
         const row = writes.enqueue(m.to, envelope, size, live);
         writes.adjustQuota(m.to, envelope, size, 1);
         writes.recordWith(row, { from: m.from, id: m.id, seq: envelope.seq, digest: m.digest, at: m.at, deliveredAt: null });
@@ -192,29 +192,32 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
 
     page: (recipient, afterSeq, limit, bytes) => guard(() => page(recipient, afterSeq, limit, bytes)),
 
-    // Removals and the receipts they cause are queued in the same turn, so one commit carries both.
-    acknowledge: (recipient, seqs, at, next) =>
+    // Removals and the receipts they cause are queued in the same turn, so one commit carries
+    // both; and nothing changes before the receipts' seqs are sure, so a failure leaves the
+    // envelopes in place for the recipient's next acknowledgement.
+    acknowledge: (recipient, seqList, at, next) =>
       guard(() => {
-        const removed: Envelope[] = [];
-        let count = 0;
-        for (const s of seqs) {
+        const taken: PendingRow[] = [];
+        const stored: { envelope: Envelope; size: number }[] = [];
+        for (const s of new Set(seqList)) {
           const row = writes.waitingFor(recipient)?.get(s);
           if (row) {
-            writes.take(row, at);
-            count += 1;
+            taken.push(row);
             continue;
           }
           if (writes.isRemoved(s)) continue;
-          const stored = q.bySeq.get(s);
-          if (!stored || stored.recipient !== recipient) continue;
-          writes.remove(s, recipient);
-          const envelope = toEnvelope(stored);
-          writes.adjustQuota(recipient, envelope, stored.size, -1);
-          removed.push(envelope);
-          count += 1;
+          const found = q.bySeq.get(s);
+          if (found && found.recipient === recipient) stored.push({ envelope: toEnvelope(found), size: found.size });
         }
+        const bySender = deliveredIds(stored.map((r) => r.envelope));
+        seqs.ensure(bySender.size);
+        for (const row of taken) writes.take(row, at);
+        for (const { envelope, size } of stored) {
+          writes.remove(envelope.seq, recipient);
+          writes.adjustQuota(recipient, envelope, size, -1);
+        }
+        const count = taken.length + stored.length;
         if (count > 0) writes.flushLazily();
-        const bySender = deliveredIds(removed);
         for (const [sender, ids] of bySender) postReceipt(sender, { from: recipient, state: 'delivered', ids, at }, false, true);
         return { removed: count, receiptsFor: [...bySender.keys()], ...(next ? { next: page(recipient, next.afterSeq, next.limit, next.bytes) } : {}) };
       }),

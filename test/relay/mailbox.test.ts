@@ -198,4 +198,33 @@ describe('the SQLite mailbox', () => {
     stores.push(reopened);
     await retry(reopened);
   });
+  it('keeps a delivered receipt when the acknowledgement could not be stored: the next acknowledgement removes the message and queues it', async () => {
+    const { store, file } = open(0);
+    // Seqs come in blocks of 10,000 written ahead: use up the first block with the message itself, so that the
+    // acknowledgement's receipt needs a new block (a write) while the database is locked.
+    const others = { from: 'c'.repeat(32), to: 'd'.repeat(32) };
+    let last: Promise<unknown> = Promise.resolve();
+    for (let i = 0; i < 9_999; i++) {
+      const o = await store.accept({ ...message(`fill-${i}`), ...others }, { messages: 1e9, bytes: 1e12 });
+      if (o.kind === 'accepted') last = o.durable;
+    }
+    const sent = await store.accept(message('for-bob-1'), quota);
+    if (sent.kind !== 'accepted') throw new Error(sent.kind);
+    await Promise.all([last, sent.durable]);
+    expect(sent.seq).toBe(10_000);
+
+    // Another process (a backup, the sqlite3 shell) holds the write lock past busy_timeout.
+    const other = new Database(file);
+    other.exec('BEGIN IMMEDIATE');
+    try {
+      await expect(store.acknowledge(bob, [sent.seq], 1234)).rejects.toMatchObject({ code: expect.stringMatching(/^E_/) });
+    } finally {
+      other.exec('COMMIT');
+      other.close();
+    }
+    // Bob's client gets the batch again and acknowledges again: removed now, and Alice's receipt queued.
+    expect(await store.acknowledge(bob, [sent.seq], 1235)).toMatchObject({ removed: 1, receiptsFor: [alice] });
+    expect(await store.page(bob, 0, 10)).toEqual([]);
+    expect(await store.page(alice, 0, 10)).toMatchObject([{ kind: 'receipt', from: bob, state: 'delivered', ids: ['for-bob-1'], at: 1235 }]);
+  });
 });
