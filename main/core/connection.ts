@@ -19,7 +19,8 @@ export interface ConnectionHandlers {
 
 export interface ConnectionOptions {
   identity: Identity;
-  name: string;
+  /** The display name each handshake carries: read anew every time, so a rename made meanwhile holds. */
+  name: () => string;
   address: string;
   accessCode?: string;
   handlers: ConnectionHandlers;
@@ -78,7 +79,7 @@ export function connect(options: ConnectionOptions): Connection {
       fetchHello(base).then(
         (h) => {
           hello = h;
-          cb(buildAuth(identity, h, { name: options.name, ...(options.accessCode ? { accessCode: options.accessCode } : {}) }));
+          cb(buildAuth(identity, h, { name: options.name(), ...(options.accessCode ? { accessCode: options.accessCode } : {}) }));
         },
         // The relay is unreachable or refusing: the connect attempt fails the same way and is retried.
         () => cb({}),

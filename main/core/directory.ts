@@ -31,9 +31,14 @@ export class Presence {
     return this.known.get(id) ?? { online: false, lastSeen: 0 };
   }
 
-  /** Leaving a relay: nobody is known to be online any more. */
-  clear(): void {
-    for (const value of this.known.values()) value.online = false;
+  /** Leaving a relay: nobody is known to be online any more. Returns who was. */
+  clear(): string[] {
+    const were: string[] = [];
+    for (const [id, value] of this.known) {
+      if (value.online) were.push(id);
+      value.online = false;
+    }
+    return were;
   }
 }
 

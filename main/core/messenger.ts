@@ -85,17 +85,18 @@ export async function createMessenger(deps: MessengerDeps) {
       rememberRelay(history, next);
       void directory.sync().then(() => outbox.kick(true)).then(readReceipts.flush);
     } else {
-      presence.clear();
+      // The window shows them as offline too: nobody is known to be online any more.
+      announce(presence.clear());
     }
     emit('status', status());
   }
 
   function joinRelay(address: string, accessCode?: string): void {
     connection?.close();
-    const n = profileName(history);
-    if (n === undefined) throw new Error('set up a profile first');
+    if (profileName(history) === undefined) throw new Error('set up a profile first');
     connection = connect({
-      identity, name: n, address, ...(accessCode ? { accessCode } : {}),
+      // Read at every handshake: the relay takes the name it carries (PROTOCOL.md 5.1).
+      identity, name: () => profileName(history) ?? '', address, ...(accessCode ? { accessCode } : {}),
       ...(deps.reconnectMinMs ? { minDelayMs: deps.reconnectMinMs, maxDelayMs: deps.reconnectMinMs * 8 } : {}),
       handlers: {
         status: onStatus,

@@ -121,4 +121,36 @@ describe('people', () => {
     for (const c of changes) expect(c.since).toBeGreaterThanOrEqual(known);
     expect(changes[0]?.since).toBeLessThan(hint);
   });
+  it('shows everyone offline in the window as soon as the connection to the relay is lost, and again after leaving', async () => {
+    const relay = await scope.start();
+    const [alice, bob] = [await core('Alice'), await core('Bob')];
+    for (const c of [alice, bob]) must(await c.messenger.handlers['relay:join']({ address: relay.url }));
+    const bobInWindow = () => alice.persons.findLast((p) => p.id === bob.id);
+    await eventually(() => bobInWindow()?.online === true, 'bob online in alice’s window', 10_000);
+
+    // The relay goes away: Alice cannot know who is online any more.
+    await relay.stop();
+    await eventually(() => alice.statuses.at(-1)?.connection.state === 'reconnecting', 'alice reconnecting');
+    await eventually(() => bobInWindow()?.online === false, 'bob offline in alice’s window');
+
+    await relay.restart();
+    await eventually(() => bobInWindow()?.online === true, 'bob online again', 10_000);
+    must(await alice.messenger.handlers['relay:leave'](null));
+    await eventually(() => bobInWindow()?.online === false, 'bob offline after alice left');
+  });
+
+  it('carries a name changed while the relay was away to the relay when it reconnects, so the others see it', async () => {
+    const relay = await scope.start();
+    const [alice, bob] = [await core('Alice'), await core('Bob')];
+    for (const c of [alice, bob]) must(await c.messenger.handlers['relay:join']({ address: relay.url }));
+    const aliceAtBob = async () => must(await bob.messenger.handlers['people:list'](null)).find((p) => p.id === alice.id);
+    await eventually(async () => (await aliceAtBob())?.name === 'Alice', 'bob knows alice', 10_000);
+
+    await relay.stop();
+    await eventually(() => alice.statuses.at(-1)?.connection.state === 'reconnecting', 'alice reconnecting');
+    // No relay to tell now: the next handshake carries the new name (PROTOCOL.md 5.1).
+    expect(must(await alice.messenger.handlers['profile:setup']({ name: 'Alicia' })).name).toBe('Alicia');
+    await relay.restart();
+    await eventually(async () => (await aliceAtBob())?.name === 'Alicia', 'bob sees alicia', 10_000);
+  });
 });
