@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { DeliverAck, Envelope } from './protocol.ts';
 import { envelopeBytes, type Offer, type RelayStore } from './mailbox/store.ts';
 import type { Logger } from './log.ts';
+import type { RelaySocket } from './handlers.ts';
 
 const DeliverAckSchema = z.union([
   z.strictObject({ ok: z.literal(true) }),
@@ -17,8 +18,47 @@ const DeliverAckSchema = z.union([
 ]);
 
 export interface DeliveryTarget {
-  /** Emits a batch and resolves with the client's (untrusted) answer; rejects on timeout or disconnect. */
-  deliver(batch: Envelope[], timeoutMs: number): Promise<unknown>;
+  /**
+   * Emits a batch and resolves with the client's (untrusted) answer; rejects when none came
+   * within `timeoutMs` or `signal` aborts (the stream stopped: its socket went away or the
+   * relay is closing). Leaves no timer behind.
+   */
+  deliver(batch: Envelope[], timeoutMs: number, signal: AbortSignal): Promise<unknown>;
+}
+
+/**
+ * Delivers to a socket. The ack deadline is the relay's own timer, not Socket.IO's
+ * (`socket.timeout()`): that one holds the process open and outlives the socket, so a relay
+ * stopping while a client sat on a batch could not exit before it fired.
+ */
+export function socketTarget(socket: RelaySocket): DeliveryTarget {
+  return {
+    deliver(batch, timeoutMs, signal) {
+      const { ack, answer } = answerWithin(timeoutMs, signal);
+      socket.emit('message:deliver', batch, ack);
+      return answer;
+    },
+  };
+}
+
+/**
+ * An ack callback and the answer it brings, rejected at the deadline or when `signal` aborts.
+ * Made apart from the batch: Socket.IO keeps an unanswered callback until the socket closes.
+ */
+function answerWithin(timeoutMs: number, signal: AbortSignal): { ack: (answer: unknown) => void; answer: Promise<unknown> } {
+  let ack: (answer: unknown) => void = () => undefined;
+  const answer = new Promise<unknown>((resolve, reject) => {
+    const settle = (finish: () => void) => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', stopped);
+      finish();
+    };
+    const stopped = () => settle(() => reject(new Error('delivery stream stopped')));
+    const timer = setTimeout(() => settle(() => reject(new Error('no answer in time'))), timeoutMs).unref();
+    signal.addEventListener('abort', stopped, { once: true });
+    ack = (value) => settle(() => resolve(value));
+  });
+  return { ack, answer };
 }
 
 export interface PumpOptions {
@@ -42,6 +82,8 @@ export class Pump {
   private running = false;
   private again = false;
   private stopped = false;
+  /** Aborts the batch in flight, if any, when the stream stops. */
+  private readonly halt = new AbortController();
   private readonly recipient: string;
   private readonly target: DeliveryTarget;
   private readonly options: PumpOptions;
@@ -88,6 +130,7 @@ export class Pump {
 
   stop(): void {
     this.stopped = true;
+    this.halt.abort();
   }
 
   private async run(first?: Envelope[]): Promise<void> {
@@ -131,7 +174,7 @@ export class Pump {
       }
       let answer: DeliverAck | undefined;
       try {
-        const parsed = DeliverAckSchema.safeParse(await this.target.deliver(batch, ackTimeoutMs));
+        const parsed = DeliverAckSchema.safeParse(await this.target.deliver(batch, ackTimeoutMs, this.halt.signal));
         answer = parsed.success ? parsed.data : { ok: false };
       } catch {
         answer = undefined; // no answer in time, or the socket went away

@@ -9,7 +9,7 @@ import { DisplayNameSchema, LIMITS, PROTOCOL_VERSION, type Hello } from './proto
 import type { RelayStore } from './mailbox/store.ts';
 import { checkAuth, createChallenges } from './auth.ts';
 import { RequestBudget, TokenBucket } from './guard.ts';
-import { Pump } from './delivery.ts';
+import { Pump, socketTarget } from './delivery.ts';
 import { Sessions } from './sessions.ts';
 import { registerHandlers, type RelayIo, type RelaySocket } from './handlers.ts';
 import { ADMISSION_GRACE_MS, CONNECT_TIMEOUT_MS, guardAdmission } from './admission.ts';
@@ -166,9 +166,7 @@ export function createRelay(options: RelayOptions): Relay {
   io.on('connection', (raw) => {
     const socket = raw as RelaySocket;
     const user = socket.data.user;
-    const pump = new Pump(user.userId, {
-      deliver: (batch, timeoutMs) => socket.timeout(timeoutMs).emitWithAck('message:deliver', batch),
-    }, { store, log, batchSize: LIMITS.batchSize, batchBytes: LIMITS.batchBytes, ackTimeoutMs, now, onReceipts: (senders, offers) => (offers ? sessions.offer(offers) : senders.forEach(wake)) });
+    const pump = new Pump(user.userId, socketTarget(socket), { store, log, batchSize: LIMITS.batchSize, batchBytes: LIMITS.batchBytes, ackTimeoutMs, now, onReceipts: (senders, offers) => (offers ? sessions.offer(offers) : senders.forEach(wake)) });
     void socket.join(userRoom(user.userId));
     log.info('connected', { user: user.userId, address: clientAddress(socket.request, trustedProxies), socket: socket.id });
     sessions.add(user.userId, socket.id, pump);

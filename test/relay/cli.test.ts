@@ -67,6 +67,38 @@ describe('npm run relay', () => {
     await eventually(async () => (await alice.send(bob.userId, 'four')).ok, 'room for the fourth once the three were acknowledged');
   });
 
+  it('exits at once on SIGTERM while a recipient sits on a delivery it has not acknowledged, and keeps that message', async () => {
+    const data = tempDir();
+    const relay = await startCliRelay(['--data', data.path]);
+    running.push(relay);
+    const bob = generateIdentity();
+    // Bob takes the first batch, then holds the next one unanswered.
+    let batches = 0;
+    const holding = await connectClient(relay.url, { identity: bob, onDeliver: () => (++batches === 1 ? { ok: true as const } : new Promise<never>(() => undefined)) });
+    clients.push(holding);
+    const alice = await connectClient(relay.url);
+    clients.push(alice);
+    expect((await alice.send(bob.userId, 'taken')).ok).toBe(true);
+    await eventually(() => holding.messages().length === 1, 'the first message');
+    expect((await alice.send(bob.userId, 'held')).ok).toBe(true);
+    await eventually(() => holding.messages().length === 2, 'the second message, left unacknowledged');
+
+    const stopping = Date.now();
+    relay.child.kill('SIGTERM');
+    expect(await relay.exited).toBe(0);
+    // Not after the delivery's 15 s ack timeout.
+    expect(Date.now() - stopping).toBeLessThan(5_000);
+
+    // After a restart, Bob gets the message he never acknowledged, and only that one.
+    const again = await startCliRelay(['--data', data.path]);
+    running.push(again);
+    const back = await connectClient(again.url, { identity: bob });
+    clients.push(back);
+    await eventually(() => back.messages().length === 1, 'the unacknowledged message again');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(back.messages().map((m) => m.body)).toEqual(['held']);
+  });
+
   it('stops gracefully on SIGTERM mid-stream (B2): admits nobody new, answers every send it read, loses and repeats nothing', async () => {
     const data = tempDir();
     const relay = await startCliRelay(['--data', data.path]);
