@@ -10,8 +10,7 @@ import { messageNotification } from './notify.ts';
 import { openCore, type Core } from './core/startup.ts';
 import { createHost } from './core/host.ts';
 import { createDiscovery } from './core/discovery.ts';
-import { safeStorageSecretStore } from './core/secrets.ts';
-import { fileSecretStore } from './core/identity.ts';
+import { appSecretStore } from './core/secrets.ts';
 import { PROTOCOL_VERSION } from '../relay/protocol.ts';
 import { eventChannel, EVENTS, type Events, type EventName } from '../preload/contract.ts';
 
@@ -37,8 +36,7 @@ async function start(): Promise<void> {
   // A passphrase-sealed identity leaves the core locked until the window sends identity:unlock.
   const core = await openCore({
     dataDir,
-    // Without any OS encryption (rare), the keys live in a file only this user can read.
-    secrets: safeStorage.isEncryptionAvailable() ? safeStorageSecretStore(safeStorage, join(dataDir, 'identity.bin')) : fileSecretStore(join(dataDir, 'identity.json')),
+    secrets: appSecretStore(safeStorage, dataDir),
     host: createHost({ dataDir, advertise: discovery.advertise }),
     discovery,
   });

@@ -1,6 +1,6 @@
 // The user's keys: made on first run, kept through a SecretStore (Electron's safeStorage in
 // the app, a 0600 file in Node and tests), never written anywhere in the clear by Parley.
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
@@ -28,14 +28,42 @@ export function fileSecretStore(path: string): SecretStore {
         throw error;
       }
     },
+    // A new file, synced, then renamed over the old one, and the rename synced: a crash or a
+    // power cut at any point leaves the old keys or the new ones, never an empty file.
     async write(secret) {
-      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+      const folder = dirname(path);
+      await mkdir(folder, { recursive: true, mode: 0o700 });
       const temp = `${path}.tmp`;
-      await writeFile(temp, secret, { mode: 0o600 });
+      const file = await open(temp, 'w', 0o600);
+      try {
+        await file.writeFile(secret);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
       await chmod(temp, 0o600);
       await rename(temp, path);
+      await syncFolder(folder);
     },
   };
+}
+
+/** Makes a rename in `folder` durable. Windows cannot open a folder for that (its renames are journaled). */
+async function syncFolder(folder: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  const handle = await open(folder, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The stored keys cannot be read back: Parley stops rather than make new ones (a new identity). */
+export class DamagedIdentityError extends Error {
+  constructor() {
+    super('the stored identity is damaged; Parley will not replace it silently');
+  }
 }
 
 const SecretSchema = z.strictObject({ v: z.literal(1), idPrivate: z.string(), kaPrivate: z.string() });
@@ -43,8 +71,14 @@ const SecretSchema = z.strictObject({ v: z.literal(1), idPrivate: z.string(), ka
 export async function loadOrCreateIdentity(store: SecretStore): Promise<Identity> {
   const text = await store.read();
   if (text !== null) {
-    const parsed = SecretSchema.safeParse(JSON.parse(text));
-    if (!parsed.success) throw new Error('the stored identity is damaged; Parley will not replace it silently');
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new DamagedIdentityError();
+    }
+    const parsed = SecretSchema.safeParse(json);
+    if (!parsed.success) throw new DamagedIdentityError();
     return importIdentity(parsed.data);
   }
   const identity = generateIdentity();

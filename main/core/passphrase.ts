@@ -3,7 +3,7 @@
 // passphrase, and the sealed envelope is what goes through the SecretStore, into the same file.
 import { createCipheriv, createDecipheriv, randomBytes, scrypt, type ScryptOptions } from 'node:crypto';
 import { z } from 'zod';
-import type { SecretStore } from './identity.ts';
+import { DamagedIdentityError, type SecretStore } from './identity.ts';
 
 /** Shortest and longest passphrase accepted (the window checks the same, the IPC schema too). */
 export const PASSPHRASE_MIN = 8;
@@ -75,7 +75,7 @@ function envelopeOf(text: string): Envelope | null {
   }
   if (typeof json !== 'object' || json === null || !('parley' in json)) return null;
   const parsed = EnvelopeSchema.safeParse(json);
-  if (!parsed.success) throw new Error('the stored identity is damaged; Parley will not replace it silently');
+  if (!parsed.success) throw new DamagedIdentityError();
   return parsed.data;
 }
 

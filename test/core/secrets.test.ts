@@ -3,9 +3,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { safeStorageSecretStore, type SafeStorageLike } from '../../main/core/secrets.ts';
+import { appSecretStore, safeStorageSecretStore, type SafeStorageLike } from '../../main/core/secrets.ts';
 import { exportIdentity, type Identity } from '../../relay/identity.ts';
-import { loadOrCreateIdentity } from '../../main/core/identity.ts';
+import { fileSecretStore, loadOrCreateIdentity } from '../../main/core/identity.ts';
 import { DEFAULT_COST, IdentityLockedError, passphraseStore, WrongPassphraseError, type ScryptCost } from '../../main/core/passphrase.ts';
 import { openCore } from '../../main/core/startup.ts';
 import type { AppStatus } from '../../preload/contract.ts';
@@ -51,6 +51,36 @@ describe('secrets at rest', () => {
     dirs.push(dir);
     const store = safeStorageSecretStore(fakeSafeStorage('unknown', false), join(dir.path, 'identity.bin'));
     await expect(loadOrCreateIdentity(store)).rejects.toThrow(/keychain is not available/);
+  });
+
+  it('keeps the keys where the first run put them: a start without the keychain fails and says why, and never makes new keys', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const identity = await loadOrCreateIdentity(appSecretStore(fakeSafeStorage('gnome_libsecret'), dir.path));
+    expect(existsSync(join(dir.path, 'identity.bin'))).toBe(true);
+    // The keyring is locked or missing at the next start (another desktop session, say).
+    await expect(loadOrCreateIdentity(appSecretStore(fakeSafeStorage('unknown', false), dir.path))).rejects.toThrow(/keychain, which is not available now/);
+    expect(existsSync(join(dir.path, 'identity.json'))).toBe(false);
+    expect((await loadOrCreateIdentity(appSecretStore(fakeSafeStorage('gnome_libsecret'), dir.path))).userId).toBe(identity.userId);
+
+    // A first run without any keychain keeps its keys in the 0600 file, also once a keychain appears.
+    const other = tempDir();
+    dirs.push(other);
+    const plain = await loadOrCreateIdentity(appSecretStore(fakeSafeStorage('unknown', false), other.path));
+    if (process.platform !== 'win32') expect(statSync(join(other.path, 'identity.json')).mode & 0o777).toBe(0o600);
+    expect((await loadOrCreateIdentity(appSecretStore(fakeSafeStorage('gnome_libsecret'), other.path))).userId).toBe(plain.userId);
+    expect(existsSync(join(other.path, 'identity.bin'))).toBe(false);
+  });
+
+  it('calls keys left empty or cut short (a power cut while they were written) damaged, and leaves the file alone', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const path = join(dir.path, 'identity.json');
+    for (const left of ['', '{"v":1,"idPriv']) {
+      writeFileSync(path, left);
+      await expect(loadOrCreateIdentity(fileSecretStore(path))).rejects.toThrow(/stored identity is damaged/);
+      expect(readFileSync(path, 'utf8')).toBe(left);
+    }
   });
 });
 
