@@ -8,7 +8,11 @@ import { PASSPHRASE_MAX, PASSPHRASE_MIN } from './core/passphrase.ts';
 
 export type Handlers = { [K in CommandName]: (arg: Commands[K][0]) => Promise<Result<Commands[K][1]>> };
 
-/** Longest message a person can write (its sealed body must fit the relay's limit). */
+/**
+ * Longest message a person can write, in UTF-16 units: a first cap on what crosses IPC. The
+ * relay's limit is in bytes of the sealed body, which message:send checks after sealing
+ * (all of this fits in ASCII; in other scripts, less does).
+ */
 export const TEXT_LIMIT = 16 * 1024;
 
 const peer = z.strictObject({ peer: UserIdSchema });

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AppStatus, CommandName, Commands, DiscoveredRelay, Message, Person, Profile, Result } from '../../preload/contract.ts';
 import type { Identity } from '../../relay/identity.ts';
+import { LIMITS } from '../../relay/protocol.ts';
 import type { Connection } from './connection.ts';
 import { seal } from './crypto.ts';
 import { people, type Presence } from './directory.ts';
@@ -41,6 +42,16 @@ export interface HandlerDeps {
 }
 
 const isDiskFull = (error: unknown) => error instanceof Error && 'code' in error && error.code === 'SQLITE_FULL';
+
+/** A message whose sealed body is over the relay's limit: thrown before it is stored. */
+class TooLong extends Error {
+  readonly bytes: number;
+  constructor(bytes: number) {
+    super('sealed body over the relay limit');
+    this.bytes = bytes;
+  }
+}
+const kb = (bytes: number) => Math.ceil(bytes / 1024);
 
 export function messengerHandlers(deps: HandlerDeps): MessengerHandlers {
   const { identity, history, presence, emit, announce, outbox, status, online, connection, joinRelay, disconnect } = deps;
@@ -117,9 +128,18 @@ export function messengerHandlers(deps: HandlerDeps): MessengerHandlers {
       const kaKey = target.pendingKaKey ?? target.kaKey;
       let message: Message;
       try {
-        message = history.addOutgoing({ id, peer, text }, (sentAt) => seal(identity, kaKey, { from: identity.userId, to: peer, id, sentAt }, text));
+        message = history.addOutgoing({ id, peer, text }, (sentAt) => {
+          const sealed = seal(identity, kaKey, { from: identity.userId, to: peer, id, sentAt }, text);
+          // The relay counts bytes, and most letters outside ASCII take two to four of them.
+          const bytes = Buffer.byteLength(sealed);
+          if (bytes > LIMITS.bodyBytes) throw new TooLong(bytes);
+          return sealed;
+        });
       } catch (error) {
         // Not saved, so not sent: the window keeps the draft and shows why.
+        if (error instanceof TooLong) {
+          return fail('E_TOO_LARGE', `This message is too long to send: encrypted, it takes ${kb(error.bytes)} KB, and the limit is ${kb(LIMITS.bodyBytes)} KB (letters outside the Latin alphabet and emoji take more room). Shorten it or send it in parts.`);
+        }
         if (isDiskFull(error)) return fail('E_STORAGE', 'Your disk is full, so the message was not saved. Free some space and send it again.');
         throw error;
       }

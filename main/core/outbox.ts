@@ -25,7 +25,10 @@ export interface Outgoing {
   sealed: string;
 }
 
-/** Sealed body bytes per request: with the JSON around each message, a batch stays well under the relay's frame limit. */
+/**
+ * Sealed body bytes per request: with the JSON around each message (about 100 bytes, 50 at
+ * most) a batch stays well under the relay's frame limit, as one body, at most LIMITS.bodyBytes, does.
+ */
 const BATCH_BYTES = 48 * 1024;
 
 /** The first of `items` that go in one message:send-many: at most 50, within BATCH_BYTES of bodies, at least one. */
@@ -102,10 +105,12 @@ export class Outbox {
       const ready: Outgoing[] = [];
       for (const message of queued) {
         const sealed = history.sealedBody(message.n);
-        if (sealed) ready.push({ message, sealed });
-        else this.settle(message, { ok: false, error: { code: 'E_SCHEMA', message: 'nothing to send' } });
+        if (!sealed) this.settle(message, { ok: false, error: { code: 'E_SCHEMA', message: 'nothing to send' } });
+        // Stored before message:send checked sizes: the relay would refuse it, or close the socket on it.
+        else if (Buffer.byteLength(sealed) > LIMITS.bodyBytes) this.settle(message, { ok: false, error: { code: 'E_TOO_LARGE', message: 'too large' } });
+        else ready.push({ message, sealed });
       }
-      const batch = firstBatch(ready, (o) => o.sealed.length);
+      const batch = firstBatch(ready, (o) => Buffer.byteLength(o.sealed));
       if (batch.length === 0) continue;
       const answer = await send(batch);
       const results = answer.ok ? answer.value.results : batch.map(() => answer);
