@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { windowOptions, harden } from './window.ts';
 import { bindIpc } from './ipc.ts';
 import { openLink } from './links.ts';
-import { messageNotification } from './notify.ts';
+import { createNotifier } from './notify.ts';
 import { openCore, type Core } from './core/startup.ts';
 import { createHost } from './core/host.ts';
 import { createDiscovery } from './core/discovery.ts';
@@ -60,22 +60,40 @@ async function start(): Promise<void> {
     core.on(event, (payload: Events[typeof event]) => window?.webContents.send(eventChannel(event), payload));
   }
 
+  // The dock/taskbar badge: everyone's unread count, as the window's 'person' events tell it.
+  const unread = new Map<string, number>();
+  const showUnread = () => app.setBadgeCount([...unread.values()].reduce((sum, n) => sum + n, 0));
+  const everyone = await core.handlers['people:list'](null);
+  if (everyone.ok) everyone.value.forEach((p) => unread.set(p.id, p.unread));
+  showUnread();
+  core.on('person', (p) => {
+    unread.set(p.id, p.unread);
+    showUnread();
+  });
+
+  const notifier = createNotifier({
+    platform: process.platform,
+    names: async () => {
+      const people = await core.handlers['people:list'](null);
+      return new Map(people.ok ? people.value.map((p) => [p.id, p.name]) : []);
+    },
+    show: (text) => {
+      const note = new Notification(text);
+      note.on('click', () => window?.show());
+      note.show();
+    },
+  });
   core.on('message:added', async (message) => {
-    if (message.direction !== 'in' || window?.isFocused()) return;
+    if (message.direction !== 'in' || window?.isFocused() || !Notification.isSupported()) return;
     const settings = await core.handlers['settings:get'](null);
-    const people = await core.handlers['people:list'](null);
-    if (people.ok) app.setBadgeCount(people.value.reduce((sum, p) => sum + p.unread, 0));
-    if (!settings.ok || !settings.value.notifications || !Notification.isSupported()) return;
-    const from = people.ok ? people.value.find((p) => p.id === message.peer)?.name : undefined;
-    const note = new Notification(messageNotification({ from, text: message.text, flagged: message.flagged }, process.platform));
-    note.on('click', () => window?.show());
-    note.show();
+    if (settings.ok && settings.value.notifications) notifier.add(message);
   });
 
   app.on('before-quit', (event) => {
     if (quitting) return;
     event.preventDefault();
     quitting = true;
+    notifier.close();
     void core.close().finally(() => app.quit());
   });
 

@@ -2,7 +2,7 @@
 // typed. On Linux the notification server reads the body as markup, so hostile text there
 // must arrive escaped, or `<a href>` and `<img>` in a message would become a link and an image.
 import { describe, expect, it } from 'vitest';
-import { messageNotification } from '../../main/notify.ts';
+import { createNotifier, messageNotification, type NotificationText } from '../../main/notify.ts';
 
 const HOSTILE = [
   '<img src="file:///etc/passwd">',
@@ -33,5 +33,30 @@ describe('message notifications', () => {
     expect([...marks]).toHaveLength(201);
     expect(messageNotification({ from: 'Ann', text: '<b>forged</b>', flagged: true }, 'linux')).toEqual({ title: 'Ann', body: 'A message that could not be verified' });
     expect(messageNotification({ from: undefined, text: 'hi', flagged: false }, 'linux').title).toBe('New message');
+  });
+});
+
+describe('notifications for a burst of messages', () => {
+  const names = new Map([['ann', 'Ann'], ['bob', 'Bob <b>'], ['cy', 'Cy'], ['dee', 'Dee']]);
+  const burst = async (messages: { peer: string; text: string }[]): Promise<NotificationText[]> => {
+    const shown: NotificationText[] = [];
+    const notifier = createNotifier({ platform: 'linux', names: async () => names, show: (n) => shown.push(n), gatherMs: 20 });
+    for (const m of messages) notifier.add({ ...m, flagged: false });
+    await new Promise((r) => setTimeout(r, 100));
+    notifier.close();
+    return shown;
+  };
+
+  it('show a backlog as one notification per sender with a count, and a lone message as itself', async () => {
+    const backlog = [...Array.from({ length: 999 }, (_, i) => ({ peer: 'bob', text: `old ${i}` })), { peer: 'ann', text: 'lunch?' }];
+    expect(await burst(backlog)).toEqual([
+      { title: 'Bob <b>', body: '999 new messages' },
+      { title: 'Ann', body: 'lunch?' },
+    ]);
+  });
+
+  it('sum up many senders in one notification', async () => {
+    const shown = await burst(['ann', 'bob', 'cy', 'dee', 'dee'].map((peer) => ({ peer, text: 'hi' })));
+    expect(shown).toEqual([{ title: 'Parley', body: '5 new messages from 4 people' }]);
   });
 });
