@@ -17,7 +17,7 @@ const HELP = `Parley relay (protocol ${PROTOCOL_VERSION}): carries messages betw
 
 Usage: npm run relay -- [options]
 
-Options (each also from the environment variable shown):
+Options (each also from the environment variable shown; an empty variable counts as unset):
   --port <n>              port to listen on (PARLEY_PORT, default 47800)
   --host <addr>           address to bind (PARLEY_HOST, default 0.0.0.0: every interface)
   --data <dir>            folder for the relay database (PARLEY_DATA, default ./relay-data)
@@ -38,19 +38,22 @@ Options (each also from the environment variable shown):
   -h, --help              show this help
 `;
 
+/** A whole number written in decimal: `z.coerce.number()` would take " " (as 0) or 0x1f90. */
+const decimal = (min: number, max: number) => z.string().regex(/^\d+$/, 'expected a decimal number').transform(Number).pipe(z.number().int().min(min).max(max));
+
 const ConfigSchema = z.strictObject({
-  port: z.coerce.number().int().min(0).max(65535),
+  port: decimal(0, 65535),
   host: z.string().min(1),
   data: z.string().min(1),
   accessCode: z.string().min(1).max(LIMITS.accessCodeChars).optional(),
   name: DisplayNameSchema.optional(),
   allowedOrigins: z.array(z.url()),
-  maxConnections: z.coerce.number().int().min(1).max(100_000),
+  maxConnections: decimal(1, 100_000),
   durability: z.enum(['normal', 'full']),
-  mailboxMessages: z.coerce.number().int().min(1).max(10_000_000),
-  mailboxMb: z.coerce.number().int().min(1).max(1_000_000),
+  mailboxMessages: decimal(1, 10_000_000),
+  mailboxMb: decimal(1, 1_000_000),
   redis: z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port or rediss://host:port').optional(),
-  nodeTtl: z.coerce.number().int().min(500).max(600_000),
+  nodeTtl: decimal(500, 600_000),
   trustedProxies: z.array(z.string().min(1).max(64)),
   logLevel: z.enum(LEVELS),
 });
@@ -80,23 +83,25 @@ function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
     },
   });
   if (values.help) return 'help';
+  // An empty variable (`PARLEY_PORT=` in an env file) is unset, as for the shell's ${VAR:-default}.
+  const fromEnv = (name: `PARLEY_${string}`) => env[name] || undefined;
   const list = (text: string | undefined) => text?.split(',').map((s) => s.trim()).filter(Boolean);
-  const origins = values['allowed-origin'] ?? list(env.PARLEY_ALLOWED_ORIGINS) ?? [];
+  const origins = values['allowed-origin'] ?? list(fromEnv('PARLEY_ALLOWED_ORIGINS')) ?? [];
   const parsed = ConfigSchema.safeParse({
-    port: values.port ?? env.PARLEY_PORT ?? 47800,
-    host: values.host ?? env.PARLEY_HOST ?? '0.0.0.0',
-    data: values.data ?? env.PARLEY_DATA ?? './relay-data',
-    accessCode: values['access-code'] ?? (env.PARLEY_ACCESS_CODE || undefined),
-    name: values.name ?? (env.PARLEY_RELAY_NAME || undefined),
+    port: values.port ?? fromEnv('PARLEY_PORT') ?? '47800',
+    host: values.host ?? fromEnv('PARLEY_HOST') ?? '0.0.0.0',
+    data: values.data ?? fromEnv('PARLEY_DATA') ?? './relay-data',
+    accessCode: values['access-code'] ?? fromEnv('PARLEY_ACCESS_CODE'),
+    name: values.name ?? fromEnv('PARLEY_RELAY_NAME'),
     allowedOrigins: origins,
-    maxConnections: values['max-connections'] ?? env.PARLEY_MAX_CONNECTIONS ?? 20,
-    durability: values.durability ?? env.PARLEY_DURABILITY ?? 'normal',
-    mailboxMessages: values['mailbox-messages'] ?? env.PARLEY_MAILBOX_MESSAGES ?? 10_000,
-    mailboxMb: values['mailbox-mb'] ?? env.PARLEY_MAILBOX_MB ?? 50,
-    redis: values.redis ?? (env.PARLEY_REDIS || undefined),
-    nodeTtl: values['node-ttl'] ?? env.PARLEY_NODE_TTL_MS ?? 10_000,
-    trustedProxies: values['trusted-proxy'] ?? list(env.PARLEY_TRUSTED_PROXIES) ?? [],
-    logLevel: values['log-level'] ?? env.PARLEY_LOG_LEVEL ?? 'info',
+    maxConnections: values['max-connections'] ?? fromEnv('PARLEY_MAX_CONNECTIONS') ?? '20',
+    durability: values.durability ?? fromEnv('PARLEY_DURABILITY') ?? 'normal',
+    mailboxMessages: values['mailbox-messages'] ?? fromEnv('PARLEY_MAILBOX_MESSAGES') ?? '10000',
+    mailboxMb: values['mailbox-mb'] ?? fromEnv('PARLEY_MAILBOX_MB') ?? '50',
+    redis: values.redis ?? fromEnv('PARLEY_REDIS'),
+    nodeTtl: values['node-ttl'] ?? fromEnv('PARLEY_NODE_TTL_MS') ?? '10000',
+    trustedProxies: values['trusted-proxy'] ?? list(fromEnv('PARLEY_TRUSTED_PROXIES')) ?? [],
+    logLevel: values['log-level'] ?? fromEnv('PARLEY_LOG_LEVEL') ?? 'info',
   });
   if (!parsed.success) {
     const names: Record<string, string> = { accessCode: 'access-code', allowedOrigins: 'allowed-origin', maxConnections: 'max-connections', logLevel: 'log-level', nodeTtl: 'node-ttl', trustedProxies: 'trusted-proxy', mailboxMessages: 'mailbox-messages', mailboxMb: 'mailbox-mb' };

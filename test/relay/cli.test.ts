@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { connectClient, eventually, newMessageId, tempDir, type TestClient } from '../support/relay.ts';
 import { runCli, startCliRelay, type CliRelay } from '../support/cli.ts';
 import { generateIdentity } from '../../relay/identity.ts';
@@ -20,6 +22,10 @@ describe('npm run relay', () => {
   it('rejects bad flags and values with a clear error and a non-zero exit', async () => {
     for (const [args, message] of [
       [['--port', 'eighty'], /--port: .*number/],
+      // Not 0, a random port: a blank or non-decimal port is a mistake.
+      [['--port', ' '], /--port: .*decimal/],
+      [['--port', ''], /--port: .*decimal/],
+      [['--port', '0x1f90'], /--port: .*decimal/],
       [['--frobnicate'], /Unknown option '--frobnicate'/],
       [['--durability', 'sometimes'], /--durability: .*normal.*full/],
       [['--allowed-origin', 'not a url'], /--allowed-origin/],
@@ -29,6 +35,26 @@ describe('npm run relay', () => {
       const run = runCli([...args]);
       expect(await run.exited).toBe(2);
       expect(run.output()).toMatch(message);
+    }
+  });
+
+  it('treats an empty PARLEY_* variable (PARLEY_PORT= in an env file) as unset, so every default applies', async () => {
+    const help = runCli(['--help']);
+    await help.exited;
+    const variables = [...new Set(help.output().match(/PARLEY_[A-Z_]+/g))];
+    expect(variables).toContain('PARLEY_PORT');
+    const cwd = tempDir();
+    const run = runCli([], Object.fromEntries(variables.map((v) => [v, ''])), cwd.path);
+    try {
+      // The default port on every interface (or a note that another relay holds it), not a random port or an error.
+      await eventually(() => / on 0\.0\.0\.0:47800\b/.test(run.output()) || run.child.exitCode !== null, 'the relay to start or stop', 15_000);
+      expect(run.output()).toMatch(/ on 0\.0\.0\.0:47800\b/);
+      expect(run.output()).not.toMatch(/parley relay: --/);
+      expect(existsSync(join(cwd.path, 'relay-data', 'relay.db'))).toBe(true);
+    } finally {
+      run.child.kill('SIGTERM');
+      await run.exited;
+      cwd.remove();
     }
   });
 
