@@ -99,6 +99,8 @@ export interface PersonOptions {
   clock?: number;
   /** A cap on the core's history.db in pages (SQLite's max_page_count), for a disk that can fill. */
   historyMaxPageCount?: number;
+  /** The window opens without focus (the OS kept it on another window), until setWindowFocus. */
+  unfocused?: boolean;
 }
 
 export interface Person {
@@ -187,6 +189,15 @@ async function openPerson(browser: Browser, server: StaticServer, options: Perso
     return dispatch(channel, handlers, invokeEvent(frame), arg, server.appUrl);
   });
   await page.addInitScript(installBridge, { commands: COMMANDS, events: EVENTS });
+  // Headless pages always have focus: this one says it has none until a focus event.
+  if (options.unfocused) {
+    await page.addInitScript(() => {
+      let focused = false;
+      window.addEventListener('focus', () => (focused = true));
+      window.addEventListener('blur', () => (focused = false));
+      Document.prototype.hasFocus = () => focused;
+    });
+  }
 
   // Core events reach the page in the order they were emitted: one delivery in flight per page.
   const queue: [EventName, unknown][] = [];

@@ -85,4 +85,28 @@ describe('two people meet and chat', () => {
     await expectHealthy(ada);
     await expectHealthy(grace);
   });
+  it('marks nothing read in a window that opened without focus, until it gets focus', async () => {
+    const ada = await session.current.person({ host: true, settings: { hostPort: await freePort() } });
+    const grace = await session.current.person({ unfocused: true });
+    await firstRun(ada, 'Ada Lovelace');
+    await firstRun(grace, 'Grace Hopper');
+    const { address, code } = await startHosting(ada);
+    await joinRelay(grace, address, code);
+    await openChat(ada, 'Grace Hopper');
+    await openChat(grace, 'Ada Lovelace');
+
+    const hello = 'Are you there?';
+    const sent = await send(ada, hello);
+    await messageRow(grace.page, hello).waitFor();
+    await ada.page.locator('[data-testid="message"][data-state="delivered"]').filter({ has: ada.page.getByText(hello) }).waitFor();
+    await grace.delivered();
+    // Time enough for the window to have marked it read, had it thought it was seen.
+    await new Promise((r) => setTimeout(r, 500));
+    const people = await grace.invoke('people:list', null);
+    expect(people.ok && people.value.find((p) => p.name === 'Ada Lovelace')?.unread).toBe(1);
+    expect(await sent.getAttribute('data-state')).toBe('delivered');
+
+    await setWindowFocus(grace, true);
+    await ada.page.locator('[data-testid="message"][data-state="read"]').filter({ has: ada.page.getByText(hello) }).waitFor();
+  });
 });

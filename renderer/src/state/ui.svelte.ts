@@ -4,7 +4,8 @@ export type Dialog = { kind: 'none' } | { kind: 'search' } | { kind: 'settings' 
 
 export class UiState {
   dialog = $state<Dialog>({ kind: 'none' });
-  focused = $state(true);
+  /** Whether the window has focus; it may open without (focus-stealing prevention, a click elsewhere meanwhile). */
+  focused = $state(document.hasFocus());
   /** Bumped to ask the composer to take focus (after choosing a person). */
   composerFocus = $state(0);
   /** The clock "last seen 5 min ago" is measured against, ticking twice a minute. */
