@@ -53,7 +53,9 @@ const REASONS: ReadonlyMap<string, string> = new Map([
 export function connect(options: ConnectionOptions): Connection {
   const { identity, handlers } = options;
   const base = relayBaseUrl(options.address);
-  const relay = base.host;
+  // What the window shows and the remembered list keeps: host:port, with the scheme only for
+  // https, so that rejoining from the list uses https again.
+  const relay = base.protocol === 'https:' ? base.origin : base.host;
   let hello: Hello | null = null;
   let status: ConnectionStatus = { state: 'connecting', relay };
   let attempt = 0;

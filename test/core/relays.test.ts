@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createServer } from 'node:net';
 import { eventually, useRelay, type TestRelay } from '../support/relay.ts';
 import { conversation, knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
+import { relayBaseUrl } from '../../relay/handshake.ts';
 
 const scope = useRelay();
 
@@ -84,6 +85,15 @@ describe('relays', () => {
       return s?.state === 'reconnecting' ? s : undefined;
     }, 'reconnecting');
     expect(status.reason).toBe('The relay cannot be reached.');
+
+    // An https relay is shown, and would be remembered, with its scheme: rejoining it uses https again.
+    must(await alice.messenger.handlers['relay:join']({ address: 'https://127.0.0.1:1' }));
+    const secure = await eventually(() => {
+      const s = alice.statuses.at(-1)?.connection;
+      return s?.state === 'reconnecting' ? s : undefined;
+    }, 'reconnecting over https');
+    expect(secure.relay).toBe('https://127.0.0.1:1');
+    expect(relayBaseUrl(secure.relay).href).toBe('https://127.0.0.1:1/');
     expect(await alice.messenger.handlers['relay:join']({ address: 'ftp://x' })).toMatchObject({ ok: false, error: { code: 'E_ADDRESS' } });
   });
 });
