@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { createRelay } from './server.ts';
+import { browserOrigin } from './guard.ts';
 import { joinAddresses } from './addresses.ts';
 import { openSqliteStore } from './mailbox/sqlite.ts';
 import type { RelayStore } from './mailbox/store.ts';
@@ -23,7 +24,8 @@ Options (each also from the environment variable shown; an empty variable counts
   --data <dir>            folder for the relay database (PARLEY_DATA, default ./relay-data)
   --access-code <code>    require this code to join (PARLEY_ACCESS_CODE, default: open)
   --name <text>           name people see (PARLEY_RELAY_NAME, default: host name)
-  --allowed-origin <url>  browser origin allowed to connect; repeatable (PARLEY_ALLOWED_ORIGINS, comma-separated)
+  --allowed-origin <url>  browser origin allowed to connect, e.g. https://app.example.com; repeatable
+                          (PARLEY_ALLOWED_ORIGINS, comma-separated)
   --max-connections <n>   open sockets per address; TCP connections: twice this plus 10 (PARLEY_MAX_CONNECTIONS, default 20)
   --durability <mode>     normal: survives a crash; full: also power loss (PARLEY_DURABILITY, default normal)
   --mailbox-messages <n>  messages waiting for one recipient before senders get E_QUEUE_FULL
@@ -47,7 +49,7 @@ const ConfigSchema = z.strictObject({
   data: z.string().min(1),
   accessCode: z.string().min(1).max(LIMITS.accessCodeChars).optional(),
   name: DisplayNameSchema.optional(),
-  allowedOrigins: z.array(z.url()),
+  allowedOrigins: z.array(z.string().refine((url) => browserOrigin(url) !== undefined, 'expected an origin such as https://app.example.com, without a path, query or fragment')),
   maxConnections: decimal(1, 100_000),
   durability: z.enum(['normal', 'full']),
   mailboxMessages: decimal(1, 10_000_000),

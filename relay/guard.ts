@@ -130,7 +130,20 @@ export class AddressGuard {
   }
 }
 
-/** A browser Origin header must be on the allow-list; non-browser clients send none. */
+/**
+ * The Origin header a browser sends from pages at `url`: scheme, host and port, lower case,
+ * without a default port or a trailing slash ('HTTPS://App.Example.com:443/' gives
+ * 'https://app.example.com'). Undefined for what no Origin header can match: not a URL, an
+ * opaque origin ("null": file:, javascript:, data:), or a URL with a path other than "/", a
+ * query, a fragment or credentials.
+ */
+export function browserOrigin(url: string): string | undefined {
+  if (!URL.canParse(url)) return undefined;
+  const { origin, href } = new URL(url);
+  return origin !== 'null' && href === `${origin}/` ? origin : undefined;
+}
+
+/** A browser Origin header must be on the allow-list (of browserOrigin()s); non-browser clients send none. */
 export function originAllowed(origin: string | undefined, allowed: readonly string[]): boolean {
   return origin === undefined || allowed.includes(origin);
 }

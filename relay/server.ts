@@ -8,7 +8,7 @@ import { Server as IoServer } from 'socket.io';
 import { DisplayNameSchema, LIMITS, PROTOCOL_VERSION, type Hello } from './protocol.ts';
 import type { RelayStore } from './mailbox/store.ts';
 import { checkAuth, createChallenges } from './auth.ts';
-import { RequestBudget, TokenBucket } from './guard.ts';
+import { browserOrigin, RequestBudget, TokenBucket } from './guard.ts';
 import { Pump, socketTarget } from './delivery.ts';
 import { Sessions } from './sessions.ts';
 import { registerHandlers, type RelayIo, type RelaySocket } from './handlers.ts';
@@ -25,7 +25,12 @@ export interface RelayOptions {
   name?: string;
   /** When set, clients must present it. Compared in constant time. Default: open. */
   accessCode?: string;
-  /** Browser origins allowed to connect. Default: none (the app connects from Node, without an Origin). */
+  /**
+   * Browser origins allowed to connect, such as `https://app.example.com`. Each is compared as
+   * browsers send it (`new URL(v).origin`: `HTTPS://App.Example.com:443/` is the same); one that
+   * no browser sends (a path, query or fragment; file: or javascript:) throws. Default: none
+   * (the app connects from Node, without an Origin).
+   */
   allowedOrigins?: string[];
   /**
    * Open sockets per remote address. Default 20. TCP connections per address, those not
@@ -86,7 +91,11 @@ export function createRelay(options: RelayOptions): Relay {
   const name = DisplayNameSchema.safeParse([...(options.name ?? hostname())].slice(0, LIMITS.nameChars).join('')).data ?? 'Parley relay';
   const rate = options.rate ?? { capacity: 100, perSecond: 50, abuseMs: 10_000 };
   const quota = { messages: options.mailbox?.maxMessages ?? 10_000, bytes: options.mailbox?.maxBytes ?? 50 * 1024 * 1024 };
-  const allowedOrigins = options.allowedOrigins ?? [];
+  const allowedOrigins = (options.allowedOrigins ?? []).map((url) => {
+    const origin = browserOrigin(url);
+    if (origin === undefined) throw new Error(`allowedOrigins: ${JSON.stringify(url)} is not a browser origin (scheme://host[:port])`);
+    return origin;
+  });
   const trustedProxies = new Set(options.trustedProxies ?? []);
   const ackTimeoutMs = options.ackTimeoutMs ?? 15_000;
   const presence = cluster?.presence ?? memoryPresence(now);

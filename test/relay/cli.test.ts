@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectClient, eventually, newMessageId, tempDir, type TestClient } from '../support/relay.ts';
 import { runCli, startCliRelay, type CliRelay } from '../support/cli.ts';
+import { upgradeAnswer } from '../support/raw-ws.ts';
 import { generateIdentity } from '../../relay/identity.ts';
 
 const running: CliRelay[] = [];
@@ -29,6 +30,12 @@ describe('npm run relay', () => {
       [['--frobnicate'], /Unknown option '--frobnicate'/],
       [['--durability', 'sometimes'], /--durability: .*normal.*full/],
       [['--allowed-origin', 'not a url'], /--allowed-origin/],
+      // No browser sends an Origin with a path, query or fragment, or for file: and javascript: pages.
+      [['--allowed-origin', 'https://app.example.com/chat'], /--allowed-origin: expected an origin/],
+      [['--allowed-origin', 'https://app.example.com/?room=1'], /--allowed-origin: expected an origin/],
+      [['--allowed-origin', 'https://app.example.com#top'], /--allowed-origin: expected an origin/],
+      [['--allowed-origin', 'file:///srv/parley/index.html'], /--allowed-origin: expected an origin/],
+      [['--allowed-origin', 'javascript:alert(1)'], /--allowed-origin: expected an origin/],
       [['--mailbox-messages', '0'], /--mailbox-messages: .*>=1/],
       [['--mailbox-mb', 'lots'], /--mailbox-mb: .*number/],
     ] as const) {
@@ -56,6 +63,22 @@ describe('npm run relay', () => {
       await run.exited;
       cwd.remove();
     }
+  });
+
+  it('admits browsers from an allowed origin however the operator wrote it (case, default port, trailing slash)', async () => {
+    const data = tempDir();
+    const relay = await startCliRelay(['--data', data.path, '--allowed-origin', 'HTTPS://App.Example.com:443/'], { PARLEY_ALLOWED_ORIGINS: 'ignored: the flag wins' });
+    running.push(relay);
+    expect(await upgradeAnswer(relay.port, { origin: 'https://app.example.com' })).toEqual({ status: 101 });
+    expect(await upgradeAnswer(relay.port, { origin: 'https://other.example.com' })).toMatchObject({ status: 403, code: 'E_ORIGIN' });
+    relay.child.kill('SIGTERM');
+    await relay.exited;
+
+    const fromEnv = await startCliRelay(['--data', data.path], { PARLEY_ALLOWED_ORIGINS: 'http://LOCALHOST:5173/, https://app.example.com:8443' });
+    running.push(fromEnv);
+    expect(await upgradeAnswer(fromEnv.port, { origin: 'http://localhost:5173' })).toEqual({ status: 101 });
+    expect(await upgradeAnswer(fromEnv.port, { origin: 'https://app.example.com:8443' })).toEqual({ status: 101 });
+    expect(await upgradeAnswer(fromEnv.port, { origin: 'https://app.example.com' })).toMatchObject({ status: 403, code: 'E_ORIGIN' });
   });
 
   it('takes its settings from the environment, and says how to join', async () => {
