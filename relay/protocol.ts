@@ -117,10 +117,17 @@ export type Auth = z.input<typeof AuthSchema>;
 
 // ---- requests (client -> relay, answered through the Socket.IO ack) -----------------------
 
+/**
+ * A surrogate that is not half of a pair: not Unicode, so a store that writes UTF-8 (SQLite,
+ * Redis) would hand back U+FFFD instead of the body as sent. (What `isWellFormed()` checks;
+ * the lib here is ES2023.)
+ */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 export const SendSchema = z.strictObject({
   id: MessageIdSchema,
   to: UserIdSchema,
-  body: z.string().min(1),
+  body: z.string().min(1).refine((body) => !LONE_SURROGATE.test(body), 'has a lone surrogate (not well-formed UTF-16)'),
   sentAt: Millis,
 });
 export type SendPayload = z.infer<typeof SendSchema>;

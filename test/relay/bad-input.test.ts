@@ -165,6 +165,21 @@ describe('bad input at the relay', () => {
     await expectAliveAndClean();
   });
 
+  it('refuses a body with a lone surrogate, which storage would hand back as U+FFFD, and delivers an emoji as sent', async () => {
+    const atBob = bob.messages().length;
+    // A lone high or low surrogate, one at the end, a pair in the wrong order.
+    for (const body of ['\ud800', 'a\udc00b', 'smile \ud83d', '\ude00\ud83d']) {
+      expect(await alice.raw('message:send', { ...valid(), body })).toMatchObject({ ok: false, error: { code: 'E_SCHEMA', message: expect.stringMatching(/^body: .*surrogate/) } });
+    }
+    const many = { messages: [valid(), { ...valid(), body: 'x\udfff' }] };
+    expect(await alice.raw('message:send-many', many)).toMatchObject({ ok: false, error: { code: 'E_SCHEMA', message: expect.stringMatching(/^messages\.1\.body:/) } });
+    const id = newMessageId();
+    expect(await alice.send(bob.id, 'smile \ud83d\ude00', id)).toMatchObject({ ok: true });
+    expect((await eventually(() => bob.messages().find((m) => m.id === id), 'the emoji')).body).toBe('smile 😀');
+    expect(bob.messages()).toHaveLength(atBob + 1);
+    await expectAliveAndClean();
+  });
+
   it('does not let a sender pose as someone else', async () => {
     const id = newMessageId();
     const forged = await alice.raw('message:send', { ...valid(), id, from: bob.id, name: 'Bob' });
