@@ -1,6 +1,6 @@
-// The outbox: queued messages leave in the order they were written, several per request
-// (message:send-many), one request at a time, and are retried until the relay answers. The id
-// makes every retry idempotent at the relay.
+// The outbox: queued messages leave in the order they were written (to each recipient: one
+// whose mailbox is full waits alone), several per request (message:send-many), one request at
+// a time, and are retried until the relay answers. The id makes every retry idempotent at the relay.
 import type { Message, Result } from '../../preload/contract.ts';
 import { LIMITS, RETRYABLE_CODES, type SendResult } from '../../relay/protocol.ts';
 import type { History } from './history/index.ts';
@@ -8,7 +8,7 @@ import type { History } from './history/index.ts';
 /**
  * Answers that mean "not now" (PROTOCOL.md 13.1): the message stays queued and is sent again
  * later. A full mailbox too: the relay holds back the later messages to that person with the
- * same answer, and they must stay behind the first.
+ * same answer, and they must stay behind the first (so that person waits, and nobody else).
  */
 const TRANSIENT: ReadonlySet<string> = new Set([...RETRYABLE_CODES, 'E_BUSY']);
 // Maps, not objects: the code is the relay's word, and "constructor" or "__proto__" must find nothing.
@@ -55,6 +55,10 @@ export interface OutboxOptions {
 export class Outbox {
   private running = false;
   private again = false;
+  /** A refusal for the whole connection (a rate limit, a fault) is pausing every send. */
+  private holding = false;
+  /** Recipients whose mailbox is full, each with when to try again (performance.now()). */
+  private readonly paused = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private readonly options: OutboxOptions;
 
@@ -63,11 +67,16 @@ export class Outbox {
   }
 
   /**
-   * Something was queued, or (`reconnected`) the connection came back: send what waits. While
-   * a refusal's pause runs, only a new connection cuts it short.
+   * Something was queued, or (`reconnected`) the connection came back: send what waits, but
+   * not yet to a recipient whose mailbox was full. While a refusal for the whole connection
+   * pauses every send, and while a recipient's pause runs, only a new connection cuts it short.
    */
   kick(reconnected = false): void {
-    if (this.timer && !reconnected) return;
+    if (reconnected) {
+      this.holding = false;
+      this.paused.clear();
+    }
+    if (this.holding) return;
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.running) {
@@ -75,11 +84,14 @@ export class Outbox {
       return;
     }
     this.running = true;
-    void this.drain().catch(() => this.later(3_000)).finally(() => {
+    void this.drain().catch(() => this.later(3_000, true)).finally(() => {
       this.running = false;
       if (this.again) {
         this.again = false;
         this.kick();
+      } else if (!this.holding && this.paused.size > 0 && this.options.online()) {
+        // Again when the first recipient's pause ends (offline, the reconnection's kick will do).
+        this.later(Math.min(...this.paused.values()) - performance.now(), false);
       }
     });
   }
@@ -88,19 +100,28 @@ export class Outbox {
     clearTimeout(this.timer);
   }
 
-  private later(delayMs: number): void {
+  /** Kicks after `delayMs`; with `hold`, nothing is sent until then. */
+  private later(delayMs: number, hold: boolean): void {
     clearTimeout(this.timer);
+    this.holding = hold;
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      this.holding = false;
       this.kick();
-    }, delayMs);
+    }, Math.max(0, delayMs));
     this.timer.unref();
+  }
+
+  private retryMs(code: string): number {
+    return this.options.retryDelayMs ?? RETRY_MS.get(code) ?? 3_000;
   }
 
   private async drain(): Promise<void> {
     const { history, send, online } = this.options;
     while (online()) {
-      const queued = history.outbox(LIMITS.sendBatch);
+      const now = performance.now();
+      for (const [peer, until] of this.paused) if (until <= now) this.paused.delete(peer);
+      const queued = history.outbox(LIMITS.sendBatch, [...this.paused.keys()]);
       if (queued.length === 0) return;
       const ready: Outgoing[] = [];
       for (const message of queued) {
@@ -117,11 +138,15 @@ export class Outbox {
       let retry: string | undefined;
       batch.forEach(({ message }, i) => {
         const result = results[i] ?? { ok: false, error: { code: 'E_INTERNAL', message: 'The relay gave an unexpected answer.' } };
-        if (!this.settle(message, result)) retry ??= result.ok ? 'E_INTERNAL' : result.error.code;
+        if (this.settle(message, result)) return;
+        const code = result.ok ? 'E_INTERNAL' : result.error.code;
+        // Only this recipient's messages wait: the relay answered their later ones in the batch the same.
+        if (code === 'E_QUEUE_FULL') this.paused.set(message.peer, performance.now() + this.retryMs(code));
+        else retry ??= code;
       });
       if (retry !== undefined) {
         // Keep the order: what is still queued goes again, first, after a pause.
-        this.later(this.options.retryDelayMs ?? RETRY_MS.get(retry) ?? 3_000);
+        this.later(this.retryMs(retry), true);
         return;
       }
     }

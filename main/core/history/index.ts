@@ -122,7 +122,8 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
       ON CONFLICT (peer, id) DO NOTHING RETURNING *`),
     byId: db.prepare<[string, string], MessageRow>('SELECT * FROM messages WHERE peer = ? AND id = ?'),
     outById: db.prepare<[string], MessageRow>("SELECT * FROM messages WHERE id = ? AND direction = 'out'"),
-    outbox: db.prepare<[number], MessageRow>("SELECT * FROM messages WHERE state = 'queued' ORDER BY n LIMIT ?"),
+    outbox: db.prepare<[string, number], MessageRow>(
+      "SELECT * FROM messages WHERE state = 'queued' AND peer NOT IN (SELECT value FROM json_each(?)) ORDER BY n LIMIT ?"),
     // A transition happens only from the state it expects: a receipt that arrived first is never undone.
     setState: db.prepare<[{ n: number; from: MessageState; state: MessageState; seq: number | null; error: string | null }], MessageRow>(
       'UPDATE messages SET state = @state, seq = coalesce(@seq, seq), error = @error WHERE n = @n AND state = @from RETURNING *'),
@@ -222,7 +223,8 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
     },
     /** Stores incoming messages in one transaction; returns those that were new (redeliveries are skipped). */
     addIncoming: (items: readonly IncomingMessage[]): Message[] => addIncoming(items),
-    outbox: (limit: number): Message[] => q.outbox.all(limit).map(toMessage),
+    /** The oldest `limit` queued messages, but none to the peers in `skip` (those must wait, the others need not). */
+    outbox: (limit: number, skip: readonly string[] = []): Message[] => q.outbox.all(JSON.stringify(skip), limit).map(toMessage),
     sealedBody: (n: number): string | null => q.sealed.get(n)?.sealed ?? null,
     outgoing: (id: string): Message | undefined => {
       const row = q.outById.get(id);
