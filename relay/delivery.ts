@@ -141,7 +141,7 @@ export class Pump {
       let batch: Envelope[];
       const late = this.late.length > 0 && !prefetched;
       if (late) {
-        batch = withinBytes(this.late, batchBytes);
+        batch = withinBytes(this.late.slice(0, batchSize), batchBytes);
         this.late = this.late.slice(batch.length);
       } else if (prefetched) {
         // Read after that ack; a wake-up that came meanwhile (`again`) still gets its own page.
