@@ -61,6 +61,14 @@ export function messengerHandlers(deps: HandlerDeps): MessengerHandlers {
     return n === undefined ? null : { userId: identity.userId, name: n, fingerprint: fingerprint(identity.idKey), secretProtection: deps.secrets.protection };
   };
   const person = (id: string): Person | undefined => people(history, presence, identity.userId, [id])[0];
+  /** The connection is to the relay this app hosts: on this computer (loopback or one of its addresses), at its port. */
+  const onHostedRelay = (): boolean => {
+    const hosting = deps.host?.info;
+    const current = connection()?.status;
+    if (!hosting || !current || current.state === 'offline') return false;
+    const here = [...hosting.addresses, ...['127.0.0.1', 'localhost', '[::1]'].map((host) => `${host}:${hosting.port}`)];
+    return here.includes(current.relay);
+  };
 
   return {
     'status:get': async () => ok(status()),
@@ -81,7 +89,8 @@ export function messengerHandlers(deps: HandlerDeps): MessengerHandlers {
       return info;
     },
     'host:stop': async () => {
-      disconnect();
+      // Someone else's relay the user joined meanwhile stays joined.
+      if (onHostedRelay()) disconnect();
       await deps.host?.stop();
       emit('status', status());
       return ok(null);

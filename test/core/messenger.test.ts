@@ -163,6 +163,21 @@ describe('two people through a hosted relay', () => {
     expect(jump[0]?.text).toBe('the quarterly budget draft');
   });
 
+  it("stops hosting without leaving a colleague's relay joined since", async () => {
+    const { alice } = await hostAndJoin(true);
+    const grace = await core({ name: 'Grace', host: true });
+    const theirs = must(await grace.messenger.handlers['host:start']({ port: 0, open: true }));
+    must(await alice.messenger.handlers['relay:join']({ address: `127.0.0.1:${theirs.port}` }));
+    await online(alice);
+    await knows(alice, grace.id);
+
+    must(await alice.messenger.handlers['host:stop'](null));
+    expect(alice.statuses.at(-1)).toMatchObject({ connection: { state: 'online', relay: `127.0.0.1:${theirs.port}`, relayName: "Grace's Parley" }, hosting: null });
+    const sent = must(await alice.messenger.handlers['message:send']({ peer: grace.id, text: 'My relay is off; I am on yours.' }));
+    await eventually(() => grace.added.find((m) => m.id === sent.id), 'grace receives');
+    expect(must(await alice.messenger.handlers['status:get'](null)).connection).toMatchObject({ state: 'online', relay: `127.0.0.1:${theirs.port}` });
+  });
+
   it('shows the same safety number on both sides and remembers verification', async () => {
     const { alice, bob } = await hostAndJoin();
     const a = must(await alice.messenger.handlers['peer:safety']({ peer: bob.id }));
