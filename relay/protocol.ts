@@ -75,9 +75,10 @@ export const SignatureSchema = z.string().regex(/^[A-Za-z0-9_-]{86}$/, '64-byte 
 export const MessageIdSchema = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'message id');
 const Millis = z.number().int().min(0).max(8.64e15);
 
-// Control characters, bidi embeddings/overrides/isolates and line separators make names lie about themselves.
+// Control characters, bidi embeddings/overrides/isolates and line separators make names lie about themselves;
+// a lone surrogate would not survive storage (SQLite and Redis keep UTF-8) as it was sent.
 // eslint-disable-next-line no-control-regex
-const FORBIDDEN_NAME_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/u;
+const FORBIDDEN_NAME_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\p{Cs}]/u;
 export const DisplayNameSchema = z
   .string()
   .transform((s) => s.normalize('NFC').trim())

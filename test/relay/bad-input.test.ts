@@ -86,7 +86,7 @@ describe('bad input at the relay', () => {
   });
 
   it('refuses display names that are too long or carry control or bidi characters (A4), keeping the old name', async () => {
-    for (const name of ['x'.repeat(65), 'Eve\u202Egnp.exe', 'Eve\u2066x', 'Ann\u0000', 'Ann\u0007', 'A\u200Fnn', 'An\u2028n', '   ']) {
+    for (const name of ['x'.repeat(65), 'Eve\u202Egnp.exe', 'Eve\u2066x', 'Ann\u0000', 'Ann\u0007', 'A\u200Fnn', 'An\u2028n', '   ', 'Ann\ud800', '\udc00Ann']) {
       expect(await alice.request('profile:update', { name }), JSON.stringify(name)).toMatchObject({ ok: false, error: { code: 'E_SCHEMA' } });
     }
     const entries = await bob.request('directory:get', { ids: [alice.id] });
