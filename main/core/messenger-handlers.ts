@@ -122,9 +122,7 @@ export function messengerHandlers(deps: HandlerDeps): MessengerHandlers {
     'conversation:page': async ({ peer, before, limit }) => ok(history.page(peer, before ?? null, limit ?? 50)),
     'conversation:from': async ({ peer, n, limit }) => ok(history.from(peer, n, limit ?? 50)),
     'conversation:markRead': async ({ peer, upTo }) => {
-      const ids = history.markRead(peer, upTo);
-      if (ids.length > 0) {
-        deps.readReceipts.add(peer, ids);
+      if (history.markRead(peer, upTo) > 0) {
         if (online()) void deps.readReceipts.flush();
         announce([peer]);
       }

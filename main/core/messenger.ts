@@ -55,7 +55,7 @@ export async function createMessenger(deps: MessengerDeps) {
   const announcer = createAnnouncer({ history, presence, me: identity.userId, emit });
   const { announce } = announcer;
   const directory = createDirectorySync({ history, presence, me: identity.userId, connection: current, announce, emit });
-  const readReceipts = createReadReceipts(current);
+  const readReceipts = createReadReceipts(history, current);
 
   const outbox = new Outbox({
     history,
@@ -133,6 +133,7 @@ export async function createMessenger(deps: MessengerDeps) {
     async close(): Promise<void> {
       stopBrowsing?.();
       outbox.stop();
+      readReceipts.close();
       announcer.close();
       disconnect();
       await deps.host?.stop();

@@ -27,15 +27,17 @@ let counter = 0;
 const incoming = (p: string, text: string, id = `in-${++counter}-xxxxxx`) => ({ id, peer: p, text, sentAt: 1, seq: counter, flagged: false, error: null });
 
 describe('history migrations', () => {
-  it('migration 1 creates the schema on an empty file and is recorded in user_version', () => {
+  it('migration 1 creates the schema on an empty file, migration 2 upgrades it, each recorded in user_version', () => {
     const dir = tempDir();
     dirs.push(dir);
     const db = new Database(join(dir.path, 'm.db'));
-    expect(migrate(db, historyMigrations)).toEqual({ from: 0, to: 1 });
+    const tables = () => db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table') ORDER BY name").all().map((r) => (r as { name: string }).name);
+    expect(migrate(db, historyMigrations.slice(0, 1))).toEqual({ from: 0, to: 1 });
     expect(db.pragma('user_version', { simple: true })).toBe(1);
-    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table') ORDER BY name").all().map((r) => (r as { name: string }).name);
-    expect(tables).toEqual(expect.arrayContaining(['messages', 'messages_fts', 'peers', 'settings']));
-    expect(migrate(db, historyMigrations)).toEqual({ from: 1, to: 1 });
+    expect(tables()).toEqual(expect.arrayContaining(['messages', 'messages_fts', 'peers', 'settings']));
+    expect(migrate(db, historyMigrations)).toEqual({ from: 1, to: 2 });
+    expect(tables()).toContain('unsent_reads');
+    expect(migrate(db, historyMigrations)).toEqual({ from: 2, to: 2 });
     db.close();
   });
 
@@ -115,18 +117,27 @@ describe('history', () => {
     expect(history.requeue(m.n)).toMatchObject({ state: 'queued', id: 'abcdefgh2', error: null });
   });
 
-  it('counts unread per peer and marks read up to a point, returning ids for receipts', () => {
-    const { history } = fresh();
+  it('counts unread per peer and marks read up to a point, keeping the read receipts to send until they are sent', () => {
+    const { history, path } = fresh();
     history.seePeer(peer('bob'));
     history.seePeer(peer('carol'));
-    const added = history.addIncoming([incoming('bob', 'a'), incoming('bob', 'b'), incoming('carol', 'c'), incoming('bob', 'd')]);
-    expect(Object.fromEntries(history.unreadCounts())).toEqual({ bob: 3, carol: 1 });
-    const ids = history.markRead('bob', added[1]!.n);
-    expect(ids).toEqual([added[0]!.id, added[1]!.id]);
-    expect(Object.fromEntries(history.unreadCounts())).toEqual({ bob: 1, carol: 1 });
-    expect(history.markRead('bob', added[1]!.n)).toEqual([]);
-    const summary = history.summaries().find((s) => s.peer.id === 'bob');
-    expect(summary).toMatchObject({ unread: 1, last: { text: 'd', direction: 'in' } });
+    const added = history.addIncoming([incoming('bob', 'a'), incoming('bob', 'b'), incoming('carol', 'c'), incoming('bob', 'd'), { ...incoming('carol', 'forged?'), flagged: true }]);
+    expect(Object.fromEntries(history.unreadCounts())).toEqual({ bob: 3, carol: 2 });
+    expect(history.markRead('bob', added[1]!.n)).toBe(2);
+    expect(Object.fromEntries(history.unreadCounts())).toEqual({ bob: 1, carol: 2 });
+    expect(history.markRead('bob', added[1]!.n)).toBe(0);
+    // An unverified message is read like any other, but its claimed sender gets no receipt.
+    expect(history.markRead('carol', added[4]!.n)).toBe(2);
+    const unsent = new Map([['bob', [added[0]!.id, added[1]!.id].sort()], ['carol', [added[2]!.id]]]);
+    expect(history.unsentReads()).toEqual(unsent);
+    history.close();
+    // They wait across a restart, until the relay has them.
+    const again = openHistory(path);
+    expect(again.unsentReads()).toEqual(unsent);
+    again.readsSent('bob', [added[0]!.id, added[1]!.id]);
+    expect(again.unsentReads()).toEqual(new Map([['carol', [added[2]!.id]]]));
+    expect(again.summaries().find((s) => s.peer.id === 'bob')).toMatchObject({ unread: 1, last: { text: 'd', direction: 'in' } });
+    again.close();
   });
 
   it('summarises chosen peers as the full list does, and lists every name', () => {

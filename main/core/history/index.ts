@@ -130,7 +130,7 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
     page: db.prepare<[string, number, number], MessageRow>('SELECT * FROM messages WHERE peer = ? AND n < ? ORDER BY n DESC LIMIT ?'),
     around: db.prepare<[string, number, number], MessageRow>('SELECT * FROM messages WHERE peer = ? AND n >= ? ORDER BY n LIMIT ?'),
     unread: db.prepare<[], { peer: string; unread: number }>('SELECT peer, count AS unread FROM unread WHERE count > 0'),
-    markRead: db.prepare<[number, string, number], { id: string; flagged: number }>("UPDATE messages SET read_at = ? WHERE peer = ? AND direction = 'in' AND read_at IS NULL AND n <= ? RETURNING id, flagged"),
+    markRead: db.prepare<[number, string, number]>("UPDATE messages SET read_at = ? WHERE peer = ? AND direction = 'in' AND read_at IS NULL AND n <= ?"),
     // Ranking every match of a common word in a big history is slow, so rank the newest
     // SEARCH_WINDOW matches (cheap: rowid order) and build snippets only for what is shown.
     searchRecent: db.prepare<[string, number], { n: number; rank: number }>(
@@ -144,6 +144,8 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
       FROM messages_fts JOIN messages m ON m.n = messages_fts.rowid JOIN peers p ON p.id = m.peer
       WHERE messages_fts MATCH ? AND messages_fts.rowid BETWEEN ? AND ?
         AND +messages_fts.rowid IN (SELECT value FROM json_each(?)) AND m.flagged = 0`),
+    unsentReads: db.prepare<[], { peer: string; id: string }>('SELECT peer, id FROM unsent_reads ORDER BY peer'),
+    readSent: db.prepare<[string, string]>('DELETE FROM unsent_reads WHERE peer = ? AND id = ?'),
     getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?'),
     setSetting: db.prepare<[string, string]>('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
   };
@@ -156,6 +158,10 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
       if (row) added.push(toMessage(row));
     }
     return added;
+  });
+
+  const readsSent = db.transaction((peer: string, ids: readonly string[]) => {
+    for (const id of ids) q.readSent.run(peer, id);
   });
 
   const applyReceipt = db.transaction((peer: string, ids: readonly string[], state: 'delivered' | 'read') => {
@@ -253,8 +259,23 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
     /** Messages from `from` on, oldest first: for jumping to a search result. */
     from: (peer: string, from: number, limit: number): Message[] => q.around.all(peer, from, limit).map(toMessage),
     unreadCounts: (): Map<string, number> => new Map(q.unread.all().map((r) => [r.peer, r.unread])),
-    /** Marks incoming messages up to `upTo` as read; returns the ids that were unread (for read receipts). */
-    markRead: (peer: string, upTo: number): string[] => q.markRead.all(now(), peer, upTo).filter((r) => r.flagged === 0).map((r) => r.id),
+    /**
+     * Marks incoming messages up to `upTo` as read; returns how many were unread. Their read
+     * receipts (none for unverified messages) wait in unsentReads() until readsSent().
+     */
+    markRead: (peer: string, upTo: number): number => q.markRead.run(now(), peer, upTo).changes,
+    /** The ids of read messages whose receipts the relay has not acknowledged yet, by peer. */
+    unsentReads: (): Map<string, string[]> => {
+      const byPeer = new Map<string, string[]>();
+      for (const { peer, id } of q.unsentReads.all()) {
+        const ids = byPeer.get(peer);
+        if (ids) ids.push(id);
+        else byPeer.set(peer, [id]);
+      }
+      return byPeer;
+    },
+    /** The relay acknowledged these read receipts (or refused them for good). */
+    readsSent: (peer: string, ids: readonly string[]): void => readsSent(peer, ids),
     search: (input: string, limit = 50): SearchHit[] => {
       const match = ftsQuery(input);
       if (!match) return [];

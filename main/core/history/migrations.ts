@@ -62,4 +62,16 @@ export const historyMigrations: readonly Migration[] = [
       CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     `);
   },
+  // 2: read receipts the relay has not acknowledged yet, so they survive a restart
+  (db) => {
+    db.exec(`
+      CREATE TABLE unsent_reads (peer TEXT NOT NULL REFERENCES peers (id), id TEXT NOT NULL, PRIMARY KEY (peer, id)) WITHOUT ROWID;
+      -- Reading a message queues its receipt in the same statement, so neither can be without the other.
+      -- (An unverified message sends none: its sender is not known to be who it says.)
+      CREATE TRIGGER unsent_read_on_read AFTER UPDATE OF read_at ON messages
+        WHEN new.direction = 'in' AND new.flagged = 0 AND old.read_at IS NULL AND new.read_at IS NOT NULL BEGIN
+        INSERT OR IGNORE INTO unsent_reads (peer, id) VALUES (new.peer, new.id);
+      END;
+    `);
+  },
 ];
