@@ -79,19 +79,20 @@ describe('relays', () => {
 
   it('reports an unreachable relay as reconnecting, with a reason', async () => {
     const alice = scope.track(await startCore({ name: 'Alice' }));
-    must(await alice.messenger.handlers['relay:join']({ address: '127.0.0.1:1' }));
-    const status = await eventually(() => {
-      const s = alice.statuses.at(-1)?.connection;
-      return s?.state === 'reconnecting' ? s : undefined;
-    }, 'reconnecting');
+    /** Joins `address` (unreachable) and waits for the reconnecting status it brings. */
+    const tryJoin = async (address: string) => {
+      must(await alice.messenger.handlers['relay:join']({ address }));
+      return eventually(() => {
+        const s = alice.statuses.at(-1)?.connection;
+        return s?.state === 'reconnecting' ? s : undefined;
+      }, `reconnecting to ${address}`);
+    };
+    const status = await tryJoin('127.0.0.1:1');
     expect(status.reason).toBe('The relay cannot be reached.');
+    expect(status.relay).toBe('127.0.0.1:1');
 
     // An https relay is shown, and would be remembered, with its scheme: rejoining it uses https again.
-    must(await alice.messenger.handlers['relay:join']({ address: 'https://127.0.0.1:1' }));
-    const secure = await eventually(() => {
-      const s = alice.statuses.at(-1)?.connection;
-      return s?.state === 'reconnecting' ? s : undefined;
-    }, 'reconnecting over https');
+    const secure = await tryJoin('https://127.0.0.1:1');
     expect(secure.relay).toBe('https://127.0.0.1:1');
     expect(relayBaseUrl(secure.relay).href).toBe('https://127.0.0.1:1/');
     expect(await alice.messenger.handlers['relay:join']({ address: 'ftp://x' })).toMatchObject({ ok: false, error: { code: 'E_ADDRESS' } });
