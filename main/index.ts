@@ -60,12 +60,22 @@ async function start(): Promise<void> {
     core.on(event, (payload: Events[typeof event]) => window?.webContents.send(eventChannel(event), payload));
   }
 
-  // The dock/taskbar badge: everyone's unread count, as the window's 'person' events tell it.
+  // The dock/taskbar badge: everyone's unread count, as the window's 'person' events tell it;
+  // read whole at the start and when the connection changes (a locked core answers only once unlocked).
   const unread = new Map<string, number>();
   const showUnread = () => app.setBadgeCount([...unread.values()].reduce((sum, n) => sum + n, 0));
-  const everyone = await core.handlers['people:list'](null);
-  if (everyone.ok) everyone.value.forEach((p) => unread.set(p.id, p.unread));
-  showUnread();
+  const readUnread = async () => {
+    const everyone = await core.handlers['people:list'](null);
+    if (everyone.ok) everyone.value.forEach((p) => unread.set(p.id, p.unread));
+    showUnread();
+  };
+  await readUnread();
+  let lastState: string | undefined;
+  core.on('status', (status) => {
+    if (status.connection.state === lastState) return; // not at every backlog progress step
+    lastState = status.connection.state;
+    void readUnread();
+  });
   core.on('person', (p) => {
     unread.set(p.id, p.unread);
     showUnread();

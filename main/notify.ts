@@ -68,7 +68,8 @@ export function createNotifier(options: NotifierOptions): { add(message: Incomin
       const sender = waiting.get(message.peer);
       if (sender) sender.count += 1;
       else waiting.set(message.peer, { first: message, count: 1 });
-      timer ??= setTimeout(() => void flush(), options.gatherMs ?? 500);
+      // A notification that cannot be shown (names unreadable meanwhile) is dropped, never a crash of the app.
+      timer ??= setTimeout(() => void flush().catch(() => undefined), options.gatherMs ?? 500);
     },
     close() {
       clearTimeout(timer);
