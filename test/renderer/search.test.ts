@@ -4,17 +4,26 @@ import { FakeParley, message, person } from './fake-parley.ts';
 import { renderApp } from './render-app.ts';
 
 const grace = person('Grace');
+const alan = person('Alan');
 
 function searchable(): FakeParley {
   const fake = new FakeParley();
-  fake.people = [grace];
+  fake.people = [grace, alan];
   fake.history.set(grace.id, Array.from({ length: 400 }, (_, i) => message(grace.id, i + 1, { text: i + 1 === 120 ? 'the deploy key is in the vault' : `chat ${i + 1}` })));
+  fake.history.set(alan.id, [message(alan.id, 500, { text: 'the spare key is under the flowerpot' })]);
   fake.on('search', ({ query }) => ({
     ok: true,
-    value: query === 'vault' ? [{ message: fake.history.get(grace.id)![119]!, peerName: 'Grace', snippet: 'the deploy key is in the \u0002vault\u0003' }] : [],
+    value:
+      query === 'vault'
+        ? [{ message: fake.history.get(grace.id)![119]!, peerName: 'Grace', snippet: 'the deploy key is in the \u0002vault\u0003' }]
+        : query === 'flowerpot'
+          ? [{ message: fake.history.get(alan.id)![0]!, peerName: 'Alan', snippet: 'the spare key is under the \u0002flowerpot\u0003' }]
+          : [],
   }));
   return fake;
 }
+
+const highlighted = () => screen.queryAllByTestId('message').filter((row) => row.classList.contains('highlight'));
 
 describe('search', () => {
   it('searches once after typing stops and highlights the hits', async () => {
@@ -50,5 +59,20 @@ describe('search', () => {
     expect(screen.getByTestId('peer-name').textContent).toBe('Grace');
     // The window no longer ends at the newest message, so there is a way back.
     expect(screen.getByTestId('jump-latest')).toBeTruthy();
+  });
+
+  it('Enter right after typing over the query opens a hit of what is typed now, not of the query before', async () => {
+    const { fake, user } = await renderApp(searchable());
+    await user.keyboard('{Control>}f{/Control}');
+    const input = await screen.findByTestId('search-input');
+    await user.type(input, 'vault');
+    await screen.findByTestId('search-result');
+    // Grace's hit is still listed when Enter follows the new word faster than the debounce.
+    await user.tripleClick(input);
+    await user.keyboard('flowerpot{Enter}');
+    await waitFor(() => expect(screen.queryByTestId('search-dialog')).toBeNull());
+    await waitFor(() => expect(screen.getByTestId('peer-name').textContent).toBe('Alan'));
+    await waitFor(() => expect(highlighted().map((row) => row.dataset.n)).toEqual(['500']));
+    expect(fake.callsOf('search')).toEqual([{ query: 'vault' }, { query: 'flowerpot' }]);
   });
 });

@@ -36,6 +36,20 @@ export class SearchState {
     this.timer = setTimeout(() => void this.run(query.trim()), SEARCH_DEBOUNCE_MS);
   }
 
+  /**
+   * The hit Enter opens: the highlighted one of results that answer what is typed now. Typed
+   * faster than the debounce, the search runs at once and its first hit is the one.
+   */
+  async chosen(): Promise<SearchHit | undefined> {
+    const query = this.query.trim();
+    if (query && query !== this.answered) {
+      if (this.timer !== null) clearTimeout(this.timer);
+      this.timer = null;
+      await this.run(query);
+    }
+    return this.answered === this.query.trim() ? this.results[this.active] : undefined;
+  }
+
   private async run(query: string): Promise<void> {
     const ask = ++this.asked;
     const result = await settle(this.api.search({ query: query.slice(0, 200) }));
