@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { screen, waitFor } from '@testing-library/svelte';
 import { FakeParley, person } from './fake-parley.ts';
+import type { Person } from '../../preload/contract.ts';
 import { renderApp } from './render-app.ts';
 import { shortcutFor } from '../../renderer/src/lib/shortcuts.ts';
 
@@ -31,6 +32,27 @@ describe('keyboard', () => {
     // Online first, then by name: Alan, Grace, Katherine.
     await user.keyboard('{ArrowDown}{Enter}');
     await waitFor(() => expect(screen.getByTestId('peer-name').textContent).toBe('Grace'));
+  });
+
+  it('the quick switcher keeps the highlighted person when the list re-sorts, and Enter opens them', async () => {
+    const { fake, user } = await renderApp(three());
+    const [grace, , katherine] = fake.people as [Person, Person, Person];
+    const highlighted = () => screen.getAllByTestId('jump-result').find((el) => el.getAttribute('aria-selected') === 'true')?.querySelector('.result-name')?.textContent;
+    await user.keyboard('{Control>}k{/Control}');
+    await screen.findByTestId('jump-input');
+    expect(highlighted()).toBe('Alan');
+    // Katherine comes online and writes: she moves to the top of the list.
+    fake.emit('onPerson', { ...katherine, online: true, last: { text: 'hi', direction: 'in', at: Date.now(), flagged: false } });
+    await waitFor(() => expect(screen.getAllByTestId('jump-result')[0]?.textContent).toContain('Katherine'));
+    expect(highlighted()).toBe('Alan');
+    await user.keyboard('{ArrowDown}');
+    expect(highlighted()).toBe('Grace');
+    // Grace writes: she moves from the bottom to the top, still highlighted.
+    fake.emit('onPerson', { ...grace, last: { text: 'hey', direction: 'in', at: Date.now() + 1, flagged: false } });
+    await waitFor(() => expect(screen.getAllByTestId('jump-result')[0]?.textContent).toContain('Grace'));
+    expect(highlighted()).toBe('Grace');
+    await user.keyboard('{Enter}');
+    await waitFor(() => expect(screen.getByTestId('peer-name').textContent).toBe(grace.name));
   });
 
   it('Ctrl+F opens search and Esc closes it, giving focus back', async () => {

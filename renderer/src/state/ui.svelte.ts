@@ -12,7 +12,8 @@ export class UiState {
   now = $state(Date.now());
   /** The quick switcher (Ctrl/Cmd+K). */
   jumpQuery = $state('');
-  jumpActive = $state(0);
+  /** The highlighted person's id (null: the first match): the list re-sorts as people come and go. */
+  jumpPerson = $state<string | null>(null);
 
   open(dialog: Dialog): void {
     if (dialog.kind === 'jump') this.setJumpQuery('');
@@ -21,7 +22,7 @@ export class UiState {
 
   setJumpQuery(query: string): void {
     this.jumpQuery = query;
-    this.jumpActive = 0;
+    this.jumpPerson = null;
   }
 
   tick(): void {
