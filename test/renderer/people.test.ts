@@ -82,6 +82,26 @@ describe('the people list', () => {
     await waitFor(() => expect(screen.queryByTestId('key-changed-banner')).toBeNull());
   });
 
+  it('shows a failure to accept a key in that person’s conversation only, until it succeeds', async () => {
+    const fake = team();
+    fake.people[1] = { ...fake.people[1]!, keyChanged: true };
+    let refuse = true;
+    fake.on('acceptKey', ({ peer }) => (refuse ? { ok: false, error: { code: 'E_INTERNAL', message: 'disk' } } : { ok: true, value: { ...fake.people.find((p) => p.id === peer)!, keyChanged: false } }));
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    await setup.user.click(screen.getByTestId('accept-key'));
+    await waitFor(() => expect(screen.getByTestId('trust-error').textContent).toContain('Something went wrong inside Parley'));
+    await openChat(setup, 'Alan');
+    expect(screen.getByTestId('peer-name').textContent).toBe('Alan');
+    expect(screen.queryByTestId('trust-error')).toBeNull();
+    await openChat(setup, 'Grace');
+    expect(screen.getByTestId('trust-error')).toBeTruthy();
+    refuse = false;
+    await setup.user.click(screen.getByTestId('accept-key'));
+    await waitFor(() => expect(screen.queryByTestId('key-changed-banner')).toBeNull());
+    expect(screen.queryByTestId('trust-error')).toBeNull();
+  });
+
   it('warns when two people share a name', async () => {
     const fake = team();
     fake.people[1] = { ...fake.people[1]!, nameClash: true };

@@ -23,7 +23,8 @@ export class PeopleState {
   loaded = $state(false);
   /** The safety number shown in the Verify dialog. */
   safety = $state<SafetyInfo | null>(null);
-  trustError = $state<string | null>(null);
+  /** What went wrong checking, verifying or accepting someone's key, by person, until an action for them succeeds. */
+  private readonly trustErrors = new SvelteMap<string, string>();
 
   readonly sorted = $derived([...this.byId.values()].sort(comparePeople));
   readonly visible = $derived(this.filter.trim() ? this.sorted.filter((p) => matchesFilter(p, this.filter)) : this.sorted);
@@ -34,6 +35,10 @@ export class PeopleState {
 
   get(id: string): Person | undefined {
     return this.byId.get(id);
+  }
+
+  trustError(peer: string): string | null {
+    return this.trustErrors.get(peer) ?? null;
   }
 
   replaceAll(people: readonly Person[]): void {
@@ -48,25 +53,30 @@ export class PeopleState {
 
   async loadSafety(peer: string): Promise<void> {
     this.safety = null;
-    this.trustError = null;
+    this.trustErrors.delete(peer);
     const result = await settle(this.api.safety({ peer }));
     if (result.ok) this.safety = result.value;
-    else this.trustError = humanError(result.error);
+    else this.trustErrors.set(peer, humanError(result.error));
   }
 
   async verify(peer: string, verified: boolean): Promise<void> {
     const result = await settle(this.api.verify({ peer, verified }));
     if (!result.ok) {
-      this.trustError = humanError(result.error);
+      this.trustErrors.set(peer, humanError(result.error));
       return;
     }
+    this.trustErrors.delete(peer);
     this.upsert(result.value);
     if (this.safety?.peer === peer) this.safety = { ...this.safety, verified };
   }
 
   async acceptKey(peer: string): Promise<void> {
     const result = await settle(this.api.acceptKey({ peer }));
-    if (result.ok) this.upsert(result.value);
-    else this.trustError = humanError(result.error);
+    if (!result.ok) {
+      this.trustErrors.set(peer, humanError(result.error));
+      return;
+    }
+    this.trustErrors.delete(peer);
+    this.upsert(result.value);
   }
 }
