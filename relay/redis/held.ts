@@ -30,6 +30,12 @@ export function heldMessages({ redis, key, me, holdMs, retention, track }: Store
   const held = new Map<number, Held>();
   const heldFor = new Map<string, Map<number, Held>>();
   const heldBySent = new Map<string, Held>();
+  /**
+   * Held messages being written into the mailbox, per recipient, until WRITE replies: a page
+   * read from Redis just before the write, whose reply comes after it was sent, must still
+   * show them (replies come in order, so a read sent after the write finds them in Redis).
+   */
+  const writing = new Map<string, Map<number, Held>>();
   let holdTimer: NodeJS.Timeout | undefined;
   /** Records of taken messages, written together a moment later (until then they read "held"). */
   const records = new Map<string, string>();
@@ -55,11 +61,18 @@ export function heldMessages({ redis, key, me, holdMs, retention, track }: Store
   /** Not taken in time: into the Redis mailbox, and then its sender is answered. */
   const write = (h: Held) => {
     forget(h);
+    let mine = writing.get(h.recipient);
+    if (!mine) writing.set(h.recipient, (mine = new Map()));
+    mine.set(h.envelope.seq, h);
     const member = messageHeader(h.size, h.envelope.from, h.envelope.id) + JSON.stringify(h.envelope);
     const work = redis
       .run(WRITE, [key.sent(h.envelope.from, h.envelope.id), key.mailbox(h.recipient), key.quota(h.recipient), key.nodes],
         [h.digest, h.size, retention, h.envelope.seq, member, key.prefix, me, h.recipient], Int)
-      .then(() => h.done.resolve({}), (error: unknown) => h.done.reject(error instanceof StorageError ? error : new StorageError('E_STORAGE', `relay storage failed: ${String(error)}`)));
+      .then(() => h.done.resolve({}), (error: unknown) => h.done.reject(error instanceof StorageError ? error : new StorageError('E_STORAGE', `relay storage failed: ${String(error)}`)))
+      .finally(() => {
+        mine.delete(h.envelope.seq);
+        if (mine.size === 0 && writing.get(h.recipient) === mine) writing.delete(h.recipient);
+      });
     track(work);
   };
   const writeDue = (all = false) => {
@@ -91,6 +104,8 @@ export function heldMessages({ redis, key, me, holdMs, retention, track }: Store
     bySent: (from: string, id: string): Held | undefined => heldBySent.get(recordKey(from, id)),
     /** The seqs held here for `recipient`, in order. */
     seqsFor: (recipient: string): number[] => [...(heldFor.get(recipient)?.keys() ?? [])],
+    /** Something for `recipient` is held here: what follows must not pass it (a write now would). */
+    holding: (recipient: string): boolean => heldFor.has(recipient),
     /** The recipient acknowledged these: those held here are taken, never written; returns their seqs. */
     take: (recipient: string, seqs: readonly number[], at: number): number[] => {
       const mine = heldFor.get(recipient);
@@ -105,14 +120,18 @@ export function heldMessages({ redis, key, me, holdMs, retention, track }: Store
       if (taken.length > 0) recordTimer ??= setTimeout(writeRecords, RECORD_BATCH_MS).unref();
       return taken;
     },
-    /** A page read from Redis, with what is held here merged in seq order: none newer than a page cut short by its bytes. */
+    /**
+     * A page read from Redis, with what is held here (or being written from here) merged in
+     * seq order: none newer than a page cut short by its bytes.
+     */
     withHeld: (recipient: string, members: string[], request: PageRequest): Envelope[] => {
       const { members: kept, cut } = fitting(members, request.bytes ?? Infinity);
       const fromRedis = kept.map(toEnvelope);
-      const mine = heldFor.get(recipient);
-      if (!mine) return fromRedis;
+      const here = [...(heldFor.get(recipient)?.values() ?? []), ...(writing.get(recipient)?.values() ?? [])];
+      if (here.length === 0) return fromRedis;
       const readTo = cut ? (fromRedis.at(-1)?.seq ?? request.afterSeq) : Infinity;
-      const merged = [...fromRedis, ...[...mine.values()].filter((h) => h.envelope.seq > request.afterSeq && h.envelope.seq <= readTo).map((h) => h.envelope)];
+      const read = new Set(fromRedis.map((e) => e.seq));
+      const merged = [...fromRedis, ...here.filter((h) => h.envelope.seq > request.afterSeq && h.envelope.seq <= readTo && !read.has(h.envelope.seq)).map((h) => h.envelope)];
       return merged.sort((a, b) => a.seq - b.seq).slice(0, request.limit);
     },
     /** Writes what is held, and the records of what was taken, now (their promises are tracked). */

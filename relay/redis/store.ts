@@ -121,7 +121,9 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
         return here.digest === m.digest ? { kind: 'duplicate', seq, durable: here.done.promise } : { kind: 'conflict' };
       }
       const size = Buffer.byteLength(m.body);
-      if (live && holdMs > 0) {
+      // Held too when something for the recipient is held here (they may just have left): a
+      // message written into the mailbox now would reach their other devices before it.
+      if ((live || held.holding(m.to)) && holdMs > 0) {
         const [kind, seq, third] = await redis.run(
           CLAIM,
           [key.sent(m.from, m.id), key.mailbox(m.to), key.quota(m.to), key.seq],

@@ -2,6 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
 import { openRedisCluster, type RedisCluster } from '../../relay/redis/cluster.ts';
+import { createRedis, type Redis } from '../../relay/redis/commands.ts';
+import { openRedisStore } from '../../relay/redis/store.ts';
 import type { IncomingMessage } from '../../relay/mailbox/store.ts';
 import { idsOf, readPages } from '../support/relay.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
@@ -87,6 +89,46 @@ describe('the Redis store', () => {
     expect((await other.page(bob, 0, 10)).map((e) => e.seq)).toEqual([outcome.seq]);
     // Taken late, through the other node: the receipt is an envelope now.
     expect(await other.acknowledge(bob, [outcome.seq], 7)).toMatchObject({ removed: 1, receiptsFor: [alice] });
+  });
+
+  it('holds a message behind one held for the same recipient, even once they left this node, so their other devices never get it first', async () => {
+    const { store } = await open('t10:', 300);
+    const other = (await open('t10:', 300)).store;
+    const [alice, bob] = [user(0), user(1)];
+    const quota = { messages: 10, bytes: 10_000 };
+    const first = await store.accept(message(alice, bob, 'first-0001'), quota, true);
+    // Bob's socket here is gone (one request carried both: message:send-many); he has another on the other node.
+    const second = await store.accept(message(alice, bob, 'second-001'), quota, false);
+    if (first.kind !== 'accepted' || second.kind !== 'accepted') throw new Error('not accepted');
+    expect(await other.page(bob, 0, 10)).toEqual([]);
+    expect([await first.durable, await second.durable]).toEqual([{}, {}]);
+    expect(idsOf(await other.page(bob, 0, 10))).toEqual(['first-0001', 'second-001']);
+  });
+
+  it('still pages a held message while it is being written, for a read sent before the write', async () => {
+    const client = createClient({ url: redis.url });
+    await client.connect();
+    const real = createRedis(client, 2_000);
+    // Every reply reaches this node 100 ms late, in order (a busy event loop).
+    const late = <T>(reply: Promise<T>) => reply.then(async (value) => (await new Promise((r) => setTimeout(r, 100)), value));
+    const slow: Redis = { command: (args, reply) => late(real.command(args, reply)), run: (lua, keys, args, reply) => late(real.run(lua, keys, args, reply)), close: () => real.close() };
+    const store = await openRedisStore({ redis: slow, prefix: 't11:', nodeId: 'slow', holdMs: 50 });
+    const other = (await open('t11:')).store;
+    try {
+      const [alice, bob, carol] = [user(0), user(1), user(2)];
+      const quota = { messages: 10, bytes: 10_000 };
+      const held = await store.accept(message(alice, bob, 'held-00001'), quota, true);
+      const after = await other.accept(message(carol, bob, 'after-0001'), quota);
+      if (held.kind !== 'accepted' || after.kind !== 'accepted') throw new Error('not accepted');
+      // Read now, in Redis before the hold ends; answered here after it ended and the write went out.
+      const page = await store.page(bob, 0, 10);
+      expect(page.map((e) => e.seq)).toEqual([held.seq, after.seq]);
+      expect(await held.durable).toEqual({});
+    } finally {
+      await store.close();
+      real.close();
+      await client.close();
+    }
   });
 
   it('pages large messages only as far as the page\'s bytes allow, never skipping one behind it', async () => {
