@@ -46,11 +46,26 @@ export class FakeParley {
   readonly history = new Map<string, Message[]>();
   private readonly overrides: { [K in CommandKey]?: Handler<K> } = {};
   private readonly listeners = new Map<EventKey, Set<(payload: never) => void>>();
+  private readonly held = new Map<CommandKey, Promise<void>>();
   private n = 10_000;
 
   /** Replaces how one command answers. */
   on<K extends CommandKey>(method: K, handler: Handler<K>): void {
     (this.overrides as Record<K, Handler<K>>)[method] = handler;
+  }
+
+  /**
+   * Holds back the answers to one command until the returned function is called. Each answer
+   * is worked out when the command is called, as main reads its data before it answers.
+   */
+  hold(method: CommandKey): () => void {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    this.held.set(method, released);
+    return () => {
+      this.held.delete(method);
+      release();
+    };
   }
 
   callsOf(method: CommandKey): unknown[] {
@@ -73,7 +88,10 @@ export class FakeParley {
         return { ok: false, error: { code: 'E_LOCKED', message: 'Parley is locked: enter your passphrase first.' } };
       }
       const handler = (this.overrides as Record<K, Handler<K> | undefined>)[method] ?? fallback;
-      return handler(arg as ArgOf<K>);
+      const held = this.held.get(method);
+      const answer = handler(arg as ArgOf<K>);
+      if (held) await held;
+      return answer;
     };
   }
 

@@ -17,7 +17,7 @@ function searchable(): FakeParley {
       query === 'vault'
         ? [{ message: fake.history.get(grace.id)![119]!, peerName: 'Grace', snippet: 'the deploy key is in the \u0002vault\u0003' }]
         : query === 'flowerpot'
-          ? [{ message: fake.history.get(alan.id)![0]!, peerName: 'Alan', snippet: 'the spare key is under the \u0002flowerpot\u0003' }]
+          ? [{ message: fake.history.get(alan.id)!.find((m) => m.text.includes('flowerpot'))!, peerName: 'Alan', snippet: 'the spare key is under the \u0002flowerpot\u0003' }]
           : [],
   }));
   return fake;
@@ -74,5 +74,80 @@ describe('search', () => {
     await waitFor(() => expect(screen.getByTestId('peer-name').textContent).toBe('Alan'));
     await waitFor(() => expect(highlighted().map((row) => row.dataset.n)).toEqual(['500']));
     expect(fake.callsOf('search')).toEqual([{ query: 'vault' }, { query: 'flowerpot' }]);
+  });
+
+  it('shows what arrives or changes while a result is opening', async () => {
+    const fake = searchable();
+    const history = Array.from({ length: 9 }, (_, i) => message(alan.id, i + 491, { direction: 'out', state: 'delivered', readAt: null }));
+    fake.history.set(alan.id, [...history, message(alan.id, 500, { text: 'the spare key is under the flowerpot' })]);
+    const { user } = await renderApp(fake);
+    await user.keyboard('{Control>}f{/Control}');
+    await user.type(await screen.findByTestId('search-input'), 'flowerpot');
+    await screen.findByTestId('search-result');
+    const release = fake.hold('page');
+    await user.keyboard('{Enter}');
+    await waitFor(() => expect(fake.callsOf('page')).toHaveLength(1));
+    // Main read the pages, then Alan read a message and wrote a new one.
+    fake.emit('onMessageUpdated', { ...history[5]!, state: 'read' });
+    fake.emit('onMessageAdded', message(alan.id, 501, { text: 'found it?', readAt: null }));
+    release();
+    await waitFor(() => expect(highlighted().map((row) => row.dataset.n)).toEqual(['500']));
+    const row = (n: number) => screen.getAllByTestId('message').find((el) => el.dataset.n === String(n));
+    await waitFor(() => expect(row(501)?.textContent).toContain('found it?'));
+    expect(row(496)?.dataset.state).toBe('read');
+  });
+
+  it('shows what arrives or changes while the way back to the newest messages loads', async () => {
+    const fake = searchable();
+    const history = fake.history.get(grace.id)!;
+    history[389] = { ...history[389]!, direction: 'out', state: 'delivered' };
+    const { user } = await renderApp(fake);
+    await user.keyboard('{Control>}f{/Control}');
+    await user.type(await screen.findByTestId('search-input'), 'vault');
+    await screen.findByTestId('search-result');
+    await user.keyboard('{Enter}');
+    await waitFor(() => expect(highlighted()).toHaveLength(1));
+    const release = fake.hold('page');
+    await user.click(screen.getByTestId('jump-latest'));
+    await waitFor(() => expect(fake.callsOf('page')).toHaveLength(2));
+    // Both outside what the conversation shows (around the result) while the newest page is on its way.
+    fake.emit('onMessageUpdated', { ...history[389]!, state: 'read' });
+    fake.emit('onMessageAdded', message(grace.id, 401, { text: 'still there?', readAt: null }));
+    release();
+    const row = (n: number) => screen.queryAllByTestId('message').find((el) => el.dataset.n === String(n));
+    await waitFor(() => expect(row(401)?.textContent).toContain('still there?'));
+    expect(row(390)?.dataset.state).toBe('read');
+  });
+
+  it('shows what arrives or changes while more of the conversation loads around a result', async () => {
+    const fake = searchable();
+    const history = fake.history.get(grace.id)!.slice(0, 250).map((m) => ({ ...m, direction: 'out' as const, state: 'delivered' as const }));
+    fake.history.set(grace.id, history);
+    const { app, user } = await renderApp(fake);
+    await user.keyboard('{Control>}f{/Control}');
+    await user.type(await screen.findByTestId('search-input'), 'vault');
+    await screen.findByTestId('search-result');
+    await user.keyboard('{Enter}');
+    await waitFor(() => expect(highlighted()).toHaveLength(1));
+    const conversation = app.chats.current!;
+    const row = (n: number) => screen.queryAllByTestId('message').find((el) => el.dataset.n === String(n));
+    // Scrolling down to the end: the last page is read, then Grace reads one of it and writes.
+    let release = fake.hold('pageFrom');
+    const newer = conversation.loadNewer();
+    fake.emit('onMessageUpdated', { ...history[239]!, state: 'read' });
+    fake.emit('onMessageAdded', message(grace.id, 251, { text: 'still there?', readAt: null }));
+    release();
+    await newer;
+    conversation.view.follow();
+    await waitFor(() => expect(row(251)?.textContent).toContain('still there?'));
+    expect(row(240)?.dataset.state).toBe('read');
+    // Scrolling up: the page above is read, then Grace reads one of it.
+    release = fake.hold('page');
+    const older = conversation.loadOlder();
+    fake.emit('onMessageUpdated', { ...history[59]!, state: 'read' });
+    release();
+    await older;
+    conversation.view.reveal(60);
+    await waitFor(() => expect(row(60)?.dataset.state).toBe('read'));
   });
 });

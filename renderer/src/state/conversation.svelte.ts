@@ -13,6 +13,8 @@ const CONTEXT = 30;
 const TYPING_EXPIRES_MS = 8_000;
 
 type LoadState = 'idle' | 'loading' | 'ready' | 'failed';
+/** A 'message:added' or 'message:updated' event that arrived while a page was on its way. */
+type Raced = { added: boolean; message: Message };
 
 export class Conversation {
   messages = $state.raw<readonly Message[]>([]);
@@ -37,6 +39,9 @@ export class Conversation {
   private typingTimer: ReturnType<typeof setTimeout> | null = null;
   private markedUpTo = 0;
   private generation = 0;
+  /** One list per page on its way, of the events that arrive meanwhile (plain: nothing renders it). */
+  // eslint-disable-next-line svelte/prefer-svelte-reactivity
+  private readonly racing = new Set<Raced[]>();
 
   constructor(
     private readonly api: ParleyApi,
@@ -61,20 +66,19 @@ export class Conversation {
   async loadLatest(showUnread = false): Promise<void> {
     const generation = ++this.generation;
     this.load = 'loading';
-    const result = await settle(this.api.page({ peer: this.peer, limit: PAGE }));
+    const [result, raced] = await this.paged(settle(this.api.page({ peer: this.peer, limit: PAGE })));
     if (generation !== this.generation) return;
     if (!result.ok) {
       this.load = 'failed';
       this.loadError = humanError(result.error);
       return;
     }
-    // Events that raced the page are newer than nothing it holds only if they are after it.
-    const newest = result.value[result.value.length - 1]?.n ?? -1;
-    this.messages = merge(this.atLatest ? this.messages.filter((m) => m.n > newest) : [], result.value);
+    this.messages = result.value;
     this.reachedStart = result.value.length < PAGE;
     this.atLatest = true;
     this.load = 'ready';
     this.loadError = null;
+    this.replay(raced);
     this.view.follow();
     if (showUnread) {
       // Before the window renders (and marks them read), note where unread messages start.
@@ -88,11 +92,12 @@ export class Conversation {
     if (this.reachedStart || this.loadingOlder || this.load !== 'ready' || !first) return;
     const generation = this.generation;
     this.loadingOlder = true;
-    const result = await settle(this.api.page({ peer: this.peer, before: first.n, limit: PAGE }));
+    const [result, raced] = await this.paged(settle(this.api.page({ peer: this.peer, before: first.n, limit: PAGE })));
     this.loadingOlder = false;
     if (generation !== this.generation || !result.ok) return;
     this.reachedStart = result.value.length < PAGE;
     this.messages = merge(this.messages, result.value);
+    this.replay(raced);
   }
 
   async loadNewer(): Promise<void> {
@@ -100,21 +105,21 @@ export class Conversation {
     if (this.atLatest || this.loadingNewer || this.load !== 'ready' || !last) return;
     const generation = this.generation;
     this.loadingNewer = true;
-    const result = await settle(this.api.pageFrom({ peer: this.peer, n: last.n + 1, limit: PAGE }));
+    const [result, raced] = await this.paged(settle(this.api.pageFrom({ peer: this.peer, n: last.n + 1, limit: PAGE })));
     this.loadingNewer = false;
     if (generation !== this.generation || !result.ok) return;
     this.atLatest = result.value.length < PAGE;
     this.messages = merge(this.messages, result.value);
+    this.replay(raced);
   }
 
   /** Loads the history around message `n` and scrolls to it (opening a search result). */
   async jumpTo(n: number): Promise<void> {
     const generation = ++this.generation;
     this.load = 'loading';
-    const [from, before] = await Promise.all([
-      settle(this.api.pageFrom({ peer: this.peer, n, limit: PAGE })),
-      settle(this.api.page({ peer: this.peer, before: n, limit: CONTEXT })),
-    ]);
+    const [[from, before], raced] = await this.paged(
+      Promise.all([settle(this.api.pageFrom({ peer: this.peer, n, limit: PAGE })), settle(this.api.page({ peer: this.peer, before: n, limit: CONTEXT }))]),
+    );
     if (generation !== this.generation) return;
     if (!from.ok) {
       this.load = 'failed';
@@ -127,18 +132,48 @@ export class Conversation {
     this.atLatest = from.value.length < PAGE;
     this.load = 'ready';
     this.loadError = null;
+    this.replay(raced);
     this.highlight = n;
     this.view.reveal(n);
   }
 
+  /**
+   * Asks main for pages, noting the events that arrive meanwhile. Main sends events and
+   * answers in order, so each event is at least as new as what the pages hold: `replay`
+   * applies them once the pages are in place, including those the window dropped meanwhile
+   * (newer than it, or outside it).
+   */
+  private async paged<T>(pages: Promise<T>): Promise<[T, readonly Raced[]]> {
+    const raced: Raced[] = [];
+    this.racing.add(raced);
+    try {
+      return [await pages, raced];
+    } finally {
+      this.racing.delete(raced);
+    }
+  }
+
+  private replay(raced: readonly Raced[]): void {
+    for (const { added, message } of raced) {
+      if (added) this.take(message);
+      else this.updated(message);
+    }
+  }
+
   added(message: Message): void {
     if (message.direction === 'in') this.setPeerTyping(false);
+    for (const raced of this.racing) raced.push({ added: true, message });
+    this.take(message);
+  }
+
+  private take(message: Message): void {
     // Outside the loaded window, paging forward will bring it.
     if (!this.atLatest || this.load === 'failed') return;
     this.messages = upsert(this.messages, message);
   }
 
   updated(message: Message): void {
+    for (const raced of this.racing) raced.push({ added: false, message });
     const before = this.messages;
     const first = before[0];
     const last = before[before.length - 1];
