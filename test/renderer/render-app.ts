@@ -7,12 +7,18 @@ import { AppState } from '../../renderer/src/state/app.svelte.ts';
 import { FakeParley } from './fake-parley.ts';
 
 export async function renderApp(fake = new FakeParley()) {
+  const setup = renderStarting(fake);
+  await setup.started;
+  await tick();
+  return setup;
+}
+
+/** The window while it starts: `started` settles once its first answers are in. */
+export function renderStarting(fake = new FakeParley()) {
   const app = new AppState(fake.api);
   const user = userEvent.setup();
   const view = render(App, { props: { app } });
-  await app.start();
-  await tick();
-  return { app, fake, user, ...view };
+  return { app, fake, user, started: app.start(), ...view };
 }
 
 /** Opens a conversation by clicking the person in the list. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { screen, waitFor } from '@testing-library/svelte';
-import { FakeParley, ME, person } from './fake-parley.ts';
-import { renderApp } from './render-app.ts';
+import { FakeParley, ME, ONLINE, person } from './fake-parley.ts';
+import { renderApp, renderStarting } from './render-app.ts';
 import type { AppStatus } from '../../preload/contract.ts';
 
 function online(): FakeParley {
@@ -39,6 +39,32 @@ describe('the status bar', () => {
     await waitFor(() => expect(bar().textContent).toContain('Offline'));
     expect(screen.queryByTestId('reconnect-progress')).toBeNull();
     expect(screen.getByTestId('connection-button').textContent.trim()).toBe('Connect…');
+  });
+
+  it('keeps what events said during start-up over the start-up answers read before them', async () => {
+    const fake = online();
+    const grace = fake.people[0]!;
+    const alan = person('Alan', { online: true });
+    fake.people.push(alan);
+    fake.status = { connection: { state: 'reconnecting', relay: '10.0.0.2:47800', reason: 'The connection was lost.', attempt: 1 }, hosting: null, sync: null };
+    const lists = [fake.hold('people'), fake.hold('status')];
+    const info = fake.hold('appInfo');
+    const { started } = renderStarting(fake);
+    await waitFor(() => expect(fake.callsOf('people')).toHaveLength(1));
+    // While the lists are on their way: connected, and Grace wrote.
+    fake.emit('onStatus', ONLINE);
+    fake.emit('onPerson', { ...grace, unread: 2 });
+    for (const release of lists) release();
+    await waitFor(() => expect(fake.callsOf('appInfo')).toHaveLength(1));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    // After the lists, before the last answer: Alan went away.
+    fake.emit('onPerson', { ...alan, online: false });
+    info();
+    await started;
+    await waitFor(() => expect(bar().textContent).toContain('Connected to Lab relay'));
+    const row = (name: string) => screen.getAllByTestId('person').find((el) => el.textContent.includes(name))!;
+    expect(row('Grace').querySelector('[data-testid="unread-badge"]')?.textContent).toBe('2');
+    expect(row('Alan').querySelector('[data-testid="person-presence"]')?.textContent).not.toBe('online');
   });
 
   it('shows backlog sync progress while a backlog arrives', async () => {

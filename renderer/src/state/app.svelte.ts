@@ -52,7 +52,7 @@ export class AppState {
   async start(): Promise<void> {
     const api = this.api;
     this.unsubscribe.push(
-      api.onStatus((status) => this.connection.apply(status)),
+      api.onStatus((status) => this.connection.changed(status)),
       api.onPerson((person) => this.people.upsert(person)),
       api.onMessageAdded((message) => this.chats.added(message)),
       api.onMessageUpdated((message) => this.chats.updated(message)),
@@ -64,15 +64,23 @@ export class AppState {
     await this.load();
   }
 
-  /** Loads what the window shows; with sealed keys, shows the unlock screen instead. */
+  /**
+   * Loads what the window shows, each part as its answer arrives (events that arrive
+   * meanwhile are newer than the answers and win); with sealed keys, shows the unlock screen
+   * instead.
+   */
   private async load(): Promise<void> {
     const api = this.api;
-    const [profile, status, settings, people, info] = await Promise.all([
+    const [profile] = await Promise.all([
       settle(api.profile()),
-      settle(api.status()),
-      settle(api.settings()),
-      settle(api.people()),
-      settle(api.appInfo()),
+      this.connection.load(),
+      settle(api.settings()).then((settings) => {
+        if (settings.ok) this.settings.loaded(settings.value);
+      }),
+      this.people.load(),
+      settle(api.appInfo()).then((info) => {
+        if (info.ok) this.info = info.value;
+      }),
       this.relays.refresh(),
     ]);
     if (!profile.ok) {
@@ -81,10 +89,6 @@ export class AppState {
       return;
     }
     this.profile = profile.value;
-    if (status.ok) this.connection.apply(status.value);
-    if (settings.ok) this.settings.loaded(settings.value);
-    if (people.ok) this.people.replaceAll(people.value);
-    if (info.ok) this.info = info.value;
     const c = this.connection.status.connection.state;
     this.view = c === 'offline' && !this.connection.hosting ? 'connect' : 'chat';
     this.started = true;

@@ -39,10 +39,26 @@ export class ConnectionState {
     return { final: false, text: c.attempt > 1 ? `${c.reason} Still trying (attempt ${c.attempt})…` : `${c.reason} Still trying…` };
   });
 
+  /** 'status' events so far, to tell whether one came while the status was asked for. */
+  private events = 0;
+
   constructor(
     private readonly api: ParleyApi,
     private readonly connected: () => void,
   ) {}
+
+  /** The status as main reads it, unless a 'status' event arrived meanwhile (main sends events and answers in order, so that is newer). */
+  async load(): Promise<void> {
+    const asked = this.events;
+    const result = await settle(this.api.status());
+    if (result.ok && this.events === asked) this.apply(result.value);
+  }
+
+  /** A 'status' event. */
+  changed(status: AppStatus): void {
+    this.events++;
+    this.apply(status);
+  }
 
   apply(status: AppStatus): void {
     const wasOnline = this.online;

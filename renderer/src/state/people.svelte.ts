@@ -25,6 +25,11 @@ export class PeopleState {
   safety = $state<SafetyInfo | null>(null);
   /** What went wrong checking, verifying or accepting someone's key, by person, until an action for them succeeds. */
   private readonly trustErrors = new SvelteMap<string, string>();
+  /** 'person' events so far, and the count when each person last changed: to tell which came after a list was asked for. */
+  private events = 0;
+  // Plain: nothing renders it.
+  // eslint-disable-next-line svelte/prefer-svelte-reactivity
+  private readonly changedAt = new Map<string, number>();
 
   readonly sorted = $derived([...this.byId.values()].sort(comparePeople));
   readonly visible = $derived(this.filter.trim() ? this.sorted.filter((p) => matchesFilter(p, this.filter)) : this.sorted);
@@ -41,13 +46,26 @@ export class PeopleState {
     return this.trustErrors.get(peer) ?? null;
   }
 
-  replaceAll(people: readonly Person[]): void {
-    this.byId.clear();
-    for (const person of people) this.byId.set(person.id, person);
+  /**
+   * Everyone, as main lists them. A person whose event arrives while the list is on its way
+   * keeps what the event said: main sends events and answers in order, so it is newer.
+   */
+  async load(): Promise<void> {
+    const asked = this.events;
+    const result = await settle(this.api.people());
+    if (result.ok) this.replaceAll(result.value, asked);
+  }
+
+  /** The people main listed; those changed by an event after `asked` keep that event's state. */
+  replaceAll(people: readonly Person[], asked = this.events): void {
+    const newer = (id: string) => (this.changedAt.get(id) ?? 0) > asked;
+    for (const id of [...this.byId.keys()]) if (!newer(id)) this.byId.delete(id);
+    for (const person of people) if (!newer(person.id)) this.byId.set(person.id, person);
     this.loaded = true;
   }
 
   upsert(person: Person): void {
+    this.changedAt.set(person.id, ++this.events);
     this.byId.set(person.id, person);
   }
 
