@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { screen, waitFor, within } from '@testing-library/svelte';
+import { fireEvent, screen, waitFor, within } from '@testing-library/svelte';
 import { FakeParley, message, person } from './fake-parley.ts';
-import { renderApp } from './render-app.ts';
+import { openChat, renderApp } from './render-app.ts';
 
 const grace = person('Grace');
 const alan = person('Alan');
@@ -149,5 +149,26 @@ describe('search', () => {
     await older;
     conversation.view.reveal(60);
     await waitFor(() => expect(row(60)?.dataset.state).toBe('read'));
+  });
+
+  it('flashes the result once: not again when its row is shown anew or the conversation reopened', async () => {
+    const setup = await renderApp(searchable());
+    const { user } = setup;
+    const open = async () => {
+      await user.keyboard('{Control>}f{/Control}');
+      await user.type(await screen.findByTestId('search-input'), '{Control>}a{/Control}vault');
+      await screen.findByTestId('search-result');
+      await user.keyboard('{Enter}');
+      await waitFor(() => expect(highlighted().map((row) => row.dataset.n)).toEqual(['120']));
+    };
+    await open();
+    fireEvent.animationEnd(highlighted()[0]!.querySelector('.bubble')!, { animationName: 'flash' });
+    await waitFor(() => expect(highlighted()).toEqual([]));
+    // Leaving before it has played: coming back shows the conversation without it.
+    await open();
+    await openChat(setup, 'Alan');
+    await openChat(setup, 'Grace');
+    await waitFor(() => expect(screen.queryAllByTestId('message').length).toBeGreaterThan(0));
+    expect(highlighted()).toEqual([]);
   });
 });

@@ -29,7 +29,7 @@ export class Conversation {
   peerTyping = $state(false);
   draft = $state('');
   sendError = $state<string | null>(null);
-  /** A message to point out briefly (the search hit jumped to). */
+  /** A message to point out briefly (the search hit jumped to), until it has been (or the window moves on). */
   highlight = $state<number | null>(null);
   /** Where the "new messages" divider goes. */
   firstUnread = $state<number | null>(null);
@@ -54,6 +54,7 @@ export class Conversation {
   /** Opened in the window: load the newest page the first time. */
   async open(): Promise<void> {
     this.view.shown();
+    this.highlight = null;
     if (this.load === 'idle' || this.load === 'failed') await this.loadLatest(true);
     else this.firstUnread = this.findFirstUnread();
   }
@@ -78,6 +79,7 @@ export class Conversation {
     this.atLatest = true;
     this.load = 'ready';
     this.loadError = null;
+    this.highlight = null;
     this.replay(raced);
     this.view.follow();
     if (showUnread) {
