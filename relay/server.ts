@@ -166,10 +166,21 @@ export function createRelay(options: RelayOptions): Relay {
     if (closing) return;
     for (const { userId, rev } of lost) track(setPresence(userId, false, rev).catch(presenceFailed));
   });
+  // Users whose join or leave failed or timed out in the shared presence (it may have run
+  // there unanswered): none of it was announced, so their state is announced once it is back.
+  const unsure = new Set<string>();
+  const announceOnline = (userId: string) => track(presence.nextRev().then((rev) => setPresence(userId, true, rev)).catch(presenceFailed));
   cluster?.onRestored((presumedDead) => {
     sessions.notifyAll();
-    if (!presumedDead || closing) return;
-    for (const userId of sessions.users()) track(presence.nextRev().then((rev) => setPresence(userId, true, rev)).catch(presenceFailed));
+    if (closing) return;
+    if (presumedDead) for (const userId of sessions.users()) announceOnline(userId);
+    const elsewhere = [...unsure].filter((userId) => !(presumedDead && sessions.isOnline(userId)));
+    unsure.clear();
+    if (elsewhere.length > 0) {
+      track(presence.online(elsewhere).then(async (online) => {
+        for (const userId of elsewhere) await setPresence(userId, online.has(userId), await presence.nextRev());
+      }).catch(presenceFailed));
+    }
   });
 
   io.on('connection', (raw) => {
@@ -200,6 +211,7 @@ export function createRelay(options: RelayOptions): Relay {
       },
       (error: unknown) => {
         pump.notify();
+        unsure.add(user.userId);
         presenceFailed(error);
       },
     );
@@ -210,7 +222,10 @@ export function createRelay(options: RelayOptions): Relay {
       // While shutting down nothing is announced; in a cluster the other nodes reap this one.
       if (closing) return;
       const left = joined.catch(() => undefined).then(() => presence.leave(user.userId));
-      track(left.then(({ offline, rev }) => (offline && !closing ? setPresence(user.userId, false, rev) : undefined)).catch(presenceFailed));
+      track(left.then(({ offline, rev }) => (offline && !closing ? setPresence(user.userId, false, rev) : undefined), (error: unknown) => {
+        unsure.add(user.userId);
+        presenceFailed(error);
+      }));
     });
   });
 

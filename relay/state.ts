@@ -99,7 +99,7 @@ export interface RelayCluster {
   onWake(listener: (wake: Offer | 'all') => void): void;
   /** Users who went offline with a dead node: to be announced. */
   onLost(listener: (lost: { userId: string; rev: number }[]) => void): void;
-  /** The shared state is reachable and up to date again; `presumedDead`: this node's users were announced offline. */
+  /** The shared state is reachable and up to date again; `presumedDead`: the other nodes may have taken this node's users for offline. */
   onRestored(listener: (presumedDead: boolean) => void): void;
   /** Stops heartbeats and closes the connections. Called by the relay's close(). */
   close(): Promise<void>;

@@ -10,9 +10,17 @@ import { script } from './commands.ts';
 import { COMMON } from './lua.ts';
 
 
-/** KEYS: nodes. ARGV: node, ttl ms. Returns 1 when the node was missing (new, or presumed dead and reaped). */
+/**
+ * KEYS: nodes. ARGV: node, ttl ms. Renews the node. Returns 1 when it was missing (new, or
+ * reaped) or had lapsed (not renewed within its ttl, so the others took it for dead meanwhile,
+ * even if none reaped it): either way its users may have been seen offline.
+ */
 export const HEARTBEAT = script(`${COMMON}
-return redis.call('ZADD', KEYS[1], now() + tonumber(ARGV[2]), ARGV[1])
+local t = now()
+local before = redis.call('ZSCORE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], t + tonumber(ARGV[2]), ARGV[1])
+if before and tonumber(before) > t then return 0 end
+return 1
 `);
 
 /** KEYS: rev. Returns a directory revision. */

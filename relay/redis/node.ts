@@ -31,7 +31,7 @@ export interface ClusterNode {
   connection(address: string, delta: 1 | -1): void;
   /** Users who went offline with a dead node (or while this one was cut off from Redis). */
   onLost(listener: (lost: Lost[]) => void): void;
-  /** Redis is reachable again and holds this node's counts; `presumedDead`: its users were announced offline. */
+  /** Redis is reachable again and holds this node's counts; `presumedDead`: the others may have taken its users for offline (it was reaped, or lapsed). */
   onRestored(listener: (presumedDead: boolean) => void): void;
   start(): Promise<void>;
   /** Stops renewing and marks the node dead, so that the others reap it at once. */
@@ -94,6 +94,7 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
 
   const tick = async () => {
     try {
+      // Missing or lapsed: the others may have taken this node's users for offline.
       const missing = (await redis.run(HEARTBEAT, [key.nodes], [nodeId, ttlMs], Int)) === 1;
       const wasDirty = dirty;
       if (missing || dirty) lost(await resync());

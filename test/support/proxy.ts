@@ -9,6 +9,8 @@ export interface Proxy {
   blackhole(): void;
   /** Forwards half of the next chunk the client sends (a frame cut in the middle), then blackholes. */
   cutMidFrame(): void;
+  /** Holds what the target sends back for `ms` before forwarding it, in order (a slow server). */
+  slowReplies(ms: number): void;
   heal(): void;
   close(): Promise<void>;
 }
@@ -22,7 +24,19 @@ export type Tap = (client: Socket, upstream: Socket) => { fromClient: (chunk: Bu
 export async function startProxy(targetPort: number, tap?: Tap): Promise<Proxy> {
   let dropping = false;
   let cutting = false;
+  let replyDelayMs = 0;
   const sockets = new Set<Socket>();
+  // Replies held back by slowReplies(), oldest first; each goes out at its time, never before one held earlier.
+  const held: { to: Socket; chunk: Buffer; at: number }[] = [];
+  let releasing: NodeJS.Timeout | undefined;
+  const release = () => {
+    releasing = undefined;
+    while (held.length > 0 && held[0]!.at <= Date.now()) {
+      const { to, chunk } = held.shift()!;
+      if (!to.destroyed) to.write(chunk);
+    }
+    if (held.length > 0) releasing = setTimeout(release, held[0]!.at - Date.now());
+  };
   const server: Server = createServer((client) => {
     const upstream = connect(targetPort, '127.0.0.1');
     const tapped = tap?.(client, upstream);
@@ -35,7 +49,13 @@ export async function startProxy(targetPort: number, tap?: Tap): Promise<Proxy> 
           dropping = true;
           to.write(chunk.subarray(0, chunk.length >> 1));
         }
-        if (!dropping) to.write(chunk);
+        if (dropping) return;
+        if (from === upstream && (replyDelayMs > 0 || held.length > 0)) {
+          held.push({ to, chunk, at: Date.now() + replyDelayMs });
+          releasing ??= setTimeout(release, held[0]!.at - Date.now());
+        } else {
+          to.write(chunk);
+        }
       });
       from.on('error', () => to.destroy());
       from.on('close', () => {
@@ -50,12 +70,15 @@ export async function startProxy(targetPort: number, tap?: Tap): Promise<Proxy> 
     url: `http://127.0.0.1:${port}`,
     blackhole: () => (dropping = true),
     cutMidFrame: () => (cutting = true),
+    slowReplies: (ms) => (replyDelayMs = ms),
     heal: () => {
       cutting = false;
       dropping = false;
+      replyDelayMs = 0;
     },
     close: () =>
       new Promise<void>((resolve) => {
+        clearTimeout(releasing);
         for (const s of sockets) s.destroy();
         server.close(() => resolve());
       }),

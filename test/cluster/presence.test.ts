@@ -1,0 +1,95 @@
+// Presence across nodes when a node's view in Redis went wrong without an outage that anyone
+// noticed at once: a node that lapsed (did not renew in time, as after a long pause) but was
+// renewed before anyone reaped it, and a presence change that ran in Redis but whose answer
+// came after the node's deadline. Either way a watcher on another node must end up seeing the
+// user as they really are, without paging the directory again.
+import { createClient } from 'redis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { connectClient, eventually, type TestClient } from '../support/relay.ts';
+import { generateIdentity } from '../../relay/identity.ts';
+import { startProxy, type Proxy } from '../support/proxy.ts';
+import { startRedis, type TestRedis } from './support/redis.ts';
+import { startNode, type NodeOptions, type TestNode } from './support/nodes.ts';
+
+let redis: TestRedis;
+const nodes: TestNode[] = [];
+const clients: TestClient[] = [];
+const proxies: Proxy[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await Promise.all(nodes.splice(0).map((n) => n.stop()));
+  await Promise.all(proxies.splice(0).map((p) => p.close()));
+});
+afterAll(async () => {
+  await redis?.remove();
+});
+
+const node = async (url: string, options: NodeOptions) => {
+  const started = await startNode(url, options);
+  nodes.push(started);
+  return started;
+};
+const join = async (url: string, options: Parameters<typeof connectClient>[1] = {}) => {
+  const client = await connectClient(url, options);
+  clients.push(client);
+  return client;
+};
+/** What the watcher was last told of the user: true online, false offline, undefined nothing yet. */
+const lastSeen = (watcher: TestClient, userId: string) => watcher.presence.filter((p) => p.id === userId).at(-1)?.online;
+/** A node that never renews nor reaps during a test (its first reap ran at start). */
+const QUIET: NodeOptions = { nodeTtlMs: 600_000, heartbeatMs: 600_000 };
+
+describe('presence across nodes, after a lapse or a late answer', () => {
+  it('announces the users of a node that lapsed and renewed before anyone reaped it', { timeout: 30_000 }, async () => {
+    const a = await node(redis.url, { nodeTtlMs: 10_000, heartbeatMs: 1_500 });
+    const b = await node(redis.url, QUIET);
+    const watcher = await join(b.url);
+    const identity = generateIdentity();
+    const onA = await join(a.url, { identity, name: 'on both' });
+    const onB = await join(b.url, { identity, name: 'on both' });
+    await eventually(async () => (await watcher.watch(onA.id))[0]?.online === true, 'the user to be seen online');
+
+    // Just after A renews, it is made to look as if it had paused past its expiry.
+    const probe = createClient({ url: redis.url });
+    await probe.connect();
+    try {
+      const renewed = await probe.zScore('parley:nodes', a.cluster.nodeId);
+      await eventually(async () => (await probe.zScore('parley:nodes', a.cluster.nodeId)) !== renewed, 'node A to renew', 5_000);
+      await probe.zAdd('parley:nodes', { score: 1, value: a.cluster.nodeId });
+    } finally {
+      await probe.close();
+    }
+    // The user's socket on B leaves while A counts for nothing: B announces them offline.
+    onB.close();
+    await eventually(() => lastSeen(watcher, onA.id) === false, 'the watcher to be told the user went offline');
+    // A renews (within 1.5 s) and finds it had lapsed: the user it still holds is online again.
+    await eventually(() => lastSeen(watcher, onA.id) === true, 'the watcher to be told the user is online again', 5_000);
+    expect(onA.socket.connected).toBe(true);
+    const [entry] = await watcher.watch(onA.id);
+    expect(entry?.online).toBe(true);
+  });
+
+  it('announces a user who left while the answer of their node\'s Redis came too late', { timeout: 30_000 }, async () => {
+    const proxy = await startProxy(redis.port);
+    proxies.push(proxy);
+    const a = await node(`redis://127.0.0.1:${proxy.port}`, { commandTimeoutMs: 300 });
+    const b = await node(redis.url, QUIET);
+    const watcher = await join(b.url);
+    const leaving = await join(a.url, { name: 'leaving' });
+    await eventually(async () => (await watcher.watch(leaving.id))[0]?.online === true, 'the user to be seen online');
+
+    // Redis answers node A a second late: A's leave runs there but times out at A.
+    proxy.slowReplies(1_000);
+    leaving.close();
+    await new Promise((r) => setTimeout(r, 600));
+    proxy.heal();
+    // Redis already counts the user offline; once A hears from Redis again it tells the others.
+    await eventually(() => lastSeen(watcher, leaving.id) === false, 'the watcher to be told the user went offline', 8_000);
+    const [entry] = await watcher.watch(leaving.id);
+    expect(entry?.online).toBe(false);
+  });
+});
