@@ -2,7 +2,7 @@
 // is parsed before a handler runs. Nothing throws across the boundary.
 import type { IpcMain, IpcMainInvokeEvent } from 'electron';
 import { z } from 'zod';
-import type { Commands, CommandName, Result } from '../preload/contract.ts';
+import type { Commands, CommandName, Result, TextLimit } from '../preload/contract.ts';
 import { DisplayNameSchema, UserIdSchema } from '../relay/protocol.ts';
 import { PASSPHRASE_MAX, PASSPHRASE_MIN } from './core/passphrase.ts';
 
@@ -13,7 +13,7 @@ export type Handlers = { [K in CommandName]: (arg: Commands[K][0]) => Promise<Re
  * relay's limit is in bytes of the sealed body, which message:send checks after sealing
  * (all of this fits in ASCII; in other scripts, less does).
  */
-export const TEXT_LIMIT = 16 * 1024;
+export const TEXT_LIMIT: TextLimit = 16_384;
 
 const peer = z.strictObject({ peer: UserIdSchema });
 const n = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);

@@ -1,6 +1,9 @@
 // The typed API between the renderer and the main process: every command with its
 // arguments and result, every event with its payload. The renderer imports only types.
 
+/** The most characters (UTF-16 code units) one message's text can hold; main and the renderer each declare a constant of this type. */
+export type TextLimit = 16_384;
+
 export interface AppError {
   code: string;
   message: string;

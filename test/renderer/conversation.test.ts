@@ -69,6 +69,33 @@ describe('a conversation', () => {
     expect(composer.value).toBe('first thought\nsecond thought');
   });
 
+  it('keeps all of a paste that is too long, says how much is over, and sends once it fits', async () => {
+    const setup = await renderApp(withPeople());
+    const { fake, user } = setup;
+    await openChat(setup, 'Grace');
+    const composer = screen.getByTestId('composer') as HTMLTextAreaElement;
+    const send = screen.getByTestId('send') as HTMLButtonElement;
+    await user.click(composer);
+    await user.paste('a'.repeat(15_500));
+    expect(screen.getByTestId('composer-count').textContent).toContain('884 characters left');
+    await user.paste('b'.repeat(894));
+    expect(composer.value).toBe(`${'a'.repeat(15_500)}${'b'.repeat(894)}`);
+    expect(screen.getByTestId('composer-count').textContent).toContain('10 characters too many');
+    expect(composer.getAttribute('aria-invalid')).toBe('true');
+    expect(send.disabled).toBe(true);
+    await user.keyboard('{Enter}');
+    expect(screen.getByTestId('send-error').textContent).toContain('10 characters over the limit of 16,384');
+    expect(fake.callsOf('send')).toEqual([]);
+    expect(composer.value).toHaveLength(16_394);
+
+    await user.keyboard('{Backspace>10/}');
+    expect(screen.getByTestId('composer-count').textContent).toContain('0 characters left');
+    expect(send.disabled).toBe(false);
+    await user.keyboard('{Enter}');
+    expect(fake.callsOf('send')).toEqual([{ peer: grace.id, text: `${'a'.repeat(15_500)}${'b'.repeat(884)}` }]);
+    await waitFor(() => expect(screen.queryByTestId('composer-count')).toBeNull());
+  });
+
   it('Shift+Enter starts a new line instead of sending', async () => {
     const setup = await renderApp(withPeople());
     await openChat(setup, 'Grace');

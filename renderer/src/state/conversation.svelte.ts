@@ -1,12 +1,14 @@
 // One conversation: the loaded window of its history (paged both ways), the draft, the
 // peer's typing and sending. Messages arrive from main as events and merge by n.
-import type { Message, ParleyApi } from '../../../preload/contract.ts';
+import type { Message, ParleyApi, TextLimit } from '../../../preload/contract.ts';
 import { humanError, settle } from '../lib/errors.ts';
 import { merge, upsert } from '../lib/messages.ts';
 import { TypingNotifier } from '../lib/typing.ts';
 import { ListView } from './list-view.svelte.ts';
 
 export const PAGE = 100;
+/** What one message can hold (main refuses more); the composer counts down near it. */
+export const TEXT_LIMIT: TextLimit = 16_384;
 /** Context loaded above a search hit so it is not the first thing in the list. */
 const CONTEXT = 30;
 /** A typing signal without a follow-up expires (the peer may have gone away). */
@@ -183,10 +185,19 @@ export class Conversation {
     this.messages = upsert(before, message);
   }
 
+  /** Characters the draft (as it would be sent) can still take: negative when it is too long. */
+  get charactersLeft(): number {
+    return TEXT_LIMIT - this.draft.trim().length;
+  }
+
   /** Sends the draft. Returns false (keeping the draft) when it could not be sent. */
   async send(): Promise<boolean> {
     const text = this.draft.trim();
     if (!text) return false;
+    if (text.length > TEXT_LIMIT) {
+      this.sendError = `This message is too long to send: ${(text.length - TEXT_LIMIT).toLocaleString()} characters over the limit of ${TEXT_LIMIT.toLocaleString()}. Shorten it or send it in parts.`;
+      return false;
+    }
     this.typing.stop();
     this.draft = '';
     this.sendError = null;
