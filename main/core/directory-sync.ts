@@ -1,6 +1,12 @@
 // The relay's directory, kept in step on one connection: a full sync when the connection comes
 // online, the changes after each directory:changed hint, and the presence of everyone this
 // client knows (the relay tells presence to watchers only). Entries are verified before use.
+//
+// Both syncs read directory:changes, in rev order, and only those answers move the point the
+// next read starts after: a change made during a read gets a later rev, so it comes on a later
+// page or after the next hint. A presence answer or event carries an entry at its newest rev,
+// which can be above a change not read yet (the relay sends hints up to a second late), so it
+// never moves that point.
 import { LIMITS, type UserEntry } from '../../relay/protocol.ts';
 import type { Connection } from './connection.ts';
 import type { History } from './history/index.ts';
@@ -32,7 +38,7 @@ export interface DirectorySync {
 
 export function createDirectorySync(options: DirectorySyncOptions): DirectorySync {
   const { history, presence, me, connection: current, announce, emit } = options;
-  /** The highest directory rev seen on this connection: what directory:changes starts after. */
+  /** The rev that directory:changes has been read up to on this connection. */
   let directoryRev = 0;
   /** Users whose presence this connection watches. */
   let watching = new Set<string>();
@@ -49,12 +55,12 @@ export function createDirectorySync(options: DirectorySyncOptions): DirectorySyn
   };
 
   /** Takes in directory entries; returns the ids of those that were new to this connection's watch. */
-  function takeEntries(users: readonly unknown[]): string[] {
+  function takeEntries(users: readonly unknown[], fromChanges: boolean): string[] {
     const fresh: string[] = [];
     for (const user of users) {
       const entry = verifiedEntry(user);
       if (!entry) continue;
-      directoryRev = Math.max(directoryRev, entry.rev);
+      if (fromChanges) directoryRev = Math.max(directoryRev, entry.rev);
       if (entry.id === me) continue;
       seePeer(entry);
       if (!watching.has(entry.id)) fresh.push(entry.id);
@@ -72,7 +78,7 @@ export function createDirectorySync(options: DirectorySyncOptions): DirectorySyn
       // Left, switched relays or closed meanwhile: this connection's work is over.
       if (!result.ok || current() !== conn) return;
       chunk.forEach((id) => watching.add(id));
-      takeEntries(result.value.users);
+      takeEntries(result.value.users, false);
     }
   }
 
@@ -83,14 +89,8 @@ export function createDirectorySync(options: DirectorySyncOptions): DirectorySyn
     directoryRev = 0;
     // A hint that came before is answered by this sync.
     hintedMeanwhile = 0;
-    let after: string | undefined;
-    for (;;) {
-      const page = await conn.request('directory:page', after ? { after, limit: 500 } : { limit: 500 });
-      if (!page.ok || current() !== conn) return;
-      takeEntries(page.value.users);
-      if (!page.value.next) break;
-      after = page.value.next;
-    }
+    // The whole directory: every change since the start.
+    if ((await readChanges(conn)) === null) return;
     // Everyone the history knows.
     await watch(conn, history.peerIds().filter((id) => id !== me));
     if (current() !== conn) return;
@@ -120,20 +120,29 @@ export function createDirectorySync(options: DirectorySyncOptions): DirectorySyn
     void directoryWork(fetchChanges);
   }
 
+  /**
+   * Reads the changes after directoryRev, page by page, and takes them in. Returns the ids new
+   * to this connection's watch, or null when the connection was replaced meanwhile.
+   */
+  async function readChanges(conn: Connection): Promise<string[] | null> {
+    const fresh: string[] = [];
+    for (;;) {
+      const page = await conn.request('directory:changes', { since: directoryRev, limit: 500 });
+      if (current() !== conn) return null;
+      // A failed page: those before it are taken in; the next hint reads on from there.
+      if (!page.ok) break;
+      fresh.push(...takeEntries(page.value.users, true));
+      if (page.value.next === null) break;
+      directoryRev = Math.max(directoryRev, page.value.next);
+    }
+    return fresh;
+  }
+
   async function fetchChanges(): Promise<void> {
     const conn = current();
     if (!conn) return;
-    const fresh: string[] = [];
-    let since = directoryRev;
-    for (;;) {
-      const page = await conn.request('directory:changes', { since, limit: 500 });
-      if (current() !== conn) return;
-      // A failed page: those of the pages before are still watched and shown; the next hint asks again.
-      if (!page.ok) break;
-      fresh.push(...takeEntries(page.value.users));
-      if (page.value.next === null) break;
-      since = page.value.next;
-    }
+    const fresh = await readChanges(conn);
+    if (fresh === null) return;
     await watch(conn, fresh);
     if (current() === conn) announce(fresh);
   }
