@@ -5,7 +5,7 @@
 // late): that answer must not move the point that directory:changes starts after.
 import { describe, expect, it } from 'vitest';
 import { connect, type Connection } from '../../main/core/connection.ts';
-import { createDirectorySync, type DirectorySync } from '../../main/core/directory-sync.ts';
+import { createDirectorySync } from '../../main/core/directory-sync.ts';
 import { Presence } from '../../main/core/directory.ts';
 import { openHistory } from '../../main/core/history/index.ts';
 import { generateIdentity } from '../../relay/identity.ts';
@@ -26,7 +26,6 @@ describe('the directory kept in step with the relay', () => {
     // joins for the first time and Bob connects a second device (a newer rev for Bob).
     let meanwhile: (() => Promise<void>) | null = null;
     let carolId = '';
-    let sync!: DirectorySync;
     const app = generateIdentity();
     const conn: Connection = scope.track(connect({
       identity: app,
@@ -55,7 +54,7 @@ describe('the directory kept in step with the relay', () => {
       },
     };
     // Bob is known from a first sync; a second one (as after a reconnect) meets the interleaving.
-    sync = createDirectorySync({ history, presence: new Presence(), me: app.userId, connection: () => intercepted, announce: () => undefined, emit: () => undefined });
+    const sync = createDirectorySync({ history, presence: new Presence(), me: app.userId, connection: () => intercepted, announce: () => undefined, emit: () => undefined });
     await eventually(() => conn.status.state === 'online', 'the app to connect');
     await sync.sync();
     expect(history.peerIds()).toEqual([bob.id]);
