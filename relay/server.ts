@@ -157,9 +157,11 @@ export function createRelay(options: RelayOptions): Relay {
 
   const presenceFailed = (error: unknown) => log.warn('presence update failed', { error: String(error) });
 
+  /** Work that close() waits for. Callers handle its errors; a rejection here is never left unhandled. */
   function track(work: Promise<unknown>): void {
     inflight.add(work);
-    void work.finally(() => inflight.delete(work));
+    const done = () => inflight.delete(work);
+    work.then(done, done);
   }
 
   cluster?.onLost((lost) => {
@@ -167,8 +169,13 @@ export function createRelay(options: RelayOptions): Relay {
     for (const { userId, rev } of lost) track(setPresence(userId, false, rev).catch(presenceFailed));
   });
   // Users whose join or leave failed or timed out in the shared presence (it may have run
-  // there unanswered): none of it was announced, so their state is announced once it is back.
+  // there unanswered), or whose change could not be announced: their state is announced once
+  // the shared presence is back.
   const unsure = new Set<string>();
+  const unsureOf = (userId: string) => (error: unknown) => {
+    if (cluster) unsure.add(userId);
+    presenceFailed(error);
+  };
   const announceOnline = (userId: string) => track(presence.nextRev().then((rev) => setPresence(userId, true, rev)).catch(presenceFailed));
   cluster?.onRestored((presumedDead) => {
     sessions.notifyAll();
@@ -211,21 +218,17 @@ export function createRelay(options: RelayOptions): Relay {
       },
       (error: unknown) => {
         pump.notify();
-        unsure.add(user.userId);
-        presenceFailed(error);
+        throw error;
       },
     );
-    track(joined.catch(presenceFailed));
+    track(joined.catch(unsureOf(user.userId)));
     socket.on('disconnect', (reason) => {
       log.info('disconnected', { user: user.userId, socket: socket.id, reason });
       sessions.remove(user.userId, socket.id);
       // While shutting down nothing is announced; in a cluster the other nodes reap this one.
       if (closing) return;
       const left = joined.catch(() => undefined).then(() => presence.leave(user.userId));
-      track(left.then(({ offline, rev }) => (offline && !closing ? setPresence(user.userId, false, rev) : undefined), (error: unknown) => {
-        unsure.add(user.userId);
-        presenceFailed(error);
-      }));
+      track(left.then(({ offline, rev }) => (offline && !closing ? setPresence(user.userId, false, rev) : undefined)).catch(unsureOf(user.userId)));
     });
   });
 
