@@ -11,16 +11,18 @@ import { COMMON } from './lua.ts';
 
 
 /**
- * KEYS: nodes. ARGV: node, ttl ms. Renews the node. Returns 1 when it was missing (new, or
- * reaped) or had lapsed (not renewed within its ttl, so the others took it for dead meanwhile,
- * even if none reaped it): either way its users may have been seen offline.
+ * KEYS: nodes. ARGV: node, ttl ms. Renews a live node and returns 0. Returns 1, renewing
+ * nothing, when the node is missing (new, or reaped) or has lapsed (not renewed within its
+ * ttl, so the others took it for dead meanwhile, even if none reaped it): its users may have
+ * been seen offline, and only RESYNC brings it back, with its counts. So the news is told
+ * again by every heartbeat until a RESYNC has run: a reply lost on the way cannot lose it.
  */
 export const HEARTBEAT = script(`${COMMON}
 local t = now()
 local before = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not before or tonumber(before) <= t then return 1 end
 redis.call('ZADD', KEYS[1], t + tonumber(ARGV[2]), ARGV[1])
-if before and tonumber(before) > t then return 0 end
-return 1
+return 0
 `);
 
 /** KEYS: rev. Returns a directory revision. */

@@ -69,6 +69,8 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
   const restoredListeners: ((presumedDead: boolean) => void)[] = [];
   let dirty = true;
   let down = false;
+  /** Redis said this node was missing or lapsed; kept until the restore listeners have been told. */
+  let presumedDead = false;
   let timer: NodeJS.Timeout | undefined;
   let ticking: Promise<void> | null = null;
 
@@ -95,13 +97,15 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
   const tick = async () => {
     try {
       // Missing or lapsed: the others may have taken this node's users for offline.
-      const missing = (await redis.run(HEARTBEAT, [key.nodes], [nodeId, ttlMs], Int)) === 1;
+      if ((await redis.run(HEARTBEAT, [key.nodes], [nodeId, ttlMs], Int)) === 1) presumedDead = true;
       const wasDirty = dirty;
-      if (missing || dirty) lost(await resync());
-      if (down || missing || wasDirty) {
+      if (presumedDead || dirty) lost(await resync());
+      if (down || presumedDead || wasDirty) {
         if (down) log.info('redis: reachable again; counts rewritten');
         down = false;
-        for (const listener of restoredListeners) listener(missing);
+        const dead = presumedDead;
+        presumedDead = false;
+        for (const listener of restoredListeners) listener(dead);
       }
       lost(pairs(await redis.run(REAP, [key.nodes, key.rev], [p], Pairs)));
     } catch (error) {

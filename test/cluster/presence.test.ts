@@ -10,6 +10,7 @@ import { generateIdentity } from '../../relay/identity.ts';
 import { startProxy, type Proxy } from '../support/proxy.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
 import { startNode, type NodeOptions, type TestNode } from './support/nodes.ts';
+import { RESYNC } from '../../relay/redis/node-scripts.ts';
 
 let redis: TestRedis;
 const nodes: TestNode[] = [];
@@ -71,6 +72,27 @@ describe('presence across nodes, after a lapse or a late answer', () => {
     expect(onA.socket.connected).toBe(true);
     const [entry] = await watcher.watch(onA.id);
     expect(entry?.online).toBe(true);
+  });
+
+  it('announces the users of a reaped node again even when its first resync after Redis came back failed', { timeout: 30_000 }, async () => {
+    const proxy = await startProxy(redis.port);
+    proxies.push(proxy);
+    const x = await node(`redis://127.0.0.1:${proxy.port}`, {});
+    const y = await node(redis.url, {});
+    const watcher = await join(y.url);
+    const identity = generateIdentity();
+    await watcher.watch(identity.userId);
+    const bob = await join(x.url, { identity, name: 'Bob' });
+    await eventually(() => lastSeen(watcher, bob.id) === true, 'Bob to be seen online');
+
+    // Node X loses Redis for longer than its expiry: node Y reaps it and announces Bob offline.
+    proxy.refuse();
+    await eventually(() => lastSeen(watcher, bob.id) === false, 'node Y to announce Bob offline', 8_000);
+    // Redis comes back, but the connection drops just as X sends its first resync.
+    proxy.dropOn(RESYNC.sha);
+    proxy.heal();
+    await eventually(() => lastSeen(watcher, bob.id) === true, 'node X to announce Bob online again', 10_000);
+    expect(bob.socket.connected).toBe(true);
   });
 
   it('announces a user who left while the answer of their node\'s Redis came too late', { timeout: 30_000 }, async () => {

@@ -1,5 +1,6 @@
 // Test support: a TCP proxy that can blackhole a link (stop forwarding, send no FIN), the
-// way a pulled cable or a sleeping laptop looks to the other side.
+// way a pulled cable or a sleeping laptop looks to the other side, slow the target's replies
+// down, or close connections (all of them, or the one a given request goes through).
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
 export interface Proxy {
@@ -11,6 +12,10 @@ export interface Proxy {
   cutMidFrame(): void;
   /** Holds what the target sends back for `ms` before forwarding it, in order (a slow server). */
   slowReplies(ms: number): void;
+  /** Closes every connection and refuses new ones until heal() (the target went away). */
+  refuse(): void;
+  /** Closes the connection that next carries these bytes from the client, before they reach the target (once). */
+  dropOn(bytes: string): void;
   heal(): void;
   close(): Promise<void>;
 }
@@ -25,6 +30,8 @@ export async function startProxy(targetPort: number, tap?: Tap): Promise<Proxy> 
   let dropping = false;
   let cutting = false;
   let replyDelayMs = 0;
+  let refusing = false;
+  let trap: string | null = null;
   const sockets = new Set<Socket>();
   // Replies held back by slowReplies(), oldest first; each goes out at its time, never before one held earlier.
   const held: { to: Socket; chunk: Buffer; at: number }[] = [];
@@ -38,12 +45,22 @@ export async function startProxy(targetPort: number, tap?: Tap): Promise<Proxy> 
     if (held.length > 0) releasing = setTimeout(release, held[0]!.at - Date.now());
   };
   const server: Server = createServer((client) => {
+    if (refusing) {
+      client.destroy();
+      return;
+    }
     const upstream = connect(targetPort, '127.0.0.1');
     const tapped = tap?.(client, upstream);
     for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
       sockets.add(from);
       from.on('data', (chunk: Buffer) => {
         if (tapped) return from === client ? tapped.fromClient(chunk) : tapped.fromUpstream(chunk);
+        if (trap !== null && from === client && chunk.includes(trap)) {
+          trap = null;
+          client.destroy();
+          upstream.destroy();
+          return;
+        }
         if (cutting && from === client && chunk.length > 1) {
           cutting = false;
           dropping = true;
@@ -71,10 +88,16 @@ export async function startProxy(targetPort: number, tap?: Tap): Promise<Proxy> 
     blackhole: () => (dropping = true),
     cutMidFrame: () => (cutting = true),
     slowReplies: (ms) => (replyDelayMs = ms),
+    refuse: () => {
+      refusing = true;
+      for (const s of sockets) s.destroy();
+    },
+    dropOn: (bytes) => (trap = bytes),
     heal: () => {
       cutting = false;
       dropping = false;
       replyDelayMs = 0;
+      refusing = false;
     },
     close: () =>
       new Promise<void>((resolve) => {
