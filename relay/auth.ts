@@ -1,7 +1,7 @@
 // The handshake: stateless, MAC-protected challenges handed out by GET /parley/hello, each
 // usable once within its lifetime, and the checks on the Socket.IO `auth` object.
 import { createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual } from 'node:crypto';
-import { AuthSchema, LIMITS, PROTOCOL_VERSION, type ErrorCode } from './protocol.ts';
+import { AuthSchema, isCanonicalBase64url, LIMITS, PROTOCOL_VERSION, type ErrorCode } from './protocol.ts';
 import { authStatement, kaStatement, userIdOf, verifySignature } from './identity.ts';
 import { memoryChallengeLedger, type ChallengeLedger } from './state.ts';
 
@@ -36,6 +36,9 @@ export function createChallenges(
       return Buffer.concat([head, mac(head)]).toString('base64url');
     },
     async redeem(challenge) {
+      // Only the spelling issue() made: the ledger records the text, and another spelling of
+      // the same bytes (the unused low bits of the last character set) would be a new entry.
+      if (!isCanonicalBase64url(challenge)) return 'invalid';
       const bytes = Buffer.from(challenge, 'base64url');
       if (bytes.length !== TS_BYTES + NONCE_BYTES + MAC_BYTES) return 'invalid';
       const head = bytes.subarray(0, TS_BYTES + NONCE_BYTES);

@@ -66,11 +66,16 @@ export const err = (code: ErrorCode, message: string): Result<never> => ({ ok: f
 /** A user id: the first 20 bytes of SHA-256(identity public key), base32 (RFC 4648, lower case, no padding). */
 export const UserIdSchema = z.string().regex(/^[a-z2-7]{32}$/, 'user id');
 // One byte string has exactly one accepted spelling: the canonical base64url (unused low bits zero).
-const canonical = (s: string) => Buffer.from(s, 'base64url').toString('base64url') === s;
+export const isCanonicalBase64url = (s: string) => Buffer.from(s, 'base64url').toString('base64url') === s;
 /** A 32-byte key, canonical base64url without padding. */
-export const KeySchema = z.string().regex(/^[A-Za-z0-9_-]{43}$/, '32-byte key, base64url').refine(canonical, 'key is not canonical base64url');
+export const KeySchema = z.string().regex(/^[A-Za-z0-9_-]{43}$/, '32-byte key, base64url').refine(isCanonicalBase64url, 'key is not canonical base64url');
 /** A 64-byte Ed25519 signature, canonical base64url without padding. */
-export const SignatureSchema = z.string().regex(/^[A-Za-z0-9_-]{86}$/, '64-byte signature, base64url').refine(canonical, 'signature is not canonical base64url');
+export const SignatureSchema = z.string().regex(/^[A-Za-z0-9_-]{86}$/, '64-byte signature, base64url').refine(isCanonicalBase64url, 'signature is not canonical base64url');
+/**
+ * A 40-byte handshake challenge, canonical base64url without padding: the relay records a
+ * used challenge by its text, so another spelling of the same bytes would be a new challenge.
+ */
+export const ChallengeSchema = z.string().regex(/^[A-Za-z0-9_-]{54}$/, '40-byte challenge, base64url').refine(isCanonicalBase64url, 'challenge is not canonical base64url');
 /** A client-chosen message id: 8 to 64 of [A-Za-z0-9_-]. Random, never derived from time. */
 export const MessageIdSchema = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'message id');
 const Millis = z.number().int().min(0).max(8.64e15);
@@ -98,7 +103,7 @@ export const HelloSchema = z.strictObject({
   relayId: z.string().regex(/^[a-z2-7]{26}$/),
   name: z.string().max(LIMITS.nameChars),
   accessCode: z.boolean(),
-  challenge: z.string().regex(/^[A-Za-z0-9_-]{54}$/),
+  challenge: ChallengeSchema,
   challengeTtlMs: z.number().int(),
 });
 export type Hello = z.infer<typeof HelloSchema>;
@@ -110,7 +115,7 @@ export const AuthSchema = z.strictObject({
   kaKey: KeySchema,
   kaSig: SignatureSchema,
   name: DisplayNameSchema,
-  challenge: z.string().regex(/^[A-Za-z0-9_-]{54}$/),
+  challenge: ChallengeSchema,
   sig: SignatureSchema,
   accessCode: z.string().max(LIMITS.accessCodeChars).optional(),
 });

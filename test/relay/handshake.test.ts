@@ -95,6 +95,21 @@ describe('handshake', () => {
     expect(await tryAuth(relay.url, auth)).toBe('E_AUTH');
   });
 
+  it('refuses a challenge spelled another way (the unused bits of its last character set), so it is redeemed once', async () => {
+    const relay = await scope.start();
+    const alice = generateIdentity();
+    const hello = await fetchHello(new URL(relay.url));
+    // 40 bytes in 54 characters: the last character carries 4 unused bits, 16 spellings of the same bytes.
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const respelled = (bits: number) => hello.challenge.slice(0, -1) + alphabet[alphabet.indexOf(hello.challenge.at(-1)!) ^ bits];
+    const proofFor = (challenge: string) => buildAuth(alice, { ...hello, challenge }, { name: 'Alice' });
+    expect(Buffer.from(respelled(1), 'base64url')).toEqual(Buffer.from(hello.challenge, 'base64url'));
+    // Each spelling with its own valid signature: only the canonical one is admitted, and once.
+    expect(await tryAuth(relay.url, proofFor(respelled(1)))).toBe('E_AUTH');
+    expect(await tryAuth(relay.url, proofFor(hello.challenge))).toBe('connected');
+    for (const bits of [1, 2, 4, 8, 15]) expect(await tryAuth(relay.url, proofFor(respelled(bits)))).toBe('E_AUTH');
+  });
+
   it('refuses a stale challenge', async () => {
     let clock = Date.now();
     const relay = await scope.start({ now: () => clock });
