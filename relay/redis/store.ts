@@ -156,12 +156,16 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
       // Taken while held here: never written; the sender's answer carries the delivery.
       const taken = held.take(recipient, seqs, at);
       if (taken.length === seqs.length) {
-        // The following page without reading Redis: whatever enters this recipient's Redis
-        // mailbox wakes their delivery streams here (this node's writes offer it, another
-        // node's publish a wake-up, a lost wake-up is swept), and a stream woken while it
-        // delivers reads the mailbox before it goes idle (relay/delivery.ts). Reading here
-        // anyway would cost a round trip per delivered message.
-        return { removed: taken.length, receiptsFor: [], ...(next ? { next: held.withHeld(recipient, [], next) } : {}) };
+        // Nothing more held here: the following page is empty, without reading Redis.
+        // Whatever enters this recipient's Redis mailbox wakes their delivery streams here
+        // (this node's writes offer it, another node's publish a wake-up, a lost wake-up is
+        // swept), and a stream woken while it delivers reads the mailbox before it goes idle
+        // (relay/delivery.ts). Reading here anyway would cost a round trip per delivered
+        // message. More held here: no page, so that the stream reads Redis and memory
+        // together; a page from memory alone could hold a held envelope while skipping an
+        // older one in Redis, and the stream's cursor would move past that one for good.
+        const following = next && held.withHeld(recipient, [], next).length === 0 ? { next: [] } : {};
+        return { removed: taken.length, receiptsFor: [], ...following };
       }
       seqs = taken.length === 0 ? seqs : seqs.filter((s) => !taken.includes(s));
       const keys = [key.mailbox(recipient), key.quota(recipient), key.seq, key.nodes];
