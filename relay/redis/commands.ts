@@ -54,8 +54,9 @@ export function createRedis(client: CommandClient, timeoutMs: number): Redis {
   // a command unanswered after its deadline is answered E_UNAVAILABLE. It may still run in
   // Redis later; every write is idempotent or harmless to repeat, so the caller may retry.
   const waiting = new Set<{ since: number; fail: (error: Error) => void }>();
+  // Monotonic time: a wall clock stepped back must not hold a command past its deadline.
   const timer = setInterval(() => {
-    const t = Date.now();
+    const t = performance.now();
     for (const w of waiting) {
       if (t - w.since < timeoutMs) continue;
       waiting.delete(w);
@@ -65,7 +66,7 @@ export function createRedis(client: CommandClient, timeoutMs: number): Redis {
   timer.unref();
   const send = (args: readonly Arg[]) =>
     new Promise<unknown>((resolve, reject) => {
-      const entry = { since: Date.now(), fail: reject };
+      const entry = { since: performance.now(), fail: reject };
       waiting.add(entry);
       client.sendCommand<unknown>(args.map(String)).then(
         (value) => {

@@ -67,7 +67,7 @@ export function senderWaits({ redis, key, me, holdMs, track }: StoreContext) {
       const w = waits.get(sent);
       if (!w) {
         // Not waiting yet (or answered already: then UNWAIT read the time from the record).
-        const t = Date.now();
+        const t = performance.now(); // monotonic, as the entries' `until`
         for (const [k, e] of early) {
           if (e.until > t) break;
           early.delete(k);
