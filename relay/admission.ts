@@ -3,7 +3,7 @@
 // client's fault, counted towards its address's throttle. A binary packet closes any
 // transport connection (the protocol has none), and before admission counts as refused too.
 import type { Server as EngineServer, Socket as EngineSocket } from 'engine.io';
-import type { ConnectErrorData, ErrorCode } from './protocol.ts';
+import { cutErrorMessage, type ConnectErrorData, type ErrorCode } from './protocol.ts';
 import type { RelayIo, RelaySocket } from './handlers.ts';
 import type { Logger } from './log.ts';
 import type { AddressLimits } from './state.ts';
@@ -86,9 +86,10 @@ export function guardAdmission(ctx: AdmissionContext): void {
 
   ctx.io.use((socket, next) => {
     const address = clientAddress(socket.request, trustedProxies);
-    const refuse = (refusal: Refusal) => {
-      refused(address, refusal);
-      const { code, message } = refusal;
+    const refuse = ({ code, message: text }: Refusal) => {
+      // Within the limit of an error message: a schema refusal may quote the client's own keys.
+      const message = cutErrorMessage(text);
+      refused(address, { code, message });
       const error = new Error(code) as Error & { data: ConnectErrorData };
       error.data = { code, message };
       next(error);

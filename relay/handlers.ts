@@ -5,7 +5,7 @@ import type { Server, Socket } from 'socket.io';
 import type { z } from 'zod';
 import {
   DirectoryChangesSchema, DirectoryGetSchema, DirectoryPageSchema, LIMITS, ProfileSchema, ReadSchema, REQUEST_NAMES, RETRYABLE_CODES, SendManySchema, SendSchema, TypingSchema, WatchSchema,
-  err, ok, type RequestName, type Requests, type Result, type SendPayload, type SendResult, type ServerToClientEvents, type UntrustedClientEvents, type UserEntry,
+  cutErrorMessage, err, ok, type RequestName, type Requests, type Result, type SendPayload, type SendResult, type ServerToClientEvents, type UntrustedClientEvents, type UserEntry,
 } from './protocol.ts';
 import type { Offer, Quota, RelayStore, Settled, StoredUser } from './mailbox/store.ts';
 import { StorageError } from './mailbox/store.ts';
@@ -71,8 +71,7 @@ const sent = (seq: number, settled: Settled): Result<SendResult> => ok(settled.d
 function schemaMessage(error: z.ZodError): string {
   const issue = error.issues[0];
   if (!issue) return 'payload does not match the schema';
-  const text = `${issue.path.length ? issue.path.join('.') : 'payload'}: ${issue.message}`;
-  return text.length <= LIMITS.errorMessageChars ? text : `${text.slice(0, LIMITS.errorMessageChars - 1)}…`;
+  return cutErrorMessage(`${issue.path.length ? issue.path.join('.') : 'payload'}: ${issue.message}`);
 }
 
 function failure(error: unknown, ctx: HandlerContext, event: string): Result<never> {

@@ -61,6 +61,18 @@ export type Result<T> = { ok: true; value: T } | { ok: false; error: RelayError 
 export const ok = <T>(value: T): Result<T> => ({ ok: true, value });
 export const err = (code: ErrorCode, message: string): Result<never> => ({ ok: false, error: { code, message } });
 
+/**
+ * An error message within LIMITS.errorMessageChars: a longer one (it may quote the client's
+ * own input, such as its unknown keys) is cut and ends in `…`, never inside a surrogate pair.
+ */
+export function cutErrorMessage(text: string): string {
+  if (text.length <= LIMITS.errorMessageChars) return text;
+  let end = LIMITS.errorMessageChars - 1;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1; // the first half of a pair: keep neither half
+  return `${text.slice(0, end)}…`;
+}
+
 // ---- primitive schemas ----------------------------------------------------------------
 
 /** A user id: the first 20 bytes of SHA-256(identity public key), base32 (RFC 4648, lower case, no padding). */

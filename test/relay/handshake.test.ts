@@ -135,6 +135,23 @@ describe('handshake', () => {
     expect(await tryAuth(relay.url, { ...auth, name: 'x'.repeat(65) })).toBe('E_SCHEMA');
   });
 
+  it('keeps a refusal that quotes the auth object within the 500-character error message limit', async () => {
+    const relay = await scope.start();
+    const auth = buildAuth(generateIdentity(), await fetchHello(new URL(relay.url)), { name: 'Alice' });
+    const refusalData = (extra: object) => {
+      const socket = io(relay.url, { transports: ['websocket'], reconnection: false, forceNew: true, auth: { ...auth, ...extra } });
+      return new Promise<{ code: string; message: string }>((resolve) => socket.once('connect_error', (e) => resolve((e as Error & { data: { code: string; message: string } }).data))).finally(() => socket.disconnect());
+    };
+    // Unknown keys are named in the message: long ones, and ones of emoji cut at either half of a pair.
+    for (const key of ['k'.repeat(3000), '😀'.repeat(400), `x${'😀'.repeat(400)}`]) {
+      const { code, message } = await refusalData({ [key]: 1 });
+      expect(code).toBe('E_AUTH');
+      expect(message).toMatch(/^handshake auth is malformed.*…$/su);
+      expect(message.length).toBeLessThanOrEqual(LIMITS.errorMessageChars);
+      expect(message).not.toMatch(/\p{Cs}/u); // no half of a surrogate pair left at the cut
+    }
+  });
+
   it('refuses display names with control or bidi characters (A4), and still admits a clean one', async () => {
     const relay = await scope.start();
     const auth = buildAuth(generateIdentity(), await fetchHello(new URL(relay.url)), { name: 'Alice' });
