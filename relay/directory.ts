@@ -15,6 +15,22 @@ export function hintIntervalMs(connections: number): number {
   return Math.min(10_000, Math.max(1_000, Math.ceil(connections / 2)));
 }
 
+/**
+ * The highest rev a store holds, 0 when it holds none: a search over `changedUsers` (its rev
+ * order), so some 50 lookups of one row whatever the size of the directory.
+ */
+export async function highestRev(store: Pick<RelayStore, 'changedUsers'>): Promise<number> {
+  let low = 0; // a rev the store holds, or 0
+  let high = Number.MAX_SAFE_INTEGER; // none is above it
+  while (low < high) {
+    const middle = low + Math.floor((high - low) / 2);
+    const [above] = await store.changedUsers(middle, 1);
+    if (above) low = above.rev;
+    else high = middle;
+  }
+  return low;
+}
+
 export interface DirectoryContext {
   store: RelayStore;
   presence: Presence;
@@ -29,6 +45,22 @@ export function createDirectory({ store, presence, io, connections, now, closing
   /** Users this node has seen, with what others need to know of them (name and keys). */
   const known = new Map<string, string>();
   const profileOf = (u: { name: string; kaKey: string }) => `${u.name}\n${u.kaKey}`;
+
+  // Revisions kept by this process continue above the stored ones (the clock may have gone
+  // back since they were handed out). Every socket is recorded before its first rev is taken,
+  // so recording waits for this; a store that cannot be read now is asked again next time.
+  let continued: Promise<void> | undefined;
+  const continueRevs = (): Promise<void> => {
+    if (!presence.continueAbove) return Promise.resolve();
+    return (continued ??= highestRev(store).then(
+      (rev) => presence.continueAbove?.(rev),
+      (error: unknown) => {
+        continued = undefined;
+        throw error;
+      },
+    ));
+  };
+  void continueRevs().catch(() => undefined); // at once; a failure shows at the first handshake
 
   // Presence goes only to those who watch the user: telling everyone of every connect costs
   // connections squared. Directory changes (new users, names, keys) are told to everyone,
@@ -76,6 +108,7 @@ export function createDirectory({ store, presence, io, connections, now, closing
 
     /** Saves a user who has just proved their key. */
     async record(user: Authenticated): Promise<void> {
+      await continueRevs();
       const rev = await presence.nextRev();
       await store.saveUser({ id: user.userId, name: user.name, idKey: user.idKey, kaKey: user.kaKey, kaSig: user.kaSig, lastSeen: now(), rev });
       // New here, or a new name or key: the others learn of it from the directory.

@@ -72,8 +72,20 @@ export class Sessions {
   }
 }
 
-/** Revisions for directory entries: increasing, even across restarts and clock steps back. */
-export function createRevisions(now: () => number): () => number {
+export interface Revisions {
+  next(): number;
+  /** Every rev handed out from now on is above `rev` (the highest a store holds from before a restart). */
+  continueAbove(rev: number): void;
+}
+
+/**
+ * Revisions for directory entries: increasing, even across clock steps back, and across
+ * restarts once continued above the highest stored one (the clock may have gone back meanwhile).
+ */
+export function createRevisions(now: () => number): Revisions {
   let last = 0;
-  return () => (last = Math.max(last + 1, now() * 1000));
+  return {
+    next: () => (last = Math.max(last + 1, now() * 1000)),
+    continueAbove: (rev) => void (last = Math.max(last, rev)),
+  };
 }

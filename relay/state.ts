@@ -18,6 +18,12 @@ export interface Presence {
   online(ids: readonly string[]): Promise<Set<string>>;
   /** A directory revision, increasing across the whole network. */
   nextRev(): Promise<number>;
+  /**
+   * Revisions kept by this process alone (a single relay's): the revs handed out from now on
+   * are above `rev`, the highest the store holds, so that they keep increasing after a restart
+   * with the clock set back. Absent where the revisions outlive the process (a cluster's, in Redis).
+   */
+  continueAbove?(rev: number): void;
 }
 
 export interface ChallengeLedger {
@@ -42,16 +48,17 @@ export function memoryPresence(now: () => number = Date.now): Presence {
   return {
     join: (userId) => {
       sockets.set(userId, (sockets.get(userId) ?? 0) + 1);
-      return Promise.resolve(rev());
+      return Promise.resolve(rev.next());
     },
     leave: (userId) => {
       const left = (sockets.get(userId) ?? 1) - 1;
       if (left > 0) sockets.set(userId, left);
       else sockets.delete(userId);
-      return Promise.resolve({ offline: left <= 0, rev: rev() });
+      return Promise.resolve({ offline: left <= 0, rev: rev.next() });
     },
     online: (ids) => Promise.resolve(new Set(ids.filter((id) => sockets.has(id)))),
-    nextRev: () => Promise.resolve(rev()),
+    nextRev: () => Promise.resolve(rev.next()),
+    continueAbove: (stored) => rev.continueAbove(stored),
   };
 }
 

@@ -118,6 +118,26 @@ describe('clock skew (B10)', () => {
     expect(after[0]!.seq).toBeGreaterThan(sent.at(-1)!.seq);
   });
 
+  it('keeps directory revs increasing across a restart with the relay clock set back, so a directory cursor misses nobody', async () => {
+    const clock = relayClock();
+    const relay = await scope.start({ now: clock.now, storeOptions: { now: clock.now } });
+    const alice = await scope.join({ name: 'Alice' });
+    const before = await alice.request('directory:changes', { since: 0 });
+    if (!before.ok) throw new Error(before.error.message);
+    const cursor = Math.max(...before.value.users.map((u) => u.rev));
+    alice.close();
+
+    clock.jump(-HOUR);
+    await relay.restart();
+    // Someone new after the restart, and Alice back: both come after the cursor she kept.
+    const carol = await scope.join({ name: 'Carol' });
+    const back = await scope.join({ name: 'Alice', identity: alice.identity });
+    const changes = await back.request('directory:changes', { since: cursor });
+    if (!changes.ok) throw new Error(changes.error.message);
+    expect(changes.value.users.map((u) => u.id).sort()).toEqual([alice.id, carol.id].sort());
+    for (const user of changes.value.users) expect(user.rev).toBeGreaterThan(cursor);
+  });
+
   it('writes a held message, and answers its sender, when the relay clock steps back during the hold', async () => {
     const clock = relayClock();
     await scope.start({ now: clock.now, storeOptions: { now: clock.now, holdMs: 300 } });
