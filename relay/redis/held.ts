@@ -106,6 +106,18 @@ export function heldMessages({ redis, key, me, holdMs, retention, track }: Store
     seqsFor: (recipient: string): number[] => [...(heldFor.get(recipient)?.keys() ?? [])],
     /** Something for `recipient` is held here: what follows must not pass it (a write now would). */
     holding: (recipient: string): boolean => heldFor.has(recipient),
+    /**
+     * Writes what is held for `recipient` into the mailbox now, in seq order, and resolves
+     * once every write of theirs from here has settled: a message put into the mailbox after
+     * that reaches their other devices behind these. (Waited for, not merely sent first: a
+     * script that Redis has not cached yet is sent again after its NOSCRIPT reply, behind
+     * commands sent meanwhile.) Until written, pages here still show them.
+     */
+    release: async (recipient: string): Promise<void> => {
+      const mine = [...(heldFor.get(recipient)?.values() ?? [])].sort((x, y) => x.envelope.seq - y.envelope.seq);
+      for (const h of mine) write(h);
+      await Promise.allSettled([...(writing.get(recipient)?.values() ?? [])].map((h) => h.done.promise));
+    },
     /** The recipient acknowledged these: those held here are taken, never written; returns their seqs. */
     take: (recipient: string, seqs: readonly number[], at: number): number[] => {
       const mine = heldFor.get(recipient);

@@ -6,7 +6,7 @@ import { StorageError } from '../mailbox/store.ts';
 
 export const Strings = z.array(z.string());
 export const Int = z.number().int();
-export const AcceptReply = z.tuple([z.enum(['accepted', 'waiting', 'duplicate', 'held', 'conflict', 'full']), Int, Int]);
+export const AcceptReply = z.tuple([z.enum(['accepted', 'waiting', 'duplicate', 'held', 'conflict', 'full', 'elsewhere']), Int, Int]);
 export const AcknowledgeReply = z.tuple([Int, z.array(z.union([z.string(), Int])), Strings]);
 export const IdentityReply = z.tuple([z.string().regex(/^[a-z2-7]{26}$/), z.string().min(43)]);
 // What the scripts wrote: checked for shape (cheaply: it is read once per delivery), not re-validated as client input.

@@ -73,15 +73,18 @@ return {waiting and 'waiting' or 'accepted', seq, prev}
 `);
 
 /**
- * KEYS: sent record, mailbox, quota, seq counter. ARGV: digest, body bytes, max messages,
- * max bytes, marker lifetime ms.
+ * KEYS: sent record, mailbox, quota, seq counter, nodes. ARGV: digest, body bytes, max
+ * messages, max bytes, marker lifetime ms, prefix, this node, recipient.
  * For a recipient connected to this node: the same checks, a seq, and a "held" record that
- * expires unless the node settles it (SETTLE or WRITE). Nothing enters the mailbox.
- * Returns as ACCEPT.
+ * expires unless the node settles it (RECORD or WRITE). Nothing enters the mailbox.
+ * Returns as ACCEPT; or {"elsewhere", 0, 0}, having claimed nothing, when the recipient is
+ * also connected to another live node: a message kept here would reach only their sockets
+ * here, so it goes through the mailbox (ACCEPT), which wakes the other nodes.
  */
 export const CLAIM = script(`${COMMON}${CHECKS}
 local early = checks()
 if early then return early end
+if onlineOn(ARGV[6], liveNodes(KEYS[5]), ARGV[8], ARGV[7]) then return {'elsewhere', 0, 0} end
 local seq = redis.call('INCR', KEYS[4])
 redis.call('SET', KEYS[1], seq .. ' ' .. ARGV[1] .. ' held', 'PX', ARGV[5])
 return {'accepted', seq, prevSeq(KEYS[2], seq)}

@@ -4,7 +4,8 @@
 // answered only after Redis replied, so "acknowledged" means "in Redis" (and as durable as
 // Redis's appendfsync setting makes it: see relay/redis/README.md). Where it keeps what: context.ts.
 //
-// The fast path: a message for a recipient connected to this node is claimed in Redis (its
+// The fast path: a message for a recipient connected to this node (and to no other node: their
+// sockets there must get it too, so it goes through the mailbox then) is claimed in Redis (its
 // seq and a "held" record) but kept in this node's memory for up to holdMs; taken by the
 // recipient in that time, it never enters the Redis mailbox and its sender's answer carries
 // the delivery. Otherwise it is written then. If this node dies meanwhile its sender was not
@@ -101,6 +102,8 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
         case 'conflict':
         case 'full':
           return { kind };
+        case 'elsewhere': // only CLAIM answers so, and accept() goes on with ACCEPT
+          throw new StorageError('E_STORAGE', 'unexpected reply from redis to a message');
         case 'held':
           if (performance.now() > deadline) throw new StorageError('E_UNAVAILABLE', 'this message is still being delivered through another relay node; send it again');
           await new Promise((resolve) => setTimeout(resolve, 50));
@@ -126,10 +129,17 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
       if ((live || held.holding(m.to)) && holdMs > 0) {
         const [kind, seq, third] = await redis.run(
           CLAIM,
-          [key.sent(m.from, m.id), key.mailbox(m.to), key.quota(m.to), key.seq],
-          [m.digest, size, quota.messages, quota.bytes, holdMs + HELD_MARGIN_MS],
+          [key.sent(m.from, m.id), key.mailbox(m.to), key.quota(m.to), key.seq, key.nodes],
+          [m.digest, size, quota.messages, quota.bytes, holdMs + HELD_MARGIN_MS, key.prefix, me, m.to],
           AcceptReply,
         );
+        if (kind === 'elsewhere') {
+          // The recipient is connected to another node too: held here, it would reach only
+          // their sockets here. Into the mailbox instead, which wakes the other nodes; what is
+          // held here for them is written first, so that it stays ahead of this one.
+          await held.release(m.to);
+          return outcomeOf(await acceptInRedis(m, quota), m, quota);
+        }
         if (kind === 'accepted') {
           const h = held.hold(m, seq);
           // What waits here for the recipient comes after what waits in Redis.
