@@ -12,8 +12,9 @@ const MAC_BYTES = 16;
 export interface Challenges {
   issue(): string;
   /**
-   * Consumes a challenge: valid only once, and only while fresh. Rejects (with the ledger's
-   * error) when the ledger of used challenges cannot be reached.
+   * Consumes a challenge: valid only once, and only while fresh (issued at most `ttlMs` ago
+   * and at most `skewMs` ahead, by this relay's clock). Rejects (with the ledger's error)
+   * when the ledger of used challenges cannot be reached.
    */
   redeem(challenge: string): Promise<'ok' | 'stale' | 'replayed' | 'invalid'>;
 }
@@ -23,6 +24,7 @@ export function createChallenges(
   now: () => number = Date.now,
   ttlMs: number = LIMITS.challengeTtlMs,
   ledger: ChallengeLedger = memoryChallengeLedger(now),
+  skewMs: number = LIMITS.challengeClockSkewMs,
 ): Challenges {
   // Imported once: an HMAC keyed by a Buffer imports the key again on every call (~5x the cost here).
   const key = createSecretKey(secret);
@@ -45,9 +47,11 @@ export function createChallenges(
       if (!timingSafeEqual(mac(head), bytes.subarray(TS_BYTES + NONCE_BYTES))) return 'invalid';
       const t = now();
       const issued = Number(head.readBigUInt64BE());
-      if (issued > t + 1000 || t - issued > ttlMs) return 'stale';
-      // Remembered for as long as it could still pass the freshness check (plus the clock tolerance).
-      return (await ledger.claim(challenge, issued + ttlMs - t + 1000)) ? 'ok' : 'replayed';
+      if (issued > t + skewMs || t - issued > ttlMs) return 'stale';
+      // Remembered for as long as any node could still take it: until it is stale here, plus
+      // the difference tolerated between two nodes' clocks (a node whose clock is behind this
+      // one's takes it for that much longer), plus a second. So at most ttl + 2 skew + 1 s.
+      return (await ledger.claim(challenge, issued + ttlMs - t + skewMs + 1000)) ? 'ok' : 'replayed';
     },
   };
 }

@@ -25,6 +25,11 @@ export const LIMITS = {
   batchSize: 500,
   batchBytes: 1024 * 1024,
   challengeTtlMs: 30_000,
+  /**
+   * How far ahead of a relay's clock a challenge's issue time may be: behind a load balancer
+   * the hello may come from another node of the cluster, whose clock differs.
+   */
+  challengeClockSkewMs: 30_000,
   /** An error's code and its human-readable message, in characters (a relay's answers stay within them). */
   errorCodeChars: 64,
   errorMessageChars: 500,

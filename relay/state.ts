@@ -64,7 +64,9 @@ export function memoryPresence(now: () => number = Date.now): Presence {
 
 /** In memory: used challenges until they expire; bounded by the handshake rate x ttl. */
 export function memoryChallengeLedger(now: () => number = Date.now): ChallengeLedger {
-  const used = new Map<string, number>(); // challenge -> expiry, in insertion (= expiry) order
+  // challenge -> expiry, in insertion order: about expiry order (each kept at most ttl + 2 skew + 1 s,
+  // relay/auth.ts), so the sweep below stops at the first live one and misses little.
+  const used = new Map<string, number>();
   return {
     claim(challenge, ttlMs) {
       const t = now();

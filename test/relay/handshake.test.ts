@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { io } from 'socket.io-client';
 import { connectClient, useRelay } from '../support/relay.ts';
@@ -6,6 +7,8 @@ import { generateIdentity, signWith, authStatement, kaStatement, userIdOf } from
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
 import { LIMITS, type Auth } from '../../relay/protocol.ts';
 import { createLogger } from '../../relay/log.ts';
+import { createChallenges } from '../../relay/auth.ts';
+import { memoryChallengeLedger } from '../../relay/state.ts';
 import type { RelayStore } from '../../relay/mailbox/store.ts';
 
 const scope = useRelay();
@@ -116,6 +119,51 @@ describe('handshake', () => {
     const auth = buildAuth(generateIdentity(), await fetchHello(new URL(relay.url)), { name: 'Alice' });
     clock += 31_000;
     expect(await tryAuth(relay.url, auth)).toBe('E_AUTH');
+  });
+
+  it('admits a challenge issued up to 30 s ahead of its clock (another node of a cluster handed out the hello)', async () => {
+    let clock = Date.now() + 3_000;
+    const relay = await scope.start({ now: () => clock });
+    const fresh = async () => buildAuth(generateIdentity(), await fetchHello(new URL(relay.url)), { name: 'Alice' });
+    // The hello from a node 3 s ahead, the socket on one whose clock is behind it: admitted.
+    let auth = await fresh();
+    clock -= 3_000;
+    expect(await tryAuth(relay.url, auth)).toBe('connected');
+    expect(await tryAuth(relay.url, auth)).toBe('E_AUTH');
+    auth = await fresh();
+    clock -= 30_000;
+    expect(await tryAuth(relay.url, auth)).toBe('connected');
+    // Further ahead than that: refused as stale.
+    auth = await fresh();
+    clock -= 31_000;
+    expect(await tryAuth(relay.url, auth)).toBe('E_AUTH');
+  });
+
+  it('redeems a challenge once across nodes whose clocks differ by 30 s, for as long as either would take it', async () => {
+    // Two nodes sharing one ledger of used challenges (a cluster's, in Redis, on Redis's clock).
+    const start = Date.now();
+    let real = start;
+    const ledger = memoryChallengeLedger(() => real);
+    const secret = randomBytes(32);
+    const ahead = createChallenges(secret, () => real + 30_000, LIMITS.challengeTtlMs, ledger);
+    const behind = createChallenges(secret, () => real, LIMITS.challengeTtlMs, ledger);
+    // Taken by the node ahead, then tried on the one behind until it is stale there too (60 s on).
+    const first = ahead.issue();
+    expect(await ahead.redeem(first)).toBe('ok');
+    for (const at of [0, 30_000, 59_999, 60_000]) {
+      real = start + at;
+      expect(await behind.redeem(first)).toBe('replayed');
+    }
+    real = start + 60_001;
+    expect(await behind.redeem(first)).toBe('stale');
+    // Taken by the node behind (30 s ahead of its clock), then tried on the one ahead until it is stale there.
+    const second = ahead.issue();
+    expect(await behind.redeem(second)).toBe('ok');
+    for (const at of [0, 30_000]) {
+      real = start + 60_001 + at;
+      expect(await ahead.redeem(second)).toBe('replayed');
+    }
+    expect(await ahead.redeem(ahead.issue())).toBe('ok');
   });
 
   it('refuses a proof made for another relay', async () => {
