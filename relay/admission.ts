@@ -55,7 +55,6 @@ export function guardAdmission(ctx: AdmissionContext): void {
   const handshakes = new WeakMap<EngineSocket, Handshake>();
   ctx.engine.on('connection', (conn: EngineSocket) => {
     const address = clientAddress(conn.request, trustedProxies);
-    limits.opened(address);
     const handshake: Handshake = { conn, checking: 0, admitted: false, expired: false };
     handshakes.set(conn, handshake);
     const deadline = setTimeout(() => {
@@ -73,7 +72,6 @@ export function guardAdmission(ctx: AdmissionContext): void {
     });
     conn.once('close', (reason: string, description?: unknown) => {
       clearTimeout(deadline);
-      limits.closed(address);
       // A frame the transport refused before admission (over the frame cap, not valid
       // WebSocket): a failed handshake, slowed down like a wrong proof. A network drop is not.
       if (!handshake.admitted && reason === 'transport error') {

@@ -103,13 +103,16 @@ export function createHttpHandlers(ctx: HttpContext) {
     // The limits may live in Redis: a reset while we ask must not become an uncaught error.
     const onError = () => socket.destroy();
     socket.on('error', onError);
-    void ctx.limits.refusal(address).catch(() => null).then((refusal) => {
+    void ctx.limits.admit(address).catch(() => null).then((refusal) => {
       socket.off('error', onError);
-      if (socket.destroyed) return;
       if (refusal) {
         ctx.log.warn('refused a connection', { address, code: refusal });
-        return refuseUpgrade(socket, 429, refusal);
+        return socket.destroyed ? undefined : refuseUpgrade(socket, 429, refusal);
       }
+      // Counted from admit() until this TCP connection closes: whether it becomes a
+      // connection or not (refused below, or by Engine.IO), and however that ends.
+      if (socket.destroyed) return ctx.limits.closed(address);
+      socket.once('close', () => ctx.limits.closed(address));
       if (ctx.closing()) return refuseUpgrade(socket, 503, 'E_UNAVAILABLE');
       ctx.engine.handleUpgrade(req, socket, head);
     });

@@ -32,10 +32,13 @@ export interface ChallengeLedger {
 }
 
 export interface AddressLimits {
-  /** Why a new connection from `address` is refused, or null to admit it. */
-  refusal(address: string): Promise<ErrorCode | null>;
+  /**
+   * Why a new connection from `address` is refused, or null to admit it: then it counts from
+   * now on (checked and counted in one step, so a burst cannot pass the check together), and
+   * `closed(address)` must follow once, when it ends or if it never opens.
+   */
+  admit(address: string): Promise<ErrorCode | null>;
   isThrottled(address: string): Promise<boolean>;
-  opened(address: string): void;
   closed(address: string): void;
   /** A failed handshake from `address`. */
   failed(address: string): void;
@@ -84,9 +87,12 @@ export function memoryChallengeLedger(now: () => number = Date.now): ChallengeLe
 export function memoryAddressLimits(options: AddressGuardOptions): AddressLimits {
   const guard = new AddressGuard(options);
   return {
-    refusal: (address) => Promise.resolve(guard.refusal(address)),
+    admit(address) {
+      const refusal = guard.refusal(address);
+      if (!refusal) guard.opened(address);
+      return Promise.resolve(refusal);
+    },
     isThrottled: (address) => Promise.resolve(guard.isThrottled(address)),
-    opened: (address) => guard.opened(address),
     closed: (address) => guard.closed(address),
     failed: (address) => guard.failed(address),
   };

@@ -7,7 +7,7 @@ import type { Logger } from '../log.ts';
 import type { AddressLimits, ChallengeLedger } from '../state.ts';
 import type { Redis } from './commands.ts';
 import type { ClusterNode } from './node.ts';
-import { FAILED, REFUSAL } from './node-scripts.ts';
+import { ADMIT, FAILED } from './node-scripts.ts';
 
 export function redisChallengeLedger(redis: Redis, prefix: string): ChallengeLedger {
   return {
@@ -41,14 +41,16 @@ export function redisAddressLimits(options: RedisLimitsOptions): AddressLimits {
     return null;
   };
   return {
-    async refusal(address) {
-      const code = await redis.run(REFUSAL, [`${p}nodes`, block(address)], [p, address, options.maxConnectionsPerAddress], Refusal).catch(unreachable('connection limit'));
-      return code ? (code satisfies ErrorCode) : null;
+    async admit(address) {
+      const code = await redis.run(ADMIT, [`${p}nodes`, block(address), node.connectionsKey], [p, address, options.maxConnectionsPerAddress], Refusal).catch(unreachable('connection limit'));
+      if (code) return code satisfies ErrorCode;
+      // Admitted: counted in Redis, or (no answer) maybe not; then the next heartbeat rewrites this node's counts.
+      node.admitted(address, code === null);
+      return null;
     },
     async isThrottled(address) {
       return (await redis.command(['EXISTS', block(address)], z.number().int()).catch(unreachable('throttle check'))) === 1;
     },
-    opened: (address) => node.connection(address, 1),
     closed: (address) => node.connection(address, -1),
     failed(address) {
       void redis.run(FAILED, [`${p}fail:${address}`, block(address)], [options.failureWindowMs, options.maxFailures, options.blockMs], z.number().int()).catch(unreachable('failure count'));

@@ -119,14 +119,19 @@ if redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) <= 0 then redis.call('HDEL',
 return 1
 `);
 
-/** KEYS: nodes, block. ARGV: prefix, address, max. Returns the refusal code, or '' to admit. */
-export const REFUSAL = script(`${COMMON}
+/**
+ * KEYS: nodes, block, this node's connections. ARGV: prefix, address, max. Returns the
+ * refusal code, or '' having counted the connection on this node: checked and counted in one
+ * step, so that a burst of connections (to any nodes) cannot pass the check together.
+ */
+export const ADMIT = script(`${COMMON}
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'E_THROTTLED' end
 local total = 0
 for _, node in ipairs(liveNodes(KEYS[1])) do
   total = total + tonumber(redis.call('HGET', ARGV[1] .. 'node:' .. node .. ':c', ARGV[2]) or '0')
 end
 if total >= tonumber(ARGV[3]) then return 'E_TOO_MANY_CONNECTIONS' end
+redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
 return ''
 `);
 

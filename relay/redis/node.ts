@@ -29,6 +29,10 @@ export interface ClusterNode {
   readonly presence: Presence;
   /** Counts a connection from `address` to this node (+1 or -1). */
   connection(address: string, delta: 1 | -1): void;
+  /** A connection from `address` that ADMIT counted in Redis (or, if unsure: Redis is rewritten from here at the next heartbeat). */
+  admitted(address: string, unsure: boolean): void;
+  /** Where this node counts its connections per address in Redis. */
+  readonly connectionsKey: string;
   /** Users who went offline with a dead node (or while this one was cut off from Redis). */
   onLost(listener: (lost: Lost[]) => void): void;
   /** Redis is reachable again and holds this node's counts; `presumedDead`: the others may have taken its users for offline (it was reaped, or lapsed). */
@@ -140,6 +144,11 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
       bump(connections, address, delta);
       redis.run(CONNECTION, [key.connections], [address, delta], Int).catch(failed('connection count')).catch(() => undefined);
     },
+    admitted(address, unsure) {
+      bump(connections, address, 1);
+      if (unsure) dirty = true;
+    },
+    connectionsKey: key.connections,
     onLost: (listener) => void lostListeners.push(listener),
     onRestored: (listener) => void restoredListeners.push(listener),
     async start() {
