@@ -99,6 +99,7 @@ export async function openRedisCluster(options: RedisClusterOptions): Promise<Re
     commandOptions: { timeout: 0 },
     socket: { connectTimeout: 2_000, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1_000) },
   });
+  const redis = createRedis(client, options.commandTimeoutMs ?? 2_000);
   let down = false;
   client.on('error', (error: unknown) => {
     if (!down) log.warn('redis: connection lost; reconnecting', { error: String(error) });
@@ -107,6 +108,8 @@ export async function openRedisCluster(options: RedisClusterOptions): Promise<Re
   client.on('ready', () => {
     if (down) log.info('redis: connected again');
     down = false;
+    // First on the new connection: a restarted Redis has forgotten the scripts (commands.ts).
+    redis.loadScripts().catch((error: unknown) => log.warn('redis: could not load the scripts; each is loaded when first used', { error: String(error) }));
   });
   // Resolves once Redis answers (retrying meanwhile): a node cannot start without its shared state.
   await client.connect();
@@ -116,7 +119,6 @@ export async function openRedisCluster(options: RedisClusterOptions): Promise<Re
   const wake = (w: Offer | 'all') => {
     for (const listener of wakeListeners) listener(w);
   };
-  const redis = createRedis(client, options.commandTimeoutMs ?? 2_000);
   const store = await openRedisStore({
     redis, prefix, nodeId,
     ...(options.dedupRetentionMs ? { dedupRetentionMs: options.dedupRetentionMs } : {}),

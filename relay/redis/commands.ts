@@ -16,7 +16,14 @@ export interface Script {
   readonly sha: string;
 }
 
-export const script = (source: string): Script => ({ source, sha: createHash('sha1').update(source).digest('hex') });
+/** Every script made here, for loadScripts(). */
+const scripts: Script[] = [];
+
+export function script(source: string): Script {
+  const made = { source, sha: createHash('sha1').update(source).digest('hex') };
+  scripts.push(made);
+  return made;
+}
 
 export type Arg = string | number;
 
@@ -25,6 +32,12 @@ export interface Redis {
   command<T>(args: readonly Arg[], reply: z.ZodType<T>): Promise<T>;
   /** A Lua script (atomic in Redis); rejects with a StorageError. */
   run<T>(lua: Script, keys: readonly string[], args: readonly Arg[], reply: z.ZodType<T>): Promise<T>;
+  /**
+   * Loads every script into Redis's script cache. Call it on every (re)connect before anything
+   * else is sent: a script that Redis does not know is sent again after its NOSCRIPT reply,
+   * behind whatever was sent meanwhile, so it would run out of the order it was sent in.
+   */
+  loadScripts(): Promise<void>;
   /** Stops the deadline timer. */
   close(): void;
 }
@@ -88,6 +101,13 @@ export function createRedis(client: CommandClient, timeoutMs: number): Redis {
         throw storageError(error);
       }
     },
+    async loadScripts() {
+      try {
+        await Promise.all(scripts.map((s) => send(['SCRIPT', 'LOAD', s.source])));
+      } catch (error) {
+        throw storageError(error);
+      }
+    },
     async run(lua, keys, args, reply) {
       const rest = [keys.length, ...keys, ...args];
       try {
@@ -95,7 +115,8 @@ export function createRedis(client: CommandClient, timeoutMs: number): Redis {
         try {
           value = await send(['EVALSHA', lua.sha, ...rest]);
         } catch (error) {
-          // A restarted Redis has an empty script cache (scripts are not in the AOF).
+          // A restarted Redis has an empty script cache (scripts are not in the AOF); loadScripts()
+          // fills it on reconnect, but a cache flushed otherwise is filled here, one by one.
           if (!(error instanceof ErrorReply && error.message.startsWith('NOSCRIPT'))) throw error;
           value = await send(['EVAL', lua.source, ...rest]);
         }

@@ -111,7 +111,7 @@ describe('the Redis store', () => {
     const real = createRedis(client, 2_000);
     // Every reply reaches this node 100 ms late, in order (a busy event loop).
     const late = <T>(reply: Promise<T>) => reply.then(async (value) => (await new Promise((r) => setTimeout(r, 100)), value));
-    const slow: Redis = { command: (args, reply) => late(real.command(args, reply)), run: (lua, keys, args, reply) => late(real.run(lua, keys, args, reply)), close: () => real.close() };
+    const slow: Redis = { command: (args, reply) => late(real.command(args, reply)), run: (lua, keys, args, reply) => late(real.run(lua, keys, args, reply)), loadScripts: () => real.loadScripts(), close: () => real.close() };
     const store = await openRedisStore({ redis: slow, prefix: 't11:', nodeId: 'slow', holdMs: 50 });
     const other = (await open('t11:')).store;
     try {
