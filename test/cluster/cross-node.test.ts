@@ -1,53 +1,30 @@
 // Two relay nodes sharing one Redis: what people on different nodes see of each other.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { io } from 'socket.io-client';
-import { connectClient, eventually, newMessageId, type ClientSocket, type TestClient } from '../support/relay.ts';
+import { eventually, newMessageId, type ClientSocket } from '../support/relay.ts';
 import { generateIdentity } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
-import { startRedis, type TestRedis } from './support/redis.ts';
-import { startNode, type TestNode } from './support/nodes.ts';
+import { useTwoNodes } from './support/nodes.ts';
 
-let redis: TestRedis;
-let a: TestNode;
-let b: TestNode;
-const clients: TestClient[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-  a = await startNode(redis.url);
-  b = await startNode(redis.url);
-});
-afterEach(() => {
-  for (const c of clients.splice(0)) c.close();
-});
-afterAll(async () => {
-  await a?.stop();
-  await b?.stop();
-  await redis?.remove();
-});
-
-const join = async (url: string, options: Parameters<typeof connectClient>[1] = {}) => {
-  const client = await connectClient(url, options);
-  clients.push(client);
-  return client;
-};
+const nodes = useTwoNodes();
+const { join } = nodes;
 
 describe('a cluster of two nodes', () => {
   it('is one relay to its clients: same relay id, one directory', async () => {
-    const [helloA, helloB] = await Promise.all([fetchHello(new URL(a.url)), fetchHello(new URL(b.url))]);
+    const [helloA, helloB] = await Promise.all([fetchHello(new URL(nodes.a.url)), fetchHello(new URL(nodes.b.url))]);
     expect(helloA.relayId).toBe(helloB.relayId);
-    const alice = await join(a.url, { name: 'Alice' });
-    const bob = await join(b.url, { name: 'Bob' });
+    const alice = await join(nodes.a.url, { name: 'Alice' });
+    const bob = await join(nodes.b.url, { name: 'Bob' });
     const page = await bob.request('directory:get', { ids: [alice.id, bob.id] });
     const expected = [[alice.id, 'Alice', true], [bob.id, 'Bob', true]].sort((x, y) => String(x[0]).localeCompare(String(y[0])));
     expect(page.ok && page.value.users.map((u) => [u.id, u.name, u.online])).toEqual(expected);
   });
 
   it('shows presence across nodes and carries messages, receipts and typing between them', async () => {
-    const alice = await join(a.url, { name: 'Alice' });
+    const alice = await join(nodes.a.url, { name: 'Alice' });
     const bobIdentity = generateIdentity();
     await alice.watch(bobIdentity.userId);
-    const bob = await join(b.url, { name: 'Bob', identity: bobIdentity });
+    const bob = await join(nodes.b.url, { name: 'Bob', identity: bobIdentity });
     await eventually(() => alice.presence.some((p) => p.id === bob.id && p.online), 'alice (node A) to see bob (node B) come online');
     // Bob is new: node B hinted everyone, alice on node A too, and node A answers what changed.
     await eventually(() => alice.hints.length > 0, 'a directory hint from node B at alice');
@@ -60,7 +37,7 @@ describe('a cluster of two nodes', () => {
     expect(sent.ok && sent.value.deliveredAt).toBeGreaterThan(0);
     expect(bob.messages().map((m) => [m.from, m.body])).toEqual([[alice.id, 'hello from A']]);
     // A resend through either node is answered the same.
-    const again = await Promise.all([alice.send(bob.id, 'hello from A', id), (await join(b.url, { identity: alice.identity })).send(bob.id, 'hello from A', id)]);
+    const again = await Promise.all([alice.send(bob.id, 'hello from A', id), (await join(nodes.b.url, { identity: alice.identity })).send(bob.id, 'hello from A', id)]);
     expect(again).toEqual([sent, sent]);
 
     expect((await bob.request('message:read', { peer: alice.id, ids: [id] })).ok).toBe(true);
@@ -77,8 +54,8 @@ describe('a cluster of two nodes', () => {
   });
 
   it('answers "stored" when a recipient on the other node is slow to take a message, and the delivered receipt follows', async () => {
-    const alice = await join(a.url);
-    const bob = await join(b.url, { onDeliver: () => new Promise((resolve) => setTimeout(() => resolve({ ok: true }), 1_500)) });
+    const alice = await join(nodes.a.url);
+    const bob = await join(nodes.b.url, { onDeliver: () => new Promise((resolve) => setTimeout(() => resolve({ ok: true }), 1_500)) });
     const id = newMessageId();
     const t0 = Date.now();
     const sent = await alice.send(bob.id, 'take your time', id);
@@ -94,7 +71,7 @@ describe('a cluster of two nodes', () => {
     const first = alice.request('message:send', { id: later, to: bob.id, body: 'again', sentAt });
     await new Promise((r) => setTimeout(r, 100)); // node A is waiting by now
     const t1 = Date.now();
-    const resent = await (await join(b.url, { identity: alice.identity })).request('message:send', { id: later, to: bob.id, body: 'again', sentAt });
+    const resent = await (await join(nodes.b.url, { identity: alice.identity })).request('message:send', { id: later, to: bob.id, body: 'again', sentAt });
     expect(resent).toEqual({ ok: true, value: { seq: expect.any(Number) } });
     expect(Date.now() - t1).toBeLessThan(900);
     expect(await first).toEqual(resent);
@@ -105,20 +82,20 @@ describe('a cluster of two nodes', () => {
   it('answers with the delivery even when the other node tells of it before its own accept has returned', async () => {
     // The notice comes on the wake-up connection, in no order with the accept's reply: here,
     // first (as if the recipient had been that fast); bob is slow, so only the notice explains an early answer.
-    const alice = await join(a.url);
-    const bob = await join(b.url, { onDeliver: () => new Promise((resolve) => setTimeout(() => resolve({ ok: true }), 1_500)) });
+    const alice = await join(nodes.a.url);
+    const bob = await join(nodes.b.url, { onDeliver: () => new Promise((resolve) => setTimeout(() => resolve({ ok: true }), 1_500)) });
     const id = newMessageId();
-    a.store.taken(alice.id, id, 1234);
+    nodes.a.store.taken(alice.id, id, 1234);
     const sent = await alice.send(bob.id, 'quick', id);
     expect(sent.ok && sent.value.deliveredAt).toBe(1234);
   });
 
   it('keeps a user online while a socket remains on either node', async () => {
-    const watcher = await join(a.url);
+    const watcher = await join(nodes.a.url);
     const identity = generateIdentity();
     await watcher.watch(identity.userId);
-    const onA = await join(a.url, { identity });
-    const onB = await join(b.url, { identity });
+    const onA = await join(nodes.a.url, { identity });
+    const onB = await join(nodes.b.url, { identity });
     await eventually(() => watcher.presence.filter((p) => p.id === identity.userId && p.online).length >= 2, 'both sockets announced');
     onA.close();
     await new Promise((r) => setTimeout(r, 300));
@@ -129,15 +106,15 @@ describe('a cluster of two nodes', () => {
 
   it('delivers what was sent through one node to an offline recipient who comes back on the other, in order', async () => {
     const bobId = generateIdentity();
-    (await join(a.url, { identity: bobId })).close(); // bob joins once, then is away
-    const alice = await join(b.url);
+    (await join(nodes.a.url, { identity: bobId })).close(); // bob joins once, then is away
+    const alice = await join(nodes.b.url);
     const ids: string[] = [];
     for (let i = 0; i < 30; i += 1) {
       const id = newMessageId();
       ids.push(id);
       expect((await alice.send(bobId.userId, `m${i}`, id)).ok).toBe(true);
     }
-    const bob = await join(a.url, { identity: bobId });
+    const bob = await join(nodes.a.url, { identity: bobId });
     await eventually(() => bob.messages().length >= 30, 'the backlog');
     expect(bob.messages().map((m) => m.id)).toEqual(ids);
     const seqs = bob.messages().map((m) => m.seq);
@@ -146,9 +123,9 @@ describe('a cluster of two nodes', () => {
 
   it('stores a message id sent through both nodes once, and delivers it once', async () => {
     const aliceId = generateIdentity();
-    const alice1 = await join(a.url, { identity: aliceId });
-    const alice2 = await join(b.url, { identity: aliceId });
-    const bob = await join(a.url);
+    const alice1 = await join(nodes.a.url, { identity: aliceId });
+    const alice2 = await join(nodes.b.url, { identity: aliceId });
+    const bob = await join(nodes.a.url);
     const id = newMessageId();
     const sentAt = Date.now();
     const answers = await Promise.all([
@@ -168,11 +145,11 @@ describe('a cluster of two nodes', () => {
 
   it('wakes a recipient who just connected to the other node, however the join and the send interleave', async () => {
     // The nodes' periodic sweep is off in these tests (60 s): only wake-ups can deliver in time.
-    const sender = await join(b.url);
+    const sender = await join(nodes.b.url);
     for (let i = 0; i < 20; i += 1) {
       const identity = generateIdentity();
-      (await join(a.url, { identity })).close(); // known to the directory, then away
-      const recipient = await join(a.url, { identity });
+      (await join(nodes.a.url, { identity })).close(); // known to the directory, then away
+      const recipient = await join(nodes.a.url, { identity });
       const id = newMessageId();
       expect((await sender.send(identity.userId, `race ${i}`, id)).ok).toBe(true);
       await eventually(() => recipient.messages().find((m) => m.id === id), `message ${i} to arrive`, 2_000);
@@ -182,7 +159,7 @@ describe('a cluster of two nodes', () => {
 
   it('spends a handshake challenge on every node', async () => {
     const identity = generateIdentity();
-    const hello = await fetchHello(new URL(a.url));
+    const hello = await fetchHello(new URL(nodes.a.url));
     const auth = buildAuth(identity, hello, { name: 'replayer' });
     const connect = (url: string) =>
       new Promise<string>((resolve) => {
@@ -196,7 +173,7 @@ describe('a cluster of two nodes', () => {
           resolve(error.message);
         });
       });
-    expect(await connect(b.url)).toBe('connected'); // a challenge from node A is good on node B
-    expect(await connect(a.url)).toBe('E_AUTH'); // and then spent on node A too
+    expect(await connect(nodes.b.url)).toBe('connected'); // a challenge from node A is good on node B
+    expect(await connect(nodes.a.url)).toBe('E_AUTH'); // and then spent on node A too
   });
 });

@@ -1,46 +1,22 @@
 // Two relay nodes sharing one Redis: a recipient gets every message, whichever node each one
 // came through and wherever it waited (in the Redis mailbox, or held in a node's memory for a
 // moment), without reconnecting.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connectClient, eventually, newMessageId, type TestClient } from '../support/relay.ts';
-import { startRedis, type TestRedis } from './support/redis.ts';
-import { startNode, type TestNode } from './support/nodes.ts';
+import { describe, expect, it } from 'vitest';
+import { eventually, newMessageId } from '../support/relay.ts';
+import { useTwoNodes } from './support/nodes.ts';
 
-let redis: TestRedis;
-let a: TestNode;
-let b: TestNode;
-const clients: TestClient[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-  // The nodes' periodic sweep stays off (60 s): what is delivered in time is delivered by the streams themselves.
-  a = await startNode(redis.url);
-  b = await startNode(redis.url);
-});
-afterEach(() => {
-  for (const c of clients.splice(0)) c.close();
-});
-afterAll(async () => {
-  await a?.stop();
-  await b?.stop();
-  await redis?.remove();
-});
-
-const join = async (url: string, options: Parameters<typeof connectClient>[1] = {}) => {
-  const client = await connectClient(url, options);
-  clients.push(client);
-  return client;
-};
+const nodes = useTwoNodes();
+const { join } = nodes;
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('delivery across nodes', () => {
   it('delivers a message from the other node that arrived between two held on this one', async () => {
     // Bob (node A) is slow to acknowledge. While he sits on alice's message, carol's comes
     // through node B (into the shared mailbox) and then dave's through node A (held there).
-    const bob = await join(a.url, { onDeliver: () => new Promise((resolve) => setTimeout(() => resolve({ ok: true }), 500)) });
-    const alice = await join(a.url);
-    const dave = await join(a.url);
-    const carol = await join(b.url);
+    const bob = await join(nodes.a.url, { onDeliver: () => new Promise((resolve) => setTimeout(() => resolve({ ok: true }), 500)) });
+    const alice = await join(nodes.a.url);
+    const dave = await join(nodes.a.url);
+    const carol = await join(nodes.b.url);
     await pause(300); // every socket counted in Redis
     const fromAlice = alice.send(bob.id, 'from alice');
     await eventually(() => bob.messages().some((m) => m.body === 'from alice'), 'bob to get alice\'s message');

@@ -1,47 +1,23 @@
 // Two relay nodes sharing one Redis: a user with a device on each node gets a new message on
 // both, as on one relay (PROTOCOL.md 7.5: "two sockets connected at the same time normally
 // both receive a new message"), whichever node it was sent through.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connectClient, eventually, type TestClient } from '../support/relay.ts';
+import { describe, expect, it } from 'vitest';
+import { eventually, type TestClient } from '../support/relay.ts';
 import { generateIdentity } from '../../relay/identity.ts';
-import { startRedis, type TestRedis } from './support/redis.ts';
-import { startNode, type TestNode } from './support/nodes.ts';
+import { useTwoNodes } from './support/nodes.ts';
 
-let redis: TestRedis;
-let a: TestNode;
-let b: TestNode;
-const clients: TestClient[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-  // The nodes' periodic sweep stays off (60 s): a device that gets a message gets it in time.
-  a = await startNode(redis.url);
-  b = await startNode(redis.url);
-});
-afterEach(() => {
-  for (const c of clients.splice(0)) c.close();
-});
-afterAll(async () => {
-  await a?.stop();
-  await b?.stop();
-  await redis?.remove();
-});
-
-const join = async (url: string, options: Parameters<typeof connectClient>[1] = {}) => {
-  const client = await connectClient(url, options);
-  clients.push(client);
-  return client;
-};
+const nodes = useTwoNodes();
+const { join } = nodes;
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const bodies = (c: TestClient) => c.messages().map((m) => m.body);
 
 describe('a user with a device on each node', () => {
   it('gets a message on both devices, whichever node it was sent through', async () => {
     const bobId = generateIdentity();
-    const bobOnA = await join(a.url, { identity: bobId });
-    const bobOnB = await join(b.url, { identity: bobId });
-    const alice = await join(a.url);
-    const carol = await join(b.url);
+    const bobOnA = await join(nodes.a.url, { identity: bobId });
+    const bobOnB = await join(nodes.b.url, { identity: bobId });
+    const alice = await join(nodes.a.url);
+    const carol = await join(nodes.b.url);
     await pause(300); // both of bob's sockets counted in Redis
 
     const viaA = await alice.send(bobId.userId, 'through node A');
@@ -55,8 +31,8 @@ describe('a user with a device on each node', () => {
 
   it('gets a message to themselves from one device on their device on the other node', async () => {
     const bobId = generateIdentity();
-    const bobOnA = await join(a.url, { identity: bobId });
-    const bobOnB = await join(b.url, { identity: bobId });
+    const bobOnA = await join(nodes.a.url, { identity: bobId });
+    const bobOnB = await join(nodes.b.url, { identity: bobId });
     await pause(300);
     expect((await bobOnA.send(bobId.userId, 'note to self')).ok).toBe(true);
     await eventually(() => bodies(bobOnB).includes('note to self'), 'the device on node B to get the note', 3_000);
@@ -67,13 +43,13 @@ describe('a user with a device on each node', () => {
     // Bob's device on node A is slow to take messages: alice's waits in node A's memory for
     // it. Then bob's other device connects to node B, and dave sends through node A.
     const bobId = generateIdentity();
-    await join(a.url, { identity: bobId, onDeliver: () => new Promise((resolve) => setTimeout(() => resolve({ ok: true }), 800)) });
-    const alice = await join(a.url);
-    const dave = await join(a.url);
+    await join(nodes.a.url, { identity: bobId, onDeliver: () => new Promise((resolve) => setTimeout(() => resolve({ ok: true }), 800)) });
+    const alice = await join(nodes.a.url);
+    const dave = await join(nodes.a.url);
     await pause(300);
     const fromAlice = alice.send(bobId.userId, 'from alice');
     await pause(100);
-    const bobOnB = await join(b.url, { identity: bobId });
+    const bobOnB = await join(nodes.b.url, { identity: bobId });
     await pause(300);
     const fromDave = dave.send(bobId.userId, 'from dave');
     expect((await Promise.all([fromAlice, fromDave])).map((r) => r.ok)).toEqual([true, true]);

@@ -2,11 +2,14 @@
 // as real `npm run relay -- --redis …` child processes, each in its own process group so
 // that a SIGKILL takes the relay down for real.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { resolve } from 'node:path';
 import { createRelay, type Relay, type RelayOptions } from '../../../relay/server.ts';
 import { openRedisCluster, type RedisClusterOptions } from '../../../relay/redis/cluster.ts';
 import type { RelayCluster } from '../../../relay/state.ts';
 import type { ClusterStore } from '../../../relay/redis/store.ts';
+import { connectClient, type ClientOptions, type TestClient } from '../../support/relay.ts';
+import { startRedis, type TestRedis } from './redis.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 
@@ -75,6 +78,60 @@ export async function startCliNode(redisUrl: string, args: string[] = []): Promi
         return; // already gone
       }
       await exited;
+    },
+  };
+}
+
+export interface TwoNodes {
+  readonly redis: TestRedis;
+  readonly a: TestNode;
+  readonly b: TestNode;
+  /** Connects a client to a node; it is closed after the test. */
+  join(url: string, options?: ClientOptions): Promise<TestClient>;
+}
+
+/**
+ * A redis-server and two in-process nodes on it for the tests of a file (started before
+ * them, stopped after), and the clients those tests join, closed after each: call it at
+ * module level. The nodes' periodic sweep stays off (startNode: 60 s), so a test sees what
+ * the delivery streams do by themselves.
+ */
+export function useTwoNodes(options: NodeOptions = {}): TwoNodes {
+  let redis: TestRedis | undefined;
+  let a: TestNode | undefined;
+  let b: TestNode | undefined;
+  const clients: TestClient[] = [];
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the nodes start before the tests (useTwoNodes at module level)');
+    return value;
+  };
+  beforeAll(async () => {
+    redis = await startRedis();
+    a = await startNode(redis.url, options);
+    b = await startNode(redis.url, options);
+  });
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.close();
+  });
+  afterAll(async () => {
+    await a?.stop();
+    await b?.stop();
+    await redis?.remove();
+  });
+  return {
+    get redis() {
+      return started(redis);
+    },
+    get a() {
+      return started(a);
+    },
+    get b() {
+      return started(b);
+    },
+    async join(url, clientOptions = {}) {
+      const client = await connectClient(url, clientOptions);
+      clients.push(client);
+      return client;
     },
   };
 }
