@@ -176,18 +176,32 @@ export function createRelay(options: RelayOptions): Relay {
     if (cluster) unsure.add(userId);
     presenceFailed(error);
   };
-  const announceOnline = (userId: string) => track(presence.nextRev().then((rev) => setPresence(userId, true, rev)).catch(presenceFailed));
+  /**
+   * Announces these users as the shared presence has them. The revs are taken before it is
+   * read, so a change made after the read (a reconnect, a leave) carries a later rev and wins.
+   * A user whose announcement fails stays unsure, for the next time the presence is back.
+   */
+  async function announceAsTheyAre(ids: string[]): Promise<void> {
+    let revs: number[];
+    let online: Set<string>;
+    try {
+      revs = await Promise.all(ids.map(() => presence.nextRev()));
+      online = await presence.online(ids);
+    } catch (error) {
+      ids.forEach((userId) => unsure.add(userId));
+      presenceFailed(error);
+      return;
+    }
+    await Promise.all(ids.map((userId, i) => setPresence(userId, online.has(userId), revs[i] ?? 0).catch(unsureOf(userId))));
+  }
   cluster?.onRestored((presumedDead) => {
     sessions.notifyAll();
     if (closing) return;
-    if (presumedDead) for (const userId of sessions.users()) announceOnline(userId);
-    const elsewhere = [...unsure].filter((userId) => !(presumedDead && sessions.isOnline(userId)));
+    // Presumed dead: the others may have announced this node's users offline.
+    const ids = new Set(unsure);
+    if (presumedDead) for (const userId of sessions.users()) ids.add(userId);
     unsure.clear();
-    if (elsewhere.length > 0) {
-      track(presence.online(elsewhere).then(async (online) => {
-        for (const userId of elsewhere) await setPresence(userId, online.has(userId), await presence.nextRev());
-      }).catch(presenceFailed));
-    }
+    if (ids.size > 0) track(announceAsTheyAre([...ids]));
   });
 
   io.on('connection', (raw) => {

@@ -7,6 +7,7 @@ import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectClient, eventually, type TestClient } from '../support/relay.ts';
 import { generateIdentity } from '../../relay/identity.ts';
+import type { UserEntry } from '../../relay/protocol.ts';
 import { startProxy, type Proxy } from '../support/proxy.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
 import { startNode, type NodeOptions, type TestNode } from './support/nodes.ts';
@@ -39,8 +40,12 @@ const join = async (url: string, options: Parameters<typeof connectClient>[1] = 
   clients.push(client);
   return client;
 };
-/** What the watcher was last told of the user: true online, false offline, undefined nothing yet. */
-const lastSeen = (watcher: TestClient, userId: string) => watcher.presence.filter((p) => p.id === userId).at(-1)?.online;
+/**
+ * What the watcher was told of the user, as a client keeps it (the entry with the highest rev,
+ * the later one of equal revs): true online, false offline, undefined nothing yet.
+ */
+const lastSeen = (watcher: TestClient, userId: string) =>
+  watcher.presence.filter((p) => p.id === userId).reduce<UserEntry | undefined>((kept, p) => (kept && kept.rev > p.rev ? kept : p), undefined)?.online;
 /** A node that never renews nor reaps during a test (its first reap ran at start). */
 const QUIET: NodeOptions = { nodeTtlMs: 600_000, heartbeatMs: 600_000 };
 
@@ -93,6 +98,45 @@ describe('presence across nodes, after a lapse or a late answer', () => {
     proxy.heal();
     await eventually(() => lastSeen(watcher, bob.id) === true, 'node X to announce Bob online again', 10_000);
     expect(bob.socket.connected).toBe(true);
+  });
+
+  it('does not announce offline a user who came back while their unsure state was being announced', { timeout: 30_000 }, async () => {
+    const proxy = await startProxy(redis.port);
+    proxies.push(proxy);
+    const a = await node(`redis://127.0.0.1:${proxy.port}`, {});
+    const b = await node(redis.url, QUIET);
+    const watcher = await join(b.url);
+    const identity = generateIdentity();
+    await watcher.watch(identity.userId);
+    const first = await join(a.url, { identity, name: 'Bob' });
+    await eventually(() => lastSeen(watcher, first.id) === true, 'Bob to be seen online');
+
+    // Node A is cut off from Redis for a moment (shorter than its expiry): Bob's socket there
+    // leaves meanwhile, and his leave fails, so his state is unsure at A.
+    proxy.refuse();
+    first.close();
+    await new Promise((r) => setTimeout(r, 400));
+    // Redis is back but answers A slowly; as A announces what it was unsure of, Bob comes back through B.
+    const toldOfBob = () => watcher.presence.filter((p) => p.id === identity.userId).length;
+    let back: Promise<unknown> | undefined;
+    let toldBefore = 0;
+    a.cluster.onRestored(() => {
+      toldBefore = toldOfBob();
+      back ??= join(b.url, { identity, name: 'Bob' });
+    });
+    proxy.heal();
+    proxy.slowReplies(500);
+    await eventually(() => back, 'node A to be restored', 10_000);
+    await back;
+    // Told three times more: of Bob's return through B, and by A that he went offline with
+    // its counts (its resync found him gone) and, at last, of what it had been unsure of.
+    await eventually(() => toldOfBob() >= toldBefore + 3, "node A's announcements of Bob", 10_000);
+    proxy.heal();
+    await new Promise((r) => setTimeout(r, 300));
+    // Whatever was announced meanwhile, the last word is the one that is true: Bob is online.
+    expect(lastSeen(watcher, identity.userId)).toBe(true);
+    const [entry] = await watcher.watch(identity.userId);
+    expect(entry?.online).toBe(true);
   });
 
   it('announces a user who left while the answer of their node\'s Redis came too late', { timeout: 30_000 }, async () => {
