@@ -42,10 +42,12 @@ export function redisAddressLimits(options: RedisLimitsOptions): AddressLimits {
   };
   return {
     async admit(address) {
+      const resyncs = node.resyncs;
       const code = await redis.run(ADMIT, [`${p}nodes`, block(address), node.connectionsKey], [p, address, options.maxConnectionsPerAddress], Refusal).catch(unreachable('connection limit'));
       if (code) return code satisfies ErrorCode;
-      // Admitted: counted in Redis, or (no answer) maybe not; then the next heartbeat rewrites this node's counts.
-      node.admitted(address, code === null);
+      // Admitted: counted in Redis, or maybe not (no answer, or this node rewrote its counts
+      // meanwhile, without it); then the next heartbeat rewrites them from what it holds.
+      node.admitted(address, code === null || node.resyncs !== resyncs);
       return null;
     },
     async isThrottled(address) {

@@ -31,6 +31,11 @@ export interface ClusterNode {
   connection(address: string, delta: 1 | -1): void;
   /** A connection from `address` that ADMIT counted in Redis (or, if unsure: Redis is rewritten from here at the next heartbeat). */
   admitted(address: string, unsure: boolean): void;
+  /**
+   * How many times this node has rewritten its counts in Redis: one that happened while an
+   * ADMIT was on its way wrote them without that connection, so the admit is then unsure.
+   */
+  readonly resyncs: number;
   /** Where this node counts its connections per address in Redis. */
   readonly connectionsKey: string;
   /** Users who went offline with a dead node (or while this one was cut off from Redis). */
@@ -90,7 +95,9 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
     if (list.length > 0) for (const listener of lostListeners) listener(list);
   };
 
+  let resyncs = 0;
   const resync = async () => {
+    resyncs += 1;
     const args: (string | number)[] = [nodeId, p, ttlMs, sockets.size];
     for (const [user, n] of sockets) args.push(user, n);
     for (const [address, n] of connections) args.push(address, n);
@@ -149,6 +156,9 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
       if (unsure) dirty = true;
     },
     connectionsKey: key.connections,
+    get resyncs() {
+      return resyncs;
+    },
     onLost: (listener) => void lostListeners.push(listener),
     onRestored: (listener) => void restoredListeners.push(listener),
     async start() {

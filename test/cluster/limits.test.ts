@@ -9,6 +9,12 @@ import { openRawWebSocket, type RawWebSocket } from '../support/raw-ws.ts';
 import { startRelay, type TestRelay } from '../support/relay.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
 import { startNode, type TestNode } from './support/nodes.ts';
+import { createClient } from 'redis';
+import { createRedis, type Redis } from '../../relay/redis/commands.ts';
+import { createClusterNode } from '../../relay/redis/node.ts';
+import { redisAddressLimits } from '../../relay/redis/limits.ts';
+import { ADMIT } from '../../relay/redis/node-scripts.ts';
+import { silentLogger } from '../../relay/log.ts';
 
 const CAP = 3;
 let redis: TestRedis;
@@ -78,6 +84,41 @@ describe('the per-address connection cap', () => {
       for (let i = 0; i < 2 * CAP; i++) await refusedByEngine(port);
       await new Promise((r) => setTimeout(r, 200));
       expect(await burst([port], CAP + 2)).toBe(CAP);
+    }
+  });
+
+  it('still counts a connection admitted while the node rewrote its counts in Redis', { timeout: 30_000 }, async () => {
+    const client = createClient({ url: redis.url });
+    await client.connect();
+    const real = createRedis(client, 2_000);
+    // ADMIT's reply reaches this node 200 ms late (ADMIT itself ran in Redis at once), as when its event loop is busy.
+    let admitLate = false;
+    const slow: Redis = {
+      ...real,
+      run: (lua, keys, args, reply) => {
+        const sent = real.run(lua, keys, args, reply);
+        return lua === ADMIT && admitLate ? sent.then(async (value) => (await new Promise((r) => setTimeout(r, 200)), value)) : sent;
+      },
+    };
+    const node = createClusterNode({ redis: slow, prefix: 'lim:', nodeId: 'n1', ttlMs: 10_000, heartbeatMs: 50, log: silentLogger });
+    await node.start();
+    const limits = redisAddressLimits({ redis: slow, prefix: 'lim:', node, log: silentLogger, maxConnectionsPerAddress: CAP, maxFailures: 10, failureWindowMs: 60_000, blockMs: 60_000 });
+    try {
+      // Earlier Redis trouble left the node to rewrite its counts at its next heartbeat (every 50 ms),
+      // which comes while the reply of the next admission is on its way.
+      node.admitted('10.0.0.9', true);
+      admitLate = true;
+      expect(await limits.admit('10.0.0.1')).toBeNull();
+      admitLate = false;
+      await new Promise((r) => setTimeout(r, 200));
+      // One connection from 10.0.0.1 is open: the cap lets CAP - 1 more in, not CAP.
+      const more = [];
+      for (let i = 0; i < CAP; i++) more.push(await limits.admit('10.0.0.1'));
+      expect(more).toEqual([...Array.from({ length: CAP - 1 }, () => null), 'E_TOO_MANY_CONNECTIONS']);
+    } finally {
+      await node.close();
+      real.close();
+      await client.close();
     }
   });
 });
