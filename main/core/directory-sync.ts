@@ -4,7 +4,8 @@
 //
 // Both syncs read directory:changes, in rev order, and only those answers move the point the
 // next read starts after: a change made during a read gets a later rev, so it comes on a later
-// page or after the next hint. A presence answer or event carries an entry at its newest rev,
+// page or after the next hint. (In a relay cluster two nodes may save changes a moment out of
+// rev order; one missed so is read with that person's next change.) A presence answer or event carries an entry at its newest rev,
 // which can be above a change not read yet (the relay sends hints up to a second late), so it
 // never moves that point.
 import { LIMITS, type UserEntry } from '../../relay/protocol.ts';

@@ -90,6 +90,7 @@ describe('a conversation', () => {
 
     await user.keyboard('{Backspace>10/}');
     expect(screen.getByTestId('composer-count').textContent).toContain('0 characters left');
+    expect(screen.queryByTestId('send-error')).toBeNull();
     expect(send.disabled).toBe(false);
     await user.keyboard('{Enter}');
     expect(fake.callsOf('send')).toEqual([{ peer: grace.id, text: `${'a'.repeat(15_500)}${'b'.repeat(884)}` }]);

@@ -185,6 +185,9 @@ export class Conversation {
     this.messages = upsert(before, message);
   }
 
+  /** The error shown is that the draft is too long: it goes once the draft fits. */
+  private tooLong = false;
+
   /** Characters the draft (as it would be sent) can still take: negative when it is too long. */
   get charactersLeft(): number {
     return TEXT_LIMIT - this.draft.trim().length;
@@ -196,11 +199,13 @@ export class Conversation {
     if (!text) return false;
     if (text.length > TEXT_LIMIT) {
       this.sendError = `This message is too long to send: ${(text.length - TEXT_LIMIT).toLocaleString()} characters over the limit of ${TEXT_LIMIT.toLocaleString()}. Shorten it or send it in parts.`;
+      this.tooLong = true;
       return false;
     }
     this.typing.stop();
     this.draft = '';
     this.sendError = null;
+    this.tooLong = false;
     if (!this.atLatest) await this.loadLatest();
     this.view.follow();
     const result = await settle(this.api.send({ peer: this.peer, text }));
@@ -216,14 +221,22 @@ export class Conversation {
 
   async retry(n: number): Promise<void> {
     const result = await settle(this.api.retry({ n }));
-    if (result.ok) this.updated(result.value);
-    else this.sendError = humanError(result.error);
+    if (result.ok) {
+      this.updated(result.value);
+    } else {
+      this.tooLong = false;
+      this.sendError = humanError(result.error);
+    }
   }
 
   /** The person typed in the composer. */
   composing(): void {
     if (this.draft.trim()) this.typing.input();
     else this.typing.stop();
+    if (this.tooLong && this.charactersLeft >= 0) {
+      this.tooLong = false;
+      this.sendError = null;
+    }
   }
 
   /** The conversation left the window. */
