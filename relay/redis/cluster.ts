@@ -133,6 +133,12 @@ export async function openRedisCluster(options: RedisClusterOptions): Promise<Re
   });
   await subscriber.connect();
   await subscriber.subscribe(`${prefix}wake:${nodeId}`, (message: string) => {
+    if (message.startsWith('+')) {
+      const user = UserIdSchema.safeParse(message.slice(1));
+      if (user.success) store.joinedElsewhere(user.data);
+      else log.warn('redis: ignored a malformed join notice');
+      return;
+    }
     if (message.startsWith('!')) {
       const notice = TakenNotice.safeParse(message.slice(1).split(' '));
       if (notice.success) store.taken(...notice.data);

@@ -30,9 +30,19 @@ export const REV = script(`${COMMON}
 return nextRev(KEYS[1])
 `);
 
-/** KEYS: node presence, rev. ARGV: user. Counts a socket; returns the rev of the change. */
+/**
+ * KEYS: node presence, rev, nodes. ARGV: user, this node, prefix. Counts a socket; tells
+ * the other live nodes that count the user ("+<user>" on their wake-up channel: what they
+ * hold in memory for the user goes into the mailbox, for this socket too). Returns the rev of
+ * the change.
+ */
 export const JOIN = script(`${COMMON}
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+for _, node in ipairs(liveNodes(KEYS[3])) do
+  if node ~= ARGV[2] and tonumber(redis.call('HGET', ARGV[3] .. 'node:' .. node .. ':p', ARGV[1]) or '0') > 0 then
+    redis.call('PUBLISH', ARGV[3] .. 'wake:' .. node, '+' .. ARGV[1])
+  end
+end
 return nextRev(KEYS[2])
 `);
 

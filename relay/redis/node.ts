@@ -129,7 +129,7 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
   const presence: Presence = {
     join(userId) {
       bump(sockets, userId, 1);
-      return redis.run(JOIN, [key.presence, key.rev], [userId], Int).catch(failed('presence join'));
+      return redis.run(JOIN, [key.presence, key.rev, key.nodes], [userId, nodeId, p], Int).catch(failed('presence join'));
     },
     async leave(userId) {
       bump(sockets, userId, -1);

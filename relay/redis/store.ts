@@ -46,6 +46,8 @@ export interface RedisStoreOptions {
 export interface ClusterStore extends RelayStore {
   /** Another node's recipient took a message whose sender this node keeps waiting. */
   taken(from: string, id: string, at: number): void;
+  /** The user connected a socket to another node: what is held here for them goes into the mailbox, for that socket too. */
+  joinedElsewhere(userId: string): void;
 }
 
 /** How long a "held" record outlives its hold: a resend through another node waits that long at most if this node dies. */
@@ -193,6 +195,9 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
       };
     },
     taken: (from, id, at) => waits.taken(from, id, at),
+    joinedElsewhere(userId) {
+      if (held.holding(userId)) void held.release(userId);
+    },
     async close() {
       // What is held is written first, and waiting senders answered; the connection belongs
       // to the cluster (relay/redis/cluster.ts), which closes it.

@@ -56,4 +56,19 @@ describe('a user with a device on each node', () => {
     await eventually(() => bobOnB.messages().length >= 2, 'both messages on the device on node B', 3_000);
     expect(bodies(bobOnB)).toEqual(['from alice', 'from dave']);
   });
+
+  it('gets, on a device that joins on the other node, a message waiting on this node for the first device, with nothing sent after it', async () => {
+    const bobId = generateIdentity();
+    const bobOnA = await join(nodes.a.url, { identity: bobId, onDeliver: () => new Promise((resolve) => setTimeout(() => resolve({ ok: true }), 800)) });
+    const alice = await join(nodes.a.url);
+    await pause(300);
+    // Alice's message waits in node A's memory for bob's slow device there; meanwhile bob's
+    // other device connects to node B.
+    const sent = alice.send(bobId.userId, 'while you were joining');
+    await pause(100);
+    const bobOnB = await join(nodes.b.url, { identity: bobId });
+    expect((await sent).ok).toBe(true);
+    await eventually(() => bodies(bobOnB).includes('while you were joining'), 'the device on node B to get it', 3_000);
+    await eventually(() => bodies(bobOnA).includes('while you were joining'), 'the device on node A to get it', 3_000);
+  });
 });
