@@ -82,10 +82,12 @@ export class AddressGuard {
     this.now = options.now ?? Date.now;
   }
 
-  /** Why a new connection from `address` is refused, or null to admit it. */
-  refusal(address: string): ErrorCode | null {
+  /** Why a new connection from `address` is refused, or null: then it is counted until closed(). */
+  admit(address: string): ErrorCode | null {
     if (this.isThrottled(address)) return 'E_THROTTLED';
-    if ((this.connections.get(address) ?? 0) >= this.options.maxConnectionsPerAddress) return 'E_TOO_MANY_CONNECTIONS';
+    const open = this.connections.get(address) ?? 0;
+    if (open >= this.options.maxConnectionsPerAddress) return 'E_TOO_MANY_CONNECTIONS';
+    this.connections.set(address, open + 1);
     return null;
   }
 
@@ -96,10 +98,6 @@ export class AddressGuard {
     // A block ends at most blockMs from now, even when the clock stepped back since it began.
     if (entry.blockedUntil - t > this.options.blockMs) entry.blockedUntil = t + this.options.blockMs;
     return entry.blockedUntil > t;
-  }
-
-  opened(address: string): void {
-    this.connections.set(address, (this.connections.get(address) ?? 0) + 1);
   }
 
   closed(address: string): void {

@@ -87,11 +87,7 @@ export function memoryChallengeLedger(now: () => number = Date.now): ChallengeLe
 export function memoryAddressLimits(options: AddressGuardOptions): AddressLimits {
   const guard = new AddressGuard(options);
   return {
-    admit(address) {
-      const refusal = guard.refusal(address);
-      if (!refusal) guard.opened(address);
-      return Promise.resolve(refusal);
-    },
+    admit: (address) => Promise.resolve(guard.admit(address)),
     isThrottled: (address) => Promise.resolve(guard.isThrottled(address)),
     closed: (address) => guard.closed(address),
     failed: (address) => guard.failed(address),

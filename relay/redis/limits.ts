@@ -7,7 +7,7 @@ import type { Logger } from '../log.ts';
 import type { AddressLimits, ChallengeLedger } from '../state.ts';
 import type { Redis } from './commands.ts';
 import type { ClusterNode } from './node.ts';
-import { ADMIT, FAILED } from './node-scripts.ts';
+import { FAILED } from './node-scripts.ts';
 
 export function redisChallengeLedger(redis: Redis, prefix: string): ChallengeLedger {
   return {
@@ -27,8 +27,6 @@ export interface RedisLimitsOptions {
   blockMs: number;
 }
 
-const Refusal = z.enum(['', 'E_THROTTLED', 'E_TOO_MANY_CONNECTIONS']);
-
 /**
  * When Redis cannot be asked, connections are admitted (the handshake itself then answers
  * E_UNAVAILABLE, which is what a client should see while the relay cannot work).
@@ -42,18 +40,13 @@ export function redisAddressLimits(options: RedisLimitsOptions): AddressLimits {
   };
   return {
     async admit(address) {
-      const resyncs = node.resyncs;
-      const code = await redis.run(ADMIT, [`${p}nodes`, block(address), node.connectionsKey], [p, address, options.maxConnectionsPerAddress], Refusal).catch(unreachable('connection limit'));
-      if (code) return code satisfies ErrorCode;
-      // Admitted: counted in Redis, or maybe not (no answer, or this node rewrote its counts
-      // meanwhile, without it); then the next heartbeat rewrites them from what it holds.
-      node.admitted(address, code === null || node.resyncs !== resyncs);
-      return null;
+      const code = await node.admit(address, block(address), options.maxConnectionsPerAddress);
+      return code === '' ? null : (code satisfies ErrorCode);
     },
     async isThrottled(address) {
       return (await redis.command(['EXISTS', block(address)], z.number().int()).catch(unreachable('throttle check'))) === 1;
     },
-    closed: (address) => node.connection(address, -1),
+    closed: (address) => node.released(address),
     failed(address) {
       void redis.run(FAILED, [`${p}fail:${address}`, block(address)], [options.failureWindowMs, options.maxFailures, options.blockMs], z.number().int()).catch(unreachable('failure count'));
     },

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { Logger } from '../log.ts';
 import type { Presence } from '../state.ts';
 import type { Redis } from './commands.ts';
-import { CONNECTION, HEARTBEAT, JOIN, LEAVE, ONLINE, REAP, RESYNC, RETIRE, REV } from './node-scripts.ts';
+import { ADMIT, CONNECTION, HEARTBEAT, JOIN, LEAVE, ONLINE, REAP, RESYNC, RETIRE, REV } from './node-scripts.ts';
 
 export interface ClusterNodeOptions {
   redis: Redis;
@@ -19,6 +19,9 @@ export interface ClusterNodeOptions {
   log: Logger;
 }
 
+export type Refusal = z.infer<typeof Refusal>;
+const Refusal = z.enum(['', 'E_THROTTLED', 'E_TOO_MANY_CONNECTIONS']);
+
 export interface Lost {
   userId: string;
   rev: number;
@@ -27,17 +30,15 @@ export interface Lost {
 export interface ClusterNode {
   readonly id: string;
   readonly presence: Presence;
-  /** Counts a connection from `address` to this node (+1 or -1). */
-  connection(address: string, delta: 1 | -1): void;
-  /** A connection from `address` that ADMIT counted in Redis (or, if unsure: Redis is rewritten from here at the next heartbeat). */
-  admitted(address: string, unsure: boolean): void;
   /**
-   * How many times this node has rewritten its counts in Redis: one that happened while an
-   * ADMIT was on its way wrote them without that connection, so the admit is then unsure.
+   * Checks a new connection from `address` against the cap of the whole cluster (and the
+   * address's block, key `block`) and counts it on this node, in one step: the refusal, or ''
+   * when it is admitted and counted. When Redis cannot answer it is admitted, counted here,
+   * and the counts in Redis are rewritten from here at the next heartbeat.
    */
-  readonly resyncs: number;
-  /** Where this node counts its connections per address in Redis. */
-  readonly connectionsKey: string;
+  admit(address: string, block: string, max: number): Promise<Refusal>;
+  /** A connection from `address` that admit() counted has closed. */
+  released(address: string): void;
   /** Users who went offline with a dead node (or while this one was cut off from Redis). */
   onLost(listener: (lost: Lost[]) => void): void;
   /** Redis is reachable again and holds this node's counts; `presumedDead`: the others may have taken its users for offline (it was reaped, or lapsed). */
@@ -147,17 +148,22 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
   return {
     id: nodeId,
     presence,
-    connection(address, delta) {
-      bump(connections, address, delta);
-      redis.run(CONNECTION, [key.connections], [address, delta], Int).catch(failed('connection count')).catch(() => undefined);
-    },
-    admitted(address, unsure) {
+    async admit(address, block, max) {
+      const before = resyncs;
+      const code = await redis.run(ADMIT, [key.nodes, block, key.connections], [p, address, max], Refusal).catch((error: unknown) => {
+        log.debug('redis: connection limit skipped', { error: String(error) });
+        return null;
+      });
+      if (code) return code;
       bump(connections, address, 1);
-      if (unsure) dirty = true;
+      // Not counted in Redis (no answer), or counted and then written over by a resync that
+      // ran meanwhile, without it: the next heartbeat rewrites the counts from here.
+      if (code === null || resyncs !== before) dirty = true;
+      return '';
     },
-    connectionsKey: key.connections,
-    get resyncs() {
-      return resyncs;
+    released(address) {
+      bump(connections, address, -1);
+      redis.run(CONNECTION, [key.connections], [address, -1], Int).catch(failed('connection count')).catch(() => undefined);
     },
     onLost: (listener) => void lostListeners.push(listener),
     onRestored: (listener) => void restoredListeners.push(listener),

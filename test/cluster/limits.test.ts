@@ -15,6 +15,7 @@ import { createClusterNode } from '../../relay/redis/node.ts';
 import { redisAddressLimits } from '../../relay/redis/limits.ts';
 import { ADMIT } from '../../relay/redis/node-scripts.ts';
 import { silentLogger } from '../../relay/log.ts';
+import { StorageError } from '../../relay/mailbox/store.ts';
 
 const CAP = 3;
 let redis: TestRedis;
@@ -93,9 +94,11 @@ describe('the per-address connection cap', () => {
     const real = createRedis(client, 2_000);
     // ADMIT's reply reaches this node 200 ms late (ADMIT itself ran in Redis at once), as when its event loop is busy.
     let admitLate = false;
+    let admitFails = false;
     const slow: Redis = {
       ...real,
       run: (lua, keys, args, reply) => {
+        if (lua === ADMIT && admitFails) return Promise.reject(new StorageError('E_UNAVAILABLE', 'redis is unreachable'));
         const sent = real.run(lua, keys, args, reply);
         return lua === ADMIT && admitLate ? sent.then(async (value) => (await new Promise((r) => setTimeout(r, 200)), value)) : sent;
       },
@@ -104,9 +107,12 @@ describe('the per-address connection cap', () => {
     await node.start();
     const limits = redisAddressLimits({ redis: slow, prefix: 'lim:', node, log: silentLogger, maxConnectionsPerAddress: CAP, maxFailures: 10, failureWindowMs: 60_000, blockMs: 60_000 });
     try {
-      // Earlier Redis trouble left the node to rewrite its counts at its next heartbeat (every 50 ms),
-      // which comes while the reply of the next admission is on its way.
-      node.admitted('10.0.0.9', true);
+      // Earlier Redis trouble (an admission Redis did not answer) left the node to rewrite its
+      // counts at its next heartbeat (every 50 ms), which comes while the reply of the next
+      // admission is on its way.
+      admitFails = true;
+      expect(await limits.admit('10.0.0.9')).toBeNull();
+      admitFails = false;
       admitLate = true;
       expect(await limits.admit('10.0.0.1')).toBeNull();
       admitLate = false;
