@@ -120,7 +120,7 @@ export async function openRedisCluster(options: RedisClusterOptions): Promise<Re
     for (const listener of wakeListeners) listener(w);
   };
   const store = await openRedisStore({
-    redis, prefix, nodeId,
+    redis, prefix, nodeId, log,
     ...(options.dedupRetentionMs ? { dedupRetentionMs: options.dedupRetentionMs } : {}),
     ...(options.holdMs === undefined ? {} : { holdMs: options.holdMs }),
   });

@@ -18,18 +18,23 @@ const StoredEnvelope = z.discriminatedUnion('kind', [
 /** A message member's header line: its body's bytes (what fitting() counts), sender and id. */
 export const messageHeader = (size: number, from: string, id: string) => `m ${size} ${from} ${id}\n`;
 
-/** A mailbox member: a header line, then the envelope's JSON. */
-export function toEnvelope(member: string): Envelope {
-  const json = member.slice(member.indexOf('\n') + 1);
+/** A mailbox member (a header line, then the envelope's JSON), or undefined when it cannot be read. */
+export function readMember(member: string): Envelope | undefined {
   let value: unknown;
   try {
-    value = JSON.parse(json);
+    value = JSON.parse(member.slice(member.indexOf('\n') + 1));
   } catch {
-    value = undefined;
+    return undefined;
   }
   const parsed = StoredEnvelope.safeParse(value);
-  if (!parsed.success) throw new StorageError('E_STORAGE', 'a mailbox entry in redis is malformed');
-  return parsed.data;
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** A mailbox member's envelope; throws when it cannot be read. */
+export function toEnvelope(member: string): Envelope {
+  const envelope = readMember(member);
+  if (!envelope) throw new StorageError('E_STORAGE', 'a mailbox entry in redis is malformed');
+  return envelope;
 }
 
 /** The JSON of an envelope without its opening brace: the script puts `{"seq":N,` in front. */

@@ -174,6 +174,36 @@ return {removed, offers, following}
 `);
 
 /**
+ * KEYS: mailbox, quota, dead letters. ARGV: members.
+ * Mailbox members that cannot be read (written by hand, or by a faulty version) move to the
+ * dead letters, kept with their seqs for an operator: left in the mailbox, they would fail
+ * every page of it. A message header gives its quota back, as ACKNOWLEDGE would, but never
+ * below zero (one written by hand was never counted). Returns how many moved (another node
+ * may have moved them first).
+ */
+export const SET_ASIDE = script(`
+local moved, count, bytes = 0, 0, 0
+for i = 1, #ARGV do
+  local seq = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if seq then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    redis.call('ZADD', KEYS[3], seq, ARGV[i])
+    moved = moved + 1
+    local size = string.match(ARGV[i], '^m (%d+) %S+ %S+\\n')
+    if size then
+      count = count + 1
+      bytes = bytes + tonumber(size)
+    end
+  end
+end
+if count > 0 then
+  if redis.call('HINCRBY', KEYS[2], 'n', -count) < 0 then redis.call('HSET', KEYS[2], 'n', 0) end
+  if redis.call('HINCRBY', KEYS[2], 'b', -bytes) < 0 then redis.call('HSET', KEYS[2], 'b', 0) end
+end
+return moved
+`);
+
+/**
  * KEYS: sent records. ARGV: their values, then the expiry in ms.
  * The records of held messages their recipients took ("<seq> <digest> <delivered at>"),
  * several at once.

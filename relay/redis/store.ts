@@ -18,12 +18,14 @@
 import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
 import { base32 } from '../identity.ts';
-import { StorageError, type AcceptOutcome, type IncomingMessage, type Offer, type RelayStore } from '../mailbox/store.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import type { Envelope } from '../protocol.ts';
+import { StorageError, type AcceptOutcome, type IncomingMessage, type Offer, type PageRequest, type RelayStore } from '../mailbox/store.ts';
 import type { Redis } from './commands.ts';
 import { storeKeys, type StoreContext } from './context.ts';
 import { heldMessages } from './held.ts';
-import { AcceptReply, AcknowledgeReply, IdentityReply, Int, Strings, messageHeader, tail, toEnvelope } from './members.ts';
-import { ACCEPT, ACKNOWLEDGE, CLAIM, IDENTITY, POST } from './scripts.ts';
+import { AcceptReply, AcknowledgeReply, IdentityReply, Int, Strings, messageHeader, readMember, tail, toEnvelope } from './members.ts';
+import { ACCEPT, ACKNOWLEDGE, CLAIM, IDENTITY, POST, SET_ASIDE } from './scripts.ts';
 import { redisDirectory } from './users.ts';
 import { senderWaits } from './waits.ts';
 
@@ -40,6 +42,7 @@ export interface RedisStoreOptions {
    * and a sender waits for the ack of a recipient connected to another node. Default 1,000 ms.
    */
   holdMs?: number;
+  log?: Logger;
 }
 
 /** The Redis store, and what this node's wake-up channel tells it. */
@@ -61,6 +64,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
   const me = options.nodeId ?? '';
   const key = storeKeys(options.prefix ?? 'parley:');
   const holdMs = options.holdMs ?? 1000;
+  const log = options.log ?? silentLogger;
   const [relayId, secret] = await redis.run(IDENTITY, [key.relay], [base32(randomBytes(16)), randomBytes(32).toString('base64')], IdentityReply);
   let closed = false;
   const open = () => {
@@ -113,6 +117,28 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
     }
   }
 
+  const readMailbox = (recipient: string, { afterSeq, limit }: PageRequest) =>
+    redis.command(['ZRANGE', key.mailbox(recipient), `(${afterSeq}`, '+inf', 'BYSCORE', 'LIMIT', 0, limit], Strings);
+
+  /**
+   * A page of `members` read from the recipient's mailbox. Members that cannot be read are
+   * moved to the dead letters (SET_ASIDE) and the page is read again: left there, they would
+   * fail every page, and the recipient would get nothing more.
+   */
+  const pageOf = async (recipient: string, members: string[], request: PageRequest): Promise<Envelope[]> => {
+    for (;;) {
+      try {
+        return held.withHeld(recipient, members, request);
+      } catch (error) {
+        const bad = members.filter((m) => readMember(m) === undefined);
+        if (bad.length === 0) throw error;
+        const moved = await redis.run(SET_ASIDE, [key.mailbox(recipient), key.quota(recipient), key.deadLetters(recipient)], bad, Int);
+        if (moved > 0) log.error('redis: set aside mailbox entries that cannot be read', { recipient, count: moved, key: key.deadLetters(recipient) });
+      }
+      members = await readMailbox(recipient, request);
+    }
+  };
+
   const store: ClusterStore = {
     relayId,
     secret: Buffer.from(secret, 'base64'),
@@ -160,8 +186,8 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
     },
     async page(recipient, afterSeq, limit, bytes) {
       open();
-      const members = await redis.command(['ZRANGE', key.mailbox(recipient), `(${afterSeq}`, '+inf', 'BYSCORE', 'LIMIT', 0, limit], Strings);
-      return held.withHeld(recipient, members, { afterSeq, limit, ...(bytes === undefined ? {} : { bytes }) });
+      const request = { afterSeq, limit, ...(bytes === undefined ? {} : { bytes }) };
+      return pageOf(recipient, await readMailbox(recipient, request), request);
     },
     async acknowledge(recipient, seqs, at, next) {
       open();
@@ -189,10 +215,9 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
         if (typeof to !== 'string' || typeof prev !== 'number' || typeof member !== 'string') throw new StorageError('E_STORAGE', 'unexpected reply from redis to an acknowledgement');
         offers.push({ to, prev, envelope: toEnvelope(member) });
       }
-      return {
-        removed: removed + taken.length, receiptsFor: offers.map((o) => o.to), offers,
-        ...(next ? { next: held.withHeld(recipient, following, next) } : {}),
-      };
+      // The acknowledgement is in Redis: a following page that fails now is read by the stream itself.
+      const page = next && (await pageOf(recipient, following, next).catch(() => undefined));
+      return { removed: removed + taken.length, receiptsFor: offers.map((o) => o.to), offers, ...(page ? { next: page } : {}) };
     },
     taken: (from, id, at) => waits.taken(from, id, at),
     joinedElsewhere(userId) {
