@@ -36,14 +36,25 @@ export function socketTarget(socket: RelaySocket): DeliveryTarget {
     deliver(batch, timeoutMs, signal) {
       const { ack, answer } = answerWithin(timeoutMs, signal);
       socket.emit('message:deliver', batch, ack);
+      // Unanswered at the deadline: Socket.IO would keep the callback until the socket closes,
+      // one more per try for a client that never answers. A late answer then finds no callback
+      // and Socket.IO ignores it; the batch is sent again anyway.
+      answer.catch(() => forgetAck(socket, ack));
       return answer;
     },
   };
 }
 
+/** Drops an ack callback Socket.IO holds for the socket (4.8: a private map of ack id to callback). */
+function forgetAck(socket: RelaySocket, ack: (answer: unknown) => void): void {
+  const acks: unknown = socket['acks'];
+  if (!(acks instanceof Map)) return;
+  for (const [id, callback] of acks) if (callback === ack) acks.delete(id);
+}
+
 /**
  * An ack callback and the answer it brings, rejected at the deadline or when `signal` aborts.
- * Made apart from the batch: Socket.IO keeps an unanswered callback until the socket closes.
+ * Made apart from the batch, which an unanswered callback would otherwise keep alive.
  */
 function answerWithin(timeoutMs: number, signal: AbortSignal): { ack: (answer: unknown) => void; answer: Promise<unknown> } {
   let ack: (answer: unknown) => void = () => undefined;

@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest';
-import { eventually, newMessageId, useRelay } from '../support/relay.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { Socket as ServerSocket } from 'socket.io';
+import { connectClient, eventually, newMessageId, useRelay } from '../support/relay.ts';
 import { generateIdentity } from '../../relay/identity.ts';
+import type { DeliverAck } from '../../relay/protocol.ts';
 
 const scope = useRelay();
 
@@ -210,6 +212,41 @@ describe('direct messages', () => {
     const count = bob.messages().length;
     await new Promise((r) => setTimeout(r, 200));
     expect(bob.messages().length).toBe(count);
+  });
+
+  it('holds one ack callback for a recipient that never answers, however often the batch is sent again, and still takes a later ack', async () => {
+    // The relay's socket for Bob, seen as it emits (the spy calls through).
+    const emit = vi.spyOn(ServerSocket.prototype, 'emit');
+    try {
+      await scope.start({ ackTimeoutMs: 100 });
+      const alice = await scope.join();
+      const bobIdentity = generateIdentity();
+      // Bob's client sits on every batch, holding the answers it owes.
+      const owed: ((answer: DeliverAck) => void)[] = [];
+      let answering = false;
+      const bob = await scope.join({ identity: bobIdentity, onDeliver: () => (answering ? { ok: true } : new Promise<DeliverAck>((resolve) => owed.push(resolve))) });
+      const id = newMessageId();
+      await alice.send(bob.id, 'never acknowledged', id);
+      await eventually(() => owed.length >= 6, 'six tries of the batch', 15_000);
+      const deliveries = emit.mock.calls.flatMap((call, i) => (call[0] === 'message:deliver' ? [emit.mock.contexts[i] as ServerSocket] : []));
+      const relaySocket = deliveries[0];
+      expect(deliveries.every((s) => s === relaySocket)).toBe(true);
+      // (Socket.IO keeps an emit's ack callback in the socket's private map until it is answered.)
+      const pending = () => (relaySocket as unknown as { acks: Map<number, unknown> }).acks.size;
+      expect(pending()).toBeLessThanOrEqual(1);
+
+      // The answers to the abandoned tries arrive late: ignored. The next try is acknowledged.
+      answering = true;
+      for (const answer of owed.splice(0)) answer({ ok: true });
+      await eventually(() => alice.receipts().some((r) => r.ids.includes(id) && r.state === 'delivered'), 'the delivered receipt', 5_000);
+      expect(pending()).toBe(0);
+      bob.close();
+      const again = scope.track(await connectClient(scope.relay.url, { identity: bobIdentity }));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(again.messages()).toEqual([]);
+    } finally {
+      emit.mockRestore();
+    }
   });
 
   it('forwards typing indicators to every socket of the recipient', async () => {
