@@ -18,6 +18,8 @@ export function storeKeys(p: string) {
     nodes: `${p}nodes`,
     relay: `${p}relay`,
     seq: `${p}seq`,
+    /** Directory revisions, shared with the nodes' presence (node-scripts.ts). */
+    rev: `${p}rev`,
     users: `${p}users`,
     usersByRev: `${p}users:rev`,
     user: (id: string) => `${p}u:${id}`,

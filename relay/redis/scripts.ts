@@ -231,15 +231,24 @@ end
 return tonumber(extra) or 0
 `);
 
-/** KEYS: user hash, user index, users by rev. ARGV: id, name, idKey, kaKey, kaSig, lastSeen, rev. The idKey never changes. */
-export const SAVE_USER = script(`
+/**
+ * KEYS: user hash, user index, users by rev, rev counter. ARGV: id, name, idKey, kaKey,
+ * kaSig, lastSeen, rev. The idKey never changes. Returns the rev saved: a new one when
+ * another node's change (SET_LAST_SEEN) with a later rev landed first, since the rev was
+ * taken. Saved at the older rev, the entry would move back behind the cursor of a client that
+ * read that change, and the client would never read this one.
+ */
+export const SAVE_USER = script(`${COMMON}
+local rev = ARGV[7]
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'idKey', ARGV[3], 'firstSeen', ARGV[6])
+elseif tonumber(redis.call('HGET', KEYS[1], 'rev') or '0') > tonumber(rev) then
+  rev = string.format('%.0f', nextRev(KEYS[4]))
 end
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'name', ARGV[2], 'kaKey', ARGV[4], 'kaSig', ARGV[5], 'lastSeen', ARGV[6], 'rev', ARGV[7])
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'name', ARGV[2], 'kaKey', ARGV[4], 'kaSig', ARGV[5], 'lastSeen', ARGV[6], 'rev', rev)
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
-return 1
+redis.call('ZADD', KEYS[3], rev, ARGV[1])
+return tonumber(rev)
 `);
 
 /** KEYS: user hash, users by rev. ARGV: id, lastSeen, rev. Only for users that exist, and only forward (nodes race). */

@@ -183,6 +183,26 @@ describe('the Redis store', () => {
     expect(await store.getUsers([user(0), 'nobody'])).toEqual([{ ...entry(0, 200), lastSeen: 20 }]);
   });
 
+  it('never moves a rev backwards when a save lands after a newer presence change, so a directory reader past that change still gets the save', async () => {
+    const { store, cluster } = await open('t12:');
+    const entry = (name: string, rev: number) => ({ id: user(0), name, idKey: 'k'.repeat(43), kaKey: 'a'.repeat(43), kaSig: 's'.repeat(86), lastSeen: 10, rev });
+    await store.saveUser(entry('before', await cluster.presence.nextRev()));
+    // A rename takes its rev on one node; a presence change takes a later one on another node and lands first.
+    const renamed = await cluster.presence.nextRev();
+    const presence = await cluster.presence.nextRev();
+    await store.setLastSeen(user(0), 20, presence);
+    // A client reads the directory's changes now: its cursor is that presence change.
+    expect((await store.changedUsers(0, 10)).map((u) => [u.name, u.rev])).toEqual([['before', presence]]);
+    await store.saveUser(entry('after', renamed));
+    const [stored] = await store.getUsers([user(0)]);
+    expect(stored?.rev).toBeGreaterThan(presence);
+    expect((await store.changedUsers(presence, 10)).map((u) => u.name)).toEqual(['after']);
+    // A later change still moves it on.
+    const later = await cluster.presence.nextRev();
+    await store.setLastSeen(user(0), 30, later);
+    expect((await store.getUsers([user(0)]))[0]?.rev).toBe(later);
+  });
+
   it('answers E_UNAVAILABLE at once while Redis is down, and works again when it is back', async () => {
     const { store } = await open('t5:');
     await redis.stop('SIGKILL');
