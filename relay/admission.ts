@@ -1,7 +1,9 @@
 // The handshake deadline and the Socket.IO admission middleware. Every transport connection
 // must be admitted within the deadline; a refused handshake is logged and, when it was the
 // client's fault, counted towards its address's throttle. A binary packet closes any
-// transport connection (the protocol has none), and before admission counts as refused too.
+// transport connection (the protocol has none), and before admission counts as refused too,
+// like any other frame or packet that closes the connection (not WebSocket, Engine.IO or
+// Socket.IO as the protocol has them).
 import type { Server as EngineServer, Socket as EngineSocket } from 'engine.io';
 import { cutErrorMessage, type ConnectErrorData, type ErrorCode } from './protocol.ts';
 import type { RelayIo, RelaySocket } from './handlers.ts';
@@ -25,6 +27,8 @@ interface Handshake {
   admitted: boolean;
   /** The deadline has passed. */
   expired: boolean;
+  /** Closed for a malformed frame or packet, and counted as a failed handshake. */
+  malformed: boolean;
 }
 
 /** Closes a connection past its deadline that is neither admitted nor being checked. */
@@ -55,7 +59,13 @@ export function guardAdmission(ctx: AdmissionContext): void {
   const handshakes = new WeakMap<EngineSocket, Handshake>();
   ctx.engine.on('connection', (conn: EngineSocket) => {
     const address = clientAddress(conn.request, trustedProxies);
-    const handshake: Handshake = { conn, checking: 0, admitted: false, expired: false };
+    const handshake: Handshake = { conn, checking: 0, admitted: false, expired: false, malformed: false };
+    /** Before admission, like a wrong proof: a failed handshake, slowed down (once per connection). */
+    const malformed = (refusal: Refusal) => {
+      if (handshake.admitted || handshake.malformed) return;
+      handshake.malformed = true;
+      refused(address, refusal);
+    };
     handshakes.set(conn, handshake);
     const deadline = setTimeout(() => {
       handshake.expired = true;
@@ -65,19 +75,25 @@ export function guardAdmission(ctx: AdmissionContext): void {
     // or an attachment) closes the connection before Socket.IO decodes it.
     conn.on('packet', (packet: { type: string; data?: unknown }) => {
       if (packet.type !== 'message' || (typeof packet.data === 'string' && packet.data[0] !== '5' && packet.data[0] !== '6')) return;
-      // Before admission, like any other malformed frame: a failed handshake, slowed down.
       if (handshake.admitted) log.warn('binary packet; connection closed', { address });
-      else refused(address, { code: 'E_SCHEMA', message: 'binary packet' });
+      else malformed({ code: 'E_SCHEMA', message: 'binary packet' });
       conn.close();
+    });
+    // A packet Socket.IO cannot take (broken JSON, a CONNECT whose data is not an object,
+    // anything but a CONNECT first) makes it close the connection while it handles the packet.
+    // Socket.IO was bound to the engine first (relay/server.ts), so its listener has run when
+    // this one sees the packet: a connection no longer open was closed for it.
+    conn.on('data', () => {
+      if (conn.readyState !== 'open') malformed({ code: 'E_SCHEMA', message: 'malformed Socket.IO packet' });
     });
     conn.once('close', (reason: string, description?: unknown) => {
       clearTimeout(deadline);
-      // A frame the transport refused before admission (over the frame cap, not valid
-      // WebSocket): a failed handshake, slowed down like a wrong proof. A network drop is not.
-      if (!handshake.admitted && reason === 'transport error') {
+      // A frame the transport refused (over the frame cap, not valid WebSocket) or a packet
+      // Engine.IO could not parse. A network drop is not counted.
+      if (reason === 'transport error' || reason === 'parse error') {
         // (engine.io keeps only the text of ws's error, e.g. "RangeError: Max payload size exceeded".)
         const why = description instanceof Error ? description.message : reason;
-        refused(address, { code: /max payload/i.test(why) ? 'E_TOO_LARGE' : 'E_SCHEMA', message: why });
+        malformed({ code: /max payload/i.test(why) ? 'E_TOO_LARGE' : 'E_SCHEMA', message: why });
       }
     });
   });
@@ -93,7 +109,7 @@ export function guardAdmission(ctx: AdmissionContext): void {
       next(error);
     };
     if (ctx.closing()) return refuse({ code: 'E_UNAVAILABLE', message: 'the relay is shutting down' });
-    const handshake = handshakes.get(socket.conn) ?? { conn: socket.conn, checking: 0, admitted: false, expired: false };
+    const handshake = handshakes.get(socket.conn) ?? { conn: socket.conn, checking: 0, admitted: false, expired: false, malformed: false };
     handshake.checking += 1;
     void ctx.admit(socket)
       .catch((error: unknown): Refusal => {

@@ -328,6 +328,23 @@ describe('handshake', () => {
     expect(await upgradeStatus(relay.port, {})).toBe(429);
   });
 
+  it.each([
+    ['broken JSON in the CONNECT packet', '40{"v":1,'],
+    ['a CONNECT whose data is not an object', '40null'],
+    ['an event before CONNECT', '42["directory:get",{"ids":[]}]'],
+    ['an unknown Engine.IO packet type', '9'],
+  ])('counts %s as a failed handshake', async (_, frame) => {
+    const lines: string[] = [];
+    const relay = await scope.start({ maxAuthFailures: 3, log: createLogger({ level: 'info', write: (line) => lines.push(line) }) });
+    for (let i = 0; i < 3; i++) {
+      const ws = await openRawWebSocket(relay.port);
+      ws.sendText(frame);
+      expect(await ws.closedWithin(2000)).toBe(true);
+    }
+    expect(lines.filter((l) => /handshake refused .*code=E_SCHEMA/.test(l))).toHaveLength(3);
+    expect(await upgradeAnswer(relay.port)).toEqual({ status: 429, code: 'E_THROTTLED' });
+  });
+
   it('caps connections per address', async () => {
     const relay = await scope.start({ maxConnectionsPerAddress: 3 });
     const clients = await Promise.all([0, 1, 2].map(() => connectClient(relay.url)));
