@@ -103,11 +103,17 @@ export function createHttpHandlers(ctx: HttpContext) {
     // The limits may live in Redis: a reset while we ask must not become an uncaught error.
     const onError = () => socket.destroy();
     socket.on('error', onError);
-    void ctx.limits.admit(address).catch(() => null).then((refusal) => {
+    const unchecked = (error: unknown): ErrorCode => {
+      // Refused: admitted, it would be given back at its close without having been counted,
+      // letting another connection past the cap.
+      ctx.log.error('could not check the connection limits; connection refused', { address, error: String(error) });
+      return 'E_UNAVAILABLE';
+    };
+    void ctx.limits.admit(address).catch(unchecked).then((refusal) => {
       socket.off('error', onError);
       if (refusal) {
         ctx.log.warn('refused a connection', { address, code: refusal });
-        return socket.destroyed ? undefined : refuseUpgrade(socket, 429, refusal);
+        return socket.destroyed ? undefined : refuseUpgrade(socket, refusal === 'E_UNAVAILABLE' ? 503 : 429, refusal);
       }
       // Counted from admit() until this TCP connection closes: whether it becomes a
       // connection or not (refused below, or by Engine.IO), and however that ends.

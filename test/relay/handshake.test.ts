@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { io } from 'socket.io-client';
+import { Server as EngineServer } from 'engine.io';
 import { connectClient, useRelay } from '../support/relay.ts';
 import { OPCODE, openRawWebSocket, upgradeAnswer, type RawWebSocket } from '../support/raw-ws.ts';
 import { generateIdentity, signWith, authStatement, kaStatement, userIdOf } from '../../relay/identity.ts';
@@ -8,7 +11,8 @@ import { buildAuth, fetchHello } from '../../relay/handshake.ts';
 import { LIMITS, type Auth } from '../../relay/protocol.ts';
 import { createLogger } from '../../relay/log.ts';
 import { createChallenges } from '../../relay/auth.ts';
-import { memoryChallengeLedger } from '../../relay/state.ts';
+import { memoryAddressLimits, memoryChallengeLedger, type AddressLimits } from '../../relay/state.ts';
+import { createHttpHandlers } from '../../relay/http.ts';
 import type { RelayStore } from '../../relay/mailbox/store.ts';
 
 const scope = useRelay();
@@ -356,6 +360,49 @@ describe('handshake', () => {
     });
     expect(again.socket.connected).toBe(true);
     for (const c of [...clients, again]) c.close();
+  });
+});
+
+describe('connection limits that cannot be checked', () => {
+  it('refuse the upgrade (503), so the per-address count stays right for the connections after', async () => {
+    // The relay's HTTP surface over the in-memory limits, whose admit() fails while `down` is
+    // set, as limits kept elsewhere may. (createRelay takes a whole cluster, not just its
+    // limits, so the handlers are served here, with a real Engine.IO behind them.)
+    const lines: string[] = [];
+    const memory = memoryAddressLimits({ maxConnectionsPerAddress: 2, maxFailures: 10, failureWindowMs: 60_000, blockMs: 60_000 });
+    let down = false;
+    const limits: AddressLimits = { ...memory, admit: (address) => (down ? Promise.reject(new Error('limits unreachable')) : memory.admit(address)) };
+    const engine = new EngineServer({ transports: ['websocket'] });
+    const handlers = createHttpHandlers({
+      limits, engine, maxTcpPerAddress: 50, allowedOrigins: [], trustedProxies: new Set(),
+      log: createLogger({ level: 'info', write: (line) => lines.push(line) }),
+      closing: () => false,
+      ownsServer: () => true,
+      hello: () => {
+        throw new Error('not asked in this test');
+      },
+    });
+    const server = createServer();
+    server.on('connection', handlers.onConnection);
+    server.on('request', handlers.onRequest);
+    server.on('upgrade', handlers.onUpgrade);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    scope.track(() => new Promise((resolve) => {
+      engine.close();
+      server.closeAllConnections();
+      server.close(resolve);
+    }));
+    const { port } = server.address() as AddressInfo;
+
+    scope.track(await openRawWebSocket(port).then((ws) => () => ws.destroy()));
+    down = true;
+    for (let i = 0; i < 3; i++) expect(await upgradeAnswer(port)).toEqual({ status: 503, code: 'E_UNAVAILABLE' });
+    expect(lines.filter((l) => /ERROR could not check the connection limits; connection refused address=127.0.0.1/.test(l))).toHaveLength(3);
+    down = false;
+    await new Promise((r) => setTimeout(r, 100)); // (what those three closed has been seen)
+    scope.track(await openRawWebSocket(port).then((ws) => () => ws.destroy()));
+    // Two open, two allowed: the next is over the cap.
+    expect(await upgradeAnswer(port)).toEqual({ status: 429, code: 'E_TOO_MANY_CONNECTIONS' });
   });
 });
 
