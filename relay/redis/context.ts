@@ -4,6 +4,7 @@
 // Keys (P = prefix): P relay  hash {id, secret}; P seq  the seq counter; P users  sorted set
 // of user ids (lexical paging); P u:<id>  hash, a directory entry; P mb:<id>  sorted set, the
 // mailbox, scored by seq; P mq:<id>  hash {n, b}, the mailbox's message count and body bytes;
+// P mh:<id>  hash {n, b}, the same for messages held in a node's memory for them (reserved);
 // P dead:<id>  sorted set, members of the mailbox that could not be read, scored by seq;
 // P sent:<sender>:<id>  "<seq> <digest>[ <delivered at>| held]", the idempotency record,
 // expiring after the retention.
@@ -25,6 +26,7 @@ export function storeKeys(p: string) {
     user: (id: string) => `${p}u:${id}`,
     mailbox: (id: string) => `${p}mb:${id}`,
     quota: (id: string) => `${p}mq:${id}`,
+    held: (id: string) => `${p}mh:${id}`,
     deadLetters: (id: string) => `${p}dead:${id}`,
     sent: (from: string, id: string) => `${p}sent:${from}:${id}`,
   };

@@ -37,17 +37,17 @@ export function heldMessages({ redis, key, me, holdMs, retention, track }: Store
    */
   const writing = new Map<string, Map<number, Held>>();
   let holdTimer: NodeJS.Timeout | undefined;
-  /** Records of taken messages, written together a moment later (until then they read "held"). */
-  const records = new Map<string, string>();
+  /** Records of taken messages (value, recipient, body bytes), written together a moment later (until then they read "held"). */
+  const records = new Map<string, [string, string, number]>();
   let recordTimer: NodeJS.Timeout | undefined;
   const writeRecords = () => {
     recordTimer = undefined;
     if (records.size === 0) return;
-    const keys = [...records.keys()];
-    const values = [...records.values()];
+    const taken = [...records.values()];
+    const keys = [...records.keys(), ...taken.map(([, recipient]) => key.held(recipient))];
     records.clear();
-    const work = redis.run(RECORD, keys, [...values, retention], Int);
-    // Not recorded (Redis away): the held records expire and a resend is delivered again, deduplicated by the recipient.
+    const work = redis.run(RECORD, keys, [...taken.map(([value]) => value), ...taken.map(([, , size]) => size), retention], Int);
+    // Not recorded (Redis away): the held records expire (their reservations with them) and a resend is delivered again, deduplicated by the recipient.
     track(work.catch(() => undefined));
   };
 
@@ -66,7 +66,7 @@ export function heldMessages({ redis, key, me, holdMs, retention, track }: Store
     mine.set(h.envelope.seq, h);
     const member = messageHeader(h.size, h.envelope.from, h.envelope.id) + JSON.stringify(h.envelope);
     const work = redis
-      .run(WRITE, [key.sent(h.envelope.from, h.envelope.id), key.mailbox(h.recipient), key.quota(h.recipient), key.nodes],
+      .run(WRITE, [key.sent(h.envelope.from, h.envelope.id), key.mailbox(h.recipient), key.quota(h.recipient), key.nodes, key.held(h.recipient)],
         [h.digest, h.size, retention, h.envelope.seq, member, key.prefix, me, h.recipient], Int)
       .then(() => h.done.resolve({}), (error: unknown) => h.done.reject(error instanceof StorageError ? error : new StorageError('E_STORAGE', `relay storage failed: ${String(error)}`)))
       .finally(() => {
@@ -127,7 +127,7 @@ export function heldMessages({ redis, key, me, holdMs, retention, track }: Store
         if (!h) continue;
         forget(h);
         h.done.resolve({ deliveredAt: at });
-        records.set(key.sent(h.envelope.from, h.envelope.id), `${s} ${h.digest} ${at}`);
+        records.set(key.sent(h.envelope.from, h.envelope.id), [`${s} ${h.digest} ${at}`, h.recipient, h.size]);
       }
       if (taken.length > 0) recordTimer ??= setTimeout(writeRecords, RECORD_BATCH_MS).unref();
       return taken;

@@ -23,9 +23,12 @@ return redis.call('HMGET', KEYS[1], 'id', 'secret')
 // node, to take it: the acknowledgement then tells that node instead of queueing a receipt.
 // A resend meanwhile takes the waiting node's place: the record goes back to "<seq> <digest>"
 // and a receipt will follow.
-// The checks every accept starts with: an earlier record, then the recipient's quota.
-// KEYS[1] sent record, KEYS[3] quota; ARGV[1] digest, ARGV[2] body bytes, ARGV[3] max
-// messages, ARGV[4] max bytes. Returns a reply to give back at once, or nil to go on.
+// The checks every accept starts with: an earlier record, then the recipient's quota, which
+// counts the messages held in a node's memory for them (CLAIM reserves, WRITE and RECORD give
+// back): each is written into the mailbox unless taken, and its sender is not refused then.
+// KEYS[1] sent record, KEYS[3] quota, KEYS[6] held reservations; ARGV[1] digest, ARGV[2] body
+// bytes, ARGV[3] max messages, ARGV[4] max bytes. Returns a reply to give back at once, or nil
+// to go on.
 const CHECKS = `
 local function checks()
   local prior = redis.call('GET', KEYS[1])
@@ -40,15 +43,32 @@ local function checks()
     return {'duplicate', tonumber(seq), tonumber(extra) or 0}
   end
   local quota = redis.call('HMGET', KEYS[3], 'n', 'b')
-  if tonumber(quota[1] or '0') + 1 > tonumber(ARGV[3]) or tonumber(quota[2] or '0') + tonumber(ARGV[2]) > tonumber(ARGV[4]) then
+  local held = redis.call('HMGET', KEYS[6], 'n', 'b')
+  local n = tonumber(quota[1] or '0') + tonumber(held[1] or '0')
+  local b = tonumber(quota[2] or '0') + tonumber(held[2] or '0')
+  if n + 1 > tonumber(ARGV[3]) or b + tonumber(ARGV[2]) > tonumber(ARGV[4]) then
     return {'full', 0, 0}
   end
   return nil
 end
 `;
 
+// Gives back a held message's reservation: it was written (and counts in the quota now) or
+// taken. The reservations expire with the newest claim's held record, so those of a node that
+// died holding messages last only until the recipient's claims pause for that long; a release
+// after that finds nothing to give back.
+const UNRESERVE = `
+local function unreserve(key, size)
+  if redis.call('HINCRBY', key, 'n', -1) <= 0 then
+    redis.call('DEL', key)
+  else
+    redis.call('HINCRBY', key, 'b', -tonumber(size))
+  end
+end
+`;
+
 /**
- * KEYS: sent record, mailbox, quota, seq counter, nodes.
+ * KEYS: sent record, mailbox, quota, seq counter, nodes, held reservations.
  * ARGV: digest, body bytes, max messages, max bytes, retention ms, header, JSON after "{",
  * prefix, this node, recipient, "1" to wait for a recipient connected to another node.
  * Dedup check, quota check, seq, append, idempotency record, wake-up: all or nothing.
@@ -73,10 +93,11 @@ return {waiting and 'waiting' or 'accepted', seq, prev}
 `);
 
 /**
- * KEYS: sent record, mailbox, quota, seq counter, nodes. ARGV: digest, body bytes, max
- * messages, max bytes, marker lifetime ms, prefix, this node, recipient.
- * For a recipient connected to this node: the same checks, a seq, and a "held" record that
- * expires unless the node settles it (RECORD or WRITE). Nothing enters the mailbox.
+ * KEYS: sent record, mailbox, quota, seq counter, nodes, held reservations. ARGV: digest,
+ * body bytes, max messages, max bytes, marker lifetime ms, prefix, this node, recipient.
+ * For a recipient connected to this node: the same checks, a seq, a reservation of its room
+ * in the quota, and a "held" record; both expire unless the node settles them (RECORD or
+ * WRITE). Nothing enters the mailbox.
  * Returns as ACCEPT; or {"elsewhere", 0, 0}, having claimed nothing, when the recipient is
  * also connected to another live node: a message kept here would reach only their sockets
  * here, so it goes through the mailbox (ACCEPT), which wakes the other nodes.
@@ -87,16 +108,21 @@ if early then return early end
 if onlineOn(ARGV[6], liveNodes(KEYS[5]), ARGV[8], ARGV[7]) then return {'elsewhere', 0, 0} end
 local seq = redis.call('INCR', KEYS[4])
 redis.call('SET', KEYS[1], seq .. ' ' .. ARGV[1] .. ' held', 'PX', ARGV[5])
+redis.call('HINCRBY', KEYS[6], 'n', 1)
+redis.call('HINCRBY', KEYS[6], 'b', tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[6], ARGV[5])
 return {'accepted', seq, prevSeq(KEYS[2], seq)}
 `);
 
 /**
- * KEYS: sent record, mailbox, quota, nodes. ARGV: digest, body bytes, retention ms, seq,
- * mailbox member, prefix, this node, recipient.
- * A held message its recipient did not take in time goes into the mailbox after all.
+ * KEYS: sent record, mailbox, quota, nodes, held reservations. ARGV: digest, body bytes,
+ * retention ms, seq, mailbox member, prefix, this node, recipient.
+ * A held message its recipient did not take in time goes into the mailbox after all; its
+ * reservation becomes quota.
  */
-export const WRITE = script(`${COMMON}
+export const WRITE = script(`${COMMON}${UNRESERVE}
 local seq = tonumber(ARGV[4])
+unreserve(KEYS[5], ARGV[2])
 redis.call('ZADD', KEYS[2], seq, ARGV[5])
 redis.call('HINCRBY', KEYS[3], 'n', 1)
 redis.call('HINCRBY', KEYS[3], 'b', tonumber(ARGV[2]))
@@ -204,14 +230,19 @@ return moved
 `);
 
 /**
- * KEYS: sent records. ARGV: their values, then the expiry in ms.
+ * KEYS: sent records, then their recipients' held reservations. ARGV: the records' values,
+ * then their body bytes, then the expiry in ms.
  * The records of held messages their recipients took ("<seq> <digest> <delivered at>"),
- * several at once.
+ * several at once, and their reservations given back.
  */
-export const RECORD = script(`
+export const RECORD = script(`${UNRESERVE}
+local count = #KEYS / 2
 local px = ARGV[#ARGV]
-for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i], 'PX', px) end
-return #KEYS
+for i = 1, count do
+  redis.call('SET', KEYS[i], ARGV[i], 'PX', px)
+  unreserve(KEYS[count + i], ARGV[count + i])
+end
+return count
 `);
 
 /**

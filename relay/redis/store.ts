@@ -87,7 +87,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
     const json = tail({ kind: 'message', id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, at: m.at });
     return redis.run(
       ACCEPT,
-      [key.sent(m.from, m.id), key.mailbox(m.to), key.quota(m.to), key.seq, key.nodes],
+      [key.sent(m.from, m.id), key.mailbox(m.to), key.quota(m.to), key.seq, key.nodes, key.held(m.to)],
       [m.digest, size, quota.messages, quota.bytes, retention, header, json, key.prefix, me, m.to, holdMs > 0 && !closed ? '1' : '0'],
       AcceptReply,
     );
@@ -157,7 +157,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
       if ((live || held.holding(m.to)) && holdMs > 0) {
         const [kind, seq, third] = await redis.run(
           CLAIM,
-          [key.sent(m.from, m.id), key.mailbox(m.to), key.quota(m.to), key.seq, key.nodes],
+          [key.sent(m.from, m.id), key.mailbox(m.to), key.quota(m.to), key.seq, key.nodes, key.held(m.to)],
           [m.digest, size, quota.messages, quota.bytes, holdMs + HELD_MARGIN_MS, key.prefix, me, m.to],
           AcceptReply,
         );

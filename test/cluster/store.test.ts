@@ -4,8 +4,8 @@ import { createClient } from 'redis';
 import { openRedisCluster, type RedisCluster } from '../../relay/redis/cluster.ts';
 import { createRedis, type Redis } from '../../relay/redis/commands.ts';
 import { openRedisStore } from '../../relay/redis/store.ts';
-import type { IncomingMessage } from '../../relay/mailbox/store.ts';
-import { idsOf, readPages } from '../support/relay.ts';
+import { StorageError, type IncomingMessage } from '../../relay/mailbox/store.ts';
+import { eventually, idsOf, readPages } from '../support/relay.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
 
 let redis: TestRedis;
@@ -124,6 +124,51 @@ describe('the Redis store', () => {
       const page = await store.page(bob, 0, 10);
       expect(page.map((e) => e.seq)).toEqual([held.seq, after.seq]);
       expect(await held.durable).toEqual({});
+    } finally {
+      await store.close();
+      real.close();
+      await client.close();
+    }
+  });
+
+  it('keeps a mailbox within its quota when a burst is held in memory for its recipient, and gives the room back once they take it', async () => {
+    const { store } = await open('t13:', 200);
+    const other = (await open('t13:', 200)).store;
+    const bob = user(1);
+    const quota = { messages: 3, bytes: 10_000 };
+    const burst = await Promise.all([0, 2, 3, 4, 5].map((n) => store.accept(message(user(n), bob, `burst-${n}-001`), quota, true)));
+    expect(burst.map((o) => o.kind)).toEqual(['accepted', 'accepted', 'accepted', 'full', 'full']);
+    // Through the other node too: the held ones count.
+    expect((await other.accept(message(user(6), bob, 'other-00001'), quota)).kind).toBe('full');
+    await Promise.all(burst.map((o) => (o.kind === 'accepted' ? o.durable : undefined)));
+    expect((await other.page(bob, 0, 10)).length).toBe(3);
+    // Taken while held, they leave room behind them.
+    const taken = await store.accept(message(user(6), user(2), 'taken-00001'), { messages: 1, bytes: 10_000 }, true);
+    if (taken.kind !== 'accepted') throw new Error(taken.kind);
+    await store.acknowledge(user(2), [taken.seq], 5);
+    await new Promise((r) => setTimeout(r, 100)); // the taken ones' records are written together, a moment later
+    expect((await other.accept(message(user(7), user(2), 'after-00001'), { messages: 1, bytes: 10_000 })).kind).toBe('accepted');
+  });
+
+  it('gives back the room of messages held by a node that died before it could write them', { timeout: 20_000 }, async () => {
+    const client = createClient({ url: redis.url });
+    await client.connect();
+    const real = createRedis(client, 2_000);
+    // The node loses Redis for good once it has claimed the message (its process dies).
+    let dead = false;
+    const dying: Redis = { ...real, run: (lua, keys, args, reply) => (dead ? Promise.reject(new StorageError('E_UNAVAILABLE', 'gone')) : real.run(lua, keys, args, reply)) };
+    const store = await openRedisStore({ redis: dying, prefix: 't14:', nodeId: 'dying', holdMs: 50 });
+    const other = (await open('t14:')).store;
+    const [alice, bob, carol] = [user(0), user(1), user(2)];
+    const quota = { messages: 1, bytes: 10_000 };
+    try {
+      const held = await store.accept(message(alice, bob, 'held-00001'), quota, true);
+      if (held.kind !== 'accepted') throw new Error(held.kind);
+      dead = true;
+      await expect(held.durable).rejects.toMatchObject({ code: 'E_UNAVAILABLE' });
+      expect((await other.accept(message(carol, bob, 'carol-0001'), quota)).kind).toBe('full');
+      // Not for good: the reservation expires with the held record.
+      await eventually(async () => (await other.accept(message(carol, bob, 'carol-0001'), quota)).kind === 'accepted', 'room in bob\'s mailbox', 10_000);
     } finally {
       await store.close();
       real.close();
