@@ -83,9 +83,12 @@ export function guardAdmission(ctx: AdmissionContext): void {
     // anything but a CONNECT first) makes it close the connection while it handles the packet.
     // Socket.IO was bound to the engine first (relay/server.ts), so its listener has run when
     // this one sees the packet: a connection no longer open was closed for it.
-    conn.on('data', () => {
-      if (conn.readyState !== 'open') malformed({ code: 'E_SCHEMA', message: 'malformed Socket.IO packet' });
-    });
+    // Once admitted, nothing is counted: the listener goes at the next packet (it would run for every one).
+    const watch = () => {
+      if (handshake.admitted) conn.off('data', watch);
+      else if (conn.readyState !== 'open') malformed({ code: 'E_SCHEMA', message: 'malformed Socket.IO packet' });
+    };
+    conn.on('data', watch);
     conn.once('close', (reason: string, description?: unknown) => {
       clearTimeout(deadline);
       // A frame the transport refused (over the frame cap, not valid WebSocket) or a packet
