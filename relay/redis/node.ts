@@ -52,6 +52,10 @@ const Int = z.number().int();
 const Flags = z.array(Int);
 const Pairs = z.array(z.union([z.string(), Int]));
 const LeaveReply = z.tuple([Int, Int]);
+const ReapReply = z.tuple([Int, Pairs]);
+
+/** Users of dead nodes gone through per REAP script: a few milliseconds of Redis each (node-scripts.ts). */
+const REAP_CHUNK = 1_000;
 
 function pairs(flat: readonly (string | number)[]): Lost[] {
   const out: Lost[] = [];
@@ -71,7 +75,7 @@ const bump = (counts: Map<string, number>, key: string, delta: number) => {
 
 export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
   const { redis, prefix: p, nodeId, ttlMs, log } = options;
-  const key = { nodes: `${p}nodes`, rev: `${p}rev`, presence: `${p}node:${nodeId}:p`, connections: `${p}node:${nodeId}:c` };
+  const key = { nodes: `${p}nodes`, rev: `${p}rev`, reaping: `${p}reaping`, presence: `${p}node:${nodeId}:p`, connections: `${p}node:${nodeId}:c` };
   // What this node really holds: the truth that Redis is brought back to.
   const sockets = new Map<string, number>();
   const connections = new Map<string, number>();
@@ -106,6 +110,20 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
     return pairs(await redis.run(RESYNC, [key.presence, key.connections, key.nodes, key.rev], args, Pairs));
   };
 
+  /**
+   * Reaps dead nodes and announces their users, chunk after chunk, for at most half a
+   * heartbeat: this node's own renewal must not wait behind a big reap. What is left goes on
+   * at the next tick, this node's or another's.
+   */
+  const reap = async () => {
+    const until = performance.now() + options.heartbeatMs / 2;
+    for (let more = 1; more === 1 && performance.now() < until; ) {
+      const [left, flat] = await redis.run(REAP, [key.nodes, key.rev, key.reaping], [p, REAP_CHUNK], ReapReply);
+      lost(pairs(flat));
+      more = left;
+    }
+  };
+
   const tick = async () => {
     try {
       // Missing or lapsed: the others may have taken this node's users for offline.
@@ -119,7 +137,7 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
         presumedDead = false;
         for (const listener of restoredListeners) listener(dead);
       }
-      lost(pairs(await redis.run(REAP, [key.nodes, key.rev], [p], Pairs)));
+      await reap();
     } catch (error) {
       dirty = true;
       if (!down) log.warn('redis: heartbeat failed; this node keeps serving what it can', { error: String(error) });
@@ -169,7 +187,7 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
     onRestored: (listener) => void restoredListeners.push(listener),
     async start() {
       lost(await resync());
-      lost(pairs(await redis.run(REAP, [key.nodes, key.rev], [p], Pairs)));
+      await reap();
       timer = setInterval(() => {
         // A tick still waiting for a slow Redis is not doubled up.
         ticking ??= tick().finally(() => {
