@@ -34,7 +34,7 @@ export async function highestRev(store: Pick<RelayStore, 'changedUsers'>): Promi
 export interface DirectoryContext {
   store: RelayStore;
   presence: Presence;
-  io: Pick<RelayIo, 'emit' | 'to'>;
+  io: Pick<RelayIo, 'emit' | 'to' | 'local' | 'sockets'>;
   /** Sockets connected to this node. */
   connections: () => number;
   now: () => number;
@@ -75,6 +75,9 @@ export function createDirectory({ store, presence, io, connections, now, closing
     }, hintIntervalMs(connections()));
   }
 
+  /** The last list of lost users being told (announceLost). */
+  let telling: Promise<void> = Promise.resolve();
+
   const announce = (entry: UserEntry, changed = false) => {
     io.to(watchRoom(entry.id)).emit('presence:update', entry);
     if (changed) {
@@ -114,6 +117,25 @@ export function createDirectory({ store, presence, io, connections, now, closing
       // New here, or a new name or key: the others learn of it from the directory.
       if (known.get(user.userId) !== profileOf(user)) directoryChanged(rev);
       known.set(user.userId, profileOf(user));
+    },
+
+    /**
+     * Tells the watchers here of users who went offline with a dead node, as saved with their
+     * rev and last-seen time (every node hears of them: relay/redis/node-scripts.ts). Only the
+     * entries of those watched here are read, one list after the other: a reap brings a list
+     * every few milliseconds, and reads started for all at once would queue before every send.
+     */
+    announceLost(lost: readonly { userId: string; rev: number; lastSeen: number }[]): Promise<void> {
+      const watched = new Map(lost.filter((l) => io.sockets.adapter.rooms.has(watchRoom(l.userId))).map((l) => [l.userId, l]));
+      if (watched.size === 0) return Promise.resolve();
+      const told = telling.then(async () => {
+        for (const stored of await store.getUsers([...watched.keys()])) {
+          const l = watched.get(stored.id);
+          if (l) io.local.to(watchRoom(stored.id)).emit('presence:update', { ...stored, lastSeen: l.lastSeen, rev: l.rev, online: false });
+        }
+      });
+      telling = told.catch(() => undefined);
+      return told;
     },
 
     /** Announces what the directory holds for the user now (another socket may have renamed them). */

@@ -165,8 +165,7 @@ export function createRelay(options: RelayOptions): Relay {
   }
 
   cluster?.onLost((lost) => {
-    if (closing) return;
-    for (const { userId, rev } of lost) track(setPresence(userId, false, rev).catch(presenceFailed));
+    if (!closing) track(directory.announceLost(lost).catch(presenceFailed));
   });
   // Users whose join or leave failed or timed out in the shared presence (it may have run
   // there unanswered), or whose change could not be announced: their state is announced once

@@ -108,8 +108,12 @@ export interface RelayCluster {
    * wake-up channel reconnected, in case a wake-up was lost).
    */
   onWake(listener: (wake: Offer | 'all') => void): void;
-  /** Users who went offline with a dead node: to be announced. */
-  onLost(listener: (lost: { userId: string; rev: number }[]) => void): void;
+  /**
+   * Users who went offline with a dead node (or with this node's counts while it was cut off),
+   * their rev and last-seen time already saved in the directory: to be told to the watchers
+   * here. Every node hears of each of them.
+   */
+  onLost(listener: (lost: { userId: string; rev: number; lastSeen: number }[]) => void): void;
   /** The shared state is reachable and up to date again; `presumedDead`: the other nodes may have taken this node's users for offline. */
   onRestored(listener: (presumedDead: boolean) => void): void;
   /** Stops heartbeats and closes the connections. Called by the relay's close(). */

@@ -15,7 +15,7 @@ import type { RelayCluster } from '../state.ts';
 import { createRedis } from './commands.ts';
 import { openRedisStore, type ClusterStore } from './store.ts';
 import { toEnvelope } from './members.ts';
-import { createClusterNode } from './node.ts';
+import { createClusterNode, type Lost } from './node.ts';
 import { redisAddressLimits, redisChallengeLedger } from './limits.ts';
 
 export interface RedisClusterOptions {
@@ -73,6 +73,23 @@ const WakeHead = z.tuple([UserIdSchema, z.coerce.number().int().min(1), z.coerce
 /** "!<sender> <message id> <delivered at>", as the ACKNOWLEDGE script publishes it (scripts.ts). */
 const TakenNotice = z.tuple([UserIdSchema, MessageIdSchema, z.coerce.number().int().min(0)]);
 
+const Stamp = z.coerce.number().int().min(0);
+
+/** "-<last seen> <user> <rev> <user> <rev>...", as REAP and RESYNC publish it (node-scripts.ts). */
+function parseLost(message: string): Lost[] | null {
+  const [at, ...rest] = message.slice(1).split(' ');
+  const lastSeen = Stamp.safeParse(at);
+  if (!lastSeen.success || rest.length % 2 !== 0) return null;
+  const lost: Lost[] = [];
+  for (let i = 0; i < rest.length; i += 2) {
+    const userId = UserIdSchema.safeParse(rest[i]);
+    const rev = Stamp.safeParse(rest[i + 1]);
+    if (!userId.success || !rev.success) return null;
+    lost.push({ userId: userId.data, rev: rev.data, lastSeen: lastSeen.data });
+  }
+  return lost;
+}
+
 /** "<user> <seq> <prev seq>\n<mailbox member>", as lua.ts publishes it. */
 function parseWake(message: string): Offer | null {
   const newline = message.indexOf('\n');
@@ -116,6 +133,7 @@ export async function openRedisCluster(options: RedisClusterOptions): Promise<Re
 
   const nodeId = base32(randomBytes(10));
   const wakeListeners: ((wake: Offer | 'all') => void)[] = [];
+  const lostListeners: ((lost: Lost[]) => void)[] = [];
   const wake = (w: Offer | 'all') => {
     for (const listener of wakeListeners) listener(w);
   };
@@ -137,6 +155,12 @@ export async function openRedisCluster(options: RedisClusterOptions): Promise<Re
       const user = UserIdSchema.safeParse(message.slice(1));
       if (user.success) store.joinedElsewhere(user.data);
       else log.warn('redis: ignored a malformed join notice');
+      return;
+    }
+    if (message.startsWith('-')) {
+      const lost = parseLost(message);
+      if (lost) for (const listener of lostListeners) listener(lost);
+      else log.warn('redis: ignored a malformed offline notice');
       return;
     }
     if (message.startsWith('!')) {
@@ -174,7 +198,10 @@ export async function openRedisCluster(options: RedisClusterOptions): Promise<Re
     challenges: redisChallengeLedger(redis, prefix),
     addressLimits: (limits) => redisAddressLimits({ redis, prefix, node, log, ...limits }),
     adapter,
-    onLost: (listener) => node.onLost(listener),
+    onLost(listener) {
+      node.onLost(listener);
+      lostListeners.push(listener);
+    },
     onRestored: (listener) => node.onRestored(listener),
     onWake: (listener) => void wakeListeners.push(listener),
     async close() {

@@ -10,6 +10,40 @@
 import { script } from './commands.ts';
 import { COMMON } from './lua.ts';
 
+/**
+ * Users who went offline everywhere (with a dead node, or with this node's counts while it was
+ * cut off): each gets a rev, saved with the last-seen time `t` in their directory entry (P u:<id>
+ * and P users:rev, as users.ts keeps them), and the other live nodes are told on their wake-up
+ * channels, "-<t> <user> <rev> <user> <rev>...", each to tell its own watchers. Returns {user,
+ * rev, ...}. Done by the node, a reap cost two commands and one broadcast through the adapter's
+ * stream a user: 200,000 of them kept thousands of commands queued before every send, and the
+ * broadcasts outran the other nodes' readers of the stream (cut to 10,000 entries), so watchers
+ * there missed some of them.
+ */
+const OFFLINE = `
+local function wentOffline(prefix, revKey, live, me, t, users)
+  if #users == 0 then return {} end
+  -- The revs in one block after the next one (nextRev for each cost a fifth of a reap).
+  local first = nextRev(revKey)
+  redis.call('SET', revKey, string.format('%.0f', first + #users - 1))
+  local out, told = {}, {}
+  for i, user in ipairs(users) do
+    local rev = string.format('%.0f', first + i - 1)
+    -- Users in the directory only (each is in P users:rev); no rev handed out is above this one.
+    if redis.call('ZADD', prefix .. 'users:rev', 'XX', 'CH', rev, user) == 1 then
+      redis.call('HSET', prefix .. 'u:' .. user, 'lastSeen', t, 'rev', rev)
+    end
+    out[#out + 1] = user
+    out[#out + 1] = first + i - 1
+    told[#told + 1] = user .. ' ' .. rev
+  end
+  local notice = '-' .. t .. ' ' .. table.concat(told, ' ')
+  for _, node in ipairs(live) do
+    if node ~= me then redis.call('PUBLISH', prefix .. 'wake:' .. node, notice) end
+  end
+  return out
+end
+`;
 
 /**
  * KEYS: nodes. ARGV: node, ttl ms. Renews a live node and returns 0. Returns 1, renewing
@@ -64,17 +98,18 @@ return out
 `);
 
 /**
- * KEYS: nodes, rev, reaping. ARGV: prefix, chunk size. Claims the dead nodes (ZREM: only one
- * reaper wins each): their connection counts go, and their presence counts are set aside, each
- * under a name of its own (the node may come back, RESYNC, and be reaped again meanwhile) listed
- * in the set "reaping". Then it takes up to `chunk size` users set aside (by any reaper) and
- * returns {1 if more are left else 0, {user, rev, ...}} for those who went offline. Their node
- * no longer counts as live, so they are offline from the claim on; the chunks only find whom to
- * announce. One script for all the users of a node held Redis (every node's commands) for 6 µs
- * a user: eight dead nodes of 50,000 users ran past the 2 s deadline, and its reply, the only
- * word of who went offline, was lost.
+ * KEYS: nodes, rev, reaping. ARGV: prefix, chunk size, this node. Claims the dead nodes (ZREM:
+ * only one reaper wins each): their connection counts go, and their presence counts are set
+ * aside, each under a name of its own (the node may come back, RESYNC, and be reaped again
+ * meanwhile) listed in the set "reaping". Then it takes up to `chunk size` users set aside (by
+ * any reaper), saves and tells those who went offline (OFFLINE), and returns {1 if more are
+ * left else 0, last seen, {user, rev, ...}}. Their node no longer counts as live, so they are
+ * offline from the claim on; the chunks only find whom to announce. One script for all the
+ * users of a node held Redis (every node's commands) for 6 µs a user: eight dead nodes of
+ * 50,000 users ran past the 2 s deadline, and its reply, the only word of who went offline,
+ * was lost.
  */
-export const REAP = script(`${COMMON}
+export const REAP = script(`${COMMON}${OFFLINE}
 for _, node in ipairs(redis.call('ZRANGE', KEYS[1], '-inf', now(), 'BYSCORE', 'LIMIT', 0, 16)) do
   redis.call('ZREM', KEYS[1], node)
   redis.call('UNLINK', ARGV[1] .. 'node:' .. node .. ':c')
@@ -86,7 +121,7 @@ for _, node in ipairs(redis.call('ZRANGE', KEYS[1], '-inf', now(), 'BYSCORE', 'L
   end
 end
 local live = liveNodes(KEYS[1])
-local out, left = {}, tonumber(ARGV[2])
+local gone, left = {}, tonumber(ARGV[2])
 for _, aside in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   if left <= 0 then break end
   local users = redis.call('HRANDFIELD', aside, left)
@@ -94,13 +129,12 @@ for _, aside in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   if redis.call('EXISTS', aside) == 0 then redis.call('SREM', KEYS[3], aside) end
   left = left - #users
   for _, user in ipairs(users) do
-    if not onlineOn(ARGV[1], live, user, nil) then
-      out[#out + 1] = user
-      out[#out + 1] = nextRev(KEYS[2])
-    end
+    if not onlineOn(ARGV[1], live, user, nil) then gone[#gone + 1] = user end
   end
 end
-return {redis.call('SCARD', KEYS[3]) > 0 and 1 or 0, out}
+local t = string.format('%.0f', now())
+local out = wentOffline(ARGV[1], KEYS[2], live, ARGV[3], t, gone)
+return {redis.call('SCARD', KEYS[3]) > 0 and 1 or 0, tonumber(t), out}
 `);
 
 /** KEYS: nodes. ARGV: node. Marks a node dead now, for the next reap (a graceful stop). */
@@ -112,10 +146,11 @@ return 1
 /**
  * KEYS: node presence, node connections, nodes, rev. ARGV: node, prefix, ttl ms, user count,
  * user, sockets, ..., address, connections, ... Rewrites this node's counts from what it
- * really holds (after an outage, or after being presumed dead) and renews it. Returns
- * {user, rev, ...} for users it had counted who are now offline everywhere.
+ * really holds (after an outage, or after being presumed dead) and renews it. Saves and tells
+ * the users it had counted who are now offline everywhere (OFFLINE); returns {last seen,
+ * {user, rev, ...}} of those.
  */
-export const RESYNC = script(`${COMMON}
+export const RESYNC = script(`${COMMON}${OFFLINE}
 local before = redis.call('HKEYS', KEYS[1])
 redis.call('DEL', KEYS[1], KEYS[2])
 local mine = {}
@@ -131,14 +166,12 @@ while i <= #ARGV do
 end
 redis.call('ZADD', KEYS[3], now() + tonumber(ARGV[3]), ARGV[1])
 local live = liveNodes(KEYS[3])
-local out = {}
+local gone = {}
 for _, user in ipairs(before) do
-  if not mine[user] and not onlineOn(ARGV[2], live, user, nil) then
-    out[#out + 1] = user
-    out[#out + 1] = nextRev(KEYS[4])
-  end
+  if not mine[user] and not onlineOn(ARGV[2], live, user, nil) then gone[#gone + 1] = user end
 end
-return out
+local t = string.format('%.0f', now())
+return {tonumber(t), wentOffline(ARGV[2], KEYS[4], live, ARGV[1], t, gone)}
 `);
 
 /** KEYS: node connections. ARGV: address, +1 or -1. */

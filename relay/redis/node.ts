@@ -22,9 +22,11 @@ export interface ClusterNodeOptions {
 export type Refusal = z.infer<typeof Refusal>;
 const Refusal = z.enum(['', 'E_THROTTLED', 'E_TOO_MANY_CONNECTIONS']);
 
+/** A user gone offline everywhere, with the rev and last-seen time already saved in the directory. */
 export interface Lost {
   userId: string;
   rev: number;
+  lastSeen: number;
 }
 
 export interface ClusterNode {
@@ -39,7 +41,7 @@ export interface ClusterNode {
   admit(address: string, block: string, max: number): Promise<Refusal>;
   /** A connection from `address` that admit() counted has closed. */
   released(address: string): void;
-  /** Users who went offline with a dead node (or while this one was cut off from Redis). */
+  /** Users who went offline with a dead node (or while this one was cut off from Redis) that this node found; the others are told (node-scripts.ts). */
   onLost(listener: (lost: Lost[]) => void): void;
   /** Redis is reachable again and holds this node's counts; `presumedDead`: the others may have taken its users for offline (it was reaped, or lapsed). */
   onRestored(listener: (presumedDead: boolean) => void): void;
@@ -52,17 +54,18 @@ const Int = z.number().int();
 const Flags = z.array(Int);
 const Pairs = z.array(z.union([z.string(), Int]));
 const LeaveReply = z.tuple([Int, Int]);
-const ReapReply = z.tuple([Int, Pairs]);
+const ResyncReply = z.tuple([Int, Pairs]);
+const ReapReply = z.tuple([Int, Int, Pairs]);
 
-/** Users of dead nodes gone through per REAP script: a few milliseconds of Redis each (node-scripts.ts). */
-const REAP_CHUNK = 1_000;
+/** Users of dead nodes gone through per REAP script: about 5 ms of Redis each (node-scripts.ts). */
+const REAP_CHUNK = 500;
 
-function pairs(flat: readonly (string | number)[]): Lost[] {
+function pairs(lastSeen: number, flat: readonly (string | number)[]): Lost[] {
   const out: Lost[] = [];
   for (let i = 0; i + 1 < flat.length; i += 2) {
     const userId = flat[i];
     const rev = flat[i + 1];
-    if (typeof userId === 'string' && typeof rev === 'number') out.push({ userId, rev });
+    if (typeof userId === 'string' && typeof rev === 'number') out.push({ userId, rev, lastSeen });
   }
   return out;
 }
@@ -107,7 +110,7 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
     for (const [user, n] of sockets) args.push(user, n);
     for (const [address, n] of connections) args.push(address, n);
     dirty = false;
-    return pairs(await redis.run(RESYNC, [key.presence, key.connections, key.nodes, key.rev], args, Pairs));
+    return pairs(...(await redis.run(RESYNC, [key.presence, key.connections, key.nodes, key.rev], args, ResyncReply)));
   };
 
   /**
@@ -118,8 +121,8 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
   const reap = async () => {
     const until = performance.now() + options.heartbeatMs / 2;
     for (let more = 1; more === 1 && performance.now() < until; ) {
-      const [left, flat] = await redis.run(REAP, [key.nodes, key.rev, key.reaping], [p, REAP_CHUNK], ReapReply);
-      lost(pairs(flat));
+      const [left, lastSeen, flat] = await redis.run(REAP, [key.nodes, key.rev, key.reaping], [p, REAP_CHUNK, nodeId], ReapReply);
+      lost(pairs(lastSeen, flat));
       more = left;
     }
   };

@@ -119,17 +119,16 @@ describe('presence across nodes, after a lapse or a late answer', () => {
     // Redis is back but answers A slowly; as A announces what it was unsure of, Bob comes back through B.
     const toldOfBob = () => watcher.presence.filter((p) => p.id === identity.userId).length;
     let back: Promise<unknown> | undefined;
-    let toldBefore = 0;
+    const toldBefore = toldOfBob();
     a.cluster.onRestored(() => {
-      toldBefore = toldOfBob();
       back ??= join(b.url, { identity, name: 'Bob' });
     });
     proxy.heal();
     proxy.slowReplies(500);
     await eventually(() => back, 'node A to be restored', 10_000);
     await back;
-    // Told three times more: of Bob's return through B, and by A that he went offline with
-    // its counts (its resync found him gone) and, at last, of what it had been unsure of.
+    // Told three times more: that he went offline with A's counts (its resync found him gone),
+    // of his return through B and, at last, by A of what it had been unsure of.
     await eventually(() => toldOfBob() >= toldBefore + 3, "node A's announcements of Bob", 10_000);
     proxy.heal();
     await new Promise((r) => setTimeout(r, 300));

@@ -1,9 +1,12 @@
 // A node that dies with a great many users: every one of them goes offline for the others
 // (unless connected elsewhere too), and Redis keeps answering the rest of the cluster
-// meanwhile, so that messages sent then are answered as fast as ever.
+// meanwhile, so that messages sent then are answered as fast as ever; those who watch them,
+// on any node, are told.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
 import { openRedisCluster, type RedisCluster } from '../../relay/redis/cluster.ts';
+import { connectClient, eventually, type TestClient } from '../support/relay.ts';
+import { startNode } from './support/nodes.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
 
 let redis: TestRedis;
@@ -28,6 +31,9 @@ const open = async (options: { nodeTtlMs: number; heartbeatMs: number }) => {
 
 const USERS = 200_000;
 const userOf = (n: number) => `u${String(n).padStart(31, '0')}`;
+/** A user id as the protocol spells them (base32), for users that clients watch. */
+const B32 = 'abcdefghijklmnopqrstuvwxyz234567';
+const idOf = (n: number) => [...n.toString(32)].map((c) => B32[parseInt(c, 32)]).join('').padStart(32, 'a');
 
 describe('reaping a dead node', () => {
   it('announces each of its 200,000 users offline, while Redis keeps answering a sender on another node at once', { timeout: 60_000 }, async () => {
@@ -66,5 +72,77 @@ describe('reaping a dead node', () => {
     expect(await admin.keys('reap:reap*')).toEqual([]);
     expect(await admin.exists('reap:node:ghost:p')).toBe(0);
     await admin.close();
+  });
+});
+
+describe('telling watchers of the users of a dead node', () => {
+  it('tells watchers on every node that each of 100,000 users went offline, while sends through live nodes are answered quickly', { timeout: 90_000 }, async () => {
+    const options = { prefix: 'told:', nodeTtlMs: 2_000, heartbeatMs: 250, rate: { capacity: 1_000, perSecond: 1_000, abuseMs: 60_000 } };
+    const a = await startNode(redis.url, options);
+    const b = await startNode(redis.url, options);
+    const clients: TestClient[] = [];
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    try {
+      // 100,000 users in the directory, each counted by a live node that is about to die.
+      const users = 100_000;
+      for (let from = 0; from < users; from += 10_000) {
+        const batch = admin.multi();
+        const counts: Record<string, string> = {};
+        for (let n = from; n < from + 10_000; n += 1) {
+          const id = idOf(n);
+          counts[id] = '1';
+          batch.hSet(`told:u:${id}`, { id, name: `user ${n}`, idKey: 'k', kaKey: 'k', kaSig: 's', lastSeen: '1', rev: String(n + 1), firstSeen: '1' });
+          batch.zAdd('told:users', { score: 0, value: id });
+          batch.zAdd('told:users:rev', { score: n + 1, value: id });
+        }
+        batch.hSet('told:node:ghost:p', counts);
+        await batch.exec();
+      }
+      await admin.zAdd('told:nodes', { score: 1e15, value: 'ghost' });
+      const join = async (url: string) => {
+        const client = await connectClient(url);
+        clients.push(client);
+        return client;
+      };
+      // A watcher on each node watches the same 1,000 of them.
+      const watched = Array.from({ length: 1_000 }, (_, i) => idOf(i * 100));
+      const onA = await join(a.url);
+      const watchers = [onA, await join(b.url)];
+      for (const watcher of watchers) {
+        for (let i = 0; i < watched.length; i += 500) expect((await watcher.watch(...watched.slice(i, i + 500))).every((u) => u.online)).toBe(true);
+      }
+      const sender = await join(a.url);
+      const recipient = await join(b.url);
+      await eventually(async () => (await sender.request('directory:get', { ids: [recipient.id] })).ok, 'the recipient to be in the directory');
+      const toldOffline = (watcher: TestClient) => new Set(watcher.presence.filter((p) => !p.online).map((p) => p.id));
+
+      const died = Date.now();
+      await admin.zAdd('told:nodes', { score: 0, value: 'ghost' });
+      // Messages go from one node to the other, one after another, until the watchers were told.
+      let slowest = 0;
+      const failed: unknown[] = [];
+      const deadline = performance.now() + 40_000;
+      while (performance.now() < deadline && (watchers.some((w) => toldOffline(w).size < watched.length) || (await admin.exists('told:reaping')) === 1)) {
+        const started = performance.now();
+        const sent = await sender.send(recipient.id, 'still here');
+        slowest = Math.max(slowest, performance.now() - started);
+        if (!sent.ok) failed.push(sent.error);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      for (const watcher of watchers) expect(watched.filter((id) => !toldOffline(watcher).has(id))).toEqual([]);
+      expect(failed).toEqual([]);
+      expect(slowest).toBeLessThan(300);
+      // As the directory holds them now: offline, seen when their node died.
+      const [entry] = await onA.watch(idOf(100));
+      expect(entry?.online).toBe(false);
+      expect(entry?.lastSeen).toBeGreaterThanOrEqual(died - 1_000);
+      expect(onA.presence.filter((p) => p.id === idOf(100)).at(-1)).toMatchObject({ online: false, rev: entry?.rev, lastSeen: entry?.lastSeen, name: 'user 100' });
+    } finally {
+      for (const client of clients) client.close();
+      await admin.close();
+      await a.stop();
+      await b.stop();
+    }
   });
 });
