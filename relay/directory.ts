@@ -112,9 +112,8 @@ export function createDirectory({ store, presence, io, connections, now, closing
     /** Saves a user who has just proved their key. */
     async record(user: Authenticated): Promise<void> {
       await continueRevs();
-      const rev = await presence.nextRev();
-      await store.saveUser({ id: user.userId, name: user.name, idKey: user.idKey, kaKey: user.kaKey, kaSig: user.kaSig, lastSeen: now(), rev });
-      // New here, or a new name or key: the others learn of it from the directory.
+      const rev = await store.saveUser({ id: user.userId, name: user.name, idKey: user.idKey, kaKey: user.kaKey, kaSig: user.kaSig, lastSeen: now(), rev: await presence.nextRev() });
+      // New here, or a new name or key: the others learn of it from the directory (from the rev it was saved at).
       if (known.get(user.userId) !== profileOf(user)) directoryChanged(rev);
       known.set(user.userId, profileOf(user));
     },

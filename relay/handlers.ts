@@ -184,8 +184,8 @@ export function registerHandlers(socket: RelaySocket, ctx: HandlerContext): void
       const user = socket.data.user;
       user.name = p.name;
       const stored: StoredUser = { id: me, name: p.name, idKey: user.idKey, kaKey: user.kaKey, kaSig: user.kaSig, lastSeen: ctx.now(), rev: await ctx.nextRev() };
-      await ctx.store.saveUser(stored);
-      const entry: UserEntry = { ...stored, online: true };
+      // Told with the rev it was saved at: clients ignore an entry older than the one they hold.
+      const entry: UserEntry = { ...stored, rev: await ctx.store.saveUser(stored), online: true };
       ctx.announce(entry, true);
       return ok(entry);
     },

@@ -157,6 +157,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     saveUser: (user) =>
       guard(async () => {
         await writes.later(() => q.saveUser.run({ id: user.id, name: user.name, id_key: user.idKey, ka_key: user.kaKey, ka_sig: user.kaSig, first_seen: user.lastSeen, last_seen: user.lastSeen, rev: user.rev }));
+        return user.rev;
       }),
     setLastSeen: (id, lastSeen, rev) =>
       guard(async () => {

@@ -120,8 +120,12 @@ export interface RelayStore {
   /** Key for the handshake challenges' MAC; stable across restarts. */
   readonly secret: Buffer;
 
-  /** Inserts or updates a user; the identity key of an existing id never changes. */
-  saveUser(user: StoredUser): Promise<void>;
+  /**
+   * Inserts or updates a user; the identity key of an existing id never changes. Resolves with
+   * the rev it was saved at: `user.rev`, or a newer one where the store never moves a user's
+   * rev back (a cluster's, when another node's change with a later rev landed first).
+   */
+  saveUser(user: StoredUser): Promise<number>;
   setLastSeen(id: string, lastSeen: number, rev: number): Promise<void>;
   getUsers(ids: readonly string[]): Promise<StoredUser[]>;
   /** Users ordered by id, strictly after `after`. */

@@ -39,7 +39,7 @@ export function redisDirectory(redis: Redis, key: StoreKeys, open: () => void): 
   return {
     async saveUser(user) {
       open();
-      await redis.run(SAVE_USER, [key.user(user.id), key.users, key.usersByRev, key.rev], [user.id, user.name, user.idKey, user.kaKey, user.kaSig, user.lastSeen, user.rev], Int);
+      return redis.run(SAVE_USER, [key.user(user.id), key.users, key.usersByRev, key.rev], [user.id, user.name, user.idKey, user.kaKey, user.kaSig, user.lastSeen, user.rev], Int);
     },
     async setLastSeen(id, lastSeen, rev) {
       open();

@@ -1,17 +1,20 @@
 // Presence across nodes when a node's view in Redis went wrong without an outage that anyone
 // noticed at once: a node that lapsed (did not renew in time, as after a long pause) but was
 // renewed before anyone reaped it, and a presence change that ran in Redis but whose answer
-// came after the node's deadline. Either way a watcher on another node must end up seeing the
-// user as they really are, without paging the directory again.
+// came after the node's deadline; or a rename whose save landed after a later presence change.
+// Either way a watcher on another node must end up seeing the user as they really are, without
+// paging the directory again.
+import type { Socket } from 'node:net';
 import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectClient, eventually, type TestClient } from '../support/relay.ts';
 import { generateIdentity } from '../../relay/identity.ts';
 import type { UserEntry } from '../../relay/protocol.ts';
-import { startProxy, type Proxy } from '../support/proxy.ts';
+import { startProxy, type Proxy, type Tap } from '../support/proxy.ts';
 import { startRedis, type TestRedis } from './support/redis.ts';
 import { startNode, type NodeOptions, type TestNode } from './support/nodes.ts';
 import { RESYNC } from '../../relay/redis/node-scripts.ts';
+import { SAVE_USER } from '../../relay/redis/scripts.ts';
 
 let redis: TestRedis;
 const nodes: TestNode[] = [];
@@ -44,8 +47,9 @@ const join = async (url: string, options: Parameters<typeof connectClient>[1] = 
  * What the watcher was told of the user, as a client keeps it (the entry with the highest rev,
  * the later one of equal revs): true online, false offline, undefined nothing yet.
  */
-const lastSeen = (watcher: TestClient, userId: string) =>
-  watcher.presence.filter((p) => p.id === userId).reduce<UserEntry | undefined>((kept, p) => (kept && kept.rev > p.rev ? kept : p), undefined)?.online;
+const lastEntry = (watcher: TestClient, userId: string) =>
+  watcher.presence.filter((p) => p.id === userId).reduce<UserEntry | undefined>((kept, p) => (kept && kept.rev > p.rev ? kept : p), undefined);
+const lastSeen = (watcher: TestClient, userId: string) => lastEntry(watcher, userId)?.online;
 /** A node that never renews nor reaps during a test (its first reap ran at start). */
 const QUIET: NodeOptions = { nodeTtlMs: 600_000, heartbeatMs: 600_000 };
 
@@ -156,5 +160,55 @@ describe('presence across nodes, after a lapse or a late answer', () => {
     await eventually(() => lastSeen(watcher, leaving.id) === false, 'the watcher to be told the user went offline', 8_000);
     const [entry] = await watcher.watch(leaving.id);
     expect(entry?.online).toBe(false);
+  });
+
+  it('tells a rename at once to a watcher on another node that was told of a later presence change before the rename was saved', { timeout: 30_000 }, async () => {
+    // Node A's link to Redis can hold back its next directory save (and what it sends after it).
+    let holding = false;
+    let heldOn: Socket | undefined;
+    const heldBack: Buffer[] = [];
+    const release = () => {
+      holding = false;
+      for (const chunk of heldBack.splice(0)) heldOn?.write(chunk);
+    };
+    const tap: Tap = (client, upstream) => ({
+      fromClient: (chunk) => {
+        if (holding && (heldOn === upstream || (!heldOn && chunk.includes(SAVE_USER.sha)))) {
+          heldOn = upstream;
+          heldBack.push(chunk);
+        } else {
+          upstream.write(chunk);
+        }
+      },
+      fromUpstream: (chunk) => void client.write(chunk),
+    });
+    const proxy = await startProxy(redis.port, tap);
+    proxies.push(proxy);
+    const a = await node(`redis://127.0.0.1:${proxy.port}`, { commandTimeoutMs: 5_000 });
+    const b = await node(redis.url, QUIET);
+    const watcher = await join(b.url);
+    const identity = generateIdentity();
+    await watcher.watch(identity.userId);
+    const first = await join(a.url, { identity, name: 'Bob' });
+    await eventually(() => lastSeen(watcher, first.id) === true, 'Bob to be seen online');
+
+    // Bob renames himself on A: A takes the rev of the rename, and its save waits on the way.
+    holding = true;
+    const renamed = first.request('profile:update', { name: 'Robert' });
+    await eventually(() => heldBack.length > 0, "node A's save of the rename to be on its way");
+    // Meanwhile his other device comes online through B, with a later rev, told to the watcher at once.
+    const told = watcher.presence.length;
+    await join(b.url, { identity, name: 'Bob' });
+    await eventually(() => watcher.presence.length > told, 'the watcher to be told of the second device');
+    release();
+    const answer = await renamed;
+    expect(answer.ok).toBe(true);
+    // The rename was saved with a rev after the second device's: the watcher is told so, and
+    // the hint that follows takes directory readers past that device's change to it.
+    await eventually(() => lastEntry(watcher, identity.userId)?.name === 'Robert', 'the watcher to be told of the rename', 3_000);
+    const [stored] = await watcher.watch(identity.userId);
+    expect(stored).toMatchObject({ name: 'Robert', rev: lastEntry(watcher, identity.userId)?.rev });
+    expect(answer.ok && answer.value.rev).toBe(stored?.rev);
+    await eventually(() => watcher.hints.some((rev) => rev >= (stored?.rev ?? Infinity)), 'a directory hint that takes readers to the rename', 3_000);
   });
 });
