@@ -1,7 +1,8 @@
 // The SQLite store's tables as rows, and its prepared statements (relay/mailbox/sqlite.ts).
 // Every statement is prepared once, when the store opens; values are always bound.
 import type { Database } from 'better-sqlite3';
-import type { Envelope, ReceiptState } from '../protocol.ts';
+import { z } from 'zod';
+import type { Envelope } from '../protocol.ts';
 import type { StoredUser } from './store.ts';
 
 export interface MailboxRow {
@@ -26,14 +27,31 @@ export interface UserRow {
   rev: number;
 }
 
+/**
+ * A mailbox row as it is read back. Edited by hand, or written by a faulty version, a column
+ * may hold anything the table lets it (SQLite keeps a value of another type where it cannot
+ * convert it), so each is checked before it is used.
+ */
+export type StoredRow = Pick<MailboxRow, 'seq' | 'recipient'> & { [K in Exclude<keyof MailboxRow, 'seq' | 'recipient'>]: unknown };
+
 export const toUser = (r: UserRow): StoredUser => ({ id: r.id, name: r.name, idKey: r.id_key, kaKey: r.ka_key, kaSig: r.ka_sig, lastSeen: r.last_seen, rev: r.rev });
 
-export function toEnvelope(r: MailboxRow): Envelope {
-  if (r.kind === 'message') {
-    return { seq: r.seq, kind: 'message', id: r.msg_id ?? '', from: r.sender, body: r.body, sentAt: r.sent_at ?? 0, at: r.at };
+const ReceiptBody = z.object({ state: z.enum(['delivered', 'read']), ids: z.array(z.string()) });
+
+/** A row's envelope and the body bytes the quota counts for it, or undefined when it cannot be read. */
+export function readRow(r: StoredRow): { envelope: Envelope; size: number } | undefined {
+  const { seq, kind, sender: from, msg_id: id, body, sent_at: sentAt, at, size } = r;
+  if (typeof from !== 'string' || typeof body !== 'string' || typeof at !== 'number' || typeof size !== 'number') return undefined;
+  if (kind === 'message') return typeof id === 'string' && typeof sentAt === 'number' ? { envelope: { seq, kind, id, from, body, sentAt, at }, size } : undefined;
+  if (kind !== 'receipt') return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return undefined;
   }
-  const receipt = JSON.parse(r.body) as { state: ReceiptState; ids: string[] };
-  return { seq: r.seq, kind: 'receipt', from: r.sender, state: receipt.state, ids: receipt.ids, at: r.at };
+  const receipt = ReceiptBody.safeParse(json);
+  return receipt.success ? { envelope: { seq, kind, from, state: receipt.data.state, ids: receipt.data.ids, at }, size } : undefined;
 }
 
 export function toRow(recipient: string, e: Envelope, size: number): MailboxRow {
@@ -70,8 +88,11 @@ export function prepareQueries(db: Database) {
       "SELECT count(*) AS rows, count(*) FILTER (WHERE kind = 'message') AS messages, coalesce(sum(size) FILTER (WHERE kind = 'message'), 0) AS bytes FROM mailbox WHERE recipient = ?"),
     insertRow: db.prepare<[number, string, string, string, string | null, string, number | null, number, number]>(
       'INSERT INTO mailbox (seq, recipient, kind, sender, msg_id, body, sent_at, at, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
-    page: db.prepare<[string, number, number], MailboxRow>('SELECT * FROM mailbox WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?'),
-    bySeq: db.prepare<[number], MailboxRow>('SELECT * FROM mailbox WHERE seq = ?'),
+    page: db.prepare<[string, number, number], StoredRow>('SELECT * FROM mailbox WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?'),
+    bySeq: db.prepare<[number], StoredRow>('SELECT * FROM mailbox WHERE seq = ?'),
     deleteRow: db.prepare<[number]>('DELETE FROM mailbox WHERE seq = ?'),
+    copyToDeadLetters: db.prepare<[number, number]>(`
+      INSERT OR REPLACE INTO dead_letters (seq, recipient, kind, sender, msg_id, body, sent_at, at, size, set_aside_at)
+      SELECT seq, recipient, kind, sender, msg_id, body, sent_at, at, size, ? FROM mailbox WHERE seq = ?`),
   };
 }

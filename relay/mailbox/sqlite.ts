@@ -11,7 +11,7 @@ import { base32 } from '../identity.ts';
 import { hash52 } from './bloom.ts';
 import { SeenFilter } from './seen-filter.ts';
 import { seqBlocks } from './seq-blocks.ts';
-import { prepareQueries, toEnvelope, toUser } from './sqlite-rows.ts';
+import { prepareQueries, readRow, toUser, type StoredRow } from './sqlite-rows.ts';
 import { createWriteBehind, storageError, type PendingRow } from './write-behind.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { migrate, tune } from '../sqlite/migrate.ts';
@@ -117,23 +117,41 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     return { seq: envelope.seq, durable: row.done.promise };
   };
 
+  /**
+   * Rows that cannot be read are moved to the dead letters: left in the mailbox, they would fail
+   * every page of it, and the recipient would get nothing more. Logged without their contents.
+   */
+  const setAside = (recipient: string, rows: readonly StoredRow[]) => {
+    writes.setAside(recipient, rows, now());
+    log.error('mailbox: set aside rows that cannot be read', { recipient, count: rows.length, table: 'dead_letters' });
+  };
+
   const page = (recipient: string, afterSeq: number, limit: number, bytes = Infinity): Envelope[] => {
     const written: Envelope[] = [];
     /** The disk was read up to this seq only (a full page, or its bytes used up): nothing newer may join. */
     let readTo = Infinity;
     if (writes.onDisk(recipient) > 0) {
       const skip = writes.removedFor(recipient);
+      const unreadable: StoredRow[] = [];
       let used = 0;
       // Row by row, so that a page of large bodies reads no more than it can send.
       for (const r of q.page.iterate(recipient, afterSeq, limit + skip)) {
         if (writes.isRemoved(r.seq)) continue;
-        const envelope = toEnvelope(r);
+        const envelope = readRow(r)?.envelope;
+        if (!envelope) {
+          unreadable.push(r);
+          continue;
+        }
         used += envelopeBytes(envelope);
         if (written.length >= limit || (written.length > 0 && used > bytes)) {
           readTo = written.at(-1)?.seq ?? afterSeq;
           break;
         }
         written.push(envelope);
+      }
+      if (unreadable.length > 0) {
+        setAside(recipient, unreadable);
+        return page(recipient, afterSeq, limit, bytes);
       }
     }
     // Merged in seq order with what waits in memory (a held envelope may be older than a written one).
@@ -200,6 +218,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
       guard(() => {
         const taken: PendingRow[] = [];
         const stored: { envelope: Envelope; size: number }[] = [];
+        const unreadable: StoredRow[] = [];
         for (const s of new Set(seqList)) {
           const row = writes.waitingFor(recipient)?.get(s);
           if (row) {
@@ -208,8 +227,12 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
           }
           if (writes.isRemoved(s)) continue;
           const found = q.bySeq.get(s);
-          if (found && found.recipient === recipient) stored.push({ envelope: toEnvelope(found), size: found.size });
+          if (!found || found.recipient !== recipient) continue;
+          const read = readRow(found);
+          if (read) stored.push(read);
+          else unreadable.push(found); // spoilt since it was sent
         }
+        if (unreadable.length > 0) setAside(recipient, unreadable);
         const bySender = deliveredIds(stored.map((r) => r.envelope));
         seqs.ensure(bySender.size);
         for (const row of taken) writes.take(row, at);

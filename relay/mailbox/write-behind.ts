@@ -7,7 +7,7 @@ import type { Database } from 'better-sqlite3';
 import type { Envelope } from '../protocol.ts';
 import type { Logger } from '../log.ts';
 import { hash52 } from './bloom.ts';
-import { toRow, type Queries } from './sqlite-rows.ts';
+import { toRow, type Queries, type StoredRow } from './sqlite-rows.ts';
 import { StorageError, deferred, recordKey, type Deferred } from './store.ts';
 
 export interface PendingRow {
@@ -251,6 +251,28 @@ export function createWriteBehind({ db, q, holdMs, log, committed }: WriteBehind
       deletesFor.set(recipient, (deletesFor.get(recipient) ?? 0) + 1);
     },
     isRemoved: (seq: number): boolean => pendingDeletes.has(seq),
+    /**
+     * Moves written rows of the recipient's that cannot be read to the dead letters, at once
+     * (a page read before the next commit must not meet them again), and gives back what they
+     * counted for.
+     */
+    setAside: (recipient: string, rows: readonly StoredRow[], at: number): void => {
+      const box = boxOf(recipient); // counted from the disk before they leave it
+      db.transaction(() => {
+        for (const r of rows) {
+          q.copyToDeadLetters.run(at, r.seq);
+          q.deleteRow.run(r.seq);
+        }
+      })();
+      for (const r of rows) {
+        box.rows -= 1;
+        // As the quota counts them from the disk (q.box): by the kind and size they hold.
+        if (r.kind !== 'message') continue;
+        box.messages -= 1;
+        box.bytes -= typeof r.size === 'number' ? r.size : 0;
+      }
+      committed?.();
+    },
     /** How many of the recipient's written rows are acknowledged but not deleted yet. */
     removedFor: (recipient: string): number => deletesFor.get(recipient) ?? 0,
     /**

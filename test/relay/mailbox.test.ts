@@ -174,6 +174,33 @@ describe('the SQLite mailbox', () => {
     expect(next).toMatchObject({ kind: 'accepted', seq: 8 });
   });
 
+  it('upgrades a version 4 database and moves the rows it cannot read to the dead letters, as they were, whether met in a page or in an acknowledgement', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const file = join(dir.path, 'relay.db');
+    // Schema 4, with a receipt between two messages whose state no version ever wrote.
+    const db = new Database(file);
+    migrate(db, relayMigrations.slice(0, 4));
+    const insert = db.prepare('INSERT INTO mailbox (seq, recipient, kind, sender, msg_id, body, sent_at, at, size) VALUES (?, ?, ?, ?, ?, ?, ?, 2, ?)');
+    insert.run(7, bob, 'message', alice, 'old-00007', 'seven', 1, 5);
+    insert.run(8, bob, 'receipt', alice, null, '{"state":"seen","ids":["x"]}', null, 16);
+    insert.run(9, bob, 'message', alice, 'old-00009', 'nine', 1, 4);
+    db.close();
+    const { store } = open(0, file);
+    expect(idsOf(await store.page(bob, 0, 10))).toEqual(['old-00007', 'old-00009']);
+    const dead = () => readDb(file, (d) => d.prepare('SELECT seq, kind, msg_id AS id, body, sent_at AS sentAt FROM dead_letters ORDER BY seq').all());
+    expect(dead()).toEqual([{ seq: 8, kind: 'receipt', id: null, body: '{"state":"seen","ids":["x"]}', sentAt: null }]);
+
+    // A row spoilt after it was sent: its acknowledgement moves it aside too, and removes the other.
+    const writer = new Database(file);
+    writer.prepare("UPDATE mailbox SET sent_at = 'soon' WHERE seq = 9").run();
+    writer.close();
+    expect(await store.acknowledge(bob, [7, 9], 3)).toMatchObject({ removed: 1, receiptsFor: [alice] });
+    expect(dead()).toMatchObject([{ seq: 8 }, { seq: 9, id: 'old-00009', sentAt: 'soon' }]);
+    const bobsRows = () => readDb(file, (d) => (d.prepare('SELECT count(*) AS n FROM mailbox WHERE recipient = ?').get(bob) as { n: number }).n);
+    await eventually(() => bobsRows() === 0, "bob's mailbox to be empty");
+  });
+
   it('answers every retry as a duplicate while its filter of known ids grows past its size, and after a restart', async () => {
     // The filter starts at its smallest (1,024 ids) and is refilled from the table, in slices, as it fills up.
     const { store, file } = open(0, undefined, { expectedRecords: 1 });
