@@ -2,32 +2,14 @@
 // (unless connected elsewhere too), and Redis keeps answering the rest of the cluster
 // meanwhile, so that messages sent then are answered as fast as ever; those who watch them,
 // on any node, are told.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
-import { openRedisCluster, type RedisCluster } from '../../relay/redis/cluster.ts';
 import { connectClient, eventually, type TestClient } from '../support/relay.ts';
-import { startNode } from './support/nodes.ts';
-import { startRedis, type TestRedis } from './support/redis.ts';
+import { startNode, useSharedState } from './support/nodes.ts';
 
-let redis: TestRedis;
-const opened: RedisCluster[] = [];
+const shared = useSharedState();
 
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  for (const { store, cluster } of opened) {
-    await store.close();
-    await cluster.close();
-  }
-  await redis?.remove();
-});
-
-const open = async (options: { nodeTtlMs: number; heartbeatMs: number }) => {
-  const c = await openRedisCluster({ url: redis.url, prefix: 'reap:', ...options });
-  opened.push(c);
-  return c;
-};
+const open = (options: { nodeTtlMs: number; heartbeatMs: number }) => shared.open({ prefix: 'reap:', ...options });
 
 const USERS = 200_000;
 const userOf = (n: number) => `u${String(n).padStart(31, '0')}`;
@@ -45,7 +27,7 @@ describe('reaping a dead node', () => {
     // The dead node counted a socket of each, and of one user still connected to the other node.
     const stillHere = userOf(USERS);
     await other.cluster.presence.join(stillHere);
-    const admin = createClient({ url: redis.url });
+    const admin = createClient({ url: shared.redis.url });
     await admin.connect();
     for (let from = 0; from <= USERS; from += 50_000) {
       const counts = Object.fromEntries(Array.from({ length: Math.min(50_000, USERS + 1 - from) }, (_, i) => [userOf(from + i), '1']));
@@ -78,10 +60,10 @@ describe('reaping a dead node', () => {
 describe('telling watchers of the users of a dead node', () => {
   it('tells watchers on every node that each of 100,000 users went offline, while sends through live nodes are answered quickly', { timeout: 90_000 }, async () => {
     const options = { prefix: 'told:', nodeTtlMs: 2_000, heartbeatMs: 250, rate: { capacity: 1_000, perSecond: 1_000, abuseMs: 60_000 } };
-    const a = await startNode(redis.url, options);
-    const b = await startNode(redis.url, options);
+    const a = await startNode(shared.redis.url, options);
+    const b = await startNode(shared.redis.url, options);
     const clients: TestClient[] = [];
-    const admin = createClient({ url: redis.url });
+    const admin = createClient({ url: shared.redis.url });
     await admin.connect();
     try {
       // 100,000 users in the directory, each counted by a live node that is about to die.

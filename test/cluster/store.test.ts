@@ -1,33 +1,15 @@
 // The Redis RelayStore and shared state on their own: the same contract as the SQLite store.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
-import { openRedisCluster, type RedisCluster } from '../../relay/redis/cluster.ts';
 import { createRedis, type Redis } from '../../relay/redis/commands.ts';
 import { openRedisStore } from '../../relay/redis/store.ts';
 import { StorageError, type IncomingMessage } from '../../relay/mailbox/store.ts';
 import { eventually, idsOf, readPages } from '../support/relay.ts';
-import { startRedis, type TestRedis } from './support/redis.ts';
+import { useSharedState } from './support/nodes.ts';
 
-let redis: TestRedis;
-let opened: RedisCluster[] = [];
+const shared = useSharedState();
 
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  for (const { store, cluster } of opened) {
-    await store.close();
-    await cluster.close();
-  }
-  opened = [];
-  await redis?.remove();
-});
-
-const open = async (prefix: string, holdMs?: number) => {
-  const c = await openRedisCluster({ url: redis.url, prefix, nodeTtlMs: 1_000, ...(holdMs === undefined ? {} : { holdMs }) });
-  opened.push(c);
-  return c;
-};
+const open = (prefix: string, holdMs?: number) => shared.open({ prefix, nodeTtlMs: 1_000, ...(holdMs === undefined ? {} : { holdMs }) });
 
 const user = (n: number) => String.fromCharCode(97 + n).repeat(32);
 const message = (from: string, to: string, id: string, body = 'body'): IncomingMessage => ({ from, to, id, body, sentAt: 1, at: 2, digest: `d-${to}-${body}` });
@@ -106,7 +88,7 @@ describe('the Redis store', () => {
   });
 
   it('still pages a held message while it is being written, for a read sent before the write', async () => {
-    const client = createClient({ url: redis.url });
+    const client = createClient({ url: shared.redis.url });
     await client.connect();
     const real = createRedis(client, 2_000);
     // Every reply reaches this node 100 ms late, in order (a busy event loop).
@@ -151,7 +133,7 @@ describe('the Redis store', () => {
   });
 
   it('gives back the room of messages held by a node that died before it could write them', { timeout: 20_000 }, async () => {
-    const client = createClient({ url: redis.url });
+    const client = createClient({ url: shared.redis.url });
     await client.connect();
     const real = createRedis(client, 2_000);
     // The node loses Redis for good once it has claimed the message (its process dies).
@@ -250,11 +232,11 @@ describe('the Redis store', () => {
 
   it('answers E_UNAVAILABLE at once while Redis is down, and works again when it is back', async () => {
     const { store } = await open('t5:');
-    await redis.stop('SIGKILL');
+    await shared.redis.stop('SIGKILL');
     const started = Date.now();
     await expect(store.accept(message(user(0), user(1), 'while-down'), { messages: 10, bytes: 10_000 })).rejects.toMatchObject({ code: 'E_UNAVAILABLE' });
     expect(Date.now() - started).toBeLessThan(1_000);
-    await redis.start();
+    await shared.redis.start();
     const deadline = Date.now() + 10_000;
     for (;;) {
       const outcome = await store.accept(message(user(0), user(1), 'after-back'), { messages: 10, bytes: 10_000 }).catch(() => null);
@@ -263,7 +245,7 @@ describe('the Redis store', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     // What was acknowledged before the SIGKILL is still there (append-only file).
-    const probe = createClient({ url: redis.url });
+    const probe = createClient({ url: shared.redis.url });
     await probe.connect();
     expect(await probe.zCard(`t2:mb:${user(1)}`)).toBe(2);
     await probe.close();

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { resolve } from 'node:path';
 import { createRelay, type Relay, type RelayOptions } from '../../../relay/server.ts';
-import { openRedisCluster, type RedisClusterOptions } from '../../../relay/redis/cluster.ts';
+import { openRedisCluster, type RedisCluster, type RedisClusterOptions } from '../../../relay/redis/cluster.ts';
 import type { RelayCluster } from '../../../relay/state.ts';
 import type { ClusterStore } from '../../../relay/redis/store.ts';
 import { connectClient, type ClientOptions, type TestClient } from '../../support/relay.ts';
@@ -132,6 +132,45 @@ export function useTwoNodes(options: NodeOptions = {}): TwoNodes {
       const client = await connectClient(url, clientOptions);
       clients.push(client);
       return client;
+    },
+  };
+}
+
+export interface SharedState {
+  readonly redis: TestRedis;
+  /** Opens a store and the shared state on the file's redis-server; closed after its tests. */
+  open(options?: Omit<RedisClusterOptions, 'url'>): Promise<RedisCluster>;
+}
+
+/**
+ * A redis-server for the tests of a file (started before them, removed after), and the stores
+ * and shared state they open on it, without a relay: call it at module level.
+ */
+export function useSharedState(): SharedState {
+  let redis: TestRedis | undefined;
+  const opened: RedisCluster[] = [];
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    for (const { store, cluster } of opened.splice(0)) {
+      await store.close();
+      await cluster.close();
+    }
+    await redis?.remove();
+  });
+  const started = () => {
+    if (!redis) throw new Error('redis starts before the tests (useSharedState at module level)');
+    return redis;
+  };
+  return {
+    get redis() {
+      return started();
+    },
+    async open(options = {}) {
+      const opening = await openRedisCluster({ url: started().url, ...options });
+      opened.push(opening);
+      return opening;
     },
   };
 }
