@@ -50,6 +50,15 @@ const join = async (url: string, options: Parameters<typeof connectClient>[1] = 
 const lastEntry = (watcher: TestClient, userId: string) =>
   watcher.presence.filter((p) => p.id === userId).reduce<UserEntry | undefined>((kept, p) => (kept && kept.rev > p.rev ? kept : p), undefined);
 const lastSeen = (watcher: TestClient, userId: string) => lastEntry(watcher, userId)?.online;
+/** A watcher joins `watchFrom` and watches Bob, who then joins `bobOn`: resolves once the watcher has seen him online. */
+const bobWatched = async (watchFrom: string, bobOn: string) => {
+  const watcher = await join(watchFrom);
+  const identity = generateIdentity();
+  await watcher.watch(identity.userId);
+  const bob = await join(bobOn, { identity, name: 'Bob' });
+  await eventually(() => lastSeen(watcher, bob.id) === true, 'Bob to be seen online');
+  return { watcher, identity, bob };
+};
 /** A node that never renews nor reaps during a test (its first reap ran at start). */
 const QUIET: NodeOptions = { nodeTtlMs: 600_000, heartbeatMs: 600_000 };
 
@@ -88,11 +97,7 @@ describe('presence across nodes, after a lapse or a late answer', () => {
     proxies.push(proxy);
     const x = await node(`redis://127.0.0.1:${proxy.port}`, {});
     const y = await node(redis.url, {});
-    const watcher = await join(y.url);
-    const identity = generateIdentity();
-    await watcher.watch(identity.userId);
-    const bob = await join(x.url, { identity, name: 'Bob' });
-    await eventually(() => lastSeen(watcher, bob.id) === true, 'Bob to be seen online');
+    const { watcher, bob } = await bobWatched(y.url, x.url);
 
     // Node X loses Redis for longer than its expiry: node Y reaps it and announces Bob offline.
     proxy.refuse();
@@ -109,11 +114,7 @@ describe('presence across nodes, after a lapse or a late answer', () => {
     proxies.push(proxy);
     const a = await node(`redis://127.0.0.1:${proxy.port}`, {});
     const b = await node(redis.url, QUIET);
-    const watcher = await join(b.url);
-    const identity = generateIdentity();
-    await watcher.watch(identity.userId);
-    const first = await join(a.url, { identity, name: 'Bob' });
-    await eventually(() => lastSeen(watcher, first.id) === true, 'Bob to be seen online');
+    const { watcher, identity, bob: first } = await bobWatched(b.url, a.url);
 
     // Node A is cut off from Redis for a moment (shorter than its expiry): Bob's socket there
     // leaves meanwhile, and his leave fails, so his state is unsure at A.
@@ -186,11 +187,7 @@ describe('presence across nodes, after a lapse or a late answer', () => {
     proxies.push(proxy);
     const a = await node(`redis://127.0.0.1:${proxy.port}`, { commandTimeoutMs: 5_000 });
     const b = await node(redis.url, QUIET);
-    const watcher = await join(b.url);
-    const identity = generateIdentity();
-    await watcher.watch(identity.userId);
-    const first = await join(a.url, { identity, name: 'Bob' });
-    await eventually(() => lastSeen(watcher, first.id) === true, 'Bob to be seen online');
+    const { watcher, identity, bob: first } = await bobWatched(b.url, a.url);
 
     // Bob renames himself on A: A takes the rev of the rename, and its save waits on the way.
     holding = true;
