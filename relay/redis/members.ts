@@ -5,6 +5,8 @@ import type { Envelope } from '../protocol.ts';
 import { StorageError } from '../mailbox/store.ts';
 
 export const Strings = z.array(z.string());
+/** A ZRANGE … WITHSCORES reply, as the client gives it: [member, score] pairs. */
+export const Scored = z.array(z.tuple([z.string(), z.union([z.number(), z.string()])]));
 export const Int = z.number().int();
 export const AcceptReply = z.tuple([z.enum(['accepted', 'waiting', 'duplicate', 'held', 'conflict', 'full', 'elsewhere']), Int, Int]);
 export const AcknowledgeReply = z.tuple([Int, z.array(z.union([z.string(), Int])), Strings]);

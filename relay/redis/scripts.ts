@@ -200,22 +200,22 @@ return {removed, offers, following}
 `);
 
 /**
- * KEYS: mailbox, quota, dead letters. ARGV: members.
+ * KEYS: mailbox, quota, dead letters. ARGV: the seqs of members that cannot be read.
  * Mailbox members that cannot be read (written by hand, or by a faulty version) move to the
  * dead letters, kept with their seqs for an operator: left in the mailbox, they would fail
- * every page of it. A message header gives its quota back, as ACKNOWLEDGE would, but never
- * below zero (one written by hand was never counted). Returns how many moved (another node
- * may have moved them first).
+ * every page of it. Found by seq, not by their text: a member that is not valid UTF-8 reaches
+ * the node altered, and would never match. A message header gives its quota back, as
+ * ACKNOWLEDGE would, but never below zero (one written by hand was never counted). Returns
+ * how many moved (another node may have moved them first).
  */
 export const SET_ASIDE = script(`
 local moved, count, bytes = 0, 0, 0
 for i = 1, #ARGV do
-  local seq = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if seq then
-    redis.call('ZREM', KEYS[1], ARGV[i])
-    redis.call('ZADD', KEYS[3], seq, ARGV[i])
+  for _, member in ipairs(redis.call('ZRANGE', KEYS[1], ARGV[i], ARGV[i], 'BYSCORE')) do
+    redis.call('ZREM', KEYS[1], member)
+    redis.call('ZADD', KEYS[3], ARGV[i], member)
     moved = moved + 1
-    local size = string.match(ARGV[i], '^m (%d+) %S+ %S+\\n')
+    local size = string.match(member, '^m (%d+) %S+ %S+\\n')
     if size then
       count = count + 1
       bytes = bytes + tonumber(size)

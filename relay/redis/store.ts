@@ -24,7 +24,7 @@ import { StorageError, type AcceptOutcome, type IncomingMessage, type Offer, typ
 import type { Redis } from './commands.ts';
 import { storeKeys, type StoreContext } from './context.ts';
 import { heldMessages } from './held.ts';
-import { AcceptReply, AcknowledgeReply, IdentityReply, Int, Strings, messageHeader, readMember, tail, toEnvelope } from './members.ts';
+import { AcceptReply, AcknowledgeReply, IdentityReply, Int, Scored, Strings, messageHeader, readMember, tail, toEnvelope } from './members.ts';
 import { ACCEPT, ACKNOWLEDGE, CLAIM, IDENTITY, POST, SET_ASIDE } from './scripts.ts';
 import { redisDirectory } from './users.ts';
 import { senderWaits } from './waits.ts';
@@ -117,8 +117,8 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
     }
   }
 
-  const readMailbox = (recipient: string, { afterSeq, limit }: PageRequest) =>
-    redis.command(['ZRANGE', key.mailbox(recipient), `(${afterSeq}`, '+inf', 'BYSCORE', 'LIMIT', 0, limit], Strings);
+  const pageCommand = (recipient: string, { afterSeq, limit }: PageRequest) => ['ZRANGE', key.mailbox(recipient), `(${afterSeq}`, '+inf', 'BYSCORE', 'LIMIT', 0, limit];
+  const readMailbox = (recipient: string, request: PageRequest) => redis.command(pageCommand(recipient, request), Strings);
 
   /**
    * A page of `members` read from the recipient's mailbox. Members that cannot be read are
@@ -130,8 +130,10 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
       try {
         return held.withHeld(recipient, members, request);
       } catch (error) {
-        const bad = members.filter((m) => readMember(m) === undefined);
-        if (bad.length === 0) throw error;
+        if (members.every((m) => readMember(m) !== undefined)) throw error;
+        // Their seqs, read again with the page: SET_ASIDE finds them by seq (scripts.ts).
+        const scored = await redis.command([...pageCommand(recipient, request), 'WITHSCORES'], Scored);
+        const bad = scored.filter(([member]) => readMember(member) === undefined).map(([, seq]) => seq);
         const moved = await redis.run(SET_ASIDE, [key.mailbox(recipient), key.quota(recipient), key.deadLetters(recipient)], bad, Int);
         if (moved > 0) log.error('redis: set aside mailbox entries that cannot be read', { recipient, count: moved, key: key.deadLetters(recipient) });
       }

@@ -75,4 +75,16 @@ describe('a mailbox entry that cannot be read', () => {
     expect(acked.next?.map((e) => (e.kind === 'message' ? e.id : e.kind))).toEqual(['after-00001']);
     expect(await probe.zRange(`parley:dead:${bob}`, 0, -1)).toEqual(['r\n{"seq":']);
   });
+  it('is set aside when it is not even valid UTF-8 (the node reads it altered, and finds it again by its seq)', async () => {
+    const [alice, bob] = ['c'.repeat(32), 'd'.repeat(32)];
+    await node.store.accept({ from: alice, to: bob, id: 'good-000001', body: 'good', sentAt: 1, at: 2, digest: 'good' }, { messages: 10, bytes: 10_000 });
+    const junk = Buffer.concat([Buffer.from('r\n{"seq":'), Buffer.from([0xff, 0xfe])]);
+    await probe.zAdd(`parley:mb:${bob}`, { score: 0.5, value: junk });
+    const page = await Promise.race([
+      node.store.page(bob, 0, 10),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no page within 5 s')), 5_000)),
+    ]);
+    expect(page.map((e) => (e.kind === 'message' ? e.id : e.kind))).toEqual(['good-000001']);
+    expect(await probe.zScore(`parley:dead:${bob}`, junk)).toBe(0.5);
+  });
 });
