@@ -4,7 +4,8 @@
 // Keys (P = prefix): P relay  hash {id, secret}; P seq  the seq counter; P users  sorted set
 // of user ids (lexical paging); P u:<id>  hash, a directory entry; P mb:<id>  sorted set, the
 // mailbox, scored by seq; P mq:<id>  hash {n, b}, the mailbox's message count and body bytes;
-// P mh:<id>  hash {n, b}, the same for messages held in a node's memory for them (reserved);
+// P mh:<id>  sorted set of "<seq> <body bytes>" scored by expiry, the messages held in a node's
+// memory for them (reserved: the quota counts them until they expire or are given back);
 // P dead:<id>  sorted set, members of the mailbox that could not be read, scored by seq;
 // P sent:<sender>:<id>  "<seq> <digest>[ <delivered at>| held]", the idempotency record,
 // expiring after the retention.

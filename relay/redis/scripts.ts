@@ -43,9 +43,13 @@ local function checks()
     return {'duplicate', tonumber(seq), tonumber(extra) or 0}
   end
   local quota = redis.call('HMGET', KEYS[3], 'n', 'b')
-  local held = redis.call('HMGET', KEYS[6], 'n', 'b')
-  local n = tonumber(quota[1] or '0') + tonumber(held[1] or '0')
-  local b = tonumber(quota[2] or '0') + tonumber(held[2] or '0')
+  -- Reservations past their time (a node died holding them, or failed to give them back) go first.
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now())
+  local n, b = tonumber(quota[1] or '0'), tonumber(quota[2] or '0')
+  for _, r in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
+    n = n + 1
+    b = b + tonumber(string.match(r, ' (%d+)$'))
+  end
   if n + 1 > tonumber(ARGV[3]) or b + tonumber(ARGV[2]) > tonumber(ARGV[4]) then
     return {'full', 0, 0}
   end
@@ -53,17 +57,13 @@ local function checks()
 end
 `;
 
-// Gives back a held message's reservation: it was written (and counts in the quota now) or
-// taken. The reservations expire with the newest claim's held record, so those of a node that
-// died holding messages last only until the recipient's claims pause for that long; a release
-// after that finds nothing to give back.
+// Gives back a held message's reservation ("<seq> <body bytes>" in P mh:<user>, scored by when
+// it expires): it was written (and counts in the quota now) or taken. Each reservation expires
+// with its own held record, so one never given back (its node died, or the release failed)
+// stops counting then, however busy the recipient; a release after that finds nothing.
 const UNRESERVE = `
-local function unreserve(key, size)
-  if redis.call('HINCRBY', key, 'n', -1) <= 0 then
-    redis.call('DEL', key)
-  else
-    redis.call('HINCRBY', key, 'b', -tonumber(size))
-  end
+local function unreserve(key, seq, size)
+  redis.call('ZREM', key, seq .. ' ' .. size)
 end
 `;
 
@@ -108,8 +108,7 @@ if early then return early end
 if onlineOn(ARGV[6], liveNodes(KEYS[5]), ARGV[8], ARGV[7]) then return {'elsewhere', 0, 0} end
 local seq = redis.call('INCR', KEYS[4])
 redis.call('SET', KEYS[1], seq .. ' ' .. ARGV[1] .. ' held', 'PX', ARGV[5])
-redis.call('HINCRBY', KEYS[6], 'n', 1)
-redis.call('HINCRBY', KEYS[6], 'b', tonumber(ARGV[2]))
+redis.call('ZADD', KEYS[6], now() + tonumber(ARGV[5]), seq .. ' ' .. ARGV[2])
 redis.call('PEXPIRE', KEYS[6], ARGV[5])
 return {'accepted', seq, prevSeq(KEYS[2], seq)}
 `);
@@ -122,7 +121,7 @@ return {'accepted', seq, prevSeq(KEYS[2], seq)}
  */
 export const WRITE = script(`${COMMON}${UNRESERVE}
 local seq = tonumber(ARGV[4])
-unreserve(KEYS[5], ARGV[2])
+unreserve(KEYS[5], ARGV[4], ARGV[2])
 redis.call('ZADD', KEYS[2], seq, ARGV[5])
 redis.call('HINCRBY', KEYS[3], 'n', 1)
 redis.call('HINCRBY', KEYS[3], 'b', tonumber(ARGV[2]))
@@ -240,7 +239,7 @@ local count = #KEYS / 2
 local px = ARGV[#ARGV]
 for i = 1, count do
   redis.call('SET', KEYS[i], ARGV[i], 'PX', px)
-  unreserve(KEYS[count + i], ARGV[count + i])
+  unreserve(KEYS[count + i], string.match(ARGV[i], '^%d+'), ARGV[count + i])
 end
 return count
 `);

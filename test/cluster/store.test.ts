@@ -158,6 +158,39 @@ describe('the Redis store', () => {
     }
   });
 
+  it('stops counting a dead node\'s reservation on time even while its recipient keeps getting messages through another node', { timeout: 30_000 }, async () => {
+    const client = createClient({ url: shared.redis.url });
+    await client.connect();
+    const real = createRedis(client, 2_000);
+    let dead = false;
+    const dying: Redis = { ...real, run: (lua, keys, args, reply) => (dead ? Promise.reject(new StorageError('E_UNAVAILABLE', 'gone')) : real.run(lua, keys, args, reply)) };
+    const store = await openRedisStore({ redis: dying, prefix: 't15:', nodeId: 'dying', holdMs: 50 });
+    const other = (await open('t15:', 50)).store;
+    const [alice, bob, carol] = [user(0), user(1), user(2)];
+    const quota = { messages: 2, bytes: 10_000 };
+    try {
+      const held = await store.accept(message(alice, bob, 'held-00001'), quota, true);
+      if (held.kind !== 'accepted') throw new Error(held.kind);
+      dead = true;
+      await held.durable.catch(() => undefined);
+      // Bob, now connected to the other node, takes a message every second for 8 s (past the
+      // dead node's held record, 5 s): each is claimed for him there.
+      for (let i = 0; i < 8; i++) {
+        const live = await other.accept(message(carol, bob, `live-${i}-0001`, `live ${i}`), quota, true);
+        if (live.kind !== 'accepted') throw new Error(`live ${i}: ${live.kind}`);
+        await other.acknowledge(bob, [live.seq], Date.now());
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+      // Offline now, with an empty mailbox and a cap of 2: both fit.
+      const outcomes = [await other.accept(message(carol, bob, 'off-1-00001', 'off 1'), quota), await other.accept(message(carol, bob, 'off-2-00001', 'off 2'), quota)];
+      expect(outcomes.map((o) => o.kind)).toEqual(['accepted', 'accepted']);
+    } finally {
+      await store.close();
+      real.close();
+      await client.close();
+    }
+  });
+
   it('pages large messages only as far as the page\'s bytes allow, never skipping one behind it', async () => {
     const { store } = await open('t8:', 60_000);
     const [alice, bob] = [user(0), user(1)];
