@@ -11,7 +11,7 @@ import { checkAuth, createChallenges } from './auth.ts';
 import { browserOrigin, RequestBudget, TokenBucket } from './guard.ts';
 import { Pump, socketTarget } from './delivery.ts';
 import { Sessions } from './sessions.ts';
-import { registerHandlers, type RelayIo, type RelaySocket } from './handlers.ts';
+import { registerHandlers, watchRoom, type RelayIo, type RelaySocket } from './handlers.ts';
 import { ADMISSION_GRACE_MS, CONNECT_TIMEOUT_MS, guardAdmission } from './admission.ts';
 import { createDirectory } from './directory.ts';
 import { silentLogger, type Logger } from './log.ts';
@@ -164,9 +164,6 @@ export function createRelay(options: RelayOptions): Relay {
     work.then(done, done);
   }
 
-  cluster?.onLost((lost) => {
-    if (!closing) track(directory.announceLost(lost).catch(presenceFailed));
-  });
   // Users whose join or leave failed or timed out in the shared presence (it may have run
   // there unanswered), or whose change could not be announced: their state is announced once
   // the shared presence is back.
@@ -175,6 +172,15 @@ export function createRelay(options: RelayOptions): Relay {
     if (cluster) unsure.add(userId);
     presenceFailed(error);
   };
+  cluster?.onLost((lost) => {
+    if (closing) return;
+    track(directory.announceLost(lost).catch((error: unknown) => {
+      // Not told (their entries could not be read, e.g. Redis was just dropped): told as they
+      // are once the shared state is back.
+      for (const { userId } of lost) if (io.sockets.adapter.rooms.has(watchRoom(userId))) unsure.add(userId);
+      presenceFailed(error);
+    }));
+  });
   /**
    * Announces these users as the shared presence has them. The revs are taken before it is
    * read, so a change made after the read (a reconnect, a leave) carries a later rev and wins.

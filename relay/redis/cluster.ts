@@ -15,7 +15,7 @@ import type { RelayCluster } from '../state.ts';
 import { createRedis } from './commands.ts';
 import { openRedisStore, type ClusterStore } from './store.ts';
 import { toEnvelope } from './members.ts';
-import { createClusterNode, type Lost } from './node.ts';
+import { createClusterNode } from './node.ts';
 import { redisAddressLimits, redisChallengeLedger } from './limits.ts';
 
 export interface RedisClusterOptions {
@@ -74,6 +74,13 @@ const WakeHead = z.tuple([UserIdSchema, z.coerce.number().int().min(1), z.coerce
 const TakenNotice = z.tuple([UserIdSchema, MessageIdSchema, z.coerce.number().int().min(0)]);
 
 const Stamp = z.coerce.number().int().min(0);
+
+/** A user gone offline everywhere, with the rev and last-seen time already saved in the directory. */
+interface Lost {
+  userId: string;
+  rev: number;
+  lastSeen: number;
+}
 
 /** "-<last seen> <user> <rev> <user> <rev>...", as REAP and RESYNC publish it (node-scripts.ts). */
 function parseLost(message: string): Lost[] | null {
@@ -198,10 +205,7 @@ export async function openRedisCluster(options: RedisClusterOptions): Promise<Re
     challenges: redisChallengeLedger(redis, prefix),
     addressLimits: (limits) => redisAddressLimits({ redis, prefix, node, log, ...limits }),
     adapter,
-    onLost(listener) {
-      node.onLost(listener);
-      lostListeners.push(listener);
-    },
+    onLost: (listener) => void lostListeners.push(listener),
     onRestored: (listener) => node.onRestored(listener),
     onWake: (listener) => void wakeListeners.push(listener),
     async close() {

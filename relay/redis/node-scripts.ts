@@ -13,35 +13,30 @@ import { COMMON } from './lua.ts';
 /**
  * Users who went offline everywhere (with a dead node, or with this node's counts while it was
  * cut off): each gets a rev, saved with the last-seen time `t` in their directory entry (P u:<id>
- * and P users:rev, as users.ts keeps them), and the other live nodes are told on their wake-up
- * channels, "-<t> <user> <rev> <user> <rev>...", each to tell its own watchers. Returns {user,
- * rev, ...}. Done by the node, a reap cost two commands and one broadcast through the adapter's
+ * and P users:rev, as users.ts keeps them), and every live node, this one too, is told on its
+ * wake-up channel, "-<t> <user> <rev> <user> <rev>...", each to tell its own watchers (told by
+ * the script's reply instead, this node's watchers missed them when the reply was lost). Done by the node, a reap cost two commands and one broadcast through the adapter's
  * stream a user: 200,000 of them kept thousands of commands queued before every send, and the
  * broadcasts outran the other nodes' readers of the stream (cut to 10,000 entries), so watchers
  * there missed some of them.
  */
 const OFFLINE = `
-local function wentOffline(prefix, revKey, live, me, t, users)
-  if #users == 0 then return {} end
+local function wentOffline(prefix, revKey, live, t, users)
+  if #users == 0 then return end
   -- The revs in one block after the next one (nextRev for each cost a fifth of a reap).
   local first = nextRev(revKey)
   redis.call('SET', revKey, string.format('%.0f', first + #users - 1))
-  local out, told = {}, {}
+  local told = {}
   for i, user in ipairs(users) do
     local rev = string.format('%.0f', first + i - 1)
     -- Users in the directory only (each is in P users:rev); no rev handed out is above this one.
     if redis.call('ZADD', prefix .. 'users:rev', 'XX', 'CH', rev, user) == 1 then
       redis.call('HSET', prefix .. 'u:' .. user, 'lastSeen', t, 'rev', rev)
     end
-    out[#out + 1] = user
-    out[#out + 1] = first + i - 1
     told[#told + 1] = user .. ' ' .. rev
   end
   local notice = '-' .. t .. ' ' .. table.concat(told, ' ')
-  for _, node in ipairs(live) do
-    if node ~= me then redis.call('PUBLISH', prefix .. 'wake:' .. node, notice) end
-  end
-  return out
+  for _, node in ipairs(live) do redis.call('PUBLISH', prefix .. 'wake:' .. node, notice) end
 end
 `;
 
@@ -98,12 +93,12 @@ return out
 `);
 
 /**
- * KEYS: nodes, rev, reaping. ARGV: prefix, chunk size, this node. Claims the dead nodes (ZREM:
+ * KEYS: nodes, rev, reaping. ARGV: prefix, chunk size. Claims the dead nodes (ZREM:
  * only one reaper wins each): their connection counts go, and their presence counts are set
  * aside, each under a name of its own (the node may come back, RESYNC, and be reaped again
  * meanwhile) listed in the set "reaping". Then it takes up to `chunk size` users set aside (by
- * any reaper), saves and tells those who went offline (OFFLINE), and returns {1 if more are
- * left else 0, last seen, {user, rev, ...}}. Their node no longer counts as live, so they are
+ * any reaper), saves and tells those who went offline (OFFLINE), and returns 1 if more are
+ * left, else 0. Their node no longer counts as live, so they are
  * offline from the claim on; the chunks only find whom to announce. One script for all the
  * users of a node held Redis (every node's commands) for 6 µs a user: eight dead nodes of
  * 50,000 users ran past the 2 s deadline, and its reply, the only word of who went offline,
@@ -133,8 +128,8 @@ for _, aside in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   end
 end
 local t = string.format('%.0f', now())
-local out = wentOffline(ARGV[1], KEYS[2], live, ARGV[3], t, gone)
-return {redis.call('SCARD', KEYS[3]) > 0 and 1 or 0, tonumber(t), out}
+wentOffline(ARGV[1], KEYS[2], live, t, gone)
+return redis.call('SCARD', KEYS[3]) > 0 and 1 or 0
 `);
 
 /** KEYS: nodes. ARGV: node. Marks a node dead now, for the next reap (a graceful stop). */
@@ -147,8 +142,7 @@ return 1
  * KEYS: node presence, node connections, nodes, rev. ARGV: node, prefix, ttl ms, user count,
  * user, sockets, ..., address, connections, ... Rewrites this node's counts from what it
  * really holds (after an outage, or after being presumed dead) and renews it. Saves and tells
- * the users it had counted who are now offline everywhere (OFFLINE); returns {last seen,
- * {user, rev, ...}} of those.
+ * the users it had counted who are now offline everywhere (OFFLINE). Returns 0.
  */
 export const RESYNC = script(`${COMMON}${OFFLINE}
 local before = redis.call('HKEYS', KEYS[1])
@@ -171,7 +165,8 @@ for _, user in ipairs(before) do
   if not mine[user] and not onlineOn(ARGV[2], live, user, nil) then gone[#gone + 1] = user end
 end
 local t = string.format('%.0f', now())
-return {tonumber(t), wentOffline(ARGV[2], KEYS[4], live, ARGV[1], t, gone)}
+wentOffline(ARGV[2], KEYS[4], live, t, gone)
+return 0
 `);
 
 /** KEYS: node connections. ARGV: address, +1 or -1. */

@@ -22,12 +22,6 @@ export interface ClusterNodeOptions {
 export type Refusal = z.infer<typeof Refusal>;
 const Refusal = z.enum(['', 'E_THROTTLED', 'E_TOO_MANY_CONNECTIONS']);
 
-/** A user gone offline everywhere, with the rev and last-seen time already saved in the directory. */
-export interface Lost {
-  userId: string;
-  rev: number;
-  lastSeen: number;
-}
 
 export interface ClusterNode {
   readonly id: string;
@@ -41,8 +35,6 @@ export interface ClusterNode {
   admit(address: string, block: string, max: number): Promise<Refusal>;
   /** A connection from `address` that admit() counted has closed. */
   released(address: string): void;
-  /** Users who went offline with a dead node (or while this one was cut off from Redis) that this node found; the others are told (node-scripts.ts). */
-  onLost(listener: (lost: Lost[]) => void): void;
   /** Redis is reachable again and holds this node's counts; `presumedDead`: the others may have taken its users for offline (it was reaped, or lapsed). */
   onRestored(listener: (presumedDead: boolean) => void): void;
   start(): Promise<void>;
@@ -52,23 +44,11 @@ export interface ClusterNode {
 
 const Int = z.number().int();
 const Flags = z.array(Int);
-const Pairs = z.array(z.union([z.string(), Int]));
 const LeaveReply = z.tuple([Int, Int]);
-const ResyncReply = z.tuple([Int, Pairs]);
-const ReapReply = z.tuple([Int, Int, Pairs]);
 
 /** Users of dead nodes gone through per REAP script: about 5 ms of Redis each (node-scripts.ts). */
 const REAP_CHUNK = 500;
 
-function pairs(lastSeen: number, flat: readonly (string | number)[]): Lost[] {
-  const out: Lost[] = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    const userId = flat[i];
-    const rev = flat[i + 1];
-    if (typeof userId === 'string' && typeof rev === 'number') out.push({ userId, rev, lastSeen });
-  }
-  return out;
-}
 
 const bump = (counts: Map<string, number>, key: string, delta: number) => {
   const n = (counts.get(key) ?? 0) + delta;
@@ -82,7 +62,6 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
   // What this node really holds: the truth that Redis is brought back to.
   const sockets = new Map<string, number>();
   const connections = new Map<string, number>();
-  const lostListeners: ((lost: Lost[]) => void)[] = [];
   const restoredListeners: ((presumedDead: boolean) => void)[] = [];
   let dirty = true;
   let down = false;
@@ -99,9 +78,6 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
     throw error;
   };
 
-  const lost = (list: Lost[]) => {
-    if (list.length > 0) for (const listener of lostListeners) listener(list);
-  };
 
   let resyncs = 0;
   const resync = async () => {
@@ -110,7 +86,7 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
     for (const [user, n] of sockets) args.push(user, n);
     for (const [address, n] of connections) args.push(address, n);
     dirty = false;
-    return pairs(...(await redis.run(RESYNC, [key.presence, key.connections, key.nodes, key.rev], args, ResyncReply)));
+    await redis.run(RESYNC, [key.presence, key.connections, key.nodes, key.rev], args, Int);
   };
 
   /**
@@ -121,9 +97,7 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
   const reap = async () => {
     const until = performance.now() + options.heartbeatMs / 2;
     for (let more = 1; more === 1 && performance.now() < until; ) {
-      const [left, lastSeen, flat] = await redis.run(REAP, [key.nodes, key.rev, key.reaping], [p, REAP_CHUNK, nodeId], ReapReply);
-      lost(pairs(lastSeen, flat));
-      more = left;
+      more = await redis.run(REAP, [key.nodes, key.rev, key.reaping], [p, REAP_CHUNK], Int);
     }
   };
 
@@ -132,7 +106,7 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
       // Missing or lapsed: the others may have taken this node's users for offline.
       if ((await redis.run(HEARTBEAT, [key.nodes], [nodeId, ttlMs], Int)) === 1) presumedDead = true;
       const wasDirty = dirty;
-      if (presumedDead || dirty) lost(await resync());
+      if (presumedDead || dirty) await resync();
       if (down || presumedDead || wasDirty) {
         if (down) log.info('redis: reachable again; counts rewritten');
         down = false;
@@ -186,10 +160,9 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
       bump(connections, address, -1);
       redis.run(CONNECTION, [key.connections], [address, -1], Int).catch(failed('connection count')).catch(() => undefined);
     },
-    onLost: (listener) => void lostListeners.push(listener),
     onRestored: (listener) => void restoredListeners.push(listener),
     async start() {
-      lost(await resync());
+      await resync();
       await reap();
       timer = setInterval(() => {
         // A tick still waiting for a slow Redis is not doubled up.

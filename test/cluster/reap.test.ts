@@ -6,16 +6,18 @@ import { describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
 import { connectClient, eventually, type TestClient } from '../support/relay.ts';
 import { startNode, useSharedState } from './support/nodes.ts';
+import { startProxy, type Tap } from '../support/proxy.ts';
+import { REAP } from '../../relay/redis/node-scripts.ts';
 
 const shared = useSharedState();
 
 const open = (options: { nodeTtlMs: number; heartbeatMs: number }) => shared.open({ prefix: 'reap:', ...options });
 
 const USERS = 200_000;
-const userOf = (n: number) => `u${String(n).padStart(31, '0')}`;
-/** A user id as the protocol spells them (base32), for users that clients watch. */
+/** A user id as the protocol spells them (base32): the offline notices carry no other kind. */
 const B32 = 'abcdefghijklmnopqrstuvwxyz234567';
 const idOf = (n: number) => [...n.toString(32)].map((c) => B32[parseInt(c, 32)]).join('').padStart(32, 'a');
+const userOf = idOf;
 
 describe('reaping a dead node', () => {
   it('announces each of its 200,000 users offline, while Redis keeps answering a sender on another node at once', { timeout: 60_000 }, async () => {
@@ -125,6 +127,61 @@ describe('telling watchers of the users of a dead node', () => {
       await admin.close();
       await a.stop();
       await b.stop();
+    }
+  });
+});
+
+describe('the node that reaps', () => {
+  it('tells its own watchers too when the reply of the reap that found the dead node is lost', { timeout: 30_000 }, async () => {
+    // Node A talks to Redis through a proxy that, once armed, lets the next reap run in Redis
+    // but loses its reply (the connection drops).
+    let armed = false;
+    const tap: Tap = (client, upstream) => {
+      let swallowing = false;
+      return {
+        fromClient: (chunk) => {
+          upstream.write(chunk);
+          if (!armed || !chunk.includes(REAP.sha)) return;
+          armed = false;
+          swallowing = true;
+          setTimeout(() => {
+            client.destroy();
+            upstream.destroy();
+          }, 200);
+        },
+        fromUpstream: (chunk) => void (swallowing || client.write(chunk)),
+      };
+    };
+    const proxy = await startProxy(shared.redis.port, tap);
+    const a = await startNode(`redis://127.0.0.1:${proxy.port}`, { prefix: 'own:', nodeTtlMs: 2_000, heartbeatMs: 250 });
+    const b = await startNode(shared.redis.url, { prefix: 'own:', nodeTtlMs: 600_000, heartbeatMs: 600_000 }); // never reaps here
+    const admin = createClient({ url: shared.redis.url });
+    await admin.connect();
+    const watchers: TestClient[] = [];
+    try {
+      // A user in the directory, counted by a live node that is about to die.
+      const id = idOf(7);
+      await admin.hSet(`own:u:${id}`, { id, name: 'Gus', idKey: 'k', kaKey: 'k', kaSig: 's', lastSeen: '1', rev: '1', firstSeen: '1' });
+      await admin.zAdd('own:users', { score: 0, value: id });
+      await admin.zAdd('own:users:rev', { score: 1, value: id });
+      await admin.hSet('own:node:ghost:p', { [id]: '1' });
+      await admin.zAdd('own:nodes', { score: 1e15, value: 'ghost' });
+      for (const node of [a, b]) {
+        const watcher = await connectClient(node.url);
+        watchers.push(watcher);
+        expect((await watcher.watch(id))[0]?.online).toBe(true);
+      }
+      await admin.zAdd('own:nodes', { score: 0, value: 'ghost' });
+      armed = true;
+      const toldOffline = (watcher: TestClient) => watcher.presence.some((p) => p.id === id && !p.online);
+      await eventually(() => !armed, "node A's reap of the dead node");
+      for (const [i, watcher] of watchers.entries()) await eventually(() => toldOffline(watcher), `the watcher on node ${'AB'[i]} to be told Gus went offline`, 5_000);
+    } finally {
+      for (const watcher of watchers) watcher.close();
+      await admin.close();
+      await a.stop();
+      await b.stop();
+      await proxy.close();
     }
   });
 });
