@@ -11,6 +11,24 @@ const shared = useSharedState();
 
 const open = (prefix: string, holdMs?: number) => shared.open({ prefix, nodeTtlMs: 1_000, ...(holdMs === undefined ? {} : { holdMs }) });
 
+/** The store of a node (a hold of 50 ms) that loses Redis for good at die(): its process died. */
+const dyingNode = async (prefix: string) => {
+  const client = createClient({ url: shared.redis.url });
+  await client.connect();
+  const real = createRedis(client, 2_000);
+  let dead = false;
+  const dying: Redis = { ...real, run: (lua, keys, args, reply) => (dead ? Promise.reject(new StorageError('E_UNAVAILABLE', 'gone')) : real.run(lua, keys, args, reply)) };
+  const store = await openRedisStore({ redis: dying, prefix, nodeId: 'dying', holdMs: 50 });
+  return {
+    store,
+    die: () => void (dead = true),
+    close: async () => {
+      await store.close();
+      real.close();
+      await client.close();
+    },
+  };
+};
 const user = (n: number) => String.fromCharCode(97 + n).repeat(32);
 const message = (from: string, to: string, id: string, body = 'body'): IncomingMessage => ({ from, to, id, body, sentAt: 1, at: 2, digest: `d-${to}-${body}` });
 
@@ -133,45 +151,33 @@ describe('the Redis store', () => {
   });
 
   it('gives back the room of messages held by a node that died before it could write them', { timeout: 20_000 }, async () => {
-    const client = createClient({ url: shared.redis.url });
-    await client.connect();
-    const real = createRedis(client, 2_000);
     // The node loses Redis for good once it has claimed the message (its process dies).
-    let dead = false;
-    const dying: Redis = { ...real, run: (lua, keys, args, reply) => (dead ? Promise.reject(new StorageError('E_UNAVAILABLE', 'gone')) : real.run(lua, keys, args, reply)) };
-    const store = await openRedisStore({ redis: dying, prefix: 't14:', nodeId: 'dying', holdMs: 50 });
+    const { store, die, close } = await dyingNode('t14:');
     const other = (await open('t14:')).store;
     const [alice, bob, carol] = [user(0), user(1), user(2)];
     const quota = { messages: 1, bytes: 10_000 };
     try {
       const held = await store.accept(message(alice, bob, 'held-00001'), quota, true);
       if (held.kind !== 'accepted') throw new Error(held.kind);
-      dead = true;
+      die();
       await expect(held.durable).rejects.toMatchObject({ code: 'E_UNAVAILABLE' });
       expect((await other.accept(message(carol, bob, 'carol-0001'), quota)).kind).toBe('full');
       // Not for good: the reservation expires with the held record.
       await eventually(async () => (await other.accept(message(carol, bob, 'carol-0001'), quota)).kind === 'accepted', 'room in bob\'s mailbox', 10_000);
     } finally {
-      await store.close();
-      real.close();
-      await client.close();
+      await close();
     }
   });
 
   it('stops counting a dead node\'s reservation on time even while its recipient keeps getting messages through another node', { timeout: 30_000 }, async () => {
-    const client = createClient({ url: shared.redis.url });
-    await client.connect();
-    const real = createRedis(client, 2_000);
-    let dead = false;
-    const dying: Redis = { ...real, run: (lua, keys, args, reply) => (dead ? Promise.reject(new StorageError('E_UNAVAILABLE', 'gone')) : real.run(lua, keys, args, reply)) };
-    const store = await openRedisStore({ redis: dying, prefix: 't15:', nodeId: 'dying', holdMs: 50 });
+    const { store, die, close } = await dyingNode('t15:');
     const other = (await open('t15:', 50)).store;
     const [alice, bob, carol] = [user(0), user(1), user(2)];
     const quota = { messages: 2, bytes: 10_000 };
     try {
       const held = await store.accept(message(alice, bob, 'held-00001'), quota, true);
       if (held.kind !== 'accepted') throw new Error(held.kind);
-      dead = true;
+      die();
       await held.durable.catch(() => undefined);
       // Bob, now connected to the other node, takes a message every second for 8 s (past the
       // dead node's held record, 5 s): each is claimed for him there.
@@ -185,9 +191,7 @@ describe('the Redis store', () => {
       const outcomes = [await other.accept(message(carol, bob, 'off-1-00001', 'off 1'), quota), await other.accept(message(carol, bob, 'off-2-00001', 'off 2'), quota)];
       expect(outcomes.map((o) => o.kind)).toEqual(['accepted', 'accepted']);
     } finally {
-      await store.close();
-      real.close();
-      await client.close();
+      await close();
     }
   });
 
