@@ -42,3 +42,15 @@ local function wakeOthers(prefix, nodes, user, me, seq, prev, member)
   end
 end
 `;
+
+// A user's last-seen time at a rev, in their directory entry (P u:<id>, and P users:rev, as
+// users.ts keeps them): only for users in the directory, and only forward (nodes race).
+export const LAST_SEEN = `
+local function saveLastSeen(userKey, byRevKey, id, lastSeen, rev)
+  local stored = redis.call('HGET', userKey, 'rev')
+  if stored and tonumber(stored) < tonumber(rev) then
+    redis.call('HSET', userKey, 'lastSeen', lastSeen, 'rev', rev)
+    redis.call('ZADD', byRevKey, rev, id)
+  end
+end
+`;

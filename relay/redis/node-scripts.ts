@@ -8,19 +8,19 @@
 // some live node counts a socket of theirs; a node that stops renewing its expiry is dead, and
 // the first node to reap it announces who went offline with it (the nodes share that work).
 import { script } from './commands.ts';
-import { COMMON } from './lua.ts';
+import { COMMON, LAST_SEEN } from './lua.ts';
 
 /**
  * Users who went offline everywhere (with a dead node, or with this node's counts while it was
- * cut off): each gets a rev, saved with the last-seen time `t` in their directory entry (P u:<id>
- * and P users:rev, as users.ts keeps them), and every live node, this one too, is told on its
- * wake-up channel, "-<t> <user> <rev> <user> <rev>...", each to tell its own watchers (told by
- * the script's reply instead, this node's watchers missed them when the reply was lost). Done by the node, a reap cost two commands and one broadcast through the adapter's
- * stream a user: 200,000 of them kept thousands of commands queued before every send, and the
- * broadcasts outran the other nodes' readers of the stream (cut to 10,000 entries), so watchers
- * there missed some of them.
+ * cut off): each gets a rev, saved with the last-seen time `t` in their directory entry
+ * (saveLastSeen, lua.ts), and every live node, this one too, is told on its wake-up channel,
+ * "-<t> <user> <rev> <user> <rev>...", each to tell its own watchers (told by the script's
+ * reply instead, this node's watchers missed them when the reply was lost). Done by the node,
+ * a reap cost two commands and one broadcast through the adapter's stream a user: 200,000 of
+ * them kept thousands of commands queued before every send, and the broadcasts outran the
+ * other nodes' readers of the stream (cut to 10,000 entries), so watchers there missed some.
  */
-const OFFLINE = `
+const OFFLINE = `${LAST_SEEN}
 local function wentOffline(prefix, revKey, live, t, users)
   if #users == 0 then return end
   -- The revs in one block after the next one (nextRev for each cost a fifth of a reap).
@@ -29,10 +29,7 @@ local function wentOffline(prefix, revKey, live, t, users)
   local told = {}
   for i, user in ipairs(users) do
     local rev = string.format('%.0f', first + i - 1)
-    -- Users in the directory only (each is in P users:rev); no rev handed out is above this one.
-    if redis.call('ZADD', prefix .. 'users:rev', 'XX', 'CH', rev, user) == 1 then
-      redis.call('HSET', prefix .. 'u:' .. user, 'lastSeen', t, 'rev', rev)
-    end
+    saveLastSeen(prefix .. 'u:' .. user, prefix .. 'users:rev', user, t, rev)
     told[#told + 1] = user .. ' ' .. rev
   end
   local notice = '-' .. t .. ' ' .. table.concat(told, ' ')

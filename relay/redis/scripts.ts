@@ -7,7 +7,7 @@
 // Scripts name some keys they build themselves (the senders' mailboxes, the nodes' presence):
 // fine on one Redis primary (with replicas), not meant for a sharded Redis Cluster.
 import { script } from './commands.ts';
-import { COMMON } from './lua.ts';
+import { COMMON, LAST_SEEN } from './lua.ts';
 
 /** KEYS: relay hash. ARGV: new id, new secret. The first node to start decides both. */
 export const IDENTITY = script(`
@@ -282,11 +282,7 @@ return tonumber(rev)
 `);
 
 /** KEYS: user hash, users by rev. ARGV: id, lastSeen, rev. Only for users that exist, and only forward (nodes race). */
-export const SET_LAST_SEEN = script(`
-local rev = redis.call('HGET', KEYS[1], 'rev')
-if rev and tonumber(rev) < tonumber(ARGV[3]) then
-  redis.call('HSET', KEYS[1], 'lastSeen', ARGV[2], 'rev', ARGV[3])
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-end
+export const SET_LAST_SEEN = script(`${LAST_SEEN}
+saveLastSeen(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 return 1
 `);
