@@ -123,18 +123,22 @@ export function createDirectory({ store, presence, io, connections, now, closing
      * rev and last-seen time (every node hears of them: relay/redis/node-scripts.ts). Only the
      * entries of those watched here are read, one list after the other: a reap brings a list
      * every few milliseconds, and reads started for all at once would queue before every send.
+     * Those it could not tell (their entries could not be read) go to `untold`.
      */
-    announceLost(lost: readonly { userId: string; rev: number; lastSeen: number }[]): Promise<void> {
+    announceLost(lost: readonly { userId: string; rev: number; lastSeen: number }[], untold: (userIds: string[], error: unknown) => void): Promise<void> {
       const watched = new Map(lost.filter((l) => io.sockets.adapter.rooms.has(watchRoom(l.userId))).map((l) => [l.userId, l]));
       if (watched.size === 0) return Promise.resolve();
-      const told = telling.then(async () => {
-        for (const stored of await store.getUsers([...watched.keys()])) {
-          const l = watched.get(stored.id);
-          if (l) io.local.to(watchRoom(stored.id)).emit('presence:update', { ...stored, lastSeen: l.lastSeen, rev: l.rev, online: false });
+      telling = telling.then(async () => {
+        try {
+          for (const stored of await store.getUsers([...watched.keys()])) {
+            const l = watched.get(stored.id);
+            if (l) io.local.to(watchRoom(stored.id)).emit('presence:update', { ...stored, lastSeen: l.lastSeen, rev: l.rev, online: false });
+          }
+        } catch (error) {
+          untold([...watched.keys()], error);
         }
       });
-      telling = told.catch(() => undefined);
-      return told;
+      return telling;
     },
 
     /** Announces what the directory holds for the user now (another socket may have renamed them). */

@@ -11,7 +11,7 @@ import { checkAuth, createChallenges } from './auth.ts';
 import { browserOrigin, RequestBudget, TokenBucket } from './guard.ts';
 import { Pump, socketTarget } from './delivery.ts';
 import { Sessions } from './sessions.ts';
-import { registerHandlers, watchRoom, type RelayIo, type RelaySocket } from './handlers.ts';
+import { registerHandlers, type RelayIo, type RelaySocket } from './handlers.ts';
 import { ADMISSION_GRACE_MS, CONNECT_TIMEOUT_MS, guardAdmission } from './admission.ts';
 import { createDirectory } from './directory.ts';
 import { silentLogger, type Logger } from './log.ts';
@@ -174,10 +174,9 @@ export function createRelay(options: RelayOptions): Relay {
   };
   cluster?.onLost((lost) => {
     if (closing) return;
-    track(directory.announceLost(lost).catch((error: unknown) => {
-      // Not told (their entries could not be read, e.g. Redis was just dropped): told as they
-      // are once the shared state is back.
-      for (const { userId } of lost) if (io.sockets.adapter.rooms.has(watchRoom(userId))) unsure.add(userId);
+    // Those not told (e.g. Redis was just dropped) are told as they are once it is back.
+    track(directory.announceLost(lost, (userIds, error) => {
+      userIds.forEach((userId) => unsure.add(userId));
       presenceFailed(error);
     }));
   });
