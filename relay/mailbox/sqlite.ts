@@ -127,12 +127,15 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   };
 
   const page = (recipient: string, afterSeq: number, limit: number, bytes = Infinity): Envelope[] => {
-    const written: Envelope[] = [];
+    let written: Envelope[] = [];
     /** The disk was read up to this seq only (a full page, or its bytes used up): nothing newer may join. */
     let readTo = Infinity;
-    if (writes.onDisk(recipient) > 0) {
-      const skip = writes.removedFor(recipient);
+    // Read again after setting aside rows that cannot be read: they took places in the page.
+    while (writes.onDisk(recipient) > 0) {
+      written = [];
+      readTo = Infinity;
       const unreadable: StoredRow[] = [];
+      const skip = writes.removedFor(recipient);
       let used = 0;
       // Row by row, so that a page of large bodies reads no more than it can send.
       for (const r of q.page.iterate(recipient, afterSeq, limit + skip)) {
@@ -149,10 +152,8 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         }
         written.push(envelope);
       }
-      if (unreadable.length > 0) {
-        setAside(recipient, unreadable);
-        return page(recipient, afterSeq, limit, bytes);
-      }
+      if (unreadable.length === 0) break;
+      setAside(recipient, unreadable);
     }
     // Merged in seq order with what waits in memory (a held envelope may be older than a written one).
     const out: Envelope[] = [];
