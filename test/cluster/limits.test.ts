@@ -4,10 +4,10 @@
 // when its TCP connection closes, also when Engine.IO refused the upgrade.
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { openRawWebSocket, type RawWebSocket } from '../support/raw-ws.ts';
 import { startRelay, type TestRelay } from '../support/relay.ts';
-import { startRedis, type TestRedis } from './support/redis.ts';
+import { useRedis } from './support/redis.ts';
 import { startNode, type TestNode } from './support/nodes.ts';
 import { createClient } from 'redis';
 import { createRedis, type Redis } from '../../relay/redis/commands.ts';
@@ -18,20 +18,14 @@ import { silentLogger } from '../../relay/log.ts';
 import { StorageError } from '../../relay/mailbox/store.ts';
 
 const CAP = 3;
-let redis: TestRedis;
+const redis = useRedis();
 const nodes: TestNode[] = [];
 const relays: TestRelay[] = [];
 const open: RawWebSocket[] = [];
 
-beforeAll(async () => {
-  redis = await startRedis();
-});
 afterEach(async () => {
   for (const ws of open.splice(0)) ws.destroy();
   await Promise.all([...nodes.splice(0).map((n) => n.stop()), ...relays.splice(0).map((r) => r.stop())]);
-});
-afterAll(async () => {
-  await redis?.remove();
 });
 
 /** Opens `n` WebSockets at once, spread over the ports; resolves with how many opened (they stay open). */

@@ -6,31 +6,25 @@
 // paging the directory again.
 import type { Socket } from 'node:net';
 import { createClient } from 'redis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { connectClient, eventually, type TestClient } from '../support/relay.ts';
 import { generateIdentity } from '../../relay/identity.ts';
 import type { UserEntry } from '../../relay/protocol.ts';
 import { startProxy, type Proxy, type Tap } from '../support/proxy.ts';
-import { startRedis, type TestRedis } from './support/redis.ts';
+import { useRedis } from './support/redis.ts';
 import { startNode, type NodeOptions, type TestNode } from './support/nodes.ts';
 import { RESYNC } from '../../relay/redis/node-scripts.ts';
 import { SAVE_USER } from '../../relay/redis/scripts.ts';
 
-let redis: TestRedis;
+const redis = useRedis();
 const nodes: TestNode[] = [];
 const clients: TestClient[] = [];
 const proxies: Proxy[] = [];
 
-beforeAll(async () => {
-  redis = await startRedis();
-});
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
   await Promise.all(nodes.splice(0).map((n) => n.stop()));
   await Promise.all(proxies.splice(0).map((p) => p.close()));
-});
-afterAll(async () => {
-  await redis?.remove();
 });
 
 const node = async (url: string, options: NodeOptions) => {

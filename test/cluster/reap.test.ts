@@ -17,7 +17,6 @@ const USERS = 200_000;
 /** A user id as the protocol spells them (base32): the offline notices carry no other kind. */
 const B32 = 'abcdefghijklmnopqrstuvwxyz234567';
 const idOf = (n: number) => [...n.toString(32)].map((c) => B32[parseInt(c, 32)]).join('').padStart(32, 'a');
-const userOf = idOf;
 
 describe('reaping a dead node', () => {
   it('announces each of its 200,000 users offline, while Redis keeps answering a sender on another node at once', { timeout: 60_000 }, async () => {
@@ -27,12 +26,12 @@ describe('reaping a dead node', () => {
     reaper.cluster.onLost((lost) => lost.forEach((l) => gone.add(l.userId)));
     other.cluster.onLost((lost) => lost.forEach((l) => gone.add(l.userId)));
     // The dead node counted a socket of each, and of one user still connected to the other node.
-    const stillHere = userOf(USERS);
+    const stillHere = idOf(USERS);
     await other.cluster.presence.join(stillHere);
     const admin = createClient({ url: shared.redis.url });
     await admin.connect();
     for (let from = 0; from <= USERS; from += 50_000) {
-      const counts = Object.fromEntries(Array.from({ length: Math.min(50_000, USERS + 1 - from) }, (_, i) => [userOf(from + i), '1']));
+      const counts = Object.fromEntries(Array.from({ length: Math.min(50_000, USERS + 1 - from) }, (_, i) => [idOf(from + i), '1']));
       await admin.hSet('reap:node:ghost:p', counts);
     }
     await admin.zAdd('reap:nodes', { score: 0, value: 'ghost' });
@@ -42,7 +41,7 @@ describe('reaping a dead node', () => {
     const deadline = performance.now() + 40_000;
     for (let n = 0; gone.size < USERS && performance.now() < deadline; n += 1) {
       const started = performance.now();
-      const outcome = await other.store.accept({ from: userOf(1), to: userOf(2), id: `m-${n}-000000`, body: 'hi', sentAt: 1, at: 2, digest: `d${n}` }, { messages: 1e6, bytes: 1e9 });
+      const outcome = await other.store.accept({ from: idOf(1), to: idOf(2), id: `m-${n}-000000`, body: 'hi', sentAt: 1, at: 2, digest: `d${n}` }, { messages: 1e6, bytes: 1e9 });
       expect(outcome.kind).toBe('accepted');
       slowest = Math.max(slowest, performance.now() - started);
       await new Promise((r) => setTimeout(r, 5));
@@ -50,7 +49,7 @@ describe('reaping a dead node', () => {
     expect(gone.size).toBe(USERS);
     expect(gone.has(stillHere)).toBe(false);
     expect(slowest).toBeLessThan(300);
-    const sample = Array.from({ length: 500 }, (_, i) => userOf(i * 400));
+    const sample = Array.from({ length: 500 }, (_, i) => idOf(i * 400));
     expect(await other.cluster.presence.online([...sample, stillHere])).toEqual(new Set([stillHere]));
     // Nothing of the dead node is left behind.
     expect(await admin.keys('reap:reap*')).toEqual([]);

@@ -9,7 +9,7 @@ import { openRedisCluster, type RedisCluster, type RedisClusterOptions } from '.
 import type { RelayCluster } from '../../../relay/state.ts';
 import type { ClusterStore } from '../../../relay/redis/store.ts';
 import { connectClient, type ClientOptions, type TestClient } from '../../support/relay.ts';
-import { startRedis, type TestRedis } from './redis.ts';
+import { useRedis, type TestRedis } from './redis.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 
@@ -97,7 +97,8 @@ export interface TwoNodes {
  * the delivery streams do by themselves.
  */
 export function useTwoNodes(options: NodeOptions = {}): TwoNodes {
-  let redis: TestRedis | undefined;
+  // Its after-all hook runs after this file's (Vitest runs them in reverse): the nodes stop first.
+  const redis = useRedis();
   let a: TestNode | undefined;
   let b: TestNode | undefined;
   const clients: TestClient[] = [];
@@ -106,7 +107,6 @@ export function useTwoNodes(options: NodeOptions = {}): TwoNodes {
     return value;
   };
   beforeAll(async () => {
-    redis = await startRedis();
     a = await startNode(redis.url, options);
     b = await startNode(redis.url, options);
   });
@@ -116,12 +116,9 @@ export function useTwoNodes(options: NodeOptions = {}): TwoNodes {
   afterAll(async () => {
     await a?.stop();
     await b?.stop();
-    await redis?.remove();
   });
   return {
-    get redis() {
-      return started(redis);
-    },
+    redis,
     get a() {
       return started(a);
     },
@@ -147,28 +144,18 @@ export interface SharedState {
  * and shared state they open on it, without a relay: call it at module level.
  */
 export function useSharedState(): SharedState {
-  let redis: TestRedis | undefined;
+  const redis = useRedis(); // removed after the stores close (after-all hooks run in reverse)
   const opened: RedisCluster[] = [];
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
   afterAll(async () => {
     for (const { store, cluster } of opened.splice(0)) {
       await store.close();
       await cluster.close();
     }
-    await redis?.remove();
   });
-  const started = () => {
-    if (!redis) throw new Error('redis starts before the tests (useSharedState at module level)');
-    return redis;
-  };
   return {
-    get redis() {
-      return started();
-    },
+    redis,
     async open(options = {}) {
-      const opening = await openRedisCluster({ url: started().url, ...options });
+      const opening = await openRedisCluster({ url: redis.url, ...options });
       opened.push(opening);
       return opening;
     },

@@ -3,6 +3,7 @@
 // port and folder.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createConnection } from 'node:net';
+import { afterAll, beforeAll } from 'vitest';
 import { freePort } from '../../support/cli.ts';
 import { tempDir } from '../../support/relay.ts';
 
@@ -87,5 +88,35 @@ export async function startRedis(options: { appendfsync?: 'always' | 'everysec' 
       await stop();
       dir.remove();
     },
+  };
+}
+
+/** A redis-server for the tests of a file: started before them, removed after. Call it at module level. */
+export function useRedis(): TestRedis {
+  let redis: TestRedis | undefined;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis?.remove();
+  });
+  const started = () => {
+    if (!redis) throw new Error('redis starts before the tests (useRedis at module level)');
+    return redis;
+  };
+  return {
+    get url() {
+      return started().url;
+    },
+    get port() {
+      return started().port;
+    },
+    get dir() {
+      return started().dir;
+    },
+    pid: () => started().pid(),
+    stop: (signal) => started().stop(signal),
+    start: () => started().start(),
+    remove: () => started().remove(),
   };
 }
