@@ -6,9 +6,8 @@
 // by itself. Should the worker fail, the writer's connection checkpoints as before, so the WAL
 // never grows without end.
 import type { Database } from 'better-sqlite3';
-import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.ts';
+import { startSqliteWorker } from './worker.ts';
 
 export interface Checkpointer {
   /** A commit was made: checkpoint soon (at most one runs at a time). */
@@ -22,26 +21,10 @@ const AUTO_CHECKPOINT_PAGES = 1000;
 /** How often a checkpoint may start; a few MB of WAL at the highest write rates seen. */
 const INTERVAL_MS = 200;
 
-// CommonJS for `eval`; better-sqlite3 comes by path, resolved where the writer loaded it,
-// which holds in plain Node and in the Electron bundle alike.
-const WORKER = `
-const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.module);
-const db = new Database(workerData.path, { fileMustExist: true });
-db.pragma('busy_timeout = 1000');
-parentPort.on('message', (m) => {
-  if (m === 'close') {
-    db.close();
-    parentPort.close();
-    return;
-  }
-  try {
-    db.pragma('wal_checkpoint(PASSIVE)');
-    parentPort.postMessage({ ok: true });
-  } catch (error) {
-    parentPort.postMessage({ ok: false, error: String(error) });
-  }
-});
+const body = `
+function handle() {
+  db.pragma('wal_checkpoint(PASSIVE)');
+}
 `;
 
 export interface CheckpointerOptions {
@@ -51,31 +34,33 @@ export interface CheckpointerOptions {
 
 /** Moves `db`'s checkpoints to a worker thread. `db` must be in WAL mode and on a file. */
 export function startCheckpointer(db: Database, log: Logger, options: CheckpointerOptions = {}): Checkpointer {
-  const fallback = (why: string) => {
-    if (failed) return;
-    failed = true;
-    log.warn('checkpoints run in the event loop again', { why });
-    try {
-      db.pragma(`wal_autocheckpoint = ${AUTO_CHECKPOINT_PAGES}`);
-    } catch {
-      // closed meanwhile
-    }
-  };
   let failed = false;
   /** A checkpoint is running, or waits for its turn. */
   let busy = false;
   let again = false;
   let lastStart = -Infinity;
   let timer: NodeJS.Timeout | undefined;
-  let closing: Promise<void> | undefined;
-  let worker: Worker;
-  try {
-    worker = new Worker(WORKER, { eval: true, workerData: { module: options.module ?? createRequire(import.meta.url).resolve('better-sqlite3'), path: db.name } });
-  } catch (error) {
-    fallback(String(error));
-    return { committed: () => undefined, close: async () => undefined };
-  }
-  worker.unref();
+  let closing = false;
+  const worker = startSqliteWorker({
+    path: db.name,
+    body,
+    ...(options.module ? { module: options.module } : {}),
+    reply(reply) {
+      busy = false;
+      if (!reply.ok) log.warn('checkpoint failed', { error: reply.error });
+      if (again && !closing) schedule();
+    },
+    failed(why) {
+      if (closing) return;
+      failed = true;
+      log.warn('checkpoints run in the event loop again', { why });
+      try {
+        db.pragma(`wal_autocheckpoint = ${AUTO_CHECKPOINT_PAGES}`);
+      } catch {
+        // closed meanwhile
+      }
+    },
+  });
   db.pragma('wal_autocheckpoint = 0');
 
   const run = () => {
@@ -83,7 +68,7 @@ export function startCheckpointer(db: Database, log: Logger, options: Checkpoint
     if (closing || failed) return;
     again = false;
     lastStart = performance.now();
-    worker.postMessage('checkpoint');
+    worker.post('checkpoint');
   };
   const schedule = () => {
     busy = true;
@@ -91,16 +76,6 @@ export function startCheckpointer(db: Database, log: Logger, options: Checkpoint
     if (wait > 0) timer = setTimeout(run, wait).unref();
     else run();
   };
-  worker.on('message', (reply: { ok: boolean; error?: string }) => {
-    busy = false;
-    if (!reply.ok) log.warn('checkpoint failed', { error: reply.error });
-    if (again && !closing) schedule();
-  });
-  worker.on('error', (error) => fallback(String(error)));
-  worker.on('exit', (code) => {
-    if (!closing) fallback(`worker exited (${code})`);
-  });
-
   return {
     committed() {
       if (failed || closing) return;
@@ -109,15 +84,8 @@ export function startCheckpointer(db: Database, log: Logger, options: Checkpoint
     },
     close() {
       clearTimeout(timer);
-      closing ??= failed
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => {
-            worker.once('exit', () => resolve());
-            // Held until it has closed its connection: unref'd, it would let the process end first.
-            worker.ref();
-            worker.postMessage('close');
-          });
-      return closing;
+      closing = true;
+      return worker.close();
     },
   };
 }
