@@ -84,3 +84,26 @@ export const relayMigrations: readonly Migration[] = [
     `);
   },
 ];
+
+/**
+ * The file of records of messages delivered straight from memory (delivered-records.ts): the
+ * same `sent` table as relay.db's since its migration 4 (whose text is frozen, so it is
+ * written out again here).
+ */
+export const deliveredRecordMigrations: readonly Migration[] = [
+  (db) => {
+    db.exec(`
+      CREATE TABLE sent (
+        seq INTEGER PRIMARY KEY,
+        key INTEGER NOT NULL,
+        sender TEXT NOT NULL,
+        id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        delivered_at INTEGER
+      );
+      CREATE INDEX sent_by_key ON sent (key);
+      CREATE INDEX sent_by_age ON sent (at);
+    `);
+  },
+];

@@ -62,6 +62,29 @@ export function toRow(recipient: string, e: Envelope, size: number): MailboxRow 
 
 export type Queries = ReturnType<typeof prepareQueries>;
 
+/** A (sender, id) record as written: seq, key (hash52 of recordKey), sender, id, digest, at, delivered at. */
+export type RecordRow = [number, number, string, string, string, number, number | null];
+
+/** SQL the record writer's worker prepares too (delivered-records.ts). */
+export const RECORD_SQL = {
+  insert: 'INSERT OR IGNORE INTO sent (seq, key, sender, id, digest, at, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  prune: 'DELETE FROM sent WHERE at < ?',
+} as const;
+
+/** The idempotency records' table `sent`, the same in relay.db and in the delivered records' file. */
+export function prepareRecordQueries(db: Database) {
+  return {
+    getSent: db.prepare<[number, string, string], { seq: number; digest: string; delivered_at: number | null }>(
+      'SELECT seq, digest, delivered_at FROM sent WHERE key = ? AND sender = ? AND id = ?'),
+    insertSent: db.prepare<RecordRow>(RECORD_SQL.insert),
+    pruneSent: db.prepare<[number]>(RECORD_SQL.prune),
+    countSent: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM sent'),
+    allSent: db.prepare<[], [string, string]>('SELECT sender, id FROM sent').raw(),
+    sentAfter: db.prepare<[number, number], [number, string, string]>('SELECT seq, sender, id FROM sent WHERE seq > ? ORDER BY seq LIMIT ?').raw(),
+    maxSentSeq: db.prepare<[], { m: number | null }>('SELECT max(seq) AS m FROM sent'),
+  };
+}
+
 export function prepareQueries(db: Database) {
   return {
     getMeta: db.prepare<[string], { value: Buffer | string | number }>('SELECT value FROM meta WHERE key = ?'),
@@ -76,14 +99,7 @@ export function prepareQueries(db: Database) {
     getUsers: db.prepare<[string], UserRow>('SELECT * FROM users WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id'),
     pageUsers: db.prepare<[string, number], UserRow>('SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?'),
     changedUsers: db.prepare<[number, number], UserRow>('SELECT * FROM users WHERE rev > ? ORDER BY rev LIMIT ?'),
-    getSent: db.prepare<[number, string, string], { seq: number; digest: string; delivered_at: number | null }>(
-      'SELECT seq, digest, delivered_at FROM sent WHERE key = ? AND sender = ? AND id = ?'),
-    insertSent: db.prepare<[number, number, string, string, string, number, number | null]>(
-      'INSERT OR IGNORE INTO sent (seq, key, sender, id, digest, at, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-    pruneSent: db.prepare<[number]>('DELETE FROM sent WHERE at < ?'),
-    countSent: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM sent'),
-    allSent: db.prepare<[], [string, string]>('SELECT sender, id FROM sent').raw(),
-    sentAfter: db.prepare<[number, number], [number, string, string]>('SELECT seq, sender, id FROM sent WHERE seq > ? ORDER BY seq LIMIT ?').raw(),
+    ...prepareRecordQueries(db),
     box: db.prepare<[string], { rows: number; messages: number; bytes: number }>(
       "SELECT count(*) AS rows, count(*) FILTER (WHERE kind = 'message') AS messages, coalesce(sum(size) FILTER (WHERE kind = 'message'), 0) AS bytes FROM mailbox WHERE recipient = ?"),
     insertRow: db.prepare<[number, string, string, string, string | null, string, number | null, number, number]>(

@@ -6,6 +6,7 @@
 // it: write-behind.ts; where seqs come from: seq-blocks.ts.
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
+import { basename, dirname, extname, join } from 'node:path';
 import type { Envelope, ReceiptState } from '../protocol.ts';
 import { base32 } from '../identity.ts';
 import { hash52 } from './bloom.ts';
@@ -13,6 +14,7 @@ import { SeenFilter } from './seen-filter.ts';
 import { seqBlocks } from './seq-blocks.ts';
 import { prepareQueries, readRow, toUser, type StoredRow } from './sqlite-rows.ts';
 import { createWriteBehind, storageError, type PendingRow } from './write-behind.ts';
+import { openDeliveredRecords } from './delivered-records.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { migrate, tune } from '../sqlite/migrate.ts';
 import { startCheckpointer } from '../sqlite/checkpointer.ts';
@@ -20,7 +22,11 @@ import { relayMigrations } from './migrations.ts';
 import { StorageError, deliveredIds, recordKey, envelopeBytes, type AcceptOutcome, type IncomingMessage, type Quota, type RelayStore } from './store.ts';
 
 export interface SqliteStoreOptions {
-  /** Database file; created with its folder's permissions if missing. */
+  /**
+   * Database file; created with its folder's permissions if missing. The records of messages
+   * delivered straight from memory go into a second file beside it: `relay.db` ->
+   * `relay-delivered.db` (delivered-records.ts).
+   */
   path: string;
   /** 'normal' (default) survives a process crash; 'full' also survives power loss, at a cost. */
   durability?: 'normal' | 'full';
@@ -34,7 +40,7 @@ export interface SqliteStoreOptions {
    */
   holdMs?: number;
   /**
-   * An operator's cap on the database's size, in pages (4 KiB each by default): SQLite's
+   * An operator's cap on the main database's size, in pages (4 KiB each by default): SQLite's
    * `max_page_count`. A write that would grow the file past it fails as on a full disk:
    * senders get E_STORAGE and retry later, and nothing acknowledged is lost. It cannot be set
    * below the database's current size (SQLite then keeps the current size). Default: no cap.
@@ -47,6 +53,12 @@ export interface SqliteStoreOptions {
   expectedRecords?: number;
   now?: () => number;
   log?: Logger;
+}
+
+/** `relay.db` -> `relay-delivered.db`, in the same folder. */
+export function deliveredRecordsPath(path: string): string {
+  const ext = extname(path);
+  return join(dirname(path), `${basename(path, ext)}-delivered${ext}`);
 }
 
 export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
@@ -64,6 +76,13 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   migrate(db, relayMigrations);
 
   const q = prepareQueries(db);
+  let delivered: ReturnType<typeof openDeliveredRecords>;
+  try {
+    delivered = openDeliveredRecords({ path: deliveredRecordsPath(options.path), durability: options.durability ?? 'normal', log });
+  } catch (error) {
+    db.close();
+    throw error;
+  }
 
   const setup = db.transaction(() => {
     let id = q.getMeta.get('relay_id')?.value;
@@ -71,19 +90,37 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     let secret = q.getMeta.get('secret')?.value;
     if (!Buffer.isBuffer(secret)) q.setMeta.run('secret', (secret = randomBytes(32)));
     // Any seq up to the stored block's end may have been handed out before a crash: go on after it.
-    return { relayId: id, secret, seq: Math.max(Number(q.getMeta.get('seq')?.value ?? 0), q.maxSeq.get()?.m ?? 0) };
+    return { relayId: id, secret, seq: Math.max(Number(q.getMeta.get('seq')?.value ?? 0), q.maxSeq.get()?.m ?? 0, delivered.q.maxSentSeq.get()?.m ?? 0) };
   });
-  const meta = setup.immediate();
-  q.pruneSent.run(now() - retention);
+  let meta: ReturnType<typeof setup>;
+  try {
+    meta = setup.immediate();
+  } catch (error) {
+    void delivered.close();
+    db.close();
+    throw error;
+  }
+  const prune = () => {
+    q.pruneSent.run(now() - retention);
+    delivered.prune(now() - retention);
+  };
+  prune();
 
   const checkpoints = startCheckpointer(db, log);
-  const writes = createWriteBehind({ db, q, holdMs, log, committed: checkpoints.committed });
+  const writes = createWriteBehind({ db, q, holdMs, delivered, log, committed: checkpoints.committed });
+  // The records on file are in relay.db (of messages that were written) and in the delivered file.
+  const files = [q, delivered.q];
   const seen = new SeenFilter({
-    count: () => q.countSent.get()?.n ?? 0,
+    count: () => files.reduce((n, f) => n + (f.countSent.get()?.n ?? 0), 0),
     all: function* () {
-      for (const [sender, id] of q.allSent.iterate()) yield recordKey(sender, id);
+      for (const f of files) for (const [sender, id] of f.allSent.iterate()) yield recordKey(sender, id);
     },
-    after: (after, limit) => q.sentAfter.all(after, limit).map(([s, sender, id]) => [s, recordKey(sender, id)]),
+    after: (after, limit) =>
+      files
+        .flatMap((f) => f.sentAfter.all(after, limit))
+        .sort((a, b) => a[0] - b[0])
+        .slice(0, limit)
+        .map(([s, sender, id]) => [s, recordKey(sender, id)]),
     // Answered but not written yet (read only once the filter grows).
     pending: () => writes.unwrittenRecordKeys(),
   }, options.expectedRecords ?? 65_536, log);
@@ -93,7 +130,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
 
   const pruneTimer = setInterval(() => {
     try {
-      q.pruneSent.run(now() - retention);
+      prune();
       checkpoints.committed();
       seen.pruned();
     } catch (error) {
@@ -109,6 +146,14 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     } catch (error) {
       return Promise.reject(storageError(error));
     }
+  };
+
+  const findRecord = (key: number, sender: string, id: string) => {
+    for (const f of files) {
+      const found = f.getSent.get(key, sender, id);
+      if (found) return found;
+    }
+    return undefined;
   };
 
   const postReceipt = (to: string, r: { from: string; state: ReceiptState; ids: string[]; at: number }, live = false, keep = false) => {
@@ -191,7 +236,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         const key = recordKey(m.from, m.id);
         const inFlight = writes.unwrittenRecord(key);
         if (inFlight) return inFlight.digest === m.digest ? { kind: 'duplicate', seq: inFlight.seq, durable: inFlight.row.done.promise } : { kind: 'conflict' };
-        const earlier = seen.mightHave(key) ? q.getSent.get(hash52(key), m.from, m.id) : undefined;
+        const earlier = seen.mightHave(key) ? findRecord(hash52(key), m.from, m.id) : undefined;
         if (earlier) {
           if (earlier.digest !== m.digest) return { kind: 'conflict' };
           return { kind: 'duplicate', seq: earlier.seq, durable: Promise.resolve(earlier.delivered_at === null ? {} : { deliveredAt: earlier.delivered_at }) };
@@ -254,7 +299,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         seen.close();
         clearInterval(pruneTimer);
         // The worker's connection first: the last one to close checkpoints what is left.
-        closing = checkpoints.close().then(() => void db.close());
+        closing = Promise.all([delivered.close(), checkpoints.close()]).then(() => void db.close());
       }
       return closing;
     },

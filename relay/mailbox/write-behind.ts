@@ -7,6 +7,7 @@ import type { Database } from 'better-sqlite3';
 import type { Envelope } from '../protocol.ts';
 import type { Logger } from '../log.ts';
 import { hash52 } from './bloom.ts';
+import type { DeliveredRecords } from './delivered-records.ts';
 import { toRow, type Queries, type StoredRow } from './sqlite-rows.ts';
 import { StorageError, deferred, recordKey, type Deferred } from './store.ts';
 
@@ -49,6 +50,8 @@ export interface WriteBehindOptions {
   q: Queries;
   /** How long an envelope for a connected recipient waits in memory (see SqliteStoreOptions). */
   holdMs: number;
+  /** Where the records of envelopes taken before they were written go. */
+  delivered: DeliveredRecords;
   log: Logger;
   /** Called after each commit (relay/sqlite/checkpointer.ts). */
   committed?: () => void;
@@ -56,7 +59,7 @@ export interface WriteBehindOptions {
 
 export type WriteBehind = ReturnType<typeof createWriteBehind>;
 
-export function createWriteBehind({ db, q, holdMs, log, committed }: WriteBehindOptions) {
+export function createWriteBehind({ db, q, holdMs, delivered, log, committed }: WriteBehindOptions) {
   /** Every envelope not written yet, per recipient, in seq order. */
   const pendingFor = new Map<string, Map<number, PendingRow>>();
   /** Written with the next commit. */
@@ -65,7 +68,7 @@ export function createWriteBehind({ db, q, holdMs, log, committed }: WriteBehind
   const held = new Map<number, PendingRow>();
   /** (sender, id) records not written yet, by recordKey(). */
   const pendingSent = new Map<string, PendingSent>();
-  /** Records of envelopes taken before they were written: written with the next commit. */
+  /** Records of envelopes taken before they were written: handed to `delivered` at the next flush. */
   let takenRecords: PendingSent[] = [];
   /** Other writes (the directory's) for the next commit, each settled by it. */
   let others: { write: () => void; done: Deferred }[] = [];
@@ -148,13 +151,21 @@ export function createWriteBehind({ db, q, holdMs, log, committed }: WriteBehind
     }
     const rows = toWrite.filter((row) => !row.taken);
     toWrite = [];
-    // A record is written with its envelope, or once that was acknowledged (it is never written then).
-    const sent = takenRecords;
+    // A record is written with its envelope, or, once that was acknowledged, into the file of
+    // delivered records (it is never written then); it stays findable in memory until it is.
+    const taken = takenRecords;
     takenRecords = [];
+    delivered.write(taken, () => {
+      for (const s of taken) {
+        const key = recordKey(s.from, s.id);
+        if (pendingSent.get(key) === s) pendingSent.delete(key);
+      }
+    });
+    const sent: PendingSent[] = [];
     for (const row of rows) if (row.record) sent.push(row.record);
     const extra = others;
     others = [];
-    if (pendingDeletes.size === 0 && rows.length === 0 && sent.length === 0 && extra.length === 0) return;
+    if (pendingDeletes.size === 0 && rows.length === 0 && extra.length === 0) return;
     const deletes = [...pendingDeletes];
     for (const s of sent) pendingSent.delete(recordKey(s.from, s.id));
     try {
@@ -183,15 +194,9 @@ export function createWriteBehind({ db, q, holdMs, log, committed }: WriteBehind
         adjustQuota(row.recipient, row.envelope, row.size, -1);
         row.done.reject(failure);
       }
-      // Records of acknowledged envelopes, removals and the receipts they caused are tried
-      // again: nothing is lost by a late write.
+      // Removals and the receipts they caused are tried again: nothing is lost by a late write.
       toWrite.unshift(...rows.filter((row) => row.keep));
-      for (const s of sent) {
-        if (!s.row.taken) continue;
-        pendingSent.set(recordKey(s.from, s.id), s);
-        takenRecords.push(s);
-      }
-      if (!closed && (pendingDeletes.size > 0 || takenRecords.length > 0 || toWrite.length > 0)) setTimeout(scheduleFlush, 100).unref();
+      if (!closed && (pendingDeletes.size > 0 || toWrite.length > 0)) setTimeout(scheduleFlush, 100).unref();
     }
   }
 

@@ -9,7 +9,7 @@ import { CoreProcess } from '../support/core-process.ts';
 import { StorageError, type AcceptOutcome, type RelayStore } from '../../relay/mailbox/store.ts';
 import { eventually, tempDir, useRelay } from '../support/relay.ts';
 import { must, online, startCore, type TestCore } from '../support/messenger.ts';
-import { readDb } from '../support/db.ts';
+import { readDb, relayRecords } from '../support/db.ts';
 
 const KILLS = 20;
 /** What the relay carries in these tests is not rate-limited: the outbox's pauses would only make them slow. */
@@ -44,7 +44,7 @@ function relayRows(dbPath: string, sender: string): { records: { id: string; seq
   return readDb(dbPath, (db) => {
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     return {
-      records: db.prepare('SELECT id, seq FROM sent WHERE sender = ? ORDER BY seq').all(sender) as { id: string; seq: number }[],
+      records: relayRecords(dbPath).filter((r) => r.sender === sender).map(({ id, seq }) => ({ id, seq })),
       mailbox: db.prepare("SELECT msg_id AS id, count(*) AS rows FROM mailbox WHERE kind = 'message' AND sender = ? GROUP BY msg_id").all(sender) as { id: string; rows: number }[],
     };
   });

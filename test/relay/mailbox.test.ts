@@ -8,7 +8,7 @@ import { openSqliteStore, type SqliteStoreOptions } from '../../relay/mailbox/sq
 import { migrate } from '../../relay/sqlite/migrate.ts';
 import type { IncomingMessage, RelayStore } from '../../relay/mailbox/store.ts';
 import { eventually, idsOf, readPages, tempDir } from '../support/relay.ts';
-import { readDb } from '../support/db.ts';
+import { readDb, relayRecords } from '../support/db.ts';
 
 const alice = 'a'.repeat(32);
 const bob = 'b'.repeat(32);
@@ -31,12 +31,12 @@ function open(holdMs: number, path?: string, more: Partial<SqliteStoreOptions> =
   return { store, file };
 }
 
-/** What another process reading the file would see. */
+/** What another process reading the files would see. */
 function onDisk(file: string) {
-  return readDb(file, (db) => ({
-    mailbox: db.prepare('SELECT seq, msg_id AS id FROM mailbox ORDER BY seq').all(),
-    sent: db.prepare('SELECT id, delivered_at AS deliveredAt FROM sent ORDER BY seq').all(),
-  }));
+  return {
+    mailbox: readDb(file, (db) => db.prepare('SELECT seq, msg_id AS id FROM mailbox ORDER BY seq').all()),
+    sent: relayRecords(file).map(({ id, deliveredAt }) => ({ id, deliveredAt })),
+  };
 }
 
 const settled = async <T>(p: Promise<T>, ms: number): Promise<T | 'pending'> => Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);
@@ -64,6 +64,16 @@ describe('the SQLite mailbox', () => {
     const again = await store.accept(message('live-0001'), quota, true);
     expect(again).toMatchObject({ kind: 'duplicate', seq: outcome.seq });
     if (again.kind === 'duplicate') expect(await again.durable).toEqual({ deliveredAt: 1234 });
+    // Its record went to the file of delivered records, not into relay.db's commits; a retry
+    // after a restart is answered from there, with the delivery.
+    expect(readDb(file, (db) => db.prepare('SELECT count(*) AS n FROM sent').get())).toEqual({ n: 0 });
+    await store.close();
+    const reopened = openSqliteStore({ path: file });
+    stores.push(reopened);
+    const afterRestart = await reopened.accept(message('live-0001'), quota, true);
+    expect(afterRestart).toMatchObject({ kind: 'duplicate', seq: outcome.seq });
+    if (afterRestart.kind === 'duplicate') expect(await afterRestart.durable).toEqual({ deliveredAt: 1234 });
+    expect(await reopened.accept(message('live-0001', 'another body'), quota, true)).toEqual({ kind: 'conflict' });
   });
 
   it('never hands out a seq again after a crash, even one whose message never reached the disk', async () => {

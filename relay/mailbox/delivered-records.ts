@@ -1,0 +1,153 @@
+// The (sender, id) records of messages delivered straight from memory: taken by their
+// recipient before they were written (write-behind.ts), which is nearly every message while
+// recipients are online. A record is an entry at a random place in the hash index, which
+// dirties a page of it per record and costs ~5-10 µs in the writer's commit: a sixth of the
+// relay's event loop under a full online load. So a worker thread writes these records into a
+// file of their own (`relay-delivered.db` beside `relay.db`), where nothing else waits for the
+// lock. Until the worker says a batch is in the file, its records stay in write-behind's
+// memory, where the store's lookups find them; after, this connection finds them in the file.
+// Records of written messages stay in relay.db, in the commit that writes the message.
+//
+// Should the worker fail, this connection writes the batches itself, as the event loop's work
+// again (logged once). A batch that fails to be written is tried again a second later.
+import Database from 'better-sqlite3';
+import type { Logger } from '../log.ts';
+import { migrate, tune } from '../sqlite/migrate.ts';
+import { startSqliteWorker } from '../sqlite/worker.ts';
+import { hash52 } from './bloom.ts';
+import { deliveredRecordMigrations } from './migrations.ts';
+import { RECORD_SQL, prepareRecordQueries, type RecordRow } from './sqlite-rows.ts';
+import { recordKey } from './store.ts';
+import type { PendingSent } from './write-behind.ts';
+
+export interface DeliveredRecordsOptions {
+  /** The file; created if missing. */
+  path: string;
+  durability: 'normal' | 'full';
+  log: Logger;
+  /** The better-sqlite3 module the worker loads (tests make it fail). Default: this process's. */
+  module?: string;
+}
+
+type Job = { rows: RecordRow[] } | { prune: number };
+interface Posted {
+  job: Job;
+  /** Called once the job is done (a batch: its records are in the file). */
+  done: () => void;
+}
+
+const RETRY_MS = 1_000;
+
+const body = `
+db.pragma('synchronous = ' + workerData.data.synchronous);
+const insert = db.prepare(workerData.data.insert);
+const prune = db.prepare(workerData.data.prune);
+const write = db.transaction((rows) => {
+  for (const row of rows) insert.run(row);
+});
+function handle(job) {
+  if (job.rows) write(job.rows);
+  else prune.run(job.prune);
+}
+`;
+
+export type DeliveredRecords = ReturnType<typeof openDeliveredRecords>;
+
+export function openDeliveredRecords({ path, durability, log, module }: DeliveredRecordsOptions) {
+  const db = new Database(path);
+  try {
+    tune(db, durability);
+    migrate(db, deliveredRecordMigrations);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  const q = prepareRecordQueries(db);
+  const writeHere = db.transaction((rows: RecordRow[]) => {
+    for (const row of rows) q.insertSent.run(...row);
+  });
+
+  /** Posted to the worker, answered in this order. */
+  const posted: Posted[] = [];
+  /** Batches to try again. */
+  let waiting: Posted[] = [];
+  let retryTimer: NodeJS.Timeout | undefined;
+  let inWorker = true;
+  let closed = false;
+
+  const retryLater = (p: Posted) => {
+    waiting.push(p);
+    if (!closed) retryTimer ??= setTimeout(retry, RETRY_MS).unref();
+  };
+  function retry(): void {
+    retryTimer = undefined;
+    const again = waiting;
+    waiting = [];
+    for (const p of again) send(p);
+  }
+  /** In this thread: the fallback, and what is left at close. */
+  const runHere = (p: Posted) => {
+    try {
+      if ('rows' in p.job) writeHere(p.job.rows);
+      else q.pruneSent.run(p.job.prune);
+      p.done();
+    } catch (error) {
+      log.warn('could not write records of delivered messages; trying again', { error: String(error) });
+      if ('rows' in p.job) retryLater(p);
+    }
+  };
+  const send = (p: Posted) => {
+    if (!inWorker) return runHere(p);
+    posted.push(p);
+    worker.post(p.job);
+  };
+
+  const worker = startSqliteWorker<undefined>({
+    path,
+    body,
+    data: { ...RECORD_SQL, synchronous: durability === 'full' ? 'FULL' : 'NORMAL' },
+    ...(module ? { module } : {}),
+    reply(reply) {
+      const p = posted.shift();
+      if (!p) return;
+      if (reply.ok) return p.done();
+      log.warn('could not write records of delivered messages; trying again', { error: reply.error });
+      if ('rows' in p.job) retryLater(p);
+    },
+    failed(why) {
+      if (closed) return;
+      inWorker = false;
+      log.warn('records of delivered messages are written in the event loop again', { why });
+      for (const p of posted.splice(0)) runHere(p);
+    },
+  });
+
+  return {
+    /** The file's records (those the worker has not written yet are the caller's to find). */
+    q,
+    /** Writes the records; `written` is called once they are all in the file. */
+    write(records: readonly PendingSent[], written: () => void): void {
+      if (records.length === 0) return written();
+      const rows = records.map((s): RecordRow => [s.seq, hash52(recordKey(s.from, s.id)), s.from, s.id, s.digest, s.at, s.deliveredAt]);
+      send({ job: { rows }, done: written });
+    },
+    /** Deletes the records older than `before` (ms since the epoch). */
+    prune(before: number): void {
+      send({ job: { prune: before }, done: () => undefined });
+    },
+    /** Writes what waits, stops the worker, closes the file. */
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      clearTimeout(retryTimer);
+      retry();
+      await worker.close();
+      // Anything the worker did not answer is written here (a second insert of a record changes nothing).
+      inWorker = false;
+      for (const p of [...posted.splice(0), ...waiting.splice(0)]) runHere(p);
+      const lost = waiting.reduce((n, p) => n + ('rows' in p.job ? p.job.rows.length : 0), 0);
+      if (lost > 0) log.error('records of delivered messages could not be written; a resend of one of them would be delivered again', { records: lost });
+      db.close();
+    },
+  };
+}
