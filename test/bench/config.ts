@@ -84,7 +84,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     probeMs: quick ? 1_500 : 3_000,
     stepMs: quick ? 1_500 : 2_000,
     graceMs: quick ? 500 : 1_000,
-    maxSteps: quick ? 2 : 4,
+    maxSteps: quick ? 3 : 10,
     sloMs: 500,
     offlinePairs: quick ? 50 : 100,
     perSender: quick ? 100 : 500,
