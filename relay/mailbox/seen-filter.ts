@@ -6,13 +6,12 @@
 import { BloomFilter } from './bloom.ts';
 import type { Logger } from '../log.ts';
 
-/** Where the keys come from: the records on file, and those answered but not written yet. */
-export interface SeenSource {
+/** A file of records: where the keys come from (with those answered but not written yet, `pending`). */
+export interface RecordFile {
   count(): number;
   all(): Iterable<string>;
   /** Up to `limit` records after `seq`, in seq order, as [seq, key]. */
   after(seq: number, limit: number): [number, string][];
-  pending(): Iterable<string>;
 }
 
 /**
@@ -26,17 +25,26 @@ export class SeenFilter {
   /** A larger filter being filled from the records; new keys go into both. */
   private growing: BloomFilter | undefined;
   private closed = false;
-  private readonly source: SeenSource;
+  private readonly files: readonly RecordFile[];
+  private readonly pending: () => Iterable<string>;
   private readonly expected: number;
   private readonly log: Logger;
 
-  /** `expected`: how many keys it is first sized for, at least (twice the records on file if more). */
-  constructor(source: SeenSource, expected: number, log: Logger) {
-    this.source = source;
+  /**
+   * `pending`: the keys answered but not written yet. `expected`: how many keys it is first
+   * sized for, at least (twice the records on file if more).
+   */
+  constructor(files: readonly RecordFile[], pending: () => Iterable<string>, expected: number, log: Logger) {
+    this.files = files;
+    this.pending = pending;
     this.expected = expected;
     this.log = log;
-    this.seen = new BloomFilter(this.sizeFor(source.count()));
-    for (const key of source.all()) this.seen.add(key);
+    this.seen = new BloomFilter(this.sizeFor(this.records()));
+    for (const file of files) for (const key of file.all()) this.seen.add(key);
+  }
+
+  private records(): number {
+    return this.files.reduce((n, file) => n + file.count(), 0);
   }
 
   /** False: no record has this key. True: one may have. */
@@ -52,7 +60,7 @@ export class SeenFilter {
 
   /** Records were pruned: a filter far larger than they need is replaced by a smaller one. */
   pruned(): void {
-    const records = this.source.count();
+    const records = this.records();
     if (!this.growing && this.seen.count > 2 * this.sizeFor(records)) this.refill(this.sizeFor(records));
   }
 
@@ -67,16 +75,22 @@ export class SeenFilter {
   private refill(capacity: number): void {
     const next = new BloomFilter(capacity);
     this.growing = next;
-    for (const key of this.source.pending()) next.add(key);
+    for (const key of this.pending()) next.add(key);
+    let file = 0;
     let after = 0;
     const slice = () => {
       if (this.closed || this.growing !== next) return;
       try {
-        const rows = this.source.after(after, REFILL_ROWS);
+        const rows = this.files[file]?.after(after, REFILL_ROWS) ?? [];
         for (const [, key] of rows) next.add(key);
         const last = rows.at(-1);
         if (last && rows.length === REFILL_ROWS) {
           after = last[0];
+          setImmediate(slice);
+          return;
+        }
+        if (++file < this.files.length) {
+          after = 0;
           setImmediate(slice);
           return;
         }

@@ -110,20 +110,19 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   const writes = createWriteBehind({ db, q, holdMs, delivered, log, committed: checkpoints.committed });
   // The records on file are in relay.db (of messages that were written) and in the delivered file.
   const files = [q, delivered.q];
-  const seen = new SeenFilter({
-    count: () => files.reduce((n, f) => n + (f.countSent.get()?.n ?? 0), 0),
-    all: function* () {
-      for (const f of files) for (const [sender, id] of f.allSent.iterate()) yield recordKey(sender, id);
-    },
-    after: (after, limit) =>
-      files
-        .flatMap((f) => f.sentAfter.all(after, limit))
-        .sort((a, b) => a[0] - b[0])
-        .slice(0, limit)
-        .map(([s, sender, id]) => [s, recordKey(sender, id)]),
+  const seen = new SeenFilter(
+    files.map((f) => ({
+      count: () => f.countSent.get()?.n ?? 0,
+      all: function* () {
+        for (const [sender, id] of f.allSent.iterate()) yield recordKey(sender, id);
+      },
+      after: (after, limit) => f.sentAfter.all(after, limit).map(([s, sender, id]) => [s, recordKey(sender, id)]),
+    })),
     // Answered but not written yet (read only once the filter grows).
-    pending: () => writes.unwrittenRecordKeys(),
-  }, options.expectedRecords ?? 65_536, log);
+    () => writes.unwrittenRecordKeys(),
+    options.expectedRecords ?? 65_536,
+    log,
+  );
   const seqs = seqBlocks(meta.seq, (end) => void q.setMeta.run('seq', end), log);
   let closed = false;
   let closing: Promise<void> = Promise.resolve();

@@ -235,6 +235,35 @@ describe('the SQLite mailbox', () => {
     stores.push(reopened);
     await retry(reopened);
   });
+  it('finds the records of delivered and of written messages alike while its filter grows, and after a restart', async () => {
+    // Every other message is taken from memory (its record goes to the delivered file), the
+    // rest are written (their records go with them into relay.db).
+    const { store, file } = open(60_000, undefined, { expectedRecords: 1 });
+    const ids = Array.from({ length: 2_400 }, (_, i) => `both-${String(i).padStart(5, '0')}`);
+    const seqs = new Map<string, number>();
+    for (const [i, id] of ids.entries()) {
+      const live = i % 2 === 0;
+      const outcome = await store.accept(message(id), { messages: 10_000, bytes: 10_000_000 }, live);
+      if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
+      seqs.set(id, outcome.seq);
+      if (live) await store.acknowledge(bob, [outcome.seq], 99);
+    }
+    await eventually(() => onDisk(file).sent.length === ids.length, 'every record written');
+    expect(readDb(file, (db) => db.prepare('SELECT count(*) AS n FROM sent').get())).toEqual({ n: 1_200 });
+    for (let turns = 0; turns < 10; turns++) await turn();
+    const retry = async (s: RelayStore) => {
+      for (const id of ids.filter((_, i) => i % 41 === 0)) expect(await s.accept(message(id), quota), id).toMatchObject({ kind: 'duplicate', seq: seqs.get(id) });
+      expect(await s.accept(message('both-00000', 'another body'), quota)).toEqual({ kind: 'conflict' });
+      expect(await s.accept(message('both-00001', 'another body'), quota)).toEqual({ kind: 'conflict' });
+    };
+    await retry(store);
+    await store.close();
+    stores.splice(0);
+    const reopened = openSqliteStore({ path: file, expectedRecords: 1 });
+    stores.push(reopened);
+    await retry(reopened);
+  });
+
   it('keeps a delivered receipt when the acknowledgement could not be stored: the next acknowledgement removes the message and queues it', async () => {
     const { store, file } = open(0);
     // Seqs come in blocks of 10,000 written ahead: use up the first block with the message itself, so that the
