@@ -1,6 +1,5 @@
 // The requests an authenticated socket may make. Every payload is parsed from `unknown`;
 // every answer is a Result through the ack; no handler throws.
-import { hash } from 'node:crypto';
 import type { Server, Socket } from 'socket.io';
 import type { z } from 'zod';
 import {
@@ -8,7 +7,7 @@ import {
   cutErrorMessage, err, ok, type RequestName, type Requests, type Result, type SendPayload, type SendResult, type ServerToClientEvents, type UntrustedClientEvents, type UserEntry,
 } from './protocol.ts';
 import type { Offer, Quota, RelayStore, Settled, StoredUser } from './mailbox/store.ts';
-import { StorageError } from './mailbox/store.ts';
+import { StorageError, digestOf } from './mailbox/store.ts';
 import type { RequestBudget, TokenBucket } from './guard.ts';
 import type { Authenticated } from './auth.ts';
 import type { Logger } from './log.ts';
@@ -58,8 +57,6 @@ const SCHEMAS = {
 } as const satisfies Record<RequestName, z.ZodType>;
 
 const KNOWN_EVENTS = new Set<string>([...REQUEST_NAMES, 'typing:set']);
-
-const digestOf = (to: string, body: string) => hash('sha256', `${to}\n${body}`, 'base64url').slice(0, 22);
 
 /** The sockets that watch a user's presence are in this room. */
 export const watchRoom = (userId: string) => `p:${userId}`;

@@ -86,11 +86,10 @@ export const relayMigrations: readonly Migration[] = [
 ];
 
 /**
- * The file of records of messages delivered straight from memory (delivered-records.ts): the
- * same `sent` table as relay.db's since its migration 4 (whose text is frozen, so it is
- * written out again here).
+ * The record file (record-file.ts): the same `sent` table as relay.db's since its migration 4
+ * (whose text is frozen, so it is written out again here).
  */
-export const deliveredRecordMigrations: readonly Migration[] = [
+export const recordFileMigrations: readonly Migration[] = [
   (db) => {
     db.exec(`
       CREATE TABLE sent (

@@ -7,7 +7,7 @@ import { BloomFilter } from './bloom.ts';
 import type { Logger } from '../log.ts';
 
 /** A file of records: where the keys come from (with those answered but not written yet, `pending`). */
-export interface RecordFile {
+export interface RecordSource {
   count(): number;
   all(): Iterable<string>;
   /** Up to `limit` records after `seq`, in seq order, as [seq, key]. */
@@ -25,7 +25,7 @@ export class SeenFilter {
   /** A larger filter being filled from the records; new keys go into both. */
   private growing: BloomFilter | undefined;
   private closed = false;
-  private readonly files: readonly RecordFile[];
+  private readonly files: readonly RecordSource[];
   private readonly pending: () => Iterable<string>;
   private readonly expected: number;
   private readonly log: Logger;
@@ -34,7 +34,7 @@ export class SeenFilter {
    * `pending`: the keys answered but not written yet. `expected`: how many keys it is first
    * sized for, at least (twice the records on file if more).
    */
-  constructor(files: readonly RecordFile[], pending: () => Iterable<string>, expected: number, log: Logger) {
+  constructor(files: readonly RecordSource[], pending: () => Iterable<string>, expected: number, log: Logger) {
     this.files = files;
     this.pending = pending;
     this.expected = expected;

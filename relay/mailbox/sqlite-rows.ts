@@ -65,7 +65,7 @@ export type Queries = ReturnType<typeof prepareQueries>;
 /** A (sender, id) record as written: seq, key (hash52 of recordKey), sender, id, digest, at, delivered at. */
 export type RecordRow = [number, number, string, string, string, number, number | null];
 
-/** SQL the record writer's worker prepares too (delivered-records.ts). */
+/** SQL the record writer's worker prepares too (record-file.ts). */
 export const RECORD_SQL = {
   insert: 'INSERT OR IGNORE INTO sent (seq, key, sender, id, digest, at, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
   prune: 'DELETE FROM sent WHERE at < ?',
@@ -106,6 +106,7 @@ export function prepareQueries(db: Database) {
       'INSERT INTO mailbox (seq, recipient, kind, sender, msg_id, body, sent_at, at, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
     page: db.prepare<[string, number, number], StoredRow>('SELECT * FROM mailbox WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?'),
     bySeq: db.prepare<[number], StoredRow>('SELECT * FROM mailbox WHERE seq = ?'),
+    messageRows: db.prepare<[], StoredRow>("SELECT * FROM mailbox WHERE kind = 'message'"),
     deleteRow: db.prepare<[number]>('DELETE FROM mailbox WHERE seq = ?'),
     copyToDeadLetters: db.prepare<[number, number]>(`
       INSERT OR REPLACE INTO dead_letters (seq, recipient, kind, sender, msg_id, body, sent_at, at, size, set_aside_at)

@@ -12,20 +12,20 @@ import { base32 } from '../identity.ts';
 import { hash52 } from './bloom.ts';
 import { SeenFilter } from './seen-filter.ts';
 import { seqBlocks } from './seq-blocks.ts';
-import { prepareQueries, readRow, toUser, type StoredRow } from './sqlite-rows.ts';
+import { prepareQueries, readRow, toUser, type RecordRow, type StoredRow } from './sqlite-rows.ts';
 import { createWriteBehind, storageError, type PendingRow } from './write-behind.ts';
-import { openDeliveredRecords } from './delivered-records.ts';
+import { openRecordFile } from './record-file.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { migrate, tune } from '../sqlite/migrate.ts';
 import { startCheckpointer } from '../sqlite/checkpointer.ts';
 import { relayMigrations } from './migrations.ts';
-import { StorageError, deliveredIds, recordKey, envelopeBytes, type AcceptOutcome, type IncomingMessage, type Quota, type RelayStore } from './store.ts';
+import { StorageError, deliveredIds, digestOf, recordKey, envelopeBytes, type AcceptOutcome, type IncomingMessage, type Quota, type RelayStore } from './store.ts';
 
 export interface SqliteStoreOptions {
   /**
-   * Database file; created with its folder's permissions if missing. The records of messages
-   * delivered straight from memory go into a second file beside it: `relay.db` ->
-   * `relay-delivered.db` (delivered-records.ts).
+   * Database file; created with its folder's permissions if missing. New idempotency records
+   * go into a second file beside it, written by a worker thread: `relay.db` ->
+   * `relay-records.db` (record-file.ts).
    */
   path: string;
   /** 'normal' (default) survives a process crash; 'full' also survives power loss, at a cost. */
@@ -55,10 +55,10 @@ export interface SqliteStoreOptions {
   log?: Logger;
 }
 
-/** `relay.db` -> `relay-delivered.db`, in the same folder. */
-export function deliveredRecordsPath(path: string): string {
+/** `relay.db` -> `relay-records.db`, in the same folder. */
+export function recordFilePath(path: string): string {
   const ext = extname(path);
-  return join(dirname(path), `${basename(path, ext)}-delivered${ext}`);
+  return join(dirname(path), `${basename(path, ext)}-records${ext}`);
 }
 
 export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
@@ -76,9 +76,9 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   migrate(db, relayMigrations);
 
   const q = prepareQueries(db);
-  let delivered: ReturnType<typeof openDeliveredRecords>;
+  let records: ReturnType<typeof openRecordFile>;
   try {
-    delivered = openDeliveredRecords({ path: deliveredRecordsPath(options.path), durability: options.durability ?? 'normal', log });
+    records = openRecordFile({ path: recordFilePath(options.path), durability: options.durability ?? 'normal', log });
   } catch (error) {
     db.close();
     throw error;
@@ -89,27 +89,37 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     if (typeof id !== 'string') q.setMeta.run('relay_id', (id = base32(randomBytes(16))));
     let secret = q.getMeta.get('secret')?.value;
     if (!Buffer.isBuffer(secret)) q.setMeta.run('secret', (secret = randomBytes(32)));
+    // Left at 0 until close() has every record in the record file (see rebuildRecords).
+    const clean = q.getMeta.get('records_filed')?.value === 1;
+    q.setMeta.run('records_filed', 0);
     // Any seq up to the stored block's end may have been handed out before a crash: go on after it.
-    return { relayId: id, secret, seq: Math.max(Number(q.getMeta.get('seq')?.value ?? 0), q.maxSeq.get()?.m ?? 0, delivered.q.maxSentSeq.get()?.m ?? 0) };
+    return { relayId: id, secret, clean, seq: Math.max(Number(q.getMeta.get('seq')?.value ?? 0), q.maxSeq.get()?.m ?? 0, records.q.maxSentSeq.get()?.m ?? 0) };
   });
   let meta: ReturnType<typeof setup>;
   try {
     meta = setup.immediate();
   } catch (error) {
-    void delivered.close();
+    void records.close();
     db.close();
     throw error;
   }
   const prune = () => {
     q.pruneSent.run(now() - retention);
-    delivered.prune(now() - retention);
+    records.prune(now() - retention);
   };
   prune();
 
   const checkpoints = startCheckpointer(db, log);
-  const writes = createWriteBehind({ db, q, holdMs, delivered, log, committed: checkpoints.committed });
-  // The records on file are in relay.db (of messages that were written) and in the delivered file.
-  const files = [q, delivered.q];
+  const writes = createWriteBehind({ db, q, holdMs, records, log, committed: checkpoints.committed });
+  // The records on file: relay.db's (written by versions before the record file) and the record file's.
+  const files = [q, records.q];
+  const findRecord = (key: number, sender: string, id: string) => {
+    for (const f of files) {
+      const found = f.getSent.get(key, sender, id);
+      if (found) return found;
+    }
+    return undefined;
+  };
   const seen = new SeenFilter(
     files.map((f) => ({
       count: () => f.countSent.get()?.n ?? 0,
@@ -123,6 +133,34 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     options.expectedRecords ?? 65_536,
     log,
   );
+  /**
+   * A message's record goes to the record file after the message is committed: a process that
+   * died in between left the row without its record (a retry would be delivered again), and
+   * a row is only removed once its record is filed. After such an end (no clean close), every
+   * message row in the mailbox gets its record back from what the row holds.
+   */
+  const rebuildRecords = () => {
+    const rows: RecordRow[] = [];
+    for (const r of q.messageRows.iterate()) {
+      if (typeof r.sender !== 'string' || typeof r.msg_id !== 'string' || typeof r.body !== 'string' || typeof r.at !== 'number') continue; // unreadable: set aside when read
+      const key = recordKey(r.sender, r.msg_id);
+      if (seen.mightHave(key) && findRecord(hash52(key), r.sender, r.msg_id)) continue;
+      rows.push([r.seq, hash52(key), r.sender, r.msg_id, digestOf(r.recipient, r.body), r.at, null]);
+      seen.add(key);
+    }
+    if (rows.length === 0) return;
+    records.writeHere(rows);
+    log.warn('rebuilt idempotency records of messages in the mailbox (the relay did not stop cleanly)', { records: rows.length });
+  };
+  if (!meta.clean) {
+    try {
+      rebuildRecords();
+    } catch (error) {
+      void records.close();
+      db.close();
+      throw error;
+    }
+  }
   const seqs = seqBlocks(meta.seq, (end) => void q.setMeta.run('seq', end), log);
   let closed = false;
   let closing: Promise<void> = Promise.resolve();
@@ -145,14 +183,6 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     } catch (error) {
       return Promise.reject(storageError(error));
     }
-  };
-
-  const findRecord = (key: number, sender: string, id: string) => {
-    for (const f of files) {
-      const found = f.getSent.get(key, sender, id);
-      if (found) return found;
-    }
-    return undefined;
   };
 
   const postReceipt = (to: string, r: { from: string; state: ReceiptState; ids: string[]; at: number }, live = false, keep = false) => {
@@ -293,12 +323,15 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
 
     close: () => {
       if (!closed) {
-        writes.close();
         closed = true;
         seen.close();
         clearInterval(pruneTimer);
-        // The worker's connection first: the last one to close checkpoints what is left.
-        closing = Promise.all([delivered.close(), checkpoints.close()]).then(() => void db.close());
+        closing = writes.close().then(async () => {
+          q.setMeta.run('records_filed', 1);
+          // The worker's connection first: the last one to close checkpoints what is left.
+          await checkpoints.close();
+          db.close();
+        });
       }
       return closing;
     },

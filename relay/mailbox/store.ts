@@ -1,6 +1,7 @@
 // What the relay keeps: its own identity, the directory of users, the mailbox of envelopes
 // waiting for their recipients, and the (sender, id) records that make sends idempotent.
 // SQLite implements it by default (sqlite.ts); a Redis implementation lets relays scale out.
+import { hash } from 'node:crypto';
 import type { Envelope, ReceiptState } from '../protocol.ts';
 
 export interface StoredUser {
@@ -20,9 +21,12 @@ export interface IncomingMessage {
   body: string;
   sentAt: number;
   at: number;
-  /** Digest of (to, body): a retry must match it, or the id is in conflict. */
+  /** digestOf(to, body): a retry must match it, or the id is in conflict. */
   digest: string;
 }
+
+/** What a retry of a message must match (its recipient and body), as its idempotency record keeps it. */
+export const digestOf = (to: string, body: string) => hash('sha256', `${to}\n${body}`, 'base64url').slice(0, 22);
 
 export interface Quota {
   messages: number;

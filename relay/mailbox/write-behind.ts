@@ -1,13 +1,15 @@
 // What the SQLite store (relay/mailbox/sqlite.ts) has taken on but not written yet, and the
 // group commit that writes it. Envelopes wait here for the next commit, or, for a connected
-// recipient, in memory for holdMs first; (sender, id) records and removals wait for a commit
-// that keeps nobody waiting; the directory's writes go with the next commit too. Also the
-// per-recipient counts the quota and paging read, which each commit keeps in step with the disk.
+// recipient, in memory for holdMs first; removals wait for a commit that keeps nobody waiting;
+// the directory's writes go with the next commit too. (sender, id) records go to the record
+// file (record-file.ts), written by a worker thread: a message's record once the message is
+// committed (should the process die first, the store rebuilds it from the mailbox row), or
+// once it is acknowledged if it never was. Also the per-recipient counts the quota and paging
+// read, which each commit keeps in step with the disk.
 import type { Database } from 'better-sqlite3';
 import type { Envelope } from '../protocol.ts';
 import type { Logger } from '../log.ts';
-import { hash52 } from './bloom.ts';
-import type { DeliveredRecords } from './delivered-records.ts';
+import type { RecordFile } from './record-file.ts';
 import { toRow, type Queries, type StoredRow } from './sqlite-rows.ts';
 import { StorageError, deferred, recordKey, type Deferred } from './store.ts';
 
@@ -50,8 +52,8 @@ export interface WriteBehindOptions {
   q: Queries;
   /** How long an envelope for a connected recipient waits in memory (see SqliteStoreOptions). */
   holdMs: number;
-  /** Where the records of envelopes taken before they were written go. */
-  delivered: DeliveredRecords;
+  /** Where the (sender, id) records go. */
+  records: RecordFile;
   log: Logger;
   /** Called after each commit (relay/sqlite/checkpointer.ts). */
   committed?: () => void;
@@ -59,17 +61,22 @@ export interface WriteBehindOptions {
 
 export type WriteBehind = ReturnType<typeof createWriteBehind>;
 
-export function createWriteBehind({ db, q, holdMs, delivered, log, committed }: WriteBehindOptions) {
+export function createWriteBehind({ db, q, holdMs, records, log, committed }: WriteBehindOptions) {
   /** Every envelope not written yet, per recipient, in seq order. */
   const pendingFor = new Map<string, Map<number, PendingRow>>();
   /** Written with the next commit. */
   let toWrite: PendingRow[] = [];
   /** Waiting in memory for their recipient, in due order (holdMs is the same for all). */
   const held = new Map<number, PendingRow>();
-  /** (sender, id) records not written yet, by recordKey(). */
+  /** (sender, id) records not in the record file yet, by recordKey(). */
   const pendingSent = new Map<string, PendingSent>();
-  /** Records of envelopes taken before they were written: handed to `delivered` at the next flush. */
+  /** Records of envelopes taken before they were written: handed to `records` at the next flush. */
   let takenRecords: PendingSent[] = [];
+  /**
+   * Seqs of committed envelopes whose records are not in the record file yet. Their removal
+   * waits: once the row is gone, the record could not be rebuilt from it.
+   */
+  const unfiled = new Set<number>();
   /** Other writes (the directory's) for the next commit, each settled by it. */
   let others: { write: () => void; done: Deferred }[] = [];
   /** Written rows acknowledged since the last commit: seq -> recipient. */
@@ -124,15 +131,29 @@ export function createWriteBehind({ db, q, holdMs, delivered, log, committed }: 
   }
 
   // One transaction: removals, and the receipts they caused, commit together or not at all.
-  const commit = db.transaction((deletes: number[], rows: PendingRow[], sent: PendingSent[], writes: (() => void)[]) => {
+  const commit = db.transaction((deletes: number[], rows: PendingRow[], writes: (() => void)[]) => {
     for (const s of deletes) q.deleteRow.run(s);
     for (const row of rows) {
       const r = toRow(row.recipient, row.envelope, row.size);
       q.insertRow.run(r.seq, r.recipient, r.kind, r.sender, r.msg_id, r.body, r.sent_at, r.at, r.size);
     }
-    for (const s of sent) q.insertSent.run(s.seq, hash52(recordKey(s.from, s.id)), s.from, s.id, s.digest, s.at, s.deliveredAt);
     for (const write of writes) write();
   });
+
+  /** Hands records to the record file; each stays findable here until it is there. */
+  const file = (sent: PendingSent[]) => {
+    if (sent.length === 0) return;
+    for (const s of sent) unfiled.add(s.seq);
+    records.write(sent, () => {
+      for (const s of sent) {
+        unfiled.delete(s.seq);
+        const key = recordKey(s.from, s.id);
+        if (pendingSent.get(key) === s) pendingSent.delete(key);
+      }
+      // Removals that waited for these records.
+      if (pendingDeletes.size > 0) scheduleFlush(true);
+    });
+  };
 
   function flush(force = false): void {
     flushScheduled = false;
@@ -151,36 +172,28 @@ export function createWriteBehind({ db, q, holdMs, delivered, log, committed }: 
     }
     const rows = toWrite.filter((row) => !row.taken);
     toWrite = [];
-    // A record is written with its envelope, or, once that was acknowledged, into the file of
-    // delivered records (it is never written then); it stays findable in memory until it is.
-    const taken = takenRecords;
+    const sent = takenRecords;
     takenRecords = [];
-    delivered.write(taken, () => {
-      for (const s of taken) {
-        const key = recordKey(s.from, s.id);
-        if (pendingSent.get(key) === s) pendingSent.delete(key);
-      }
-    });
-    const sent: PendingSent[] = [];
-    for (const row of rows) if (row.record) sent.push(row.record);
     const extra = others;
     others = [];
-    if (pendingDeletes.size === 0 && rows.length === 0 && extra.length === 0) return;
-    const deletes = [...pendingDeletes];
-    for (const s of sent) pendingSent.delete(recordKey(s.from, s.id));
+    const deletes = [...pendingDeletes].filter(([s]) => !unfiled.has(s));
+    if (deletes.length === 0 && rows.length === 0 && extra.length === 0) return file(sent);
     try {
-      commit(deletes.map(([s]) => s), rows, sent, extra.map((w) => w.write));
+      commit(deletes.map(([s]) => s), rows, extra.map((w) => w.write));
       for (const w of extra) w.done.resolve({});
       for (const row of rows) dequeue(row);
-      pendingDeletes.clear();
-      deletesFor.clear();
-      for (const [, recipient] of deletes) {
+      for (const [s, recipient] of deletes) {
+        pendingDeletes.delete(s);
+        const left = (deletesFor.get(recipient) ?? 1) - 1;
+        if (left > 0) deletesFor.set(recipient, left);
+        else deletesFor.delete(recipient);
         const box = boxes.get(recipient);
         if (box) box.rows -= 1;
       }
       for (const row of rows) {
         const box = boxes.get(row.recipient);
         if (box) box.rows += 1;
+        if (row.record) sent.push(row.record);
         row.done.resolve({});
       }
       committed?.();
@@ -192,12 +205,15 @@ export function createWriteBehind({ db, q, holdMs, delivered, log, committed }: 
         if (row.keep) continue;
         dequeue(row);
         adjustQuota(row.recipient, row.envelope, row.size, -1);
+        // Its sender is told it failed: a retry is a new message.
+        if (row.record) pendingSent.delete(recordKey(row.record.from, row.record.id));
         row.done.reject(failure);
       }
       // Removals and the receipts they caused are tried again: nothing is lost by a late write.
       toWrite.unshift(...rows.filter((row) => row.keep));
       if (!closed && (pendingDeletes.size > 0 || toWrite.length > 0)) setTimeout(scheduleFlush, 100).unref();
     }
+    file(sent);
   }
 
   /** Soon (the next turn) when someone waits for the commit; `lazily` when nobody does. */
@@ -293,12 +309,18 @@ export function createWriteBehind({ db, q, holdMs, delivered, log, committed }: 
     },
     /** Removals and the records of taken envelopes keep nobody waiting: they go with a later commit. */
     flushLazily: (): void => scheduleFlush(true),
-    /** Writes everything, held or not, and stops. */
-    close: (): void => {
+    /**
+     * Writes everything, held or not, waits for the record file to have every record (it
+     * closes), then commits the removals that waited for them, and stops.
+     */
+    close: async (): Promise<void> => {
       flush(true);
       closed = true;
       clearTimeout(holdTimer);
       clearTimeout(lazyTimer);
+      await records.close();
+      unfiled.clear(); // written, or given up on (record-file.ts logs it): the removals go now
+      flush(true);
     },
   };
 }

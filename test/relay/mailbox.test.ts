@@ -4,9 +4,10 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { relayMigrations } from '../../relay/mailbox/migrations.ts';
-import { openSqliteStore, type SqliteStoreOptions } from '../../relay/mailbox/sqlite.ts';
+import { openSqliteStore, recordFilePath, type SqliteStoreOptions } from '../../relay/mailbox/sqlite.ts';
+import { createLogger } from '../../relay/log.ts';
 import { migrate } from '../../relay/sqlite/migrate.ts';
-import type { IncomingMessage, RelayStore } from '../../relay/mailbox/store.ts';
+import { digestOf, type IncomingMessage, type RelayStore } from '../../relay/mailbox/store.ts';
 import { eventually, idsOf, readPages, tempDir } from '../support/relay.ts';
 import { readDb, relayRecords } from '../support/db.ts';
 
@@ -39,6 +40,12 @@ function onDisk(file: string) {
   };
 }
 
+/** The messages (not receipts) in the mailbox file, by id, and the records. */
+function messagesOnDisk(file: string) {
+  const { mailbox, sent } = onDisk(file);
+  return { messages: (mailbox as { id: string | null }[]).flatMap((r) => (r.id === null ? [] : [r.id])), sent };
+}
+
 const settled = async <T>(p: Promise<T>, ms: number): Promise<T | 'pending'> => Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);
 const turn = () => new Promise((r) => setImmediate(r));
 
@@ -64,8 +71,8 @@ describe('the SQLite mailbox', () => {
     const again = await store.accept(message('live-0001'), quota, true);
     expect(again).toMatchObject({ kind: 'duplicate', seq: outcome.seq });
     if (again.kind === 'duplicate') expect(await again.durable).toEqual({ deliveredAt: 1234 });
-    // Its record went to the file of delivered records, not into relay.db's commits; a retry
-    // after a restart is answered from there, with the delivery.
+    // Its record went to the record file, not into relay.db's commits; a retry after a restart
+    // is answered from there, with the delivery.
     expect(readDb(file, (db) => db.prepare('SELECT count(*) AS n FROM sent').get())).toEqual({ n: 0 });
     await store.close();
     const reopened = openSqliteStore({ path: file });
@@ -98,6 +105,9 @@ describe('the SQLite mailbox', () => {
     const outcome = await store.accept(message('slow-0001'), quota, true);
     if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
     expect(await outcome.durable).toEqual({});
+    // Answered once the message is on disk; its record follows it into the record file.
+    expect(onDisk(file).mailbox).toEqual([{ seq: outcome.seq, id: 'slow-0001' }]);
+    await eventually(() => onDisk(file).sent.length > 0, 'the record filed');
     expect(onDisk(file)).toEqual({ mailbox: [{ seq: outcome.seq, id: 'slow-0001' }], sent: [{ id: 'slow-0001', deliveredAt: null }] });
     const acked = await store.acknowledge(bob, [outcome.seq], 99);
     expect(acked).toMatchObject({ removed: 1, receiptsFor: [alice] });
@@ -236,8 +246,8 @@ describe('the SQLite mailbox', () => {
     await retry(reopened);
   });
   it('finds the records of delivered and of written messages alike while its filter grows, and after a restart', async () => {
-    // Every other message is taken from memory (its record goes to the delivered file), the
-    // rest are written (their records go with them into relay.db).
+    // Every other message is taken from memory, the rest are written: the records of both go
+    // to the record file.
     const { store, file } = open(60_000, undefined, { expectedRecords: 1 });
     const ids = Array.from({ length: 2_400 }, (_, i) => `both-${String(i).padStart(5, '0')}`);
     const seqs = new Map<string, number>();
@@ -249,7 +259,7 @@ describe('the SQLite mailbox', () => {
       if (live) await store.acknowledge(bob, [outcome.seq], 99);
     }
     await eventually(() => onDisk(file).sent.length === ids.length, 'every record written');
-    expect(readDb(file, (db) => db.prepare('SELECT count(*) AS n FROM sent').get())).toEqual({ n: 1_200 });
+    expect(readDb(file, (db) => db.prepare('SELECT count(*) AS n FROM sent').get())).toEqual({ n: 0 });
     for (let turns = 0; turns < 10; turns++) await turn();
     const retry = async (s: RelayStore) => {
       for (const id of ids.filter((_, i) => i % 41 === 0)) expect(await s.accept(message(id), quota), id).toMatchObject({ kind: 'duplicate', seq: seqs.get(id) });
@@ -262,6 +272,63 @@ describe('the SQLite mailbox', () => {
     const reopened = openSqliteStore({ path: file, expectedRecords: 1 });
     stores.push(reopened);
     await retry(reopened);
+  });
+
+  it('rebuilds the records of the messages in the mailbox after an unclean end, so that their retries are still duplicates', async () => {
+    const { store, file } = open(0);
+    await store.close();
+    stores.splice(0);
+    // As a process that died between committing a message and filing its record leaves it.
+    const m = { ...message('lost-0001'), to: bob };
+    const raw = new Database(file);
+    raw.prepare("INSERT INTO mailbox (seq, recipient, kind, sender, msg_id, body, sent_at, at, size) VALUES (77, ?, 'message', ?, ?, ?, 1, ?, 9)").run(bob, alice, m.id, m.body, m.at);
+    raw.prepare("UPDATE meta SET value = 0 WHERE key = 'records_filed'").run();
+    raw.close();
+    const lines: string[] = [];
+    const reopened = openSqliteStore({ path: file, log: createLogger({ write: (line) => lines.push(line) }) });
+    stores.push(reopened);
+    expect(lines.filter((l) => l.includes('rebuilt idempotency records'))).toEqual([expect.stringContaining('records=1')]);
+    const again = await reopened.accept({ ...m, digest: digestOf(bob, m.body) }, quota);
+    expect(again).toMatchObject({ kind: 'duplicate', seq: 77 });
+    expect(await reopened.accept({ ...m, body: 'another body', digest: digestOf(bob, 'another body') }, quota)).toEqual({ kind: 'conflict' });
+    expect(idsOf(await reopened.page(bob, 0, 10))).toEqual(['lost-0001']);
+  });
+
+  it('keeps an acknowledged message on disk until its record is filed, then removes it', async () => {
+    const { store, file } = open(0);
+    // The record file refuses inserts for a while (as a full disk would).
+    const admin = new Database(recordFilePath(file));
+    admin.exec("CREATE TABLE stop (x); INSERT INTO stop VALUES (1); CREATE TRIGGER no BEFORE INSERT ON sent WHEN (SELECT count(*) FROM stop) > 0 BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;");
+    const outcome = await store.accept(message('wait-0001'), quota);
+    if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
+    await outcome.durable;
+    expect(await store.acknowledge(bob, [outcome.seq], 5)).toMatchObject({ removed: 1 });
+    // Removals go with a commit 50 ms later; this one waits, as the row is all its record has.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(messagesOnDisk(file)).toEqual({ messages: ['wait-0001'], sent: [] });
+    // Acknowledged all the same: the recipient's pages skip it, and a retry is a duplicate.
+    expect(await store.page(bob, 0, 10)).toEqual([]);
+    expect(await store.accept(message('wait-0001'), quota)).toMatchObject({ kind: 'duplicate', seq: outcome.seq });
+    admin.exec('DELETE FROM stop');
+    admin.close();
+    await eventually(() => messagesOnDisk(file).messages.length === 0, 'the removal once the record is filed');
+    expect(messagesOnDisk(file).sent).toEqual([{ id: 'wait-0001', deliveredAt: null }]);
+  });
+
+  it('files every record and commits the removals that waited for them when it closes', async () => {
+    const { store, file } = open(0);
+    const admin = new Database(recordFilePath(file));
+    admin.exec("CREATE TABLE stop (x); INSERT INTO stop VALUES (1); CREATE TRIGGER no BEFORE INSERT ON sent WHEN (SELECT count(*) FROM stop) > 0 BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;");
+    const outcome = await store.accept(message('shut-0001'), quota);
+    if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
+    await outcome.durable;
+    await store.acknowledge(bob, [outcome.seq], 5);
+    await new Promise((r) => setTimeout(r, 100));
+    admin.exec('DELETE FROM stop');
+    admin.close();
+    await store.close();
+    expect(messagesOnDisk(file)).toEqual({ messages: [], sent: [{ id: 'shut-0001', deliveredAt: null }] });
+    expect(readDb(file, (db) => db.prepare("SELECT value FROM meta WHERE key = 'records_filed'").get())).toEqual({ value: 1 });
   });
 
   it('keeps a delivered receipt when the acknowledgement could not be stored: the next acknowledgement removes the message and queues it', async () => {

@@ -2,7 +2,7 @@
 // process would, through its own read-only connection, opened for the one read and closed after.
 // (WAL: a reader never waits for the writer, nor holds it up once closed.)
 import Database from 'better-sqlite3';
-import { deliveredRecordsPath } from '../../relay/mailbox/sqlite.ts';
+import { recordFilePath } from '../../relay/mailbox/sqlite.ts';
 
 /** Opens `path` read-only (it must exist), runs `read` on it, and closes it whatever `read` did. */
 export function readDb<T>(path: string, read: (db: Database.Database) => T): T {
@@ -23,9 +23,9 @@ export interface RelayRecord {
 
 /**
  * A relay's idempotency records, in seq order: those in `relay.db` (of messages that were
- * written) and those in the file beside it (of messages delivered straight from memory).
+ * written before the record file) and those in the record file beside it.
  */
 export function relayRecords(dbPath: string): RelayRecord[] {
   const read = (path: string) => readDb(path, (db) => db.prepare('SELECT seq, sender, id, delivered_at AS deliveredAt FROM sent').all() as RelayRecord[]);
-  return [...read(dbPath), ...read(deliveredRecordsPath(dbPath))].sort((a, b) => a.seq - b.seq);
+  return [...read(dbPath), ...read(recordFilePath(dbPath))].sort((a, b) => a.seq - b.seq);
 }

@@ -1,12 +1,10 @@
-// The (sender, id) records of messages delivered straight from memory: taken by their
-// recipient before they were written (write-behind.ts), which is nearly every message while
-// recipients are online. A record is an entry at a random place in the hash index, which
-// dirties a page of it per record and costs ~5-10 µs in the writer's commit: a sixth of the
-// relay's event loop under a full online load. So a worker thread writes these records into a
-// file of their own (`relay-delivered.db` beside `relay.db`), where nothing else waits for the
-// lock. Until the worker says a batch is in the file, its records stay in write-behind's
-// memory, where the store's lookups find them; after, this connection finds them in the file.
-// Records of written messages stay in relay.db, in the commit that writes the message.
+// The (sender, id) idempotency records, in a file of their own (`relay-records.db` beside
+// `relay.db`), written by a worker thread. A record is an entry at a random place in a hash
+// index, which dirties a page of it per record and cost ~5-10 µs in the writer's commit: a
+// sixth of the relay's event loop under a full online load. Here nothing else waits for that
+// file's lock, and the event loop only posts the batches. Until the worker says a batch is in
+// the file, its records stay in write-behind's memory, where the store's lookups find them;
+// after, this connection finds them in the file.
 //
 // Should the worker fail, this connection writes the batches itself, as the event loop's work
 // again (logged once). A batch that fails to be written is tried again a second later.
@@ -15,12 +13,12 @@ import type { Logger } from '../log.ts';
 import { migrate, tune } from '../sqlite/migrate.ts';
 import { startSqliteWorker } from '../sqlite/worker.ts';
 import { hash52 } from './bloom.ts';
-import { deliveredRecordMigrations } from './migrations.ts';
+import { recordFileMigrations } from './migrations.ts';
 import { RECORD_SQL, prepareRecordQueries, type RecordRow } from './sqlite-rows.ts';
 import { recordKey } from './store.ts';
 import type { PendingSent } from './write-behind.ts';
 
-export interface DeliveredRecordsOptions {
+export interface RecordFileOptions {
   /** The file; created if missing. */
   path: string;
   durability: 'normal' | 'full';
@@ -51,13 +49,13 @@ function handle(job) {
 }
 `;
 
-export type DeliveredRecords = ReturnType<typeof openDeliveredRecords>;
+export type RecordFile = ReturnType<typeof openRecordFile>;
 
-export function openDeliveredRecords({ path, durability, log, module }: DeliveredRecordsOptions) {
+export function openRecordFile({ path, durability, log, module }: RecordFileOptions) {
   const db = new Database(path);
   try {
     tune(db, durability);
-    migrate(db, deliveredRecordMigrations);
+    migrate(db, recordFileMigrations);
   } catch (error) {
     db.close();
     throw error;
@@ -92,7 +90,7 @@ export function openDeliveredRecords({ path, durability, log, module }: Delivere
       else q.pruneSent.run(p.job.prune);
       p.done();
     } catch (error) {
-      log.warn('could not write records of delivered messages; trying again', { error: String(error) });
+      log.warn('could not write idempotency records; trying again', { error: String(error) });
       if ('rows' in p.job) retryLater(p);
     }
   };
@@ -111,13 +109,13 @@ export function openDeliveredRecords({ path, durability, log, module }: Delivere
       const p = posted.shift();
       if (!p) return;
       if (reply.ok) return p.done();
-      log.warn('could not write records of delivered messages; trying again', { error: reply.error });
+      log.warn('could not write idempotency records; trying again', { error: reply.error });
       if ('rows' in p.job) retryLater(p);
     },
     failed(why) {
       if (closed) return;
       inWorker = false;
-      log.warn('records of delivered messages are written in the event loop again', { why });
+      log.warn('idempotency records are written in the event loop again', { why });
       for (const p of posted.splice(0)) runHere(p);
     },
   });
@@ -131,6 +129,8 @@ export function openDeliveredRecords({ path, durability, log, module }: Delivere
       const rows = records.map((s): RecordRow => [s.seq, hash52(recordKey(s.from, s.id)), s.from, s.id, s.digest, s.at, s.deliveredAt]);
       send({ job: { rows }, done: written });
     },
+    /** Writes the rows in this thread, now (the store's start-up). */
+    writeHere: (rows: RecordRow[]): void => writeHere(rows),
     /** Deletes the records older than `before` (ms since the epoch). */
     prune(before: number): void {
       send({ job: { prune: before }, done: () => undefined });
@@ -146,7 +146,7 @@ export function openDeliveredRecords({ path, durability, log, module }: Delivere
       inWorker = false;
       for (const p of [...posted.splice(0), ...waiting.splice(0)]) runHere(p);
       const lost = waiting.reduce((n, p) => n + ('rows' in p.job ? p.job.rows.length : 0), 0);
-      if (lost > 0) log.error('records of delivered messages could not be written; a resend of one of them would be delivered again', { records: lost });
+      if (lost > 0) log.error('idempotency records could not be written; a resend of one of those messages would be delivered again', { records: lost });
       db.close();
     },
   };

@@ -1,10 +1,10 @@
-// The records of messages delivered straight from memory, written by a worker thread into a
-// file of their own (relay/mailbox/delivered-records.ts): when they are there, and that a
+// The idempotency records, written by a worker thread into a
+// file of their own (relay/mailbox/record-file.ts): when they are there, and that a
 // failed write is tried again, and a failed worker leaves the writing to the event loop.
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openDeliveredRecords, type DeliveredRecords } from '../../relay/mailbox/delivered-records.ts';
+import { openRecordFile, type RecordFile } from '../../relay/mailbox/record-file.ts';
 import type { PendingSent } from '../../relay/mailbox/write-behind.ts';
 import { hash52 } from '../../relay/mailbox/bloom.ts';
 import { recordKey } from '../../relay/mailbox/store.ts';
@@ -14,7 +14,7 @@ import { readDb } from '../support/db.ts';
 
 const alice = 'a'.repeat(32);
 const dirs: { remove: () => void }[] = [];
-const opened: DeliveredRecords[] = [];
+const opened: RecordFile[] = [];
 afterEach(async () => {
   for (const r of opened.splice(0)) await r.close();
   for (const d of dirs.splice(0)) d.remove();
@@ -23,9 +23,9 @@ afterEach(async () => {
 function open(module?: string) {
   const dir = tempDir();
   dirs.push(dir);
-  const path = join(dir.path, 'relay-delivered.db');
+  const path = join(dir.path, 'relay-records.db');
   const lines: string[] = [];
-  const records = openDeliveredRecords({ path, durability: 'normal', log: createLogger({ write: (line) => lines.push(line) }), ...(module ? { module } : {}) });
+  const records = openRecordFile({ path, durability: 'normal', log: createLogger({ write: (line) => lines.push(line) }), ...(module ? { module } : {}) });
   opened.push(records);
   /** The ids on file, as another process reads them. */
   const onFile = () => readDb(path, (db) => db.prepare('SELECT id FROM sent ORDER BY seq').all().map((r) => (r as { id: string }).id));
@@ -37,9 +37,9 @@ const batch = (from: number, count: number, at = Date.now()) =>
   Array.from({ length: count }, (_, i): PendingSent => ({ from: alice, id: `m-${from + i}`, seq: from + i, digest: `d-${from + i}`, at, deliveredAt: at + 1 }) as PendingSent);
 
 /** Resolves at `written`, with what the file held then. */
-const write = (records: DeliveredRecords, sent: PendingSent[], onFile: () => string[]) => new Promise<string[]>((resolve) => records.write(sent, () => resolve(onFile())));
+const write = (records: RecordFile, sent: PendingSent[], onFile: () => string[]) => new Promise<string[]>((resolve) => records.write(sent, () => resolve(onFile())));
 
-describe('records of messages delivered from memory', () => {
+describe('the record file', () => {
   it('are in the file, findable through its connection, when the worker says so', async () => {
     const { records, onFile } = open();
     const first = await write(records, batch(1, 500), onFile);
@@ -65,7 +65,7 @@ describe('records of messages delivered from memory', () => {
     admin.exec("CREATE TABLE stop (x); INSERT INTO stop VALUES (1); CREATE TRIGGER no BEFORE INSERT ON sent WHEN (SELECT count(*) FROM stop) > 0 BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;");
     let written = false;
     records.write(batch(1, 20), () => (written = true));
-    await eventually(() => lines.find((l) => l.includes('could not write records of delivered messages') && l.includes('refused for the test')), 'the warning');
+    await eventually(() => lines.find((l) => l.includes('could not write idempotency records') && l.includes('refused for the test')), 'the warning');
     expect(written).toBe(false);
     expect(onFile()).toEqual([]);
     admin.exec('DELETE FROM stop');
@@ -76,7 +76,7 @@ describe('records of messages delivered from memory', () => {
 
   it('are written by this thread when the worker cannot start, with a warning', async () => {
     const { records, lines, onFile } = open(join(import.meta.dirname, 'no-such-module.cjs'));
-    await eventually(() => lines.find((l) => l.includes('records of delivered messages are written in the event loop again')), 'the warning');
+    await eventually(() => lines.find((l) => l.includes('idempotency records are written in the event loop again')), 'the warning');
     let seen: string[] | undefined;
     records.write(batch(1, 5), () => (seen = onFile()));
     // Synchronously now: in the file by the time write() returns.
