@@ -1,6 +1,6 @@
 // A worker thread with a better-sqlite3 connection of its own, for SQLite work that must not
 // hold up the event loop: checkpoints (checkpointer.ts) and the records written behind
-// (relay/mailbox/delivered-records.ts). Each message posted gets one reply, in order.
+// (relay/mailbox/record-file.ts). Each message posted gets one reply, in order.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
