@@ -107,7 +107,6 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     q.pruneSent.run(now() - retention);
     records.prune(now() - retention);
   };
-  prune();
 
   const checkpoints = startCheckpointer(db, log);
   const writes = createWriteBehind({ db, q, holdMs, records, log, committed: checkpoints.committed });
@@ -161,6 +160,8 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
       throw error;
     }
   }
+  // After the rebuild: this thread's writes to the record file must not wait for the worker's prune.
+  prune();
   const seqs = seqBlocks(meta.seq, (end) => void q.setMeta.run('seq', end), log);
   let closed = false;
   let closing: Promise<void> = Promise.resolve();
