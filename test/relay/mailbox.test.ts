@@ -9,7 +9,7 @@ import { createLogger } from '../../relay/log.ts';
 import { migrate } from '../../relay/sqlite/migrate.ts';
 import { digestOf, type IncomingMessage, type RelayStore } from '../../relay/mailbox/store.ts';
 import { eventually, idsOf, readPages, tempDir } from '../support/relay.ts';
-import { readDb, relayRecords } from '../support/db.ts';
+import { readDb, refuseInserts, relayRecords } from '../support/db.ts';
 
 const alice = 'a'.repeat(32);
 const bob = 'b'.repeat(32);
@@ -48,6 +48,25 @@ function messagesOnDisk(file: string) {
 
 const settled = async <T>(p: Promise<T>, ms: number): Promise<T | 'pending'> => Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);
 const turn = () => new Promise((r) => setImmediate(r));
+
+/**
+ * Retries of every `every`th message of `seqs` are duplicates with their seq, and those of
+ * `conflicting` with another body are conflicts: answered by `store`, then by a store opened
+ * again on its file (whose filter of known ids starts at its smallest).
+ */
+async function retriesAnswered(store: RelayStore, file: string, seqs: ReadonlyMap<string, number>, every: number, conflicting: readonly string[]) {
+  for (let turns = 0; turns < 10; turns++) await turn();
+  const retry = async (s: RelayStore) => {
+    for (const [id, seq] of [...seqs].filter((_, i) => i % every === 0)) expect(await s.accept(message(id), quota), id).toMatchObject({ kind: 'duplicate', seq });
+    for (const id of conflicting) expect(await s.accept(message(id, 'another body'), quota), id).toEqual({ kind: 'conflict' });
+  };
+  await retry(store);
+  await store.close();
+  stores.splice(0);
+  const reopened = openSqliteStore({ path: file, expectedRecords: 1 });
+  stores.push(reopened);
+  await retry(reopened);
+}
 
 describe('the SQLite mailbox', () => {
   it('keeps a message for a connected recipient in memory, and never writes it once it is acknowledged', async () => {
@@ -233,17 +252,7 @@ describe('the SQLite mailbox', () => {
       if (seqs.size % 500 === 0) await outcome.durable;
     }
     await eventually(() => onDisk(file).sent.length === ids.length, 'every record written');
-    for (let turns = 0; turns < 10; turns++) await turn();
-    const retry = async (s: RelayStore) => {
-      for (const id of ids.filter((_, i) => i % 97 === 0)) expect(await s.accept(message(id), quota), id).toMatchObject({ kind: 'duplicate', seq: seqs.get(id) });
-      expect(await s.accept(message('grow-00001', 'another body'), quota)).toEqual({ kind: 'conflict' });
-    };
-    await retry(store);
-    await store.close();
-    stores.splice(0);
-    const reopened = openSqliteStore({ path: file, expectedRecords: 1 });
-    stores.push(reopened);
-    await retry(reopened);
+    await retriesAnswered(store, file, seqs, 97, ['grow-00001']);
   });
   it('finds the records of delivered and of written messages alike while its filter grows, and after a restart', async () => {
     // Every other message is taken from memory, the rest are written: the records of both go
@@ -260,18 +269,7 @@ describe('the SQLite mailbox', () => {
     }
     await eventually(() => onDisk(file).sent.length === ids.length, 'every record written');
     expect(readDb(file, (db) => db.prepare('SELECT count(*) AS n FROM sent').get())).toEqual({ n: 0 });
-    for (let turns = 0; turns < 10; turns++) await turn();
-    const retry = async (s: RelayStore) => {
-      for (const id of ids.filter((_, i) => i % 41 === 0)) expect(await s.accept(message(id), quota), id).toMatchObject({ kind: 'duplicate', seq: seqs.get(id) });
-      expect(await s.accept(message('both-00000', 'another body'), quota)).toEqual({ kind: 'conflict' });
-      expect(await s.accept(message('both-00001', 'another body'), quota)).toEqual({ kind: 'conflict' });
-    };
-    await retry(store);
-    await store.close();
-    stores.splice(0);
-    const reopened = openSqliteStore({ path: file, expectedRecords: 1 });
-    stores.push(reopened);
-    await retry(reopened);
+    await retriesAnswered(store, file, seqs, 41, ['both-00000', 'both-00001']);
   });
 
   it('rebuilds the records of the messages in the mailbox after an unclean end, so that their retries are still duplicates', async () => {
@@ -294,38 +292,34 @@ describe('the SQLite mailbox', () => {
     expect(idsOf(await reopened.page(bob, 0, 10))).toEqual(['lost-0001']);
   });
 
-  it('keeps an acknowledged message on disk until its record is filed, then removes it', async () => {
+  /** A message written, then acknowledged, while the record file refuses its record (as a full disk would). */
+  async function acknowledgedUnfiled(id: string) {
     const { store, file } = open(0);
-    // The record file refuses inserts for a while (as a full disk would).
-    const admin = new Database(recordFilePath(file));
-    admin.exec("CREATE TABLE stop (x); INSERT INTO stop VALUES (1); CREATE TRIGGER no BEFORE INSERT ON sent WHEN (SELECT count(*) FROM stop) > 0 BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;");
-    const outcome = await store.accept(message('wait-0001'), quota);
+    const allow = refuseInserts(recordFilePath(file), 'sent');
+    const outcome = await store.accept(message(id), quota);
     if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
     await outcome.durable;
     expect(await store.acknowledge(bob, [outcome.seq], 5)).toMatchObject({ removed: 1 });
+    return { store, file, outcome, allow };
+  }
+
+  it('keeps an acknowledged message on disk until its record is filed, then removes it', async () => {
+    const { store, file, outcome, allow } = await acknowledgedUnfiled('wait-0001');
     // Removals go with a commit 50 ms later; this one waits, as the row is all its record has.
     await new Promise((r) => setTimeout(r, 300));
     expect(messagesOnDisk(file)).toEqual({ messages: ['wait-0001'], sent: [] });
     // Acknowledged all the same: the recipient's pages skip it, and a retry is a duplicate.
     expect(await store.page(bob, 0, 10)).toEqual([]);
     expect(await store.accept(message('wait-0001'), quota)).toMatchObject({ kind: 'duplicate', seq: outcome.seq });
-    admin.exec('DELETE FROM stop');
-    admin.close();
+    allow();
     await eventually(() => messagesOnDisk(file).messages.length === 0, 'the removal once the record is filed');
     expect(messagesOnDisk(file).sent).toEqual([{ id: 'wait-0001', deliveredAt: null }]);
   });
 
   it('files every record and commits the removals that waited for them when it closes', async () => {
-    const { store, file } = open(0);
-    const admin = new Database(recordFilePath(file));
-    admin.exec("CREATE TABLE stop (x); INSERT INTO stop VALUES (1); CREATE TRIGGER no BEFORE INSERT ON sent WHEN (SELECT count(*) FROM stop) > 0 BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;");
-    const outcome = await store.accept(message('shut-0001'), quota);
-    if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
-    await outcome.durable;
-    await store.acknowledge(bob, [outcome.seq], 5);
+    const { store, file, allow } = await acknowledgedUnfiled('shut-0001');
     await new Promise((r) => setTimeout(r, 100));
-    admin.exec('DELETE FROM stop');
-    admin.close();
+    allow();
     await store.close();
     expect(messagesOnDisk(file)).toEqual({ messages: [], sent: [{ id: 'shut-0001', deliveredAt: null }] });
     expect(readDb(file, (db) => db.prepare("SELECT value FROM meta WHERE key = 'records_filed'").get())).toEqual({ value: 1 });

@@ -1,7 +1,6 @@
 // The idempotency records, written by a worker thread into a
 // file of their own (relay/mailbox/record-file.ts): when they are there, and that a
 // failed write is tried again, and a failed worker leaves the writing to the event loop.
-import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openRecordFile, type RecordFile } from '../../relay/mailbox/record-file.ts';
@@ -10,7 +9,7 @@ import { hash52 } from '../../relay/mailbox/bloom.ts';
 import { recordKey } from '../../relay/mailbox/store.ts';
 import { createLogger } from '../../relay/log.ts';
 import { eventually, tempDir } from '../support/relay.ts';
-import { readDb } from '../support/db.ts';
+import { readDb, refuseInserts } from '../support/db.ts';
 
 const alice = 'a'.repeat(32);
 const dirs: { remove: () => void }[] = [];
@@ -61,15 +60,13 @@ describe('the record file', () => {
   it('are tried again when a write fails, and none is lost', async () => {
     const { records, path, lines, onFile } = open();
     // A database that refuses the inserts for a while (as a full disk would).
-    const admin = new Database(path);
-    admin.exec("CREATE TABLE stop (x); INSERT INTO stop VALUES (1); CREATE TRIGGER no BEFORE INSERT ON sent WHEN (SELECT count(*) FROM stop) > 0 BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;");
+    const allow = refuseInserts(path, 'sent');
     let written = false;
     records.write(batch(1, 20), () => (written = true));
     await eventually(() => lines.find((l) => l.includes('could not write idempotency records') && l.includes('refused for the test')), 'the warning');
     expect(written).toBe(false);
     expect(onFile()).toEqual([]);
-    admin.exec('DELETE FROM stop');
-    admin.close();
+    allow();
     await eventually(() => written, 'the retry');
     expect(onFile()).toHaveLength(20);
   });

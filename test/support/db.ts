@@ -29,3 +29,17 @@ export function relayRecords(dbPath: string): RelayRecord[] {
   const read = (path: string) => readDb(path, (db) => db.prepare('SELECT seq, sender, id, delivered_at AS deliveredAt FROM sent').all() as RelayRecord[]);
   return [...read(dbPath), ...read(recordFilePath(dbPath))].sort((a, b) => a.seq - b.seq);
 }
+
+/**
+ * Makes the database at `path` refuse inserts into `table` (as a full disk would) until the
+ * returned function is called, through a connection of its own.
+ */
+export function refuseInserts(path: string, table: string): () => void {
+  const admin = new Database(path);
+  admin.exec(`CREATE TABLE refuse (x); INSERT INTO refuse VALUES (1);
+    CREATE TRIGGER refuse_inserts BEFORE INSERT ON ${table} WHEN (SELECT count(*) FROM refuse) > 0 BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;`);
+  return () => {
+    admin.exec('DELETE FROM refuse');
+    admin.close();
+  };
+}
