@@ -51,11 +51,14 @@ function handle(job) {
 
 export type RecordFile = ReturnType<typeof openRecordFile>;
 
+export const toRecordRow = (s: PendingSent): RecordRow => [s.seq, hash52(recordKey(s.from, s.id)), s.from, s.id, s.digest, s.at, s.deliveredAt];
+
 export function openRecordFile({ path, durability, log, module }: RecordFileOptions) {
   const db = new Database(path);
+  let created: boolean;
   try {
     tune(db, durability);
-    migrate(db, recordFileMigrations);
+    created = migrate(db, recordFileMigrations).from === 0;
   } catch (error) {
     db.close();
     throw error;
@@ -123,13 +126,14 @@ export function openRecordFile({ path, durability, log, module }: RecordFileOpti
   return {
     /** The file's records (those the worker has not written yet are the caller's to find). */
     q,
+    /** The file was new: whatever records it held before are gone (see the store's rebuild). */
+    created,
     /** Writes the records; `written` is called once they are all in the file. */
     write(records: readonly PendingSent[], written: () => void): void {
       if (records.length === 0) return written();
-      const rows = records.map((s): RecordRow => [s.seq, hash52(recordKey(s.from, s.id)), s.from, s.id, s.digest, s.at, s.deliveredAt]);
-      send({ job: { rows }, done: written });
+      send({ job: { rows: records.map(toRecordRow) }, done: written });
     },
-    /** Writes the rows in this thread, now (the store's start-up). */
+    /** Writes the rows in this thread, now; throws if it cannot. */
     writeHere: (rows: RecordRow[]): void => writeHere(rows),
     /** Deletes the records older than `before` (ms since the epoch). */
     prune(before: number): void {

@@ -9,7 +9,7 @@
 import type { Database } from 'better-sqlite3';
 import type { Envelope } from '../protocol.ts';
 import type { Logger } from '../log.ts';
-import type { RecordFile } from './record-file.ts';
+import { toRecordRow, type RecordFile } from './record-file.ts';
 import { toRow, type Queries, type StoredRow } from './sqlite-rows.ts';
 import { StorageError, deferred, recordKey, type Deferred } from './store.ts';
 
@@ -73,8 +73,8 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
   /** Records of envelopes taken before they were written: handed to `records` at the next flush. */
   let takenRecords: PendingSent[] = [];
   /**
-   * Seqs of committed envelopes whose records are not in the record file yet. Their removal
-   * waits: once the row is gone, the record could not be rebuilt from it.
+   * Seqs of the records handed to the record file and not in it yet. A row's removal needs its
+   * record filed first (fileNow): once the row is gone, the record could not be rebuilt from it.
    */
   const unfiled = new Set<number>();
   /** Other writes (the directory's) for the next commit, each settled by it. */
@@ -150,8 +150,6 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
         const key = recordKey(s.from, s.id);
         if (pendingSent.get(key) === s) pendingSent.delete(key);
       }
-      // Removals that waited for these records.
-      if (pendingDeletes.size > 0) scheduleFlush(true);
     });
   };
 
@@ -176,17 +174,15 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
     takenRecords = [];
     const extra = others;
     others = [];
-    const deletes = [...pendingDeletes].filter(([s]) => !unfiled.has(s));
+    const deletes = [...pendingDeletes];
     if (deletes.length === 0 && rows.length === 0 && extra.length === 0) return file(sent);
     try {
       commit(deletes.map(([s]) => s), rows, extra.map((w) => w.write));
       for (const w of extra) w.done.resolve({});
       for (const row of rows) dequeue(row);
-      for (const [s, recipient] of deletes) {
-        pendingDeletes.delete(s);
-        const left = (deletesFor.get(recipient) ?? 1) - 1;
-        if (left > 0) deletesFor.set(recipient, left);
-        else deletesFor.delete(recipient);
+      pendingDeletes.clear();
+      deletesFor.clear();
+      for (const [, recipient] of deletes) {
         const box = boxes.get(recipient);
         if (box) box.rows -= 1;
       }
@@ -266,7 +262,25 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
       }
       row.done.resolve(row.envelope.kind === 'message' ? { deliveredAt: at } : {});
     },
-    /** A written row was acknowledged: deleted with the next commit. */
+    /**
+     * Writes the records of these written envelopes that are not in the record file yet, here
+     * and now, before their rows are removed; throws (and changes nothing) if it cannot.
+     */
+    fileNow: (envelopes: readonly Envelope[]): void => {
+      const due: PendingSent[] = [];
+      for (const e of envelopes) {
+        if (e.kind !== 'message' || !unfiled.has(e.seq)) continue;
+        const s = pendingSent.get(recordKey(e.from, e.id));
+        if (s?.seq === e.seq) due.push(s);
+      }
+      if (due.length === 0) return;
+      records.writeHere(due.map(toRecordRow));
+      for (const s of due) {
+        unfiled.delete(s.seq);
+        pendingSent.delete(recordKey(s.from, s.id));
+      }
+    },
+    /** A written row was acknowledged (its record filed: fileNow): deleted with the next commit. */
     remove: (seq: number, recipient: string): void => {
       pendingDeletes.set(seq, recipient);
       deletesFor.set(recipient, (deletesFor.get(recipient) ?? 0) + 1);
@@ -310,17 +324,16 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
     /** Removals and the records of taken envelopes keep nobody waiting: they go with a later commit. */
     flushLazily: (): void => scheduleFlush(true),
     /**
-     * Writes everything, held or not, waits for the record file to have every record (it
-     * closes), then commits the removals that waited for them, and stops.
+     * Writes everything, held or not, waits for the record file to close, and stops. True when
+     * every record reached it (false: the store rebuilds them from the mailbox at its next start).
      */
-    close: async (): Promise<void> => {
+    close: async (): Promise<boolean> => {
       flush(true);
       closed = true;
       clearTimeout(holdTimer);
       clearTimeout(lazyTimer);
       await records.close();
-      unfiled.clear(); // written, or given up on (record-file.ts logs it): the removals go now
-      flush(true);
+      return unfiled.size === 0;
     },
   };
 }

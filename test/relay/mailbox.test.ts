@@ -1,6 +1,6 @@
 // The SQLite mailbox on its own: what reaches the disk, and when a sender may be answered.
 import Database from 'better-sqlite3';
-import { statSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { relayMigrations } from '../../relay/mailbox/migrations.ts';
@@ -14,7 +14,7 @@ import { readDb, refuseInserts, relayRecords } from '../support/db.ts';
 const alice = 'a'.repeat(32);
 const bob = 'b'.repeat(32);
 const quota = { messages: 100, bytes: 100_000 };
-const message = (id: string, body = `body of ${id}`): IncomingMessage => ({ from: alice, to: bob, id, body, sentAt: 1, at: Date.now(), digest: `d-${body}` });
+const message = (id: string, body = `body of ${id}`): IncomingMessage => ({ from: alice, to: bob, id, body, sentAt: 1, at: Date.now(), digest: digestOf(bob, body) });
 
 const dirs: { remove: () => void }[] = [];
 const stores: RelayStore[] = [];
@@ -246,7 +246,7 @@ describe('the SQLite mailbox', () => {
     const ids = Array.from({ length: 3_000 }, (_, i) => `grow-${String(i).padStart(5, '0')}`);
     const seqs = new Map<string, number>();
     for (const id of ids) {
-      const outcome = await store.accept({ ...message(id), to: bob }, { messages: 10_000, bytes: 10_000_000 });
+      const outcome = await store.accept(message(id), { messages: 10_000, bytes: 10_000_000 });
       if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
       seqs.set(id, outcome.seq);
       if (seqs.size % 500 === 0) await outcome.durable;
@@ -277,7 +277,7 @@ describe('the SQLite mailbox', () => {
     await store.close();
     stores.splice(0);
     // As a process that died between committing a message and filing its record leaves it.
-    const m = { ...message('lost-0001'), to: bob };
+    const m = message('lost-0001');
     const raw = new Database(file);
     raw.prepare("INSERT INTO mailbox (seq, recipient, kind, sender, msg_id, body, sent_at, at, size) VALUES (77, ?, 'message', ?, ?, ?, 1, ?, 9)").run(bob, alice, m.id, m.body, m.at);
     raw.prepare("UPDATE meta SET value = 0 WHERE key = 'records_filed'").run();
@@ -286,43 +286,58 @@ describe('the SQLite mailbox', () => {
     const reopened = openSqliteStore({ path: file, log: createLogger({ write: (line) => lines.push(line) }) });
     stores.push(reopened);
     expect(lines.filter((l) => l.includes('rebuilt idempotency records'))).toEqual([expect.stringContaining('records=1')]);
-    const again = await reopened.accept({ ...m, digest: digestOf(bob, m.body) }, quota);
-    expect(again).toMatchObject({ kind: 'duplicate', seq: 77 });
-    expect(await reopened.accept({ ...m, body: 'another body', digest: digestOf(bob, 'another body') }, quota)).toEqual({ kind: 'conflict' });
+    expect(await reopened.accept(m, quota)).toMatchObject({ kind: 'duplicate', seq: 77 });
+    expect(await reopened.accept(message('lost-0001', 'another body'), quota)).toEqual({ kind: 'conflict' });
     expect(idsOf(await reopened.page(bob, 0, 10))).toEqual(['lost-0001']);
   });
 
-  /** A message written, then acknowledged, while the record file refuses its record (as a full disk would). */
-  async function acknowledgedUnfiled(id: string) {
+  /** A message written while the record file refuses its record (as a full disk would). */
+  async function writtenUnfiled(id: string) {
     const { store, file } = open(0);
     const allow = refuseInserts(recordFilePath(file), 'sent');
     const outcome = await store.accept(message(id), quota);
     if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
     await outcome.durable;
-    expect(await store.acknowledge(bob, [outcome.seq], 5)).toMatchObject({ removed: 1 });
-    return { store, file, outcome, allow };
+    return { store, file, seq: outcome.seq, allow };
   }
 
-  it('keeps an acknowledged message on disk until its record is filed, then removes it', async () => {
-    const { store, file, outcome, allow } = await acknowledgedUnfiled('wait-0001');
-    // Removals go with a commit 50 ms later; this one waits, as the row is all its record has.
-    await new Promise((r) => setTimeout(r, 300));
-    expect(messagesOnDisk(file)).toEqual({ messages: ['wait-0001'], sent: [] });
-    // Acknowledged all the same: the recipient's pages skip it, and a retry is a duplicate.
-    expect(await store.page(bob, 0, 10)).toEqual([]);
-    expect(await store.accept(message('wait-0001'), quota)).toMatchObject({ kind: 'duplicate', seq: outcome.seq });
+  it('refuses an acknowledgement while the records of its messages cannot be filed, and changes nothing until they can', async () => {
+    const { store, file, seq, allow } = await writtenUnfiled('wait-0001');
+    // The row is all its record has: removed now, the record could not be rebuilt after a crash.
+    await expect(store.acknowledge(bob, [seq], 5)).rejects.toMatchObject({ code: 'E_STORAGE' });
+    expect(idsOf(await store.page(bob, 0, 10))).toEqual(['wait-0001']);
+    expect(await store.page(alice, 0, 10)).toEqual([]);
     allow();
-    await eventually(() => messagesOnDisk(file).messages.length === 0, 'the removal once the record is filed');
+    expect(await store.acknowledge(bob, [seq], 6)).toMatchObject({ removed: 1, receiptsFor: [alice] });
+    expect(await store.page(alice, 0, 10)).toMatchObject([{ kind: 'receipt', state: 'delivered', ids: ['wait-0001'], at: 6 }]);
+    await eventually(() => messagesOnDisk(file).messages.length === 0, 'the removal');
     expect(messagesOnDisk(file).sent).toEqual([{ id: 'wait-0001', deliveredAt: null }]);
   });
 
-  it('files every record and commits the removals that waited for them when it closes', async () => {
-    const { store, file, allow } = await acknowledgedUnfiled('shut-0001');
-    await new Promise((r) => setTimeout(r, 100));
-    allow();
+  it('closes as unclean when a record could not be filed, and the next start rebuilds it', async () => {
+    const { store, file, seq, allow } = await writtenUnfiled('shut-0001');
     await store.close();
-    expect(messagesOnDisk(file)).toEqual({ messages: [], sent: [{ id: 'shut-0001', deliveredAt: null }] });
+    expect(readDb(file, (db) => db.prepare("SELECT value FROM meta WHERE key = 'records_filed'").get())).toEqual({ value: 0 });
+    allow();
+    stores.splice(0);
+    const lines: string[] = [];
+    const reopened = openSqliteStore({ path: file, log: createLogger({ write: (line) => lines.push(line) }) });
+    stores.push(reopened);
+    expect(lines.filter((l) => l.includes('rebuilt idempotency records'))).toEqual([expect.stringContaining('records=1')]);
+    expect(await reopened.accept(message('shut-0001'), quota)).toMatchObject({ kind: 'duplicate', seq });
+  });
+
+  it('rebuilds the records of the mailbox when the record file is gone (deleted, or not restored from a backup)', async () => {
+    const { store, file } = open(0);
+    const outcome = await store.accept(message('gone-0001'), quota);
+    if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
+    await store.close();
+    stores.splice(0);
     expect(readDb(file, (db) => db.prepare("SELECT value FROM meta WHERE key = 'records_filed'").get())).toEqual({ value: 1 });
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${recordFilePath(file)}${suffix}`, { force: true });
+    const reopened = openSqliteStore({ path: file });
+    stores.push(reopened);
+    expect(await reopened.accept(message('gone-0001'), quota)).toMatchObject({ kind: 'duplicate', seq: outcome.seq });
   });
 
   it('keeps a delivered receipt when the acknowledgement could not be stored: the next acknowledgement removes the message and queues it', async () => {
