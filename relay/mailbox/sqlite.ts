@@ -254,7 +254,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         guard((): AcceptOutcome => {
           const key = recordKey(m.from, m.id);
           const inFlight = writes.unwrittenRecord(key);
-          if (inFlight) return inFlight.digest === m.digest ? { kind: 'duplicate', seq: inFlight.seq, durable: inFlight.row.done.promise } : { kind: 'conflict' };
+          if (inFlight) return inFlight.digest === m.digest ? { kind: 'duplicate', seq: inFlight.seq, durable: inFlight.durable } : { kind: 'conflict' };
           const earlier = seen.mightHave(key) ? findRecord(hash52(key), m.from, m.id) : undefined;
           if (earlier) {
             if (earlier.digest !== m.digest) return { kind: 'conflict' };

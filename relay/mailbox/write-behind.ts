@@ -11,7 +11,7 @@ import type { Envelope } from '../protocol.ts';
 import type { Logger } from '../log.ts';
 import { toRecordRow, type RecordFile } from './record-file.ts';
 import { toRow, type Queries, type StoredRow } from './sqlite-rows.ts';
-import { StorageError, deferred, recordKey, type Deferred } from './store.ts';
+import { StorageError, deferred, recordKey, type Deferred, type Settled } from './store.ts';
 
 export interface PendingRow {
   recipient: string;
@@ -39,7 +39,8 @@ export interface PendingSent {
   digest: string;
   at: number;
   deliveredAt: number | null;
-  row: PendingRow;
+  /** How its message settles (the answer to a retry meanwhile); not the row, whose body could stay in memory with it. */
+  durable: Promise<Settled>;
 }
 
 /** How long removals and records that keep nobody waiting may wait for a commit, ms. */
@@ -244,8 +245,8 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
     unwrittenRecord: (key: string): PendingSent | undefined => pendingSent.get(key),
     unwrittenRecordKeys: (): Iterable<string> => pendingSent.keys(),
     /** A message's record, written with its row or once the row is taken. */
-    recordWith: (row: PendingRow, record: Omit<PendingSent, 'row'>): void => {
-      row.record = { ...record, row };
+    recordWith: (row: PendingRow, record: Omit<PendingSent, 'durable'>): void => {
+      row.record = { ...record, durable: row.done.promise };
       pendingSent.set(recordKey(record.from, record.id), row.record);
     },
     /**
