@@ -71,7 +71,7 @@ export const RECORD_SQL = {
   prune: 'DELETE FROM sent WHERE at < ?',
 } as const;
 
-/** The idempotency records' table `sent`, the same in relay.db and in the delivered records' file. */
+/** The idempotency records' table `sent`, the same in relay.db and in the record file (record-file.ts). */
 export function prepareRecordQueries(db: Database) {
   return {
     getSent: db.prepare<[number, string, string], { seq: number; digest: string; delivered_at: number | null }>(
