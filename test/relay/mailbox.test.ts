@@ -32,6 +32,16 @@ function open(holdMs: number, path?: string, more: Partial<SqliteStoreOptions> =
   return { store, file };
 }
 
+/** A relay.db in a new folder at an older schema `version`, open for the test to fill. */
+function oldDatabase(version: number) {
+  const dir = tempDir();
+  dirs.push(dir);
+  const file = join(dir.path, 'relay.db');
+  const db = new Database(file);
+  migrate(db, relayMigrations.slice(0, version));
+  return { file, db };
+}
+
 /** What another process reading the files would see. */
 function onDisk(file: string) {
   return {
@@ -192,12 +202,8 @@ describe('the SQLite mailbox', () => {
   });
 
   it('upgrades a version 1 database: its records still answer retries, as sends without a delivery', async () => {
-    const dir = tempDir();
-    dirs.push(dir);
-    const file = join(dir.path, 'relay.db');
     // A database as the first version left it: schema 1, one message waiting, and its record.
-    const db = new Database(file);
-    migrate(db, relayMigrations.slice(0, 1));
+    const { file, db } = oldDatabase(1);
     const old = message('old-00001');
     db.prepare("INSERT INTO mailbox (seq, recipient, kind, sender, msg_id, body, sent_at, at, size) VALUES (7, ?, 'message', ?, ?, ?, 1, 2, 3)").run(bob, alice, old.id, old.body);
     db.prepare('INSERT INTO sent (sender, id, seq, digest, at) VALUES (?, ?, 7, ?, ?)').run(alice, old.id, old.digest, Date.now());
@@ -214,12 +220,8 @@ describe('the SQLite mailbox', () => {
   });
 
   it('upgrades a version 4 database and moves the rows it cannot read to the dead letters, as they were, whether met in a page or in an acknowledgement', async () => {
-    const dir = tempDir();
-    dirs.push(dir);
-    const file = join(dir.path, 'relay.db');
     // Schema 4, with a receipt between two messages whose state no version ever wrote.
-    const db = new Database(file);
-    migrate(db, relayMigrations.slice(0, 4));
+    const { file, db } = oldDatabase(4);
     const insert = db.prepare('INSERT INTO mailbox (seq, recipient, kind, sender, msg_id, body, sent_at, at, size) VALUES (?, ?, ?, ?, ?, ?, ?, 2, ?)');
     insert.run(7, bob, 'message', alice, 'old-00007', 'seven', 1, 5);
     insert.run(8, bob, 'receipt', alice, null, '{"state":"seen","ids":["x"]}', null, 16);
