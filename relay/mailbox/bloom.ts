@@ -50,6 +50,9 @@ export function hash52(key: string): number {
   return a * 2 ** 20 + (b >>> 12);
 }
 
+/** The integer a recipient's mailbox rows are indexed by (relay.db's migration 6). */
+export const boxKey = (recipient: string): number => hash52(recipient);
+
 /** Two independent 32-bit FNV-1a hashes of the key's UTF-16 code units (double hashing; the step is odd). */
 function hashes(key: string): [number, number] {
   let a = 0x811c9dc5;

@@ -1,6 +1,6 @@
 // The relay database's schema history. Append; never edit a shipped migration.
 import type { Migration } from '../sqlite/migrate.ts';
-import { hash52 } from './bloom.ts';
+import { boxKey, hash52 } from './bloom.ts';
 
 export const relayMigrations: readonly Migration[] = [
   // 1: relay identity, directory, mailbox, idempotency records
@@ -81,6 +81,18 @@ export const relayMigrations: readonly Migration[] = [
         recipient, kind, sender, msg_id, body, sent_at, at, size,
         set_aside_at INTEGER NOT NULL
       );
+    `);
+  },
+  // 6: the mailbox indexed by an integer key of the recipient (boxKey(): a hash, so queries
+  // also compare the recipient) instead of the recipient's text: a new row's index entry is
+  // a fifth of the size, and a commit of offline messages ~2 µs a row cheaper
+  (db) => {
+    db.function('parley_box_key', { deterministic: true }, (recipient: unknown) => boxKey(String(recipient)));
+    db.exec(`
+      ALTER TABLE mailbox ADD COLUMN box INTEGER;
+      UPDATE mailbox SET box = parley_box_key(recipient);
+      DROP INDEX mailbox_by_recipient;
+      CREATE INDEX mailbox_by_box ON mailbox (box, seq);
     `);
   },
 ];

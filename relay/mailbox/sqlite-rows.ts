@@ -100,11 +100,12 @@ export function prepareQueries(db: Database) {
     pageUsers: db.prepare<[string, number], UserRow>('SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?'),
     changedUsers: db.prepare<[number, number], UserRow>('SELECT * FROM users WHERE rev > ? ORDER BY rev LIMIT ?'),
     ...prepareRecordQueries(db),
-    box: db.prepare<[string], { rows: number; messages: number; bytes: number }>(
-      "SELECT count(*) AS rows, count(*) FILTER (WHERE kind = 'message') AS messages, coalesce(sum(size) FILTER (WHERE kind = 'message'), 0) AS bytes FROM mailbox WHERE recipient = ?"),
-    insertRow: db.prepare<[number, string, string, string, string | null, string, number | null, number, number]>(
-      'INSERT INTO mailbox (seq, recipient, kind, sender, msg_id, body, sent_at, at, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
-    page: db.prepare<[string, number, number], StoredRow>('SELECT * FROM mailbox WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?'),
+    // A recipient's rows are found by boxKey(recipient), then the recipient (the key is a hash).
+    box: db.prepare<[number, string], { rows: number; messages: number; bytes: number }>(
+      "SELECT count(*) AS rows, count(*) FILTER (WHERE kind = 'message') AS messages, coalesce(sum(size) FILTER (WHERE kind = 'message'), 0) AS bytes FROM mailbox WHERE box = ? AND recipient = ?"),
+    insertRow: db.prepare<[number, string, number, string, string, string | null, string, number | null, number, number]>(
+      'INSERT INTO mailbox (seq, recipient, box, kind, sender, msg_id, body, sent_at, at, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+    page: db.prepare<[number, string, number, number], StoredRow>('SELECT * FROM mailbox WHERE box = ? AND recipient = ? AND seq > ? ORDER BY seq LIMIT ?'),
     bySeq: db.prepare<[number], StoredRow>('SELECT * FROM mailbox WHERE seq = ?'),
     messageRows: db.prepare<[], StoredRow>("SELECT * FROM mailbox WHERE kind = 'message'"),
     deleteRow: db.prepare<[number]>('DELETE FROM mailbox WHERE seq = ?'),

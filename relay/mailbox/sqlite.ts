@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Envelope, ReceiptState } from '../protocol.ts';
 import { base32 } from '../identity.ts';
-import { hash52 } from './bloom.ts';
+import { boxKey, hash52 } from './bloom.ts';
 import { SeenFilter } from './seen-filter.ts';
 import { seqBlocks } from './seq-blocks.ts';
 import { prepareQueries, readRow, toUser, type RecordRow, type StoredRow } from './sqlite-rows.ts';
@@ -212,7 +212,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
       const skip = writes.removedFor(recipient);
       let used = 0;
       // Row by row, so that a page of large bodies reads no more than it can send.
-      for (const r of q.page.iterate(recipient, afterSeq, limit + skip)) {
+      for (const r of q.page.iterate(boxKey(recipient), recipient, afterSeq, limit + skip)) {
         if (writes.isRemoved(r.seq)) continue;
         const envelope = readRow(r)?.envelope;
         if (!envelope) {

@@ -9,6 +9,7 @@
 import type { Database } from 'better-sqlite3';
 import type { Envelope } from '../protocol.ts';
 import type { Logger } from '../log.ts';
+import { boxKey } from './bloom.ts';
 import { toRecordRow, type RecordFile } from './record-file.ts';
 import { toRow, type Queries, type StoredRow } from './sqlite-rows.ts';
 import { StorageError, deferred, recordKey, type Deferred, type Settled } from './store.ts';
@@ -92,7 +93,7 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
 
   const boxOf = (recipient: string) => {
     let box = boxes.get(recipient);
-    if (!box) boxes.set(recipient, (box = { ...(q.box.get(recipient) ?? { rows: 0, messages: 0, bytes: 0 }) }));
+    if (!box) boxes.set(recipient, (box = { ...(q.box.get(boxKey(recipient), recipient) ?? { rows: 0, messages: 0, bytes: 0 }) }));
     return box;
   };
   const adjustQuota = (recipient: string, envelope: Envelope, size: number, sign: 1 | -1) => {
@@ -136,7 +137,7 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
     for (const s of deletes) q.deleteRow.run(s);
     for (const row of rows) {
       const r = toRow(row.recipient, row.envelope, row.size);
-      q.insertRow.run(r.seq, r.recipient, r.kind, r.sender, r.msg_id, r.body, r.sent_at, r.at, r.size);
+      q.insertRow.run(r.seq, r.recipient, boxKey(r.recipient), r.kind, r.sender, r.msg_id, r.body, r.sent_at, r.at, r.size);
     }
     for (const write of writes) write();
   });

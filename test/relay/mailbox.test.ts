@@ -4,6 +4,7 @@ import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { relayMigrations } from '../../relay/mailbox/migrations.ts';
+import { boxKey } from '../../relay/mailbox/bloom.ts';
 import { openSqliteStore, recordFilePath, type SqliteStoreOptions } from '../../relay/mailbox/sqlite.ts';
 import { createLogger } from '../../relay/log.ts';
 import { migrate } from '../../relay/sqlite/migrate.ts';
@@ -281,7 +282,7 @@ describe('the SQLite mailbox', () => {
     // As a process that died between committing a message and filing its record leaves it.
     const m = message('lost-0001');
     const raw = new Database(file);
-    raw.prepare("INSERT INTO mailbox (seq, recipient, kind, sender, msg_id, body, sent_at, at, size) VALUES (77, ?, 'message', ?, ?, ?, 1, ?, 9)").run(bob, alice, m.id, m.body, m.at);
+    raw.prepare("INSERT INTO mailbox (seq, recipient, box, kind, sender, msg_id, body, sent_at, at, size) VALUES (77, ?, ?, 'message', ?, ?, ?, 1, ?, 9)").run(bob, boxKey(bob), alice, m.id, m.body, m.at);
     raw.prepare("UPDATE meta SET value = 0 WHERE key = 'records_filed'").run();
     raw.close();
     const lines: string[] = [];
@@ -370,5 +371,24 @@ describe('the SQLite mailbox', () => {
     expect(await store.acknowledge(bob, [sent.seq], 1235)).toMatchObject({ removed: 1, receiptsFor: [alice] });
     expect(await store.page(bob, 0, 10)).toEqual([]);
     expect(await store.page(alice, 0, 10)).toMatchObject([{ kind: 'receipt', from: bob, state: 'delivered', ids: ['for-bob-1'], at: 1235 }]);
+  });
+
+  it("never pages another recipient's row that shares the recipient's integer key (a hash)", async () => {
+    const { store, file } = open(0);
+    const sent = await store.accept(message('mine-0001'), quota);
+    if (sent.kind !== 'accepted') throw new Error(sent.kind);
+    await sent.durable;
+    await store.close();
+    stores.splice(0);
+    const carol = 'c'.repeat(32);
+    const raw = new Database(file);
+    raw.prepare("INSERT INTO mailbox (seq, recipient, box, kind, sender, msg_id, body, sent_at, at, size) VALUES (500, ?, ?, 'message', ?, 'carols-0001', 'for carol', 1, 2, 9)").run(carol, boxKey(bob), alice);
+    raw.close();
+    const reopened = openSqliteStore({ path: file });
+    stores.push(reopened);
+    expect(idsOf(await reopened.page(bob, 0, 10))).toEqual(['mine-0001']);
+    // Bob's quota counts his one message only.
+    expect(await reopened.accept(message('mine-0002'), { messages: 2, bytes: 100_000 })).toMatchObject({ kind: 'accepted' });
+    expect(await reopened.accept(message('mine-0003'), { messages: 2, bytes: 100_000 })).toEqual({ kind: 'full' });
   });
 });
