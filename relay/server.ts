@@ -168,17 +168,14 @@ export function createRelay(options: RelayOptions): Relay {
   // there unanswered), or whose change could not be announced: their state is announced once
   // the shared presence is back.
   const unsure = new Set<string>();
-  const unsureOf = (userId: string) => (error: unknown) => {
-    if (cluster) unsure.add(userId);
+  const markUnsure = (userIds: readonly string[], error: unknown) => {
+    if (cluster) for (const userId of userIds) unsure.add(userId);
     presenceFailed(error);
   };
+  const unsureOf = (userId: string) => (error: unknown) => markUnsure([userId], error);
   cluster?.onLost((lost) => {
-    if (closing) return;
     // Those not told (e.g. Redis was just dropped) are told as they are once it is back.
-    track(directory.announceLost(lost, (userIds, error) => {
-      userIds.forEach((userId) => unsure.add(userId));
-      presenceFailed(error);
-    }));
+    if (!closing) track(directory.announceLost(lost, markUnsure));
   });
   /**
    * Announces these users as the shared presence has them. The revs are taken before it is
@@ -192,8 +189,7 @@ export function createRelay(options: RelayOptions): Relay {
       revs = await Promise.all(ids.map(() => presence.nextRev()));
       online = await presence.online(ids);
     } catch (error) {
-      ids.forEach((userId) => unsure.add(userId));
-      presenceFailed(error);
+      markUnsure(ids, error);
       return;
     }
     await Promise.all(ids.map((userId, i) => setPresence(userId, online.has(userId), revs[i] ?? 0).catch(unsureOf(userId))));

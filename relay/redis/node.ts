@@ -22,7 +22,6 @@ export interface ClusterNodeOptions {
 export type Refusal = z.infer<typeof Refusal>;
 const Refusal = z.enum(['', 'E_THROTTLED', 'E_TOO_MANY_CONNECTIONS']);
 
-
 export interface ClusterNode {
   readonly id: string;
   readonly presence: Presence;
@@ -48,7 +47,6 @@ const LeaveReply = z.tuple([Int, Int]);
 
 /** Users of dead nodes gone through per REAP script: about 5 ms of Redis each (node-scripts.ts). */
 const REAP_CHUNK = 500;
-
 
 const bump = (counts: Map<string, number>, key: string, delta: number) => {
   const n = (counts.get(key) ?? 0) + delta;
@@ -77,7 +75,6 @@ export function createClusterNode(options: ClusterNodeOptions): ClusterNode {
     down = true;
     throw error;
   };
-
 
   let resyncs = 0;
   const resync = async () => {
