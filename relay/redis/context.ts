@@ -1,9 +1,10 @@
-// What the parts of the Redis store (relay/redis/store.ts) share: where it keeps things (the
-// full table is in README.md), and the connection, node and timings they work with.
+// What the parts of the Redis store (relay/redis/store.ts) share: where it keeps things (every
+// key below), and the connection, node and timings they work with.
 //
 // Keys (P = prefix): P relay  hash {id, secret}; P seq  the seq counter; P users  sorted set
 // of user ids (lexical paging); P u:<id>  hash, a directory entry; P mb:<id>  sorted set, the
-// mailbox, scored by seq; P mq:<id>  hash {n, b}, the mailbox's message count and body bytes;
+// mailbox, scored by seq; P mq:<id>  hash {n, b, hn, hb}, the mailbox's message count and
+// body bytes, then those of the messages held for them (the totals of P mh:<id>);
 // P mh:<id>  sorted set of "<seq> <body bytes>" scored by expiry, the messages held in a node's
 // memory for them (reserved: the quota counts them until they expire or are given back);
 // P dead:<id>  sorted set, members of the mailbox that could not be read, scored by seq;

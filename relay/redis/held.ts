@@ -44,7 +44,7 @@ export function heldMessages({ redis, key, me, holdMs, retention, track }: Store
     recordTimer = undefined;
     if (records.size === 0) return;
     const taken = [...records.values()];
-    const keys = [...records.keys(), ...taken.map(([, recipient]) => key.held(recipient))];
+    const keys = [...records.keys(), ...taken.map(([, recipient]) => key.held(recipient)), ...taken.map(([, recipient]) => key.quota(recipient))];
     records.clear();
     const work = redis.run(RECORD, keys, [...taken.map(([value]) => value), ...taken.map(([, , size]) => size), retention], Int);
     // Not recorded (Redis away): the held records expire (their reservations with them) and a resend is delivered again, deduplicated by the recipient.

@@ -26,6 +26,11 @@ return redis.call('HMGET', KEYS[1], 'id', 'secret')
 // The checks every accept starts with: an earlier record, then the recipient's quota, which
 // counts the messages held in a node's memory for them (CLAIM reserves, WRITE and RECORD give
 // back): each is written into the mailbox unless taken, and its sender is not refused then.
+// The reservations' count and bytes are running totals (hn, hb in the quota hash) beside
+// their set, so a check costs the same however many are held; those past their time are
+// swept here, once each. A set that lapsed whole (its key expires with its last reservation)
+// leaves totals behind that count nothing: with no set, the totals are zero. They never go
+// below zero (reservations made by an older version, which kept no totals, are swept too).
 // KEYS[1] sent record, KEYS[3] quota, KEYS[6] held reservations; ARGV[1] digest, ARGV[2] body
 // bytes, ARGV[3] max messages, ARGV[4] max bytes. Returns a reply to give back at once, or nil
 // to go on.
@@ -42,15 +47,24 @@ local function checks()
     end
     return {'duplicate', tonumber(seq), tonumber(extra) or 0}
   end
-  local quota = redis.call('HMGET', KEYS[3], 'n', 'b')
-  -- Reservations past their time (a node died holding them, or failed to give them back) go first.
-  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now())
+  local quota = redis.call('HMGET', KEYS[3], 'n', 'b', 'hn', 'hb')
   local n, b = tonumber(quota[1] or '0'), tonumber(quota[2] or '0')
-  for _, r in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
-    n = n + 1
-    b = b + tonumber(string.match(r, ' (%d+)$'))
+  local hn, hb = tonumber(quota[3] or '0'), tonumber(quota[4] or '0')
+  -- Reservations past their time (a node died holding them, or failed to give them back) go first.
+  local expired = redis.call('ZRANGE', KEYS[6], '-inf', now(), 'BYSCORE')
+  if #expired > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now())
+    for _, r in ipairs(expired) do
+      hn = hn - 1
+      hb = hb - tonumber(string.match(r, ' (%d+)$'))
+    end
   end
-  if n + 1 > tonumber(ARGV[3]) or b + tonumber(ARGV[2]) > tonumber(ARGV[4]) then
+  if redis.call('EXISTS', KEYS[6]) == 0 then hn, hb = 0, 0 end
+  hn, hb = math.max(hn, 0), math.max(hb, 0)
+  if hn ~= tonumber(quota[3] or '0') or hb ~= tonumber(quota[4] or '0') then
+    redis.call('HSET', KEYS[3], 'hn', hn, 'hb', hb)
+  end
+  if n + hn + 1 > tonumber(ARGV[3]) or b + hb + tonumber(ARGV[2]) > tonumber(ARGV[4]) then
     return {'full', 0, 0}
   end
   return nil
@@ -58,12 +72,16 @@ end
 `;
 
 // Gives back a held message's reservation ("<seq> <body bytes>" in P mh:<user>, scored by when
-// it expires): it was written (and counts in the quota now) or taken. Each reservation expires
-// with its own held record, so one never given back (its node died, or the release failed)
-// stops counting then, however busy the recipient; a release after that finds nothing.
+// it expires) and takes it off the totals in the quota hash: it was written (and counts in the
+// quota now) or taken. Each reservation expires with its own held record, so one never given
+// back (its node died, or the release failed) stops counting then, however busy the recipient;
+// a release after that (swept, or its set lapsed) finds nothing and changes no total.
 const UNRESERVE = `
-local function unreserve(key, seq, size)
-  redis.call('ZREM', key, seq .. ' ' .. size)
+local function unreserve(key, quota, seq, size)
+  if redis.call('ZREM', key, seq .. ' ' .. size) == 1 then
+    redis.call('HINCRBY', quota, 'hn', -1)
+    redis.call('HINCRBY', quota, 'hb', -tonumber(size))
+  end
 end
 `;
 
@@ -110,6 +128,8 @@ local seq = redis.call('INCR', KEYS[4])
 redis.call('SET', KEYS[1], seq .. ' ' .. ARGV[1] .. ' held', 'PX', ARGV[5])
 redis.call('ZADD', KEYS[6], now() + tonumber(ARGV[5]), seq .. ' ' .. ARGV[2])
 redis.call('PEXPIRE', KEYS[6], ARGV[5])
+redis.call('HINCRBY', KEYS[3], 'hn', 1)
+redis.call('HINCRBY', KEYS[3], 'hb', tonumber(ARGV[2]))
 return {'accepted', seq, prevSeq(KEYS[2], seq)}
 `);
 
@@ -121,7 +141,7 @@ return {'accepted', seq, prevSeq(KEYS[2], seq)}
  */
 export const WRITE = script(`${COMMON}${UNRESERVE}
 local seq = tonumber(ARGV[4])
-unreserve(KEYS[5], ARGV[4], ARGV[2])
+unreserve(KEYS[5], KEYS[3], ARGV[4], ARGV[2])
 redis.call('ZADD', KEYS[2], seq, ARGV[5])
 redis.call('HINCRBY', KEYS[3], 'n', 1)
 redis.call('HINCRBY', KEYS[3], 'b', tonumber(ARGV[2]))
@@ -229,17 +249,17 @@ return moved
 `);
 
 /**
- * KEYS: sent records, then their recipients' held reservations. ARGV: the records' values,
- * then their body bytes, then the expiry in ms.
+ * KEYS: sent records, then their recipients' held reservations, then their quotas. ARGV: the
+ * records' values, then their body bytes, then the expiry in ms.
  * The records of held messages their recipients took ("<seq> <digest> <delivered at>"),
  * several at once, and their reservations given back.
  */
 export const RECORD = script(`${UNRESERVE}
-local count = #KEYS / 2
+local count = #KEYS / 3
 local px = ARGV[#ARGV]
 for i = 1, count do
   redis.call('SET', KEYS[i], ARGV[i], 'PX', px)
-  unreserve(KEYS[count + i], string.match(ARGV[i], '^%d+'), ARGV[count + i])
+  unreserve(KEYS[count + i], KEYS[2 * count + i], string.match(ARGV[i], '^%d+'), ARGV[count + i])
 end
 return count
 `);

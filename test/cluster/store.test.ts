@@ -141,7 +141,13 @@ describe('the Redis store', () => {
     // Through the other node too: the held ones count.
     expect((await other.accept(message(user(6), bob, 'other-00001'), quota)).kind).toBe('full');
     await Promise.all(burst.map((o) => (o.kind === 'accepted' ? o.durable : undefined)));
-    expect((await other.page(bob, 0, 10)).length).toBe(3);
+    const written = await other.page(bob, 0, 10);
+    expect(written.length).toBe(3);
+    // Written into the mailbox (Bob did not take them in time), they count once, as mail:
+    // once he takes it, there is room again.
+    expect((await other.accept(message(user(6), bob, 'other-00002'), quota)).kind).toBe('full');
+    await other.acknowledge(bob, written.map((e) => e.seq), 6);
+    expect((await other.accept(message(user(6), bob, 'other-00003'), quota)).kind).toBe('accepted');
     // Taken while held, they leave room behind them.
     const taken = await store.accept(message(user(6), user(2), 'taken-00001'), { messages: 1, bytes: 10_000 }, true);
     if (taken.kind !== 'accepted') throw new Error(taken.kind);
@@ -190,6 +196,26 @@ describe('the Redis store', () => {
       // Offline now, with an empty mailbox and a cap of 2: both fit.
       const outcomes = [await other.accept(message(carol, bob, 'off-1-00001', 'off 1'), quota), await other.accept(message(carol, bob, 'off-2-00001', 'off 2'), quota)];
       expect(outcomes.map((o) => o.kind)).toEqual(['accepted', 'accepted']);
+    } finally {
+      await close();
+    }
+  });
+
+  it('stops counting a dead node\'s reservation on time while another node still holds a message for the same recipient', { timeout: 20_000 }, async () => {
+    const { store, die, close } = await dyingNode('t16:');
+    const other = (await open('t16:', 60_000)).store;
+    const [alice, bob, carol] = [user(0), user(1), user(2)];
+    const quota = { messages: 2, bytes: 10_000 };
+    try {
+      const dead = await store.accept(message(alice, bob, 'held-00001'), quota, true);
+      if (dead.kind !== 'accepted') throw new Error(dead.kind);
+      die();
+      await dead.durable.catch(() => undefined);
+      // Bob, connected to the other node, has not taken this one yet: it stays held there.
+      expect((await other.accept(message(carol, bob, 'kept-00001', 'kept'), quota, true)).kind).toBe('accepted');
+      expect((await other.accept(message(carol, bob, 'next-00001', 'next'), quota, true)).kind).toBe('full');
+      // Once the dead node's reservation expires (5 s), only the held one counts.
+      await eventually(async () => (await other.accept(message(carol, bob, 'next-00001', 'next'), quota, true)).kind === 'accepted', 'room in bob\'s mailbox', 10_000);
     } finally {
       await close();
     }
