@@ -11,7 +11,7 @@ const shared = useSharedState();
 
 const open = (prefix: string, holdMs?: number) => shared.open({ prefix, nodeTtlMs: 1_000, ...(holdMs === undefined ? {} : { holdMs }) });
 
-/** The store of a node (a hold of 50 ms) that loses Redis for good at die(): its process died. */
+/** The store of a node (a hold of 50 ms) that loses Redis for good once it holds a message: its process died. */
 const dyingNode = async (prefix: string) => {
   const client = createClient({ url: shared.redis.url });
   await client.connect();
@@ -20,8 +20,13 @@ const dyingNode = async (prefix: string) => {
   const dying: Redis = { ...real, run: (lua, keys, args, reply) => (dead ? Promise.reject(new StorageError('E_UNAVAILABLE', 'gone')) : real.run(lua, keys, args, reply)) };
   const store = await openRedisStore({ redis: dying, prefix, nodeId: 'dying', holdMs: 50 });
   return {
-    store,
-    die: () => void (dead = true),
+    /** Holds `m` for its recipient, connected here, then dies: settles as the message's durability does (rejected, E_UNAVAILABLE). */
+    holdAndDie: async (m: IncomingMessage, quota: { messages: number; bytes: number }) => {
+      const held = await store.accept(m, quota, true);
+      if (held.kind !== 'accepted') throw new Error(held.kind);
+      dead = true;
+      return held.durable;
+    },
     close: async () => {
       await store.close();
       real.close();
@@ -158,15 +163,12 @@ describe('the Redis store', () => {
 
   it('gives back the room of messages held by a node that died before it could write them', { timeout: 20_000 }, async () => {
     // The node loses Redis for good once it has claimed the message (its process dies).
-    const { store, die, close } = await dyingNode('t14:');
+    const { holdAndDie, close } = await dyingNode('t14:');
     const other = (await open('t14:')).store;
     const [alice, bob, carol] = [user(0), user(1), user(2)];
     const quota = { messages: 1, bytes: 10_000 };
     try {
-      const held = await store.accept(message(alice, bob, 'held-00001'), quota, true);
-      if (held.kind !== 'accepted') throw new Error(held.kind);
-      die();
-      await expect(held.durable).rejects.toMatchObject({ code: 'E_UNAVAILABLE' });
+      await expect(holdAndDie(message(alice, bob, 'held-00001'), quota)).rejects.toMatchObject({ code: 'E_UNAVAILABLE' });
       expect((await other.accept(message(carol, bob, 'carol-0001'), quota)).kind).toBe('full');
       // Not for good: the reservation expires with the held record.
       await eventually(async () => (await other.accept(message(carol, bob, 'carol-0001'), quota)).kind === 'accepted', 'room in bob\'s mailbox', 10_000);
@@ -176,15 +178,12 @@ describe('the Redis store', () => {
   });
 
   it('stops counting a dead node\'s reservation on time even while its recipient keeps getting messages through another node', { timeout: 30_000 }, async () => {
-    const { store, die, close } = await dyingNode('t15:');
+    const { holdAndDie, close } = await dyingNode('t15:');
     const other = (await open('t15:', 50)).store;
     const [alice, bob, carol] = [user(0), user(1), user(2)];
     const quota = { messages: 2, bytes: 10_000 };
     try {
-      const held = await store.accept(message(alice, bob, 'held-00001'), quota, true);
-      if (held.kind !== 'accepted') throw new Error(held.kind);
-      die();
-      await held.durable.catch(() => undefined);
+      await holdAndDie(message(alice, bob, 'held-00001'), quota).catch(() => undefined);
       // Bob, now connected to the other node, takes a message every second for 8 s (past the
       // dead node's held record, 5 s): each is claimed for him there.
       for (let i = 0; i < 8; i++) {
@@ -202,15 +201,12 @@ describe('the Redis store', () => {
   });
 
   it('stops counting a dead node\'s reservation on time while another node still holds a message for the same recipient', { timeout: 20_000 }, async () => {
-    const { store, die, close } = await dyingNode('t16:');
+    const { holdAndDie, close } = await dyingNode('t16:');
     const other = (await open('t16:', 60_000)).store;
     const [alice, bob, carol] = [user(0), user(1), user(2)];
     const quota = { messages: 2, bytes: 10_000 };
     try {
-      const dead = await store.accept(message(alice, bob, 'held-00001'), quota, true);
-      if (dead.kind !== 'accepted') throw new Error(dead.kind);
-      die();
-      await dead.durable.catch(() => undefined);
+      await holdAndDie(message(alice, bob, 'held-00001'), quota).catch(() => undefined);
       // Bob, connected to the other node, has not taken this one yet: it stays held there.
       expect((await other.accept(message(carol, bob, 'kept-00001', 'kept'), quota, true)).kind).toBe('accepted');
       expect((await other.accept(message(carol, bob, 'next-00001', 'next'), quota, true)).kind).toBe('full');
