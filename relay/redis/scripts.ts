@@ -50,10 +50,12 @@ local function checks()
   local quota = redis.call('HMGET', KEYS[3], 'n', 'b', 'hn', 'hb')
   local n, b = tonumber(quota[1] or '0'), tonumber(quota[2] or '0')
   local hn, hb = tonumber(quota[3] or '0'), tonumber(quota[4] or '0')
-  -- Reservations past their time (a node died holding them, or failed to give them back) go first.
-  local expired = redis.call('ZRANGE', KEYS[6], '-inf', now(), 'BYSCORE')
+  -- Reservations past their time (a node died holding them, or failed to give them back) go
+  -- first: those read here, at one instant, are the ones removed and taken off the totals.
+  local t = now()
+  local expired = redis.call('ZRANGE', KEYS[6], '-inf', t, 'BYSCORE')
   if #expired > 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now())
+    redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', t)
     for _, r in ipairs(expired) do
       hn = hn - 1
       hb = hb - tonumber(string.match(r, ' (%d+)$'))
