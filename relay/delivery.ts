@@ -87,7 +87,7 @@ export interface PumpOptions {
 export class Pump {
   private cursor = 0;
   /** Seqs this stream sent lately, to tell an envelope that became visible late from one already sent. */
-  private readonly recent = new Set<number>();
+  private readonly recent = new SentLately();
   /** Envelopes behind the cursor that were never sent: they go first. */
   private late: Envelope[] = [];
   private running = false;
@@ -179,10 +179,6 @@ export class Pump {
       if (this.stopped) return;
       if (!late) this.cursor = last.seq;
       for (const e of batch) this.recent.add(e.seq);
-      for (const s of this.recent) {
-        if (this.recent.size <= RECENT) break;
-        this.recent.delete(s);
-      }
       let answer: DeliverAck | undefined;
       try {
         const parsed = DeliverAckSchema.safeParse(await this.target.deliver(batch, ackTimeoutMs, this.halt.signal));
@@ -216,8 +212,54 @@ export class Pump {
   }
 }
 
-/** How many sent seqs a stream remembers (well over a batch in flight plus the offers racing it). */
-const RECENT = 4096;
+/**
+ * The seqs a stream sent lately. An offer can come after a page already read and sent its
+ * envelopes (a wake from another node loses the race with the page): those are not sent again,
+ * while an envelope that became visible behind the cursor is. Two generations, each of at most
+ * RECENT seqs or SENT_LATELY_MS: the stream remembers at least what it sent in the last
+ * SENT_LATELY_MS, up to its last RECENT seqs, and at most twice that. A connection at a chat's
+ * pace keeps a few dozen seqs, not the last 4,096 (160 KB) of every connection that ever got
+ * as many. Forgetting one costs at most a second delivery, which the client recognises by id.
+ */
+export class SentLately {
+  private current = new Set<number>();
+  private previous = new Set<number>();
+  private since: number;
+  private readonly now: () => number;
+
+  constructor(now: () => number = () => performance.now()) {
+    this.now = now;
+    this.since = now();
+  }
+
+  add(seq: number): void {
+    const t = this.now();
+    if (this.current.size >= RECENT || t - this.since >= SENT_LATELY_MS) {
+      this.previous = this.current;
+      this.current = new Set();
+      this.since = t;
+    }
+    this.current.add(seq);
+  }
+
+  has(seq: number): boolean {
+    return this.current.has(seq) || this.previous.has(seq);
+  }
+
+  delete(seq: number): void {
+    this.current.delete(seq);
+    this.previous.delete(seq);
+  }
+
+  /** How many seqs it holds. */
+  get size(): number {
+    return this.current.size + this.previous.size;
+  }
+}
+
+/** Seqs and ms a generation of SentLately spans: well over a batch in flight, and the offers racing it. */
+export const RECENT = 1024;
+export const SENT_LATELY_MS = 10_000;
 
 function withinBytes(envelopes: Envelope[], budget: number): Envelope[] {
   let used = 0;
