@@ -12,10 +12,8 @@ import Database from 'better-sqlite3';
 import type { Logger } from '../log.ts';
 import { migrate, tune } from '../sqlite/migrate.ts';
 import { startSqliteWorker } from '../sqlite/worker.ts';
-import { hash52 } from './bloom.ts';
 import { recordFileMigrations } from './migrations.ts';
 import { RECORD_SQL, prepareRecordQueries, type RecordRow } from './sqlite-rows.ts';
-import { recordKey } from './store.ts';
 import type { PendingSent } from './write-behind.ts';
 
 export interface RecordFileOptions {
@@ -51,7 +49,7 @@ function handle(job) {
 
 export type RecordFile = ReturnType<typeof openRecordFile>;
 
-export const toRecordRow = (s: PendingSent): RecordRow => [s.seq, hash52(recordKey(s.from, s.id)), s.from, s.id, s.digest, s.at, s.deliveredAt];
+export const toRecordRow = (s: PendingSent): RecordRow => [s.seq, s.hash, s.from, s.id, s.digest, s.at, s.deliveredAt];
 
 export function openRecordFile({ path, durability, log, module }: RecordFileOptions) {
   const db = new Database(path);

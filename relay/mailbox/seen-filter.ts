@@ -6,12 +6,15 @@
 import { BloomFilter } from './bloom.ts';
 import type { Logger } from '../log.ts';
 
-/** A file of records: where the keys come from (with those answered but not written yet, `pending`). */
+/**
+ * A file of records: where the keys come from (with those answered but not written yet,
+ * `pending`). A key is the record's hash52(recordKey(sender, id)), its index column.
+ */
 export interface RecordSource {
   count(): number;
-  all(): Iterable<string>;
+  all(): Iterable<number>;
   /** Up to `limit` records after `seq`, in seq order, as [seq, key]. */
-  after(seq: number, limit: number): [number, string][];
+  after(seq: number, limit: number): [number, number][];
 }
 
 /**
@@ -26,7 +29,7 @@ export class SeenFilter {
   private growing: BloomFilter | undefined;
   private closed = false;
   private readonly files: readonly RecordSource[];
-  private readonly pending: () => Iterable<string>;
+  private readonly pending: () => Iterable<number>;
   private readonly expected: number;
   private readonly log: Logger;
 
@@ -34,7 +37,7 @@ export class SeenFilter {
    * `pending`: the keys answered but not written yet. `expected`: how many keys it is first
    * sized for, at least (twice the records on file if more).
    */
-  constructor(files: readonly RecordSource[], pending: () => Iterable<string>, expected: number, log: Logger) {
+  constructor(files: readonly RecordSource[], pending: () => Iterable<number>, expected: number, log: Logger) {
     this.files = files;
     this.pending = pending;
     this.expected = expected;
@@ -48,11 +51,11 @@ export class SeenFilter {
   }
 
   /** False: no record has this key. True: one may have. */
-  mightHave(key: string): boolean {
+  mightHave(key: number): boolean {
     return this.seen.mightHave(key);
   }
 
-  add(key: string): void {
+  add(key: number): void {
     this.seen.add(key);
     this.growing?.add(key);
     if (this.seen.full && !this.growing) this.refill(this.sizeFor(this.seen.count));

@@ -79,8 +79,8 @@ export function prepareRecordQueries(db: Database) {
     insertSent: db.prepare<RecordRow>(RECORD_SQL.insert),
     pruneSent: db.prepare<[number]>(RECORD_SQL.prune),
     countSent: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM sent'),
-    allSent: db.prepare<[], [string, string]>('SELECT sender, id FROM sent').raw(),
-    sentAfter: db.prepare<[number, number], [number, string, string]>('SELECT seq, sender, id FROM sent WHERE seq > ? ORDER BY seq LIMIT ?').raw(),
+    allSent: db.prepare<[], [number]>('SELECT key FROM sent').raw(),
+    sentAfter: db.prepare<[number, number], [number, number]>('SELECT seq, key FROM sent WHERE seq > ? ORDER BY seq LIMIT ?').raw(),
     maxSentSeq: db.prepare<[], { m: number | null }>('SELECT max(seq) AS m FROM sent'),
   };
 }

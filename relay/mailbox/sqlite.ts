@@ -129,12 +129,12 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     files.map((f) => ({
       count: () => f.countSent.get()?.n ?? 0,
       all: function* () {
-        for (const [sender, id] of f.allSent.iterate()) yield recordKey(sender, id);
+        for (const [key] of f.allSent.iterate()) yield key;
       },
-      after: (after, limit) => f.sentAfter.all(after, limit).map(([s, sender, id]) => [s, recordKey(sender, id)]),
+      after: (after, limit) => f.sentAfter.all(after, limit),
     })),
     // Answered but not written yet (read only once the filter grows).
-    () => writes.unwrittenRecordKeys(),
+    () => writes.unwrittenRecordHashes(),
     options.expectedRecords ?? 65_536,
     log,
   ));
@@ -148,10 +148,10 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     const rows: RecordRow[] = [];
     for (const r of q.messageRows.iterate()) {
       if (typeof r.sender !== 'string' || typeof r.msg_id !== 'string' || typeof r.body !== 'string' || typeof r.at !== 'number') continue; // unreadable: set aside when read
-      const key = recordKey(r.sender, r.msg_id);
-      if (seen.mightHave(key) && findRecord(hash52(key), r.sender, r.msg_id)) continue;
-      rows.push([r.seq, hash52(key), r.sender, r.msg_id, digestOf(r.recipient, r.body), r.at, null]);
-      seen.add(key);
+      const hash = hash52(recordKey(r.sender, r.msg_id));
+      if (seen.mightHave(hash) && findRecord(hash, r.sender, r.msg_id)) continue;
+      rows.push([r.seq, hash, r.sender, r.msg_id, digestOf(r.recipient, r.body), r.at, null]);
+      seen.add(hash);
     }
     if (rows.length === 0) return;
     records.writeHere(rows);
@@ -265,7 +265,8 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         const key = recordKey(m.from, m.id);
         const inFlight = writes.unwrittenRecord(key);
         if (inFlight) return inFlight.digest === m.digest ? { kind: 'duplicate', seq: inFlight.seq, durable: inFlight.durable } : { kind: 'conflict' };
-        const earlier = seen.mightHave(key) ? findRecord(hash52(key), m.from, m.id) : undefined;
+        const hash = hash52(key);
+        const earlier = seen.mightHave(hash) ? findRecord(hash, m.from, m.id) : undefined;
         if (earlier) {
           if (earlier.digest !== m.digest) return { kind: 'conflict' };
           return { kind: 'duplicate', seq: earlier.seq, durable: Promise.resolve(earlier.delivered_at === null ? {} : { deliveredAt: earlier.delivered_at }) };
@@ -277,8 +278,8 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         const envelope: Envelope = { seq: seqs.next(), kind: 'message', id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, at: m.at };
         const row = writes.enqueue(m.to, envelope, size, live);
         writes.adjustQuota(m.to, envelope, size, 1);
-        writes.recordWith(row, { from: m.from, id: m.id, seq: envelope.seq, digest: m.digest, at: m.at, deliveredAt: null });
-        seen.add(key);
+        writes.recordWith(row, { key, hash, from: m.from, id: m.id, seq: envelope.seq, digest: m.digest, at: m.at, deliveredAt: null });
+        seen.add(hash);
         return { kind: 'accepted', seq: envelope.seq, durable: row.done.promise, ...(prev === undefined ? {} : { prev }) };
       }),
 

@@ -34,6 +34,10 @@ export interface PendingRow {
 
 /** A (sender, id) record, written once its envelope is written or acknowledged. */
 export interface PendingSent {
+  /** recordKey(from, id), made once: the map of unwritten records is keyed by it. */
+  key: string;
+  /** hash52(key): the record's index column, and the dedup filter's key. */
+  hash: number;
   from: string;
   id: string;
   seq: number;
@@ -149,8 +153,7 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
     records.write(sent, () => {
       for (const s of sent) {
         unfiled.delete(s.seq);
-        const key = recordKey(s.from, s.id);
-        if (pendingSent.get(key) === s) pendingSent.delete(key);
+        if (pendingSent.get(s.key) === s) pendingSent.delete(s.key);
       }
     });
   };
@@ -204,7 +207,7 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
         dequeue(row);
         adjustQuota(row.recipient, row.envelope, row.size, -1);
         // Its sender is told it failed: a retry is a new message.
-        if (row.record) pendingSent.delete(recordKey(row.record.from, row.record.id));
+        if (row.record) pendingSent.delete(row.record.key);
         row.done.reject(failure);
       }
       // Removals and the receipts they caused are tried again: nothing is lost by a late write.
@@ -244,11 +247,14 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
     },
     /** The (sender, id) record answered but not written yet, by recordKey(). */
     unwrittenRecord: (key: string): PendingSent | undefined => pendingSent.get(key),
-    unwrittenRecordKeys: (): Iterable<string> => pendingSent.keys(),
+    /** The hash52() keys of the records answered but not written yet. */
+    unwrittenRecordHashes: function* (): Iterable<number> {
+      for (const s of pendingSent.values()) yield s.hash;
+    },
     /** A message's record, written with its row or once the row is taken. */
     recordWith: (row: PendingRow, record: Omit<PendingSent, 'durable'>): void => {
       row.record = { ...record, durable: row.done.promise };
-      pendingSent.set(recordKey(record.from, record.id), row.record);
+      pendingSent.set(record.key, row.record);
     },
     /**
      * Taken before it was written: it never touches the disk, and whoever waits for it (the
@@ -279,7 +285,7 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
       records.writeHere(due.map(toRecordRow));
       for (const s of due) {
         unfiled.delete(s.seq);
-        pendingSent.delete(recordKey(s.from, s.id));
+        pendingSent.delete(s.key);
       }
     },
     /** A written row was acknowledged (its record filed: fileNow): deleted with the next commit. */

@@ -252,7 +252,12 @@ describe('the SQLite mailbox', () => {
       const outcome = await store.accept(message(id), { messages: 10_000, bytes: 10_000_000 });
       if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
       seqs.set(id, outcome.seq);
-      if (seqs.size % 500 === 0) await outcome.durable;
+      // Filed now and then, so that a refill has records to read from the file, not only
+      // those it is told are on their way there.
+      if (seqs.size % 500 === 0) {
+        await outcome.durable;
+        await eventually(() => onDisk(file).sent.length === seqs.size, 'records filed');
+      }
     }
     await eventually(() => onDisk(file).sent.length === ids.length, 'every record written');
     await retriesAnswered(store, file, seqs, 97, ['grow-00001']);

@@ -33,7 +33,10 @@ function open(module?: string) {
 
 /** Records as write-behind hands them over (only these fields are written). */
 const batch = (from: number, count: number, at = Date.now()) =>
-  Array.from({ length: count }, (_, i): PendingSent => ({ from: alice, id: `m-${from + i}`, seq: from + i, digest: `d-${from + i}`, at, deliveredAt: at + 1 }) as PendingSent);
+  Array.from({ length: count }, (_, i): PendingSent => {
+    const key = recordKey(alice, `m-${from + i}`);
+    return { key, hash: hash52(key), from: alice, id: `m-${from + i}`, seq: from + i, digest: `d-${from + i}`, at, deliveredAt: at + 1 } as PendingSent;
+  });
 
 /** Resolves at `written`, with what the file held then. */
 const write = (records: RecordFile, sent: PendingSent[], onFile: () => string[]) => new Promise<string[]>((resolve) => records.write(sent, () => resolve(onFile())));
