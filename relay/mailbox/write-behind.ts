@@ -70,6 +70,11 @@ export type WriteBehind = ReturnType<typeof createWriteBehind>;
 export function createWriteBehind({ db, q, holdMs, records, log, committed }: WriteBehindOptions) {
   /** Every envelope not written yet, per recipient, in seq order. */
   const pendingFor = new Map<string, Map<number, PendingRow>>();
+  /**
+   * The newest seq in each of pendingFor's maps (seqs are enqueued in increasing order), so
+   * that an accept need not walk a recipient's waiting envelopes to find it.
+   */
+  const newestFor = new Map<string, number>();
   /** Written with the next commit. */
   let toWrite: PendingRow[] = [];
   /** Waiting in memory for their recipient, in due order (holdMs is the same for all). */
@@ -115,6 +120,7 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
     let mine = pendingFor.get(recipient);
     if (!mine) pendingFor.set(recipient, (mine = new Map()));
     mine.set(envelope.seq, row);
+    newestFor.set(recipient, envelope.seq);
     if (row.due === 0) {
       toWrite.push(row);
       scheduleFlush();
@@ -127,8 +133,16 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
   const dequeue = (row: PendingRow) => {
     held.delete(row.envelope.seq);
     const mine = pendingFor.get(row.recipient);
-    mine?.delete(row.envelope.seq);
-    if (mine?.size === 0) pendingFor.delete(row.recipient);
+    if (!mine?.delete(row.envelope.seq)) return;
+    if (mine.size === 0) {
+      pendingFor.delete(row.recipient);
+      newestFor.delete(row.recipient);
+    } else if (newestFor.get(row.recipient) === row.envelope.seq) {
+      // Rare: envelopes are mostly taken oldest first.
+      let newest = 0;
+      for (const s of mine.keys()) newest = s;
+      newestFor.set(row.recipient, newest);
+    }
   };
 
   function onHoldTimer(): void {
@@ -241,9 +255,7 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
     /** The seq of the newest envelope waiting for `recipient`, when the mailbox on disk is empty (see Offer). */
     lastWaiting: (recipient: string): number | undefined => {
       if (onDisk(recipient) > 0) return undefined;
-      let last = 0;
-      for (const s of pendingFor.get(recipient)?.keys() ?? []) last = s;
-      return last;
+      return newestFor.get(recipient) ?? 0;
     },
     /** The (sender, id) record answered but not written yet, by recordKey(). */
     unwrittenRecord: (key: string): PendingSent | undefined => pendingSent.get(key),

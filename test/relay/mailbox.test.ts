@@ -113,6 +113,31 @@ describe('the SQLite mailbox', () => {
     expect(await reopened.accept(message('live-0001', 'another body'), quota, true)).toEqual({ kind: 'conflict' });
   });
 
+  it("tells with each accepted message the seq of the one before it in the recipient's mailbox, while it knows it without a read", async () => {
+    const { store } = open(60_000);
+    const accept = async (id: string, live = true) => {
+      const outcome = await store.accept(message(id), quota, live);
+      if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
+      return outcome;
+    };
+    const first = await accept('prev-1');
+    expect(first.prev).toBe(0);
+    const second = await accept('prev-2');
+    expect(second.prev).toBe(first.seq);
+    // The newest waiting one taken out of turn (its acknowledgement came first): the next
+    // follows the one still waiting, not the one taken.
+    await store.acknowledge(bob, [second.seq], 1);
+    const third = await accept('prev-3');
+    expect(third.prev).toBe(first.seq);
+    await store.acknowledge(bob, [first.seq, third.seq], 1);
+    expect((await accept('prev-4')).prev).toBe(0);
+    // Once something waits on disk, the store would have to read to know: it says nothing, and
+    // the recipient's stream reads the mailbox instead.
+    const written = await accept('prev-5', false);
+    await written.durable;
+    expect((await accept('prev-6')).prev).toBeUndefined();
+  });
+
   it('never hands out a seq again after a crash, even one whose message never reached the disk', async () => {
     const { store, file } = open(60_000);
     // Taken by its recipient from memory: its sender is answered with this seq, and nothing
