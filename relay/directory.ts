@@ -95,11 +95,13 @@ export function createDirectory({ store, presence, io, connections, now, closing
       return users.map((u) => ({ ...u, online: online.has(u.id) }));
     },
 
-    async knownUser(id: string): Promise<boolean> {
+    /** True at once when the directory holds the user (nearly always): no promise to wait for. */
+    knownUser(id: string): boolean | Promise<boolean> {
       if (known.has(id)) return true;
-      const [found] = await store.getUsers([id]);
-      if (found) known.set(id, profileOf(found));
-      return found !== undefined;
+      return store.getUsers([id]).then(([found]) => {
+        if (found) known.set(id, profileOf(found));
+        return found !== undefined;
+      });
     },
 
     /** The keys the directory holds for a user, which were verified when saved (relay/auth.ts). */

@@ -36,7 +36,8 @@ export interface HandlerContext {
   closing: () => boolean;
   /** Keeps shutdown waiting until the work settles. */
   track: (work: Promise<unknown>) => void;
-  knownUser: (id: string) => Promise<boolean>;
+  /** True at once when the directory holds the user. */
+  knownUser: (id: string) => boolean | Promise<boolean>;
   toEntries: (users: StoredUser[]) => Promise<UserEntry[]>;
   /** A user's entry changed: to those who watch them; `directoryChanged`: a name or key changed too. */
   announce: (user: UserEntry, directoryChanged?: boolean) => void;
@@ -101,7 +102,8 @@ export function registerHandlers(socket: RelaySocket, ctx: HandlerContext): void
    */
   const accept = async (m: SendPayload, offers: Offer[]): Promise<Result<never> | { later: Promise<Result<SendResult>> }> => {
     if (Buffer.byteLength(m.body) > LIMITS.bodyBytes) return err('E_TOO_LARGE', `body is over ${LIMITS.bodyBytes} bytes`);
-    if (!(await ctx.knownUser(m.to))) return err('E_UNKNOWN_RECIPIENT', 'no such user on this relay');
+    const known = ctx.knownUser(m.to);
+    if (known !== true && !(await known)) return err('E_UNKNOWN_RECIPIENT', 'no such user on this relay');
     const at = ctx.now();
     const outcome = await ctx.store.accept({ from: me, to: m.to, id: m.id, body: m.body, sentAt: m.sentAt, at, digest: digestOf(m.to, m.body) }, ctx.quota, ctx.isHere(m.to));
     switch (outcome.kind) {
@@ -145,7 +147,12 @@ export function registerHandlers(socket: RelaySocket, ctx: HandlerContext): void
           answers.push(held);
           continue;
         }
-        const accepted = await accept(m, offers).catch((error: unknown) => failure(error, ctx, 'message:send-many'));
+        let accepted: Awaited<ReturnType<typeof accept>>;
+        try {
+          accepted = await accept(m, offers);
+        } catch (error) {
+          accepted = failure(error, ctx, 'message:send-many');
+        }
         if ('ok' in accepted && !accepted.ok && RETRYABLE_CODES.has(accepted.error.code)) stopped.set(m.to, accepted);
         answers.push(answerOf(accepted));
       }
