@@ -50,10 +50,13 @@ function device(holdFirst: boolean) {
   return { target, batches, answerFirst: () => release?.(), delivered: () => batches.flat() };
 }
 
-function stream(store: RelayStore, target: DeliveryTarget): Pump {
-  const pump = new Pump(bob, target, { store, log: silentLogger, batchSize: 50, batchBytes: 256 * 1024, ackTimeoutMs: 5000, now: Date.now, onReceipts: () => undefined });
+/** Bob's mailbox, his device, and the stream that delivers from one to the other. */
+function bobsStream(holdFirst: boolean) {
+  const store = openStore();
+  const bobs = device(holdFirst);
+  const pump = new Pump(bob, bobs.target, { store, log: silentLogger, batchSize: 50, batchBytes: 256 * 1024, ackTimeoutMs: 5000, now: Date.now, onReceipts: () => undefined });
   cleanups.push(() => pump.stop());
-  return pump;
+  return { store, bobs, pump };
 }
 
 /** Sends one more message through a plain wake-up and waits until the mailbox is empty: anything the stream still meant to send went before it. */
@@ -65,9 +68,7 @@ async function drain(store: RelayStore, pump: Pump, bobs: ReturnType<typeof devi
 
 describe('a delivery stream offered what its own page already sent', () => {
   it('sends it once when the offer comes while that batch waits for its ack', async () => {
-    const store = openStore();
-    const bobs = device(true);
-    const pump = stream(store, bobs.target);
+    const { store, bobs, pump } = bobsStream(true);
     const first = await send(store, 'm1');
     pump.notify();
     await eventually(() => bobs.batches.length === 1, 'the page sent m1');
@@ -78,9 +79,7 @@ describe('a delivery stream offered what its own page already sent', () => {
   });
 
   it('sends it once when the offer comes after the batch was acknowledged', async () => {
-    const store = openStore();
-    const bobs = device(false);
-    const pump = stream(store, bobs.target);
+    const { store, bobs, pump } = bobsStream(false);
     const first = await send(store, 'm1');
     pump.notify();
     await eventually(async () => bobs.batches.length === 1 && (await store.page(bob, 0, 10)).length === 0, 'm1 delivered and removed');
@@ -90,9 +89,7 @@ describe('a delivery stream offered what its own page already sent', () => {
   });
 
   it('still sends an envelope that became visible behind its cursor and was never sent', async () => {
-    const store = openStore();
-    const bobs = device(false);
-    const pump = stream(store, bobs.target);
+    const { store, bobs, pump } = bobsStream(false);
     // As when another node held m1 in memory a moment: m2 is offered as if nothing came before
     // it, and sent at once; m1's offer comes after.
     const first = await send(store, 'm1');
