@@ -86,6 +86,13 @@ export function createDirectory({ store, presence, io, connections, now, closing
     }
   };
 
+  /** The keys the directory holds for a user, which were verified when saved (relay/auth.ts). */
+  const keysOnRecord = async (userId: string): Promise<StoredUser | undefined> => {
+    const [found] = await store.getUsers([userId]);
+    if (found) known.set(userId, profileOf(found));
+    return found;
+  };
+
   return {
     announce,
 
@@ -97,19 +104,10 @@ export function createDirectory({ store, presence, io, connections, now, closing
 
     /** True at once when the directory holds the user (nearly always): no promise to wait for. */
     knownUser(id: string): boolean | Promise<boolean> {
-      if (known.has(id)) return true;
-      return store.getUsers([id]).then(([found]) => {
-        if (found) known.set(id, profileOf(found));
-        return found !== undefined;
-      });
+      return known.has(id) || keysOnRecord(id).then((found) => found !== undefined);
     },
 
-    /** The keys the directory holds for a user, which were verified when saved (relay/auth.ts). */
-    async keysOnRecord(userId: string): Promise<StoredUser | undefined> {
-      const [found] = await store.getUsers([userId]);
-      if (found) known.set(userId, profileOf(found));
-      return found;
-    },
+    keysOnRecord,
 
     /** Saves a user who has just proved their key. */
     async record(user: Authenticated): Promise<void> {
