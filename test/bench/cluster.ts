@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { tempDir } from '../support/relay.ts';
 import { startRedis, type TestRedis } from '../cluster/support/redis.ts';
+import { RELAY_V8_FLAGS } from './procs.ts';
 import { table } from './stats.ts';
 import { runLoad, type LoadOptions, type LoadResult, type Pairs } from './cluster-load.ts';
 
@@ -113,7 +114,7 @@ function ask(child: ChildProcess, cmd: 'cpu' | 'stop'): Promise<unknown> {
 async function startNodeProc(env: Record<string, string>): Promise<NodeProc> {
   const child = fork(join(import.meta.dirname, 'cluster-node.ts'), [], {
     // BENCH_PROFILE_DIR=<dir>: each node writes a V8 CPU profile there (summarise with profile-summary.ts).
-    execArgv: ['--experimental-strip-types', '--disable-warning=ExperimentalWarning', ...(process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [])],
+    execArgv: ['--experimental-strip-types', '--disable-warning=ExperimentalWarning', ...RELAY_V8_FLAGS, ...(process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [])],
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });

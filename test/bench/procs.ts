@@ -37,6 +37,19 @@ function spawnNode(script: string, options: { env?: Record<string, string>; node
   return child;
 }
 
+/**
+ * The V8 flags `npm run relay` runs the relay with (package.json), which every relay the bench
+ * starts gets too, the baseline's included: a young generation of at most 2 x 16 MB (V8's
+ * default lets it grow to 128 MB under a steady message load, all of it resident, for no
+ * throughput measured here), and marking for full collections in the event loop's own steps
+ * rather than in a thread beside it (on two cores that thread took the event loop's core for
+ * ~100 ms at a time, and those stalls made (c)'s p99; README, Benchmarks).
+ */
+export const RELAY_V8_FLAGS: readonly string[] = (() => {
+  const scripts = (JSON.parse(readFileSync(join(here, '../../package.json'), 'utf8')) as { scripts: { relay: string } }).scripts;
+  return scripts.relay.split(/\s+/).filter((word) => word.startsWith('--') && !NODE_FLAGS.includes(word));
+})();
+
 export interface RelayProc {
   kind: RelayKind;
   pid: number;
@@ -50,10 +63,7 @@ export async function startRelay(kind: RelayKind, options: { fileLimit: number; 
   const dir = kind === 'parley' ? (options.dataDir ?? mkdtempSync(join(tmpdir(), 'parley-bench-'))) : undefined;
   const own = dir !== undefined && options.dataDir === undefined;
   if (dir && own) tempDirs.add(dir);
-  // As `npm run relay` runs it (package.json): a young generation of at most 2 x 16 MB. V8's
-  // default lets it grow to 128 MB under a steady message load, all of it resident, for no
-  // throughput measured here.
-  const nodeFlags = ['--max-semi-space-size=16', ...(options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${kind}-${Date.now()}.cpuprofile`] : [])];
+  const nodeFlags = [...RELAY_V8_FLAGS, ...(options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${kind}-${Date.now()}.cpuprofile`] : [])];
   const child = spawnNode(kind === 'parley' ? 'parley-relay.ts' : 'baseline-relay.ts', { fileLimit: options.fileLimit, nodeFlags, ...(dir ? { env: { BENCH_DATA_DIR: dir } } : {}) });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${kind} relay exited early (${code})`)));
