@@ -20,10 +20,11 @@ const DeliverAckSchema = z.union([
 export interface DeliveryTarget {
   /**
    * Emits a batch and resolves with the client's (untrusted) answer; rejects when none came
-   * within `timeoutMs` or `signal` aborts (the stream stopped: its socket went away or the
-   * relay is closing). Leaves no timer behind.
+   * within `timeoutMs` or the stream stopped (stop()). Leaves no timer behind.
    */
-  deliver(batch: Envelope[], timeoutMs: number, signal: AbortSignal): Promise<unknown>;
+  deliver(batch: Envelope[], timeoutMs: number): Promise<unknown>;
+  /** The stream stopped (its socket went away, or the relay is closing): fails the batch in flight. */
+  stop(): void;
 }
 
 /**
@@ -32,15 +33,26 @@ export interface DeliveryTarget {
  * stopping while a client sat on a batch could not exit before it fired.
  */
 export function socketTarget(socket: RelaySocket): DeliveryTarget {
+  // The batch in flight: a stream sends one at a time. Kept here until it is answered, not by
+  // an abort listener per batch: added and removed per batch, a listener made the stream's
+  // signal reallocate its map of listeners twice a message, and a map that outlived two young
+  // collections kept what it had held alive into the old generation.
+  let inFlight: Answer | undefined;
   return {
-    deliver(batch, timeoutMs, signal) {
-      const { ack, answer } = answerWithin(timeoutMs, signal);
-      socket.emit('message:deliver', batch, ack);
+    deliver(batch, timeoutMs) {
+      const sent = answerWithin(timeoutMs, () => {
+        if (inFlight === sent) inFlight = undefined;
+      });
+      inFlight = sent;
+      socket.emit('message:deliver', batch, sent.ack);
       // Unanswered at the deadline: Socket.IO would keep the callback until the socket closes,
       // one more per try for a client that never answers. A late answer then finds no callback
       // and Socket.IO ignores it; the batch is sent again anyway.
-      answer.catch(() => forgetAck(socket, ack));
-      return answer;
+      sent.answer.catch(() => forgetAck(socket, sent.ack));
+      return sent.answer;
+    },
+    stop() {
+      inFlight?.fail(new Error('delivery stream stopped'));
     },
   };
 }
@@ -52,24 +64,36 @@ function forgetAck(socket: RelaySocket, ack: (answer: unknown) => void): void {
   for (const [id, callback] of acks) if (callback === ack) acks.delete(id);
 }
 
+interface Answer {
+  /** The client's answer; rejected at the deadline or by fail(). */
+  answer: Promise<unknown>;
+  /** The ack callback handed to Socket.IO. */
+  ack: (answer: unknown) => void;
+  fail: (error: Error) => void;
+}
+
 /**
- * An ack callback and the answer it brings, rejected at the deadline or when `signal` aborts.
- * Made apart from the batch, which an unanswered callback would otherwise keep alive.
+ * An ack callback and the answer it brings, rejected at the deadline; `settled` is called once
+ * it settles. Made apart from the batch, which an unanswered callback would otherwise keep
+ * alive; once settled, the callback reaches nothing (a table that Socket.IO dropped can still
+ * point at it until the next full collection).
  */
-function answerWithin(timeoutMs: number, signal: AbortSignal): { ack: (answer: unknown) => void; answer: Promise<unknown> } {
-  let ack: (answer: unknown) => void = () => undefined;
+function answerWithin(timeoutMs: number, settled: () => void): Answer {
+  let pending: { resolve: (value: unknown) => void; reject: (error: Error) => void; timer: NodeJS.Timeout; settled: () => void } | undefined;
+  const take = () => {
+    const p = pending;
+    pending = undefined;
+    if (p) {
+      clearTimeout(p.timer);
+      p.settled();
+    }
+    return p;
+  };
+  const fail = (error: Error) => take()?.reject(error);
   const answer = new Promise<unknown>((resolve, reject) => {
-    const settle = (finish: () => void) => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', stopped);
-      finish();
-    };
-    const stopped = () => settle(() => reject(new Error('delivery stream stopped')));
-    const timer = setTimeout(() => settle(() => reject(new Error('no answer in time'))), timeoutMs).unref();
-    signal.addEventListener('abort', stopped, { once: true });
-    ack = (value) => settle(() => resolve(value));
+    pending = { resolve, reject, settled, timer: setTimeout(() => fail(new Error('no answer in time')), timeoutMs).unref() };
   });
-  return { ack, answer };
+  return { answer, ack: (value) => take()?.resolve(value), fail };
 }
 
 export interface PumpOptions {
@@ -93,8 +117,6 @@ export class Pump {
   private running = false;
   private again = false;
   private stopped = false;
-  /** Aborts the batch in flight, if any, when the stream stops. */
-  private readonly halt = new AbortController();
   private readonly recipient: string;
   private readonly target: DeliveryTarget;
   private readonly options: PumpOptions;
@@ -141,7 +163,7 @@ export class Pump {
 
   stop(): void {
     this.stopped = true;
-    this.halt.abort();
+    this.target.stop();
   }
 
   private async run(first?: Envelope[]): Promise<void> {
@@ -181,7 +203,7 @@ export class Pump {
       for (const e of batch) this.recent.add(e.seq);
       let answer: DeliverAck | undefined;
       try {
-        const parsed = DeliverAckSchema.safeParse(await this.target.deliver(batch, ackTimeoutMs, this.halt.signal));
+        const parsed = DeliverAckSchema.safeParse(await this.target.deliver(batch, ackTimeoutMs));
         answer = parsed.success ? parsed.data : { ok: false };
       } catch {
         answer = undefined; // no answer in time, or the socket went away

@@ -46,6 +46,7 @@ function device(holdFirst: boolean) {
       if (holdFirst && batches.length === 1) return new Promise((resolve) => (release = () => resolve({ ok: true })));
       return Promise.resolve({ ok: true });
     },
+    stop: () => undefined,
   };
   return { target, batches, answerFirst: () => release?.(), delivered: () => batches.flat() };
 }

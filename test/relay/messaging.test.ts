@@ -249,6 +249,31 @@ describe('direct messages', () => {
     }
   });
 
+  it('lets go of the batch a recipient sat on as soon as their socket leaves, not at the ack deadline', async () => {
+    const emit = vi.spyOn(ServerSocket.prototype, 'emit');
+    try {
+      await scope.start({ ackTimeoutMs: 60_000 });
+      const alice = await scope.join();
+      let delivered = false;
+      const bob = await scope.join({
+        onDeliver: () => {
+          delivered = true;
+          return new Promise<DeliverAck>(() => undefined); // never answered
+        },
+      });
+      await alice.send(bob.id, 'sat on', newMessageId());
+      await eventually(() => delivered, 'the delivery', 5_000);
+      const relaySocket = emit.mock.contexts[emit.mock.calls.findIndex((call) => call[0] === 'message:deliver')] as ServerSocket;
+      const pending = () => (relaySocket as unknown as { acks: Map<number, unknown> }).acks.size;
+      expect(pending()).toBe(1);
+      bob.close();
+      // The stream stopped with the socket: its batch, and the callback Socket.IO kept for it, go now.
+      await eventually(() => pending() === 0, 'the ack callback dropped', 3_000);
+    } finally {
+      emit.mockRestore();
+    }
+  });
+
   it('forwards typing indicators to every socket of the recipient', async () => {
     await scope.start();
     const alice = await scope.join();
