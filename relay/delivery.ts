@@ -75,8 +75,9 @@ interface Answer {
 /**
  * An ack callback and the answer it brings, rejected at the deadline; `settled` is called once
  * it settles. Made apart from the batch, which an unanswered callback would otherwise keep
- * alive; once settled, the callback reaches nothing (a table that Socket.IO dropped can still
- * point at it until the next full collection).
+ * alive. Once settled, the callback no longer reaches the answer's resolvers, nor through them
+ * the stream that awaits it (a map Socket.IO dropped can point at the callback until the next
+ * full collection).
  */
 function answerWithin(timeoutMs: number, settled: () => void): Answer {
   let pending: { resolve: (value: unknown) => void; reject: (error: Error) => void; timer: NodeJS.Timeout; settled: () => void } | undefined;
