@@ -80,19 +80,19 @@ interface Answer {
  * full collection).
  */
 function answerWithin(timeoutMs: number, settled: () => void): Answer {
-  let pending: { resolve: (value: unknown) => void; reject: (error: Error) => void; timer: NodeJS.Timeout; settled: () => void } | undefined;
+  let pending: { resolve: (value: unknown) => void; reject: (error: Error) => void; timer: NodeJS.Timeout } | undefined;
   const take = () => {
     const p = pending;
     pending = undefined;
     if (p) {
       clearTimeout(p.timer);
-      p.settled();
+      settled();
     }
     return p;
   };
   const fail = (error: Error) => take()?.reject(error);
   const answer = new Promise<unknown>((resolve, reject) => {
-    pending = { resolve, reject, settled, timer: setTimeout(() => fail(new Error('no answer in time')), timeoutMs).unref() };
+    pending = { resolve, reject, timer: setTimeout(() => fail(new Error('no answer in time')), timeoutMs).unref() };
   });
   return { answer, ack: (value) => take()?.resolve(value), fail };
 }
