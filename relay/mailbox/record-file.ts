@@ -6,6 +6,11 @@
 // the file, its records stay in write-behind's memory, where the store's lookups find them;
 // after, this connection finds them in the file.
 //
+// The batches handed over are posted to the worker in groups (GROUP_ROWS, GROUP_MS): the key
+// index takes each record at a random place, so a commit dirties a page of it per record until
+// it has more records than the index has pages; a larger commit shares those pages. At 2
+// million records on file, commits of 3,500 records cost ~13 µs a record, of 35,000 ~6.
+//
 // Should the worker fail, this connection writes the batches itself, as the event loop's work
 // again (logged once). A batch that fails to be written is tried again a second later.
 import Database from 'better-sqlite3';
@@ -33,6 +38,9 @@ interface Posted {
 }
 
 const RETRY_MS = 1_000;
+/** A group is posted once it holds this many records, or this long after its first batch. */
+const GROUP_ROWS = 32_768;
+export const GROUP_MS = 250;
 
 const body = `
 db.pragma('synchronous = ' + workerData.data.synchronous);
@@ -73,6 +81,9 @@ export function openRecordFile({ path, durability, log, module }: RecordFileOpti
   let retryTimer: NodeJS.Timeout | undefined;
   let inWorker = true;
   let closed = false;
+  /** Batches not posted yet, and when they are due. */
+  let group: { rows: RecordRow[]; written: (() => void)[] } | undefined;
+  let groupTimer: NodeJS.Timeout | undefined;
 
   const retryLater = (p: Posted) => {
     waiting.push(p);
@@ -100,6 +111,13 @@ export function openRecordFile({ path, durability, log, module }: RecordFileOpti
     posted.push(p);
     worker.post(p.job);
   };
+  function postGroup(): void {
+    clearTimeout(groupTimer);
+    groupTimer = undefined;
+    const g = group;
+    group = undefined;
+    if (g) send({ job: { rows: g.rows }, done: () => g.written.forEach((written) => written()) });
+  }
 
   const worker = startSqliteWorker<undefined>({
     path,
@@ -118,6 +136,7 @@ export function openRecordFile({ path, durability, log, module }: RecordFileOpti
       inWorker = false;
       log.warn('idempotency records are written in the event loop again', { why });
       for (const p of posted.splice(0)) runHere(p);
+      postGroup();
     },
   });
 
@@ -129,7 +148,12 @@ export function openRecordFile({ path, durability, log, module }: RecordFileOpti
     /** Writes the records; `written` is called once they are all in the file. */
     write(records: readonly PendingSent[], written: () => void): void {
       if (records.length === 0) return written();
-      send({ job: { rows: records.map(toRecordRow) }, done: written });
+      if (!inWorker) return send({ job: { rows: records.map(toRecordRow) }, done: written });
+      group ??= { rows: [], written: [] };
+      for (const r of records) group.rows.push(toRecordRow(r));
+      group.written.push(written);
+      if (group.rows.length >= GROUP_ROWS || closed) postGroup();
+      else groupTimer ??= setTimeout(postGroup, GROUP_MS).unref();
     },
     /** Writes the rows in this thread, now; throws if it cannot. */
     writeHere: (rows: RecordRow[]): void => writeHere(rows),
@@ -142,6 +166,7 @@ export function openRecordFile({ path, durability, log, module }: RecordFileOpti
       if (closed) return;
       closed = true;
       clearTimeout(retryTimer);
+      postGroup();
       retry();
       await worker.close();
       // Anything the worker did not answer is written here (a second insert of a record changes nothing).

@@ -7,6 +7,7 @@ import { io } from 'socket.io-client';
 import { generateIdentity } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
 import { LIMITS, REQUEST_NAMES, resultSchema, SendResultSchema } from '../../relay/protocol.ts';
+import { GROUP_MS } from '../../relay/mailbox/record-file.ts';
 
 let relay: TestRelay;
 let alice: TestClient;
@@ -219,8 +220,10 @@ describe('bad input at the relay', () => {
   });
 
   it('refuses a send to an id never seen, and random ids do not grow storage (A5)', async () => {
-    // The records of earlier tests' sends are written within 50 ms (write-behind): let them land first.
-    await new Promise((r) => setTimeout(r, 100));
+    // The records of earlier tests' sends reach the record file within GROUP_MS of their commit
+    // (write-behind's lazy flush, 50 ms, comes first): let them land first.
+    const landed = GROUP_MS + 200;
+    await new Promise((r) => setTimeout(r, landed));
     const before = storedRows();
     for (let i = 0; i < 20; i++) {
       const stranger = generateIdentity().userId;
@@ -230,7 +233,7 @@ describe('bad input at the relay', () => {
       expect(await alice.request('presence:watch', { ids: [stranger] })).toMatchObject({ ok: true });
     }
     expect(await alice.request('message:read', { peer: generateIdentity().userId, ids: ['abcdefgh'] })).toMatchObject({ ok: false, error: { code: 'E_UNKNOWN_RECIPIENT' } });
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, landed));
     expect(storedRows()).toEqual(before);
   });
 
