@@ -153,7 +153,7 @@ export function openRecordFile({ path, durability, log, module }: RecordFileOpti
       group ??= { rows: [], written: [] };
       for (const r of records) group.rows.push(toRecordRow(r));
       group.written.push(written);
-      if (group.rows.length >= GROUP_ROWS || closed) postGroup();
+      if (group.rows.length >= GROUP_ROWS) postGroup();
       else groupTimer ??= setTimeout(postGroup, GROUP_MS).unref();
     },
     /** Writes the rows in this thread, now; throws if it cannot. */
