@@ -117,4 +117,16 @@ export const recordFileMigrations: readonly Migration[] = [
       CREATE INDEX sent_by_age ON sent (at);
     `);
   },
+  (db) => {
+    // Segments (record-file.ts): the records so far are the first; `sent` becomes a view of them.
+    db.exec(`
+      ALTER TABLE sent RENAME TO sent_1;
+      CREATE VIEW sent AS SELECT seq, key, sender, id, digest, at, delivered_at FROM sent_1;
+      CREATE TRIGGER sent_insert INSTEAD OF INSERT ON sent BEGIN
+        INSERT OR IGNORE INTO sent_1 (seq, key, sender, id, digest, at, delivered_at)
+        VALUES (NEW.seq, NEW.key, NEW.sender, NEW.id, NEW.digest, NEW.at, NEW.delivered_at);
+      END;
+      CREATE TRIGGER sent_delete INSTEAD OF DELETE ON sent BEGIN DELETE FROM sent_1 WHERE seq = OLD.seq; END;
+    `);
+  },
 ];

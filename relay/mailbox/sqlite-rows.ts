@@ -65,23 +65,21 @@ export type Queries = ReturnType<typeof prepareQueries>;
 /** A (sender, id) record as written: seq, key (hash52 of recordKey), sender, id, digest, at, delivered at. */
 export type RecordRow = [number, number, string, string, string, number, number | null];
 
-/** SQL the record writer's worker prepares too (record-file.ts). */
-export const RECORD_SQL = {
-  insert: 'INSERT OR IGNORE INTO sent (seq, key, sender, id, digest, at, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-  prune: 'DELETE FROM sent WHERE at < ?',
-} as const;
-
-/** The idempotency records' table `sent`, the same in relay.db and in the record file (record-file.ts). */
+/**
+ * The idempotency records' `sent`: a table in relay.db, a view of the segments in the record
+ * file (record-file.ts), with the same columns.
+ */
 export function prepareRecordQueries(db: Database) {
   return {
     getSent: db.prepare<[number, string, string], { seq: number; digest: string; delivered_at: number | null }>(
       'SELECT seq, digest, delivered_at FROM sent WHERE key = ? AND sender = ? AND id = ?'),
-    insertSent: db.prepare<RecordRow>(RECORD_SQL.insert),
-    pruneSent: db.prepare<[number]>(RECORD_SQL.prune),
+    insertSent: db.prepare<RecordRow>('INSERT OR IGNORE INTO sent (seq, key, sender, id, digest, at, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    pruneSent: db.prepare<[number]>('DELETE FROM sent WHERE at < ?'),
     countSent: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM sent'),
     allSent: db.prepare<[], [number]>('SELECT key FROM sent').raw(),
     sentAfter: db.prepare<[number, number], [number, number]>('SELECT seq, key FROM sent WHERE seq > ? ORDER BY seq LIMIT ?').raw(),
-    maxSentSeq: db.prepare<[], { m: number | null }>('SELECT max(seq) AS m FROM sent'),
+    // (Not max(seq): over the view, that would read every record.)
+    maxSentSeq: db.prepare<[], { m: number }>('SELECT seq AS m FROM sent ORDER BY seq DESC LIMIT 1'),
   };
 }
 

@@ -10,7 +10,7 @@ import { createLogger } from '../../relay/log.ts';
 import { migrate } from '../../relay/sqlite/migrate.ts';
 import { digestOf, type IncomingMessage, type RelayStore } from '../../relay/mailbox/store.ts';
 import { eventually, idsOf, readPages, tempDir } from '../support/relay.ts';
-import { readDb, refuseInserts, relayRecords } from '../support/db.ts';
+import { newestSegment, readDb, refuseInserts, relayRecords } from '../support/db.ts';
 
 const alice = 'a'.repeat(32);
 const bob = 'b'.repeat(32);
@@ -327,7 +327,7 @@ describe('the SQLite mailbox', () => {
   /** A message written while the record file refuses its record (as a full disk would). */
   async function writtenUnfiled(id: string) {
     const { store, file } = open(0);
-    const allow = refuseInserts(recordFilePath(file), 'sent');
+    const allow = refuseInserts(recordFilePath(file), newestSegment(recordFilePath(file)));
     const outcome = await store.accept(message(id), quota);
     if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
     await outcome.durable;

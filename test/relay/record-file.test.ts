@@ -3,13 +3,16 @@
 // failed write is tried again, and a failed worker leaves the writing to the event loop.
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openRecordFile, type RecordFile } from '../../relay/mailbox/record-file.ts';
+import Database from 'better-sqlite3';
+import { openRecordFile, toRecordRow, type RecordFile } from '../../relay/mailbox/record-file.ts';
+import { recordFileMigrations } from '../../relay/mailbox/migrations.ts';
+import { migrate } from '../../relay/sqlite/migrate.ts';
 import type { PendingSent } from '../../relay/mailbox/write-behind.ts';
 import { hash52 } from '../../relay/mailbox/bloom.ts';
 import { recordKey } from '../../relay/mailbox/store.ts';
 import { createLogger } from '../../relay/log.ts';
 import { eventually, tempDir } from '../support/relay.ts';
-import { readDb, refuseInserts } from '../support/db.ts';
+import { newestSegment, readDb, refuseInserts } from '../support/db.ts';
 
 const alice = 'a'.repeat(32);
 const dirs: { remove: () => void }[] = [];
@@ -19,17 +22,27 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) d.remove();
 });
 
-function open(module?: string) {
-  const dir = tempDir();
-  dirs.push(dir);
-  const path = join(dir.path, 'relay-records.db');
+function open(module?: string, { segmentRows, path = join(newDir(), 'relay-records.db') }: { segmentRows?: number; path?: string } = {}) {
   const lines: string[] = [];
-  const records = openRecordFile({ path, durability: 'normal', log: createLogger({ write: (line) => lines.push(line) }), ...(module ? { module } : {}) });
+  const records = openRecordFile({ path, durability: 'normal', log: createLogger({ write: (line) => lines.push(line) }), ...(module ? { module } : {}), ...(segmentRows ? { segmentRows } : {}) });
   opened.push(records);
   /** The ids on file, as another process reads them. */
   const onFile = () => readDb(path, (db) => db.prepare('SELECT id FROM sent ORDER BY seq').all().map((r) => (r as { id: string }).id));
   return { records, path, lines, onFile };
 }
+
+function newDir(): string {
+  const dir = tempDir();
+  dirs.push(dir);
+  return dir.path;
+}
+
+/** Records per segment, as another process reads them. */
+const segments = (path: string) =>
+  readDb(path, (db) => {
+    const names = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'sent_[0-9]*' ORDER BY name").pluck().all() as string[];
+    return Object.fromEntries(names.map((name) => [name, db.prepare(`SELECT count(*) FROM ${name}`).pluck().get()]));
+  });
 
 /** Records as write-behind hands them over (only these fields are written). */
 const batch = (from: number, count: number, at = Date.now()) =>
@@ -63,7 +76,7 @@ describe('the record file', () => {
   it('are tried again when a write fails, and none is lost', async () => {
     const { records, path, lines, onFile } = open();
     // A database that refuses the inserts for a while (as a full disk would).
-    const allow = refuseInserts(path, 'sent');
+    const allow = refuseInserts(path, newestSegment(path));
     let written = false;
     records.write(batch(1, 20), () => (written = true));
     await eventually(() => lines.find((l) => l.includes('could not write idempotency records') && l.includes('refused for the test')), 'the warning');
@@ -83,6 +96,55 @@ describe('the record file', () => {
     expect(seen).toEqual(['m-1', 'm-2', 'm-3', 'm-4', 'm-5']);
     records.prune(Date.now() + 1);
     expect(onFile()).toEqual([]);
+  });
+
+  it('are kept in segments, all found through the one view, before and after a restart', async () => {
+    const { records, path, onFile } = open(undefined, { segmentRows: 100 });
+    // Each write is a group of its own: the worker starts a new segment after each of the first three.
+    for (const from of [1, 121, 241]) await write(records, batch(from, 120), onFile);
+    await write(records, batch(361, 40), onFile);
+    expect(segments(path)).toEqual({ sent_1: 120, sent_2: 120, sent_3: 120, sent_4: 40 });
+    for (const n of [5, 130, 250, 399]) expect(records.q.getSent.get(hash52(recordKey(alice, `m-${n}`)), alice, `m-${n}`)).toMatchObject({ seq: n, digest: `d-${n}` });
+    expect(records.q.countSent.get()).toEqual({ n: 400 });
+    expect(records.q.sentAfter.all(100, 50).map(([seq]) => seq)).toEqual(Array.from({ length: 50 }, (_, i) => 101 + i));
+    expect(records.q.maxSentSeq.get()).toEqual({ m: 400 });
+    await records.close();
+
+    const again = open(undefined, { segmentRows: 100, path });
+    expect(again.records.q.getSent.get(hash52(recordKey(alice, 'm-7')), alice, 'm-7')).toMatchObject({ seq: 7 });
+    // The newest segment goes on from its 40 records.
+    await write(again.records, batch(401, 70), onFile);
+    expect(segments(path)).toEqual({ sent_1: 120, sent_2: 120, sent_3: 120, sent_4: 110, sent_5: 0 });
+    expect(again.onFile()).toEqual(Array.from({ length: 470 }, (_, i) => `m-${i + 1}`));
+  });
+
+  it('of a file from before the segments are still found, and new ones are written beside them', async () => {
+    const path = join(newDir(), 'relay-records.db');
+    const old = new Database(path);
+    migrate(old, recordFileMigrations.slice(0, 1));
+    const insert = old.prepare('INSERT INTO sent (seq, key, sender, id, digest, at, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    for (const r of batch(1, 3)) insert.run(toRecordRow(r));
+    old.close();
+    const { records, onFile } = open(undefined, { path });
+    expect(records.q.getSent.get(hash52(recordKey(alice, 'm-2')), alice, 'm-2')).toMatchObject({ seq: 2, digest: 'd-2' });
+    expect(await write(records, batch(4, 2), onFile)).toEqual(['m-1', 'm-2', 'm-3', 'm-4', 'm-5']);
+    expect(segments(path)).toEqual({ sent_1: 5 });
+  });
+
+  it('older than the retention: whole segments dropped, and the rest of them deleted from the others', async () => {
+    const { records, path, onFile } = open(undefined, { segmentRows: 10 });
+    await write(records, batch(1, 12, 1_000), onFile);
+    await write(records, [...batch(13, 5, 1_000), ...batch(18, 7, 5_000)], onFile);
+    await write(records, batch(25, 3, 5_000), onFile);
+    expect(segments(path)).toEqual({ sent_1: 12, sent_2: 12, sent_3: 3 });
+    records.prune(2_000);
+    await eventually(() => onFile().length === 10, 'the prune');
+    expect(segments(path)).toEqual({ sent_2: 7, sent_3: 3 });
+    expect(onFile()).toEqual(Array.from({ length: 10 }, (_, i) => `m-${18 + i}`));
+    // The worker counts on from what is left: 3 + 8 records fill the newest segment.
+    await write(records, batch(28, 8, 5_000), onFile);
+    expect(segments(path)).toEqual({ sent_2: 7, sent_3: 11, sent_4: 0 });
+    expect(records.q.countSent.get()).toEqual({ n: 18 });
   });
 
   it('older than the retention are pruned by the worker', async () => {

@@ -30,6 +30,14 @@ export function relayRecords(dbPath: string): RelayRecord[] {
   return [...read(dbPath), ...read(recordFilePath(dbPath))].sort((a, b) => a.seq - b.seq);
 }
 
+/** The record file's newest segment (relay/mailbox/record-file.ts), where its records are inserted. */
+export function newestSegment(recordFile: string): string {
+  const names = readDb(recordFile, (db) => db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'sent_[0-9]*'").pluck().all() as string[]);
+  const newest = Math.max(...names.map((name) => Number(name.slice('sent_'.length))));
+  if (!Number.isFinite(newest)) throw new Error(`${recordFile} has no segments`);
+  return `sent_${newest}`;
+}
+
 /**
  * Makes the database at `path` refuse inserts into `table` (as a full disk would) until the
  * returned function is called, through a connection of its own.
