@@ -282,7 +282,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         const envelope: Envelope = { seq: seqs.next(), kind: 'message', id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, at: m.at };
         const row = writes.enqueue(m.to, envelope, size, live);
         writes.adjustQuota(m.to, envelope, size, 1);
-        writes.recordWith(row, { key, hash, from: m.from, id: m.id, seq: envelope.seq, digest: m.digest, at: m.at, deliveredAt: null });
+        writes.recordWith(row, { key, hash, from: m.from, id: m.id, seq: envelope.seq, digest: m.digest, at: m.at, deliveredAt: null, durable: row.done.promise });
         seen.add(hash);
         return { kind: 'accepted', seq: envelope.seq, durable: row.done.promise, ...(prev === undefined ? {} : { prev }) };
       }),

@@ -263,10 +263,10 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
     unwrittenRecordHashes: function* (): Iterable<number> {
       for (const s of pendingSent.values()) yield s.hash;
     },
-    /** A message's record, written with its row or once the row is taken. */
-    recordWith: (row: PendingRow, record: Omit<PendingSent, 'durable'>): void => {
-      row.record = { ...record, durable: row.done.promise };
-      pendingSent.set(record.key, row.record);
+    /** A message's record (settling with `row`), written with its row or once the row is taken. */
+    recordWith: (row: PendingRow, record: PendingSent): void => {
+      row.record = record;
+      pendingSent.set(record.key, record);
     },
     /**
      * Taken before it was written: it never touches the disk, and whoever waits for it (the
