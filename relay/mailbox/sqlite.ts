@@ -48,7 +48,8 @@ export interface SqliteStoreOptions {
   maxPageCount?: number;
   /**
    * How many (sender, id) records the filter that spares new messages a read of the records
-   * table is first sized for; it grows by itself. Default 65,536, or twice the records on disk.
+   * table is first sized for (1.2 bytes each); it grows by itself. Default 1,048,576, or twice
+   * the records on disk.
    */
   expectedRecords?: number;
   now?: () => number;
@@ -135,7 +136,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     })),
     // Answered but not written yet (read only once the filter grows).
     () => writes.unwrittenRecordHashes(),
-    options.expectedRecords ?? 65_536,
+    options.expectedRecords ?? 1_048_576,
     log,
   ));
   /**
