@@ -56,7 +56,7 @@ type NumberKey = (typeof NUMBERS)[keyof typeof NUMBERS];
 
 export const HELP = `npm run bench [-- options]   (each also as BENCH_<NAME>, e.g. BENCH_PAIRS=50)
   --quick                 smaller and shorter (under a minute)
-  --only a,b,c,d,k,w,h    run only these scenarios (k: Redis cluster, w: the window in Chromium, h: the app's history store)
+  --only a,b,c,d,s,k,w,h  run only these scenarios (s: the relay's store alone, k: Redis cluster, w: the window in Chromium, h: the app's history store)
   --relays parley,baseline  run (a) and (c) for only these relays
   --profile <dir>         write relay CPU profiles (node --cpu-prof) there
   --nice=-10              run relays and load generators at that nice level (root), against other work on the box
@@ -71,7 +71,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
   const quick = values.quick === true || envOf('quick') === '1';
   const config: Config = {
     quick,
-    scenarios: new Set(String(values.only ?? envOf('only') ?? 'a,b,c,d,k,w,h').split(',').map((s) => s.trim().toLowerCase())),
+    scenarios: new Set(String(values.only ?? envOf('only') ?? 'a,b,c,d,s,k,w,h').split(',').map((s) => s.trim().toLowerCase())),
     relays: new Set(String(values.relays ?? envOf('relays') ?? 'parley,baseline').split(',').map((s) => s.trim().toLowerCase())),
     bodyBytes: 256,
     loadgens: 1,

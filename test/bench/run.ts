@@ -10,6 +10,7 @@ import { report, type Results } from './report.ts';
 import { backlog, connections, log, offline, online } from './scenarios.ts';
 import { benchHistory, printHistory } from './history.ts';
 import { formatResults, runClusterBench } from './cluster.ts';
+import { formatStoreLoop, storeLoop } from './store-loop.ts';
 import { spawnSync } from 'node:child_process';
 
 const config = readConfig(process.argv.slice(2), process.env);
@@ -77,6 +78,11 @@ try {
 console.log(`\nParley relay benchmark (${config.quick ? 'quick' : 'full'}, ${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
 console.log(report(results, config));
 console.log(relayFingerprint());
+
+if (want('s')) {
+  log('store: the SQLite store alone, in (a)\'s pattern');
+  console.log(`\n${formatStoreLoop(await storeLoop(config.quick ? 200_000 : 1_000_000))}`);
+}
 
 if (want('k')) {
   log('cluster: one SQLite node against one, two and three Redis nodes, at the same load and at the same load per node');
