@@ -83,8 +83,7 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
    * Waiting in memory for their recipient, in due order (holdMs is the same for all): a queue,
    * `held[i]` at place `heldBase + i` (a row's slot). A row that leaves it otherwise than from
    * the front (taken by its recipient) leaves a hole, so that nothing here keeps it alive. (It
-   * was a map by seq: two lookups a message in a map of a second's messages, ~2 % of the event
-   * loop under (a).)
+   * was a map by seq: two lookups a message in a map of up to a second's messages.)
    */
   let held: (PendingRow | undefined)[] = [];
   let heldBase = 0;
