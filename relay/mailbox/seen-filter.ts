@@ -2,8 +2,8 @@
 // so that a new message id (nearly every one) costs the SQLite store no read of its records.
 // It grows: once full, a filter four times its size is filled from the records a slice per
 // turn while the old one answers (it only says "maybe" more often), then takes its place; each
-// refill reads every record, so the fewer the better (doubling read two million records four
-// times over in a benchmark run). After a prune it shrinks the same way.
+// refill reads every record, so the fewer the better (doubling from 65,536 read some four
+// million keys, twice the records, in a benchmark run). After a prune it shrinks the same way.
 import { BloomFilter } from './bloom.ts';
 import type { Logger } from '../log.ts';
 
