@@ -65,11 +65,11 @@ const values = columns.split(', ').map((c) => 'NEW.' + c).join(', ');
 const countOf = (n) => db.prepare('SELECT count(*) FROM sent_' + n).pluck().get();
 let nos = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'sent_[0-9]*'").pluck().all()
   .map((name) => Number(name.slice(5))).sort((a, b) => a - b);
-let newest = nos[nos.length - 1];
-let rows = countOf(newest);
+const newest = () => nos[nos.length - 1];
+let rows = countOf(newest());
 let older = nos.slice(0, -1).reduce((sum, n) => sum + countOf(n), 0);
 const insertInto = (n) => db.prepare('INSERT OR IGNORE INTO sent_' + n + ' (' + columns + ') VALUES (?, ?, ?, ?, ?, ?, ?)');
-let insert = insertInto(newest);
+let insert = insertInto(newest());
 /** The view of the segments \`list\`, and where it sends inserts and deletes. */
 function shape(list) {
   const last = list[list.length - 1];
@@ -80,13 +80,13 @@ function shape(list) {
 const write = db.transaction((batch) => {
   for (const row of batch) insert.run(row);
   if (rows + batch.length < Math.max(segmentRows, older / 8)) return false;
-  const next = newest + 1;
+  const next = newest() + 1;
   db.exec('CREATE TABLE sent_' + next + ' (' + segment + '); CREATE INDEX sent_' + next + '_by_key ON sent_' + next + ' (key);');
   shape([...nos, next]);
   return true;
 });
 const prune = db.transaction((before) => {
-  const keep = nos.filter((n) => n === newest || db.prepare('SELECT 1 FROM sent_' + n + ' WHERE at >= ? LIMIT 1').get(before));
+  const keep = nos.filter((n) => n === newest() || db.prepare('SELECT 1 FROM sent_' + n + ' WHERE at >= ? LIMIT 1').get(before));
   for (const n of nos) if (!keep.includes(n)) db.exec('DROP TABLE sent_' + n);
   if (keep.length < nos.length) shape(keep);
   const left = keep.map((n) => countOf(n) - db.prepare('DELETE FROM sent_' + n + ' WHERE at < ?').run(before).changes);
@@ -99,9 +99,8 @@ function handle(job) {
     if (rolled) {
       older += rows;
       rows = 0;
-      newest += 1;
-      nos.push(newest);
-      insert = insertInto(newest);
+      nos.push(newest() + 1);
+      insert = insertInto(newest());
     }
   } else {
     const { keep, left } = prune(job.prune);

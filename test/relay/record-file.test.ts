@@ -12,7 +12,7 @@ import { hash52 } from '../../relay/mailbox/bloom.ts';
 import { recordKey } from '../../relay/mailbox/store.ts';
 import { createLogger } from '../../relay/log.ts';
 import { eventually, tempDir } from '../support/relay.ts';
-import { newestSegment, readDb, refuseInserts } from '../support/db.ts';
+import { newestSegment, readDb, recordSegments, refuseInserts } from '../support/db.ts';
 
 const alice = 'a'.repeat(32);
 const dirs: { remove: () => void }[] = [];
@@ -36,13 +36,6 @@ function newDir(): string {
   dirs.push(dir);
   return dir.path;
 }
-
-/** Records per segment, as another process reads them. */
-const segments = (path: string) =>
-  readDb(path, (db) => {
-    const names = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'sent_[0-9]*' ORDER BY name").pluck().all() as string[];
-    return Object.fromEntries(names.map((name) => [name, db.prepare(`SELECT count(*) FROM ${name}`).pluck().get()]));
-  });
 
 /** Records as write-behind hands them over (only these fields are written). */
 const batch = (from: number, count: number, at = Date.now()) =>
@@ -103,7 +96,7 @@ describe('the record file', () => {
     // Each write is a group of its own: the worker starts a new segment after each of the first three.
     for (const from of [1, 121, 241]) await write(records, batch(from, 120), onFile);
     await write(records, batch(361, 40), onFile);
-    expect(segments(path)).toEqual({ sent_1: 120, sent_2: 120, sent_3: 120, sent_4: 40 });
+    expect(recordSegments(path)).toEqual({ sent_1: 120, sent_2: 120, sent_3: 120, sent_4: 40 });
     for (const n of [5, 130, 250, 399]) expect(records.q.getSent.get(hash52(recordKey(alice, `m-${n}`)), alice, `m-${n}`)).toMatchObject({ seq: n, digest: `d-${n}` });
     expect(records.q.countSent.get()).toEqual({ n: 400 });
     expect(records.q.sentAfter.all(100, 50).map(([seq]) => seq)).toEqual(Array.from({ length: 50 }, (_, i) => 101 + i));
@@ -114,7 +107,7 @@ describe('the record file', () => {
     expect(again.records.q.getSent.get(hash52(recordKey(alice, 'm-7')), alice, 'm-7')).toMatchObject({ seq: 7 });
     // The newest segment goes on from its 40 records.
     await write(again.records, batch(401, 70), onFile);
-    expect(segments(path)).toEqual({ sent_1: 120, sent_2: 120, sent_3: 120, sent_4: 110, sent_5: 0 });
+    expect(recordSegments(path)).toEqual({ sent_1: 120, sent_2: 120, sent_3: 120, sent_4: 110, sent_5: 0 });
     expect(again.onFile()).toEqual(Array.from({ length: 470 }, (_, i) => `m-${i + 1}`));
   });
 
@@ -128,7 +121,7 @@ describe('the record file', () => {
     const { records, onFile } = open(undefined, { path });
     expect(records.q.getSent.get(hash52(recordKey(alice, 'm-2')), alice, 'm-2')).toMatchObject({ seq: 2, digest: 'd-2' });
     expect(await write(records, batch(4, 2), onFile)).toEqual(['m-1', 'm-2', 'm-3', 'm-4', 'm-5']);
-    expect(segments(path)).toEqual({ sent_1: 5 });
+    expect(recordSegments(path)).toEqual({ sent_1: 5 });
   });
 
   it('older than the retention: whole segments dropped, and the rest of them deleted from the others', async () => {
@@ -136,14 +129,14 @@ describe('the record file', () => {
     await write(records, batch(1, 12, 1_000), onFile);
     await write(records, [...batch(13, 5, 1_000), ...batch(18, 7, 5_000)], onFile);
     await write(records, batch(25, 3, 5_000), onFile);
-    expect(segments(path)).toEqual({ sent_1: 12, sent_2: 12, sent_3: 3 });
+    expect(recordSegments(path)).toEqual({ sent_1: 12, sent_2: 12, sent_3: 3 });
     records.prune(2_000);
     await eventually(() => onFile().length === 10, 'the prune');
-    expect(segments(path)).toEqual({ sent_2: 7, sent_3: 3 });
+    expect(recordSegments(path)).toEqual({ sent_2: 7, sent_3: 3 });
     expect(onFile()).toEqual(Array.from({ length: 10 }, (_, i) => `m-${18 + i}`));
     // The worker counts on from what is left: 3 + 8 records fill the newest segment.
     await write(records, batch(28, 8, 5_000), onFile);
-    expect(segments(path)).toEqual({ sent_2: 7, sent_3: 11, sent_4: 0 });
+    expect(recordSegments(path)).toEqual({ sent_2: 7, sent_3: 11, sent_4: 0 });
     expect(records.q.countSent.get()).toEqual({ n: 18 });
   });
 

@@ -30,12 +30,20 @@ export function relayRecords(dbPath: string): RelayRecord[] {
   return [...read(dbPath), ...read(recordFilePath(dbPath))].sort((a, b) => a.seq - b.seq);
 }
 
-/** The record file's newest segment (relay/mailbox/record-file.ts), where its records are inserted. */
+/** The record file's segments (relay/mailbox/record-file.ts) and their records, oldest first. */
+export function recordSegments(recordFile: string): Record<string, number> {
+  return readDb(recordFile, (db) => {
+    const names = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'sent_[0-9]*'").pluck().all() as string[];
+    names.sort((a, b) => Number(a.slice('sent_'.length)) - Number(b.slice('sent_'.length)));
+    return Object.fromEntries(names.map((name) => [name, db.prepare(`SELECT count(*) FROM ${name}`).pluck().get() as number]));
+  });
+}
+
+/** The record file's newest segment, where its records are inserted. */
 export function newestSegment(recordFile: string): string {
-  const names = readDb(recordFile, (db) => db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'sent_[0-9]*'").pluck().all() as string[]);
-  const newest = Math.max(...names.map((name) => Number(name.slice('sent_'.length))));
-  if (!Number.isFinite(newest)) throw new Error(`${recordFile} has no segments`);
-  return `sent_${newest}`;
+  const newest = Object.keys(recordSegments(recordFile)).at(-1);
+  if (!newest) throw new Error(`${recordFile} has no segments`);
+  return newest;
 }
 
 /**
