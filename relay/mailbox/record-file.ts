@@ -1,13 +1,13 @@
 // The (sender, id) idempotency records, in a file of their own (`relay-records.db` beside
 // `relay.db`), written by a worker thread. Until the worker says a batch is in the file, its
-// records stay in write-behind's memory, where the store's lookups find them; after, this
+// records stay in memory (record-batch.ts), where the store's lookups find them; after, this
 // connection finds them in the file.
 //
 // A record is an entry at a random place in a key index, so a commit dirties a page of that
 // index per record until it holds more records than the index has pages; the larger the index,
 // the more pages a commit writes. Two things keep that small:
-// - The batches handed over are posted to the worker in groups (GROUP_ROWS, GROUP_MS), so that
-//   a commit shares those pages among more records.
+// - Records come in batches of up to a quarter second's (record-batch.ts), so that a commit
+//   shares those pages among more records.
 // - The records are kept in segments, tables `sent_1`, `sent_2`, ... each with its own key
 //   index, and `sent` is a view of them all (a lookup searches each segment's index; the view
 //   sends an insert to the newest segment, a delete to all). The worker starts a new segment
@@ -26,7 +26,7 @@ import { migrate, tune } from '../sqlite/migrate.ts';
 import { startSqliteWorker } from '../sqlite/worker.ts';
 import { recordFileMigrations } from './migrations.ts';
 import { prepareRecordQueries, type RecordRow } from './sqlite-rows.ts';
-import type { PendingSent } from './write-behind.ts';
+import { recordRows, type RecordColumns } from './record-batch.ts';
 
 export interface RecordFileOptions {
   /** The file; created if missing. */
@@ -39,7 +39,7 @@ export interface RecordFileOptions {
   segmentRows?: number;
 }
 
-type Job = { rows: RecordRow[] } | { prune: number };
+type Job = { records: RecordColumns } | { prune: number };
 interface Posted {
   job: Job;
   /** Called once the job is done (a batch: its records are in the file). */
@@ -47,9 +47,6 @@ interface Posted {
 }
 
 const RETRY_MS = 1_000;
-/** A group is posted once it holds this many records, or this long after its first batch. */
-const GROUP_ROWS = 32_768;
-export const GROUP_MS = 250;
 /** The least a segment holds before the next is started. */
 export const SEGMENT_ROWS = 262_144;
 /** A segment's columns: those of relay.db's `sent` (migrations.ts). */
@@ -77,9 +74,13 @@ function shape(list) {
     + ' CREATE TRIGGER sent_insert INSTEAD OF INSERT ON sent BEGIN INSERT OR IGNORE INTO sent_' + last + ' (' + columns + ') VALUES (' + values + '); END;'
     + ' CREATE TRIGGER sent_delete INSTEAD OF DELETE ON sent BEGIN ' + list.map((n) => 'DELETE FROM sent_' + n + ' WHERE seq = OLD.seq;').join(' ') + ' END;');
 }
-const write = db.transaction((batch) => {
-  for (const row of batch) insert.run(row);
-  if (rows + batch.length < Math.max(segmentRows, older / 8)) return false;
+// Columns (record-batch.ts): a delivery time of NaN is none.
+const write = db.transaction((c) => {
+  for (let i = 0; i < c.count; i++) {
+    const delivered = c.deliveredAt[i];
+    insert.run(c.seq[i], c.hash[i], c.sender[i], c.id[i], c.digest[i], c.at[i], delivered === delivered ? delivered : null);
+  }
+  if (rows + c.count < Math.max(segmentRows, older / 8)) return false;
   const next = newest() + 1;
   db.exec('CREATE TABLE sent_' + next + ' (' + segment + '); CREATE INDEX sent_' + next + '_by_key ON sent_' + next + ' (key);');
   shape([...nos, next]);
@@ -93,9 +94,9 @@ const prune = db.transaction((before) => {
   return { keep, left };
 });
 function handle(job) {
-  if (job.rows) {
-    const rolled = write(job.rows);
-    rows += job.rows.length;
+  if (job.records) {
+    const rolled = write(job.records);
+    rows += job.records.count;
     if (rolled) {
       older += rows;
       rows = 0;
@@ -112,8 +113,6 @@ function handle(job) {
 `;
 
 export type RecordFile = ReturnType<typeof openRecordFile>;
-
-export const toRecordRow = (s: PendingSent): RecordRow => [s.seq, s.hash, s.from, s.id, s.digest, s.at, s.deliveredAt];
 
 export function openRecordFile({ path, durability, log, module, segmentRows = SEGMENT_ROWS }: RecordFileOptions) {
   const db = new Database(path);
@@ -132,14 +131,11 @@ export function openRecordFile({ path, durability, log, module, segmentRows = SE
 
   /** Posted to the worker, answered in this order. */
   const posted: Posted[] = [];
-  /** Batches to try again. */
+  /** Jobs to try again. */
   let waiting: Posted[] = [];
   let retryTimer: NodeJS.Timeout | undefined;
   let inWorker = true;
   let closed = false;
-  /** Batches not posted yet, and when they are due. */
-  let group: { rows: RecordRow[]; written: (() => void)[] } | undefined;
-  let groupTimer: NodeJS.Timeout | undefined;
 
   const retryLater = (p: Posted) => {
     waiting.push(p);
@@ -154,12 +150,12 @@ export function openRecordFile({ path, durability, log, module, segmentRows = SE
   /** In this thread: the fallback, and what is left at close. */
   const runHere = (p: Posted) => {
     try {
-      if ('rows' in p.job) writeHere(p.job.rows);
+      if ('records' in p.job) writeHere(recordRows(p.job.records));
       else q.pruneSent.run(p.job.prune);
       p.done();
     } catch (error) {
       log.warn('could not write idempotency records; trying again', { error: String(error) });
-      if ('rows' in p.job) retryLater(p);
+      if ('records' in p.job) retryLater(p);
     }
   };
   const send = (p: Posted) => {
@@ -167,13 +163,6 @@ export function openRecordFile({ path, durability, log, module, segmentRows = SE
     posted.push(p);
     worker.post(p.job);
   };
-  function postGroup(): void {
-    clearTimeout(groupTimer);
-    groupTimer = undefined;
-    const g = group;
-    group = undefined;
-    if (g) send({ job: { rows: g.rows }, done: () => g.written.forEach((written) => written()) });
-  }
 
   const worker = startSqliteWorker<undefined>({
     path,
@@ -185,14 +174,13 @@ export function openRecordFile({ path, durability, log, module, segmentRows = SE
       if (!p) return;
       if (reply.ok) return p.done();
       log.warn('could not write idempotency records; trying again', { error: reply.error });
-      if ('rows' in p.job) retryLater(p);
+      if ('records' in p.job) retryLater(p);
     },
     failed(why) {
       if (closed) return;
       inWorker = false;
       log.warn('idempotency records are written in the event loop again', { why });
       for (const p of posted.splice(0)) runHere(p);
-      postGroup();
     },
   });
 
@@ -202,14 +190,9 @@ export function openRecordFile({ path, durability, log, module, segmentRows = SE
     /** The file was new: whatever records it held before are gone (see the store's rebuild). */
     created,
     /** Writes the records; `written` is called once they are all in the file. */
-    write(records: readonly PendingSent[], written: () => void): void {
-      if (records.length === 0) return written();
-      if (!inWorker) return send({ job: { rows: records.map(toRecordRow) }, done: written });
-      group ??= { rows: [], written: [] };
-      for (const r of records) group.rows.push(toRecordRow(r));
-      group.written.push(written);
-      if (group.rows.length >= GROUP_ROWS) postGroup();
-      else groupTimer ??= setTimeout(postGroup, GROUP_MS).unref();
+    write(records: RecordColumns, written: () => void): void {
+      if (records.count === 0) return written();
+      send({ job: { records }, done: written });
     },
     /** Writes the rows in this thread, now; throws if it cannot. */
     writeHere: (rows: RecordRow[]): void => writeHere(rows),
@@ -222,13 +205,12 @@ export function openRecordFile({ path, durability, log, module, segmentRows = SE
       if (closed) return;
       closed = true;
       clearTimeout(retryTimer);
-      postGroup();
       retry();
       await worker.close();
       // Anything the worker did not answer is written here (a second insert of a record changes nothing).
       inWorker = false;
       for (const p of [...posted.splice(0), ...waiting.splice(0)]) runHere(p);
-      const lost = waiting.reduce((n, p) => n + ('rows' in p.job ? p.job.rows.length : 0), 0);
+      const lost = waiting.reduce((n, p) => n + ('records' in p.job ? p.job.records.count : 0), 0);
       if (lost > 0) log.error('idempotency records could not be written; a resend of one of those messages would be delivered again', { records: lost });
       db.close();
     },

@@ -19,7 +19,7 @@ import { silentLogger, type Logger } from '../log.ts';
 import { migrate, tune } from '../sqlite/migrate.ts';
 import { startCheckpointer, type Checkpointer } from '../sqlite/checkpointer.ts';
 import { relayMigrations } from './migrations.ts';
-import { StorageError, deliveredIds, digestOf, recordKey, envelopeBytes, type AcceptOutcome, type IncomingMessage, type Quota, type RelayStore } from './store.ts';
+import { StorageError, deliveredIds, digestOf, recordKey, envelopeBytes, type AcceptOutcome, type IncomingMessage, type Quota, type RelayStore, type Settled } from './store.ts';
 
 export interface SqliteStoreOptions {
   /**
@@ -177,6 +177,9 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   }, 3600_000);
   pruneTimer.unref();
 
+  /** How a message on record settled, as a retry of it is answered. */
+  const settledAs = (deliveredAt: number | null): Promise<Settled> => Promise.resolve(deliveredAt === null ? {} : { deliveredAt });
+
   const guard = <T>(work: () => T | Promise<T>): Promise<T> => {
     if (closed) return Promise.reject(new StorageError('E_UNAVAILABLE', 'relay store is closed'));
     try {
@@ -263,17 +266,19 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
 
     accept: (m: IncomingMessage, limit: Quota, live = false) =>
       guard((): AcceptOutcome => {
-        const key = recordKey(m.from, m.id);
-        const hash = hash52(key);
+        const hash = hash52(recordKey(m.from, m.id));
         // The filter holds the records not written yet too: a new id (nearly every one) is
         // told apart without a look at them or at the files.
         if (seen.mightHave(hash)) {
-          const inFlight = writes.unwrittenRecord(key);
-          if (inFlight) return inFlight.digest === m.digest ? { kind: 'duplicate', seq: inFlight.seq, durable: inFlight.durable } : { kind: 'conflict' };
+          const inFlight = writes.unwrittenRecord(hash, m.from, m.id);
+          if (inFlight) {
+            if (inFlight.digest !== m.digest) return { kind: 'conflict' };
+            return { kind: 'duplicate', seq: inFlight.seq, durable: inFlight.pending ?? settledAs(inFlight.deliveredAt) };
+          }
           const earlier = findRecord(hash, m.from, m.id);
           if (earlier) {
             if (earlier.digest !== m.digest) return { kind: 'conflict' };
-            return { kind: 'duplicate', seq: earlier.seq, durable: Promise.resolve(earlier.delivered_at === null ? {} : { deliveredAt: earlier.delivered_at }) };
+            return { kind: 'duplicate', seq: earlier.seq, durable: settledAs(earlier.delivered_at) };
           }
         }
         const size = Buffer.byteLength(m.body);
@@ -283,7 +288,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
         const envelope: Envelope = { seq: seqs.next(), kind: 'message', id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, at: m.at };
         const row = writes.enqueue(m.to, envelope, size, live);
         writes.adjustQuota(m.to, envelope, size, 1);
-        writes.recordWith(row, { key, hash, from: m.from, id: m.id, seq: envelope.seq, digest: m.digest, at: m.at, deliveredAt: null, durable: row.done.promise });
+        writes.record(row, hash, m.from, m.id, m.digest, m.at);
         seen.add(hash);
         return { kind: 'accepted', seq: envelope.seq, durable: row.done.promise, ...(prev === undefined ? {} : { prev }) };
       }),

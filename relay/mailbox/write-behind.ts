@@ -2,19 +2,21 @@
 // group commit that writes it. Envelopes wait here for the next commit, or, for a connected
 // recipient, in memory for holdMs first; removals wait for a commit that keeps nobody waiting;
 // the directory's writes go with the next commit too. (sender, id) records go to the record
-// file (record-file.ts), written by a worker thread: a message's record once the message is
-// committed (should the process die first, the store rebuilds it from the mailbox row), or
-// once it is acknowledged if it never was. Also the per-recipient counts the quota and paging
-// read, which each commit keeps in step with the disk.
+// file (record-file.ts), written by a worker thread, in batches (record-batch.ts): a message's
+// record once the message is committed (should the process die first, the store rebuilds it
+// from the mailbox row), or once it is acknowledged if it never was. Also the per-recipient
+// counts the quota and paging read, which each commit keeps in step with the disk.
 import type { Database } from 'better-sqlite3';
 import type { Envelope } from '../protocol.ts';
 import type { Logger } from '../log.ts';
 import { boxKey } from './bloom.ts';
-import { toRecordRow, type RecordFile } from './record-file.ts';
-import { toRow, type Queries, type StoredRow } from './sqlite-rows.ts';
-import { StorageError, deferred, recordKey, type Deferred, type Settled } from './store.ts';
+import type { RecordFile } from './record-file.ts';
+import { PendingRecords, type FoundRecord, type Recorded } from './record-batch.ts';
+import { toRow, type Queries, type RecordRow, type StoredRow } from './sqlite-rows.ts';
+import { StorageError, deferred, type Deferred } from './store.ts';
 
-export interface PendingRow {
+/** An envelope not written yet; a message's record is in a batch until it settles (Recorded). */
+export interface PendingRow extends Recorded {
   recipient: string;
   envelope: Envelope;
   size: number;
@@ -30,24 +32,6 @@ export interface PendingRow {
    * keeps it queued, like its removal, instead of failing it.
    */
   keep: boolean;
-  /** A message's (sender, id) record, written with it or once it is taken. */
-  record?: PendingSent;
-}
-
-/** A (sender, id) record, written once its envelope is written or acknowledged. */
-export interface PendingSent {
-  /** recordKey(from, id), made once: the map of unwritten records is keyed by it. */
-  key: string;
-  /** hash52(key): the record's index column, and the dedup filter's key. */
-  hash: number;
-  from: string;
-  id: string;
-  seq: number;
-  digest: string;
-  at: number;
-  deliveredAt: number | null;
-  /** How its message settles (the answer to a retry meanwhile); not the row, whose body could stay in memory with it. */
-  durable: Promise<Settled>;
 }
 
 /** How long removals and records that keep nobody waiting may wait for a commit, ms. */
@@ -89,16 +73,8 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
   let heldBase = 0;
   /** The queue's front: held[heldFront] is the first place that may hold a row. */
   let heldFront = 0;
-  /** (sender, id) records not in the record file yet, by recordKey(). */
-  const pendingSent = new Map<string, PendingSent>();
-  /** Records of envelopes taken before they were written: handed to `records` at the next flush. */
-  let takenRecords: PendingSent[] = [];
-  /**
-   * Seqs of written rows whose records were handed to the record file and are not in it yet. A
-   * row's removal needs its record filed first (fileNow): once the row is gone, the record
-   * could not be rebuilt from it. (A taken row was never written: its record is not here.)
-   */
-  const unfiled = new Set<number>();
+  /** (sender, id) records not in the record file yet. */
+  const pendingRecords = new PendingRecords((columns, written) => records.write(columns, written));
   /** Other writes (the directory's) for the next commit, each settled by it. */
   let others: { write: () => void; done: Deferred }[] = [];
   /** Written rows acknowledged since the last commit: seq -> recipient. */
@@ -127,7 +103,7 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
   const onDisk = (recipient: string) => boxOf(recipient).rows - (deletesFor.get(recipient) ?? 0);
 
   const enqueue = (recipient: string, envelope: Envelope, size: number, live: boolean, keep = false): PendingRow => {
-    const row: PendingRow = { recipient, envelope, size, done: deferred(), due: live && holdMs > 0 ? performance.now() + holdMs : 0, slot: -1, taken: false, keep };
+    const row: PendingRow = { recipient, envelope, size, done: deferred(), due: live && holdMs > 0 ? performance.now() + holdMs : 0, slot: -1, taken: false, keep, batch: undefined, recordIndex: -1 };
     let mine = pendingFor.get(recipient);
     if (!mine) pendingFor.set(recipient, (mine = new Map()));
     mine.set(envelope.seq, row);
@@ -175,22 +151,6 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
     for (const write of writes) write();
   });
 
-  /**
-   * Hands records to the record file, those of taken rows and then those of written ones (from
-   * `firstWritten` on); each stays findable here until it is there.
-   */
-  const file = (sent: PendingSent[], firstWritten: number) => {
-    if (sent.length === 0) return;
-    for (let i = firstWritten; i < sent.length; i++) unfiled.add((sent[i] as PendingSent).seq);
-    records.write(sent, () => {
-      for (let i = 0; i < sent.length; i++) {
-        const s = sent[i] as PendingSent;
-        if (i >= firstWritten) unfiled.delete(s.seq);
-        if (pendingSent.get(s.key) === s) pendingSent.delete(s.key);
-      }
-    });
-  };
-
   function flush(force = false): void {
     flushScheduled = false;
     // Held rows whose time is up are written now.
@@ -215,13 +175,10 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
     if (first && !holdTimer && !closed) holdTimer = setTimeout(onHoldTimer, Math.max(1, first.due - t)).unref();
     const rows = toWrite.filter((row) => !row.taken);
     toWrite = [];
-    const sent = takenRecords;
-    const firstWritten = sent.length;
-    takenRecords = [];
     const extra = others;
     others = [];
     const deletes = [...pendingDeletes];
-    if (deletes.length === 0 && rows.length === 0 && extra.length === 0) return file(sent, firstWritten);
+    if (deletes.length === 0 && rows.length === 0 && extra.length === 0) return;
     try {
       commit(deletes.map(([s]) => s), rows, extra.map((w) => w.write));
       for (const w of extra) w.done.resolve({});
@@ -235,7 +192,7 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
       for (const row of rows) {
         const box = boxes.get(row.recipient);
         if (box) box.rows += 1;
-        if (row.record) sent.push(row.record);
+        pendingRecords.settle(row);
         row.done.resolve({});
       }
       committed?.();
@@ -248,14 +205,13 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
         dequeue(row);
         adjustQuota(row.recipient, row.envelope, row.size, -1);
         // Its sender is told it failed: a retry is a new message.
-        if (row.record) pendingSent.delete(row.record.key);
+        pendingRecords.drop(row);
         row.done.reject(failure);
       }
       // Removals and the receipts they caused are tried again: nothing is lost by a late write.
       toWrite.unshift(...rows.filter((row) => row.keep));
       if (!closed && (pendingDeletes.size > 0 || toWrite.length > 0)) setTimeout(scheduleFlush, 100).unref();
     }
-    file(sent, firstWritten);
   }
 
   /** Soon (the next turn) when someone waits for the commit; `lazily` when nobody does. */
@@ -284,17 +240,13 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
       if (onDisk(recipient) > 0) return undefined;
       return newestFor.get(recipient) ?? 0;
     },
-    /** The (sender, id) record answered but not written yet, by recordKey(). */
-    unwrittenRecord: (key: string): PendingSent | undefined => pendingSent.get(key),
-    /** The hash52() keys of the records answered but not written yet. */
-    unwrittenRecordHashes: function* (): Iterable<number> {
-      for (const s of pendingSent.values()) yield s.hash;
-    },
-    /** A message's record (settling with `row`), written with its row or once the row is taken. */
-    recordWith: (row: PendingRow, record: PendingSent): void => {
-      row.record = record;
-      pendingSent.set(record.key, record);
-    },
+    /** The (sender, id) record not in the record file yet, by its hash52(recordKey()). */
+    unwrittenRecord: (hash: number, sender: string, id: string): FoundRecord | undefined => pendingRecords.find(hash, sender, id),
+    /** The hash52() keys of the records not in the record file yet. */
+    unwrittenRecordHashes: (): Iterable<number> => pendingRecords.hashes(),
+    /** The record of `row`'s message, written once the row is written or taken. */
+    record: (row: PendingRow, hash: number, sender: string, id: string, digest: string, at: number): void =>
+      pendingRecords.add(row, row.envelope.seq, hash, sender, id, digest, at, row.done.promise),
     /**
      * Taken before it was written: it never touches the disk, and whoever waits for it (the
      * sender) is answered now, with the delivery in that answer.
@@ -303,10 +255,7 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
       dequeue(row);
       row.taken = true;
       adjustQuota(row.recipient, row.envelope, row.size, -1);
-      if (row.record) {
-        row.record.deliveredAt = at;
-        takenRecords.push(row.record);
-      }
+      pendingRecords.settle(row, at);
       row.done.resolve(row.envelope.kind === 'message' ? { deliveredAt: at } : {});
     },
     /**
@@ -314,18 +263,13 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
      * and now, before their rows are removed; throws (and changes nothing) if it cannot.
      */
     fileNow: (envelopes: readonly Envelope[]): void => {
-      const due: PendingSent[] = [];
+      const due: RecordRow[] = [];
       for (const e of envelopes) {
-        if (e.kind !== 'message' || !unfiled.has(e.seq)) continue;
-        const s = pendingSent.get(recordKey(e.from, e.id));
-        if (s?.seq === e.seq) due.push(s);
+        const row = e.kind === 'message' ? pendingRecords.bySeq(e.seq) : undefined;
+        if (row) due.push(row);
       }
-      if (due.length === 0) return;
-      records.writeHere(due.map(toRecordRow));
-      for (const s of due) {
-        unfiled.delete(s.seq);
-        pendingSent.delete(s.key);
-      }
+      // (Written again by the worker when their batch is: a second insert changes nothing.)
+      if (due.length > 0) records.writeHere(due);
     },
     /** A written row was acknowledged (its record filed: fileNow): deleted with the next commit. */
     remove: (seq: number, recipient: string): void => {
@@ -376,11 +320,12 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
      */
     close: async (): Promise<boolean> => {
       flush(true);
+      pendingRecords.close();
       closed = true;
       clearTimeout(holdTimer);
       clearTimeout(lazyTimer);
       await records.close();
-      return unfiled.size === 0;
+      return pendingRecords.empty;
     },
   };
 }

@@ -7,7 +7,7 @@ import { io } from 'socket.io-client';
 import { generateIdentity } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
 import { LIMITS, REQUEST_NAMES, resultSchema, SendResultSchema } from '../../relay/protocol.ts';
-import { GROUP_MS } from '../../relay/mailbox/record-file.ts';
+import { GROUP_MS } from '../../relay/mailbox/record-batch.ts';
 
 let relay: TestRelay;
 let alice: TestClient;
@@ -220,8 +220,8 @@ describe('bad input at the relay', () => {
   });
 
   it('refuses a send to an id never seen, and random ids do not grow storage (A5)', async () => {
-    // The records of earlier tests' sends reach the record file within GROUP_MS of their commit
-    // (write-behind's lazy flush, 50 ms, comes first): let them land first.
+    // The records of earlier tests' sends reach the record file within GROUP_MS of the send, once
+    // their messages are written or taken (write-behind's lazy flush, 50 ms): let them land first.
     const landed = GROUP_MS + 200;
     await new Promise((r) => setTimeout(r, landed));
     const before = storedRows();

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { relayMigrations } from '../../relay/mailbox/migrations.ts';
 import { boxKey } from '../../relay/mailbox/bloom.ts';
 import { openSqliteStore, recordFilePath, type SqliteStoreOptions } from '../../relay/mailbox/sqlite.ts';
+import { GROUP_MS } from '../../relay/mailbox/record-batch.ts';
 import { createLogger } from '../../relay/log.ts';
 import { migrate } from '../../relay/sqlite/migrate.ts';
 import { digestOf, type IncomingMessage, type RelayStore } from '../../relay/mailbox/store.ts';
@@ -303,6 +304,26 @@ describe('the SQLite mailbox', () => {
     await eventually(() => onDisk(file).sent.length === ids.length, 'every record written');
     expect(readDb(file, (db) => db.prepare('SELECT count(*) AS n FROM sent').get())).toEqual({ n: 0 });
     await retriesAnswered(store, file, seqs, 41, ['both-00000', 'both-00001']);
+  });
+
+  it('files the records of a batch only once each of its messages is written or taken, and answers their retries meanwhile', async () => {
+    const { store, file } = open(2_000);
+    // Held in memory for a connected recipient who does not acknowledge it (yet).
+    const held = await store.accept(message('held-0001'), quota, true);
+    const written = await store.accept(message('plain-0001'), quota);
+    if (held.kind !== 'accepted' || written.kind !== 'accepted') throw new Error('not accepted');
+    await written.durable;
+    await new Promise((r) => setTimeout(r, GROUP_MS + 300));
+    // Filed before its message is, a record would make the sender's retry after a failed
+    // write a duplicate of a message that never was.
+    expect(onDisk(file).sent).toEqual([]);
+    expect(await store.accept(message('plain-0001'), quota)).toMatchObject({ kind: 'duplicate', seq: written.seq });
+    const retry = await store.accept(message('held-0001'), quota, true);
+    if (retry.kind !== 'duplicate') throw new Error(retry.kind);
+    expect(retry.seq).toBe(held.seq);
+    expect(await settled(retry.durable, 50)).toBe('pending');
+    expect(await retry.durable).toEqual({});
+    await eventually(() => onDisk(file).sent.length === 2, 'both records filed');
   });
 
   it('rebuilds the records of the messages in the mailbox after an unclean end, so that their retries are still duplicates', async () => {

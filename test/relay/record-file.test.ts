@@ -4,10 +4,11 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { openRecordFile, toRecordRow, type RecordFile } from '../../relay/mailbox/record-file.ts';
+import { openRecordFile, type RecordFile } from '../../relay/mailbox/record-file.ts';
+import { recordColumns } from '../../relay/mailbox/record-batch.ts';
+import type { RecordRow } from '../../relay/mailbox/sqlite-rows.ts';
 import { recordFileMigrations } from '../../relay/mailbox/migrations.ts';
 import { migrate } from '../../relay/sqlite/migrate.ts';
-import type { PendingSent } from '../../relay/mailbox/write-behind.ts';
 import { hash52 } from '../../relay/mailbox/bloom.ts';
 import { recordKey } from '../../relay/mailbox/store.ts';
 import { createLogger } from '../../relay/log.ts';
@@ -37,15 +38,12 @@ function newDir(): string {
   return dir.path;
 }
 
-/** Records as write-behind hands them over (only these fields are written). */
+/** Records of alice's messages m-<from> on. */
 const batch = (from: number, count: number, at = Date.now()) =>
-  Array.from({ length: count }, (_, i): PendingSent => {
-    const key = recordKey(alice, `m-${from + i}`);
-    return { key, hash: hash52(key), from: alice, id: `m-${from + i}`, seq: from + i, digest: `d-${from + i}`, at, deliveredAt: at + 1 } as PendingSent;
-  });
+  Array.from({ length: count }, (_, i): RecordRow => [from + i, hash52(recordKey(alice, `m-${from + i}`)), alice, `m-${from + i}`, `d-${from + i}`, at, at + 1]);
 
 /** Resolves at `written`, with what the file held then. */
-const write = (records: RecordFile, sent: PendingSent[], onFile: () => string[]) => new Promise<string[]>((resolve) => records.write(sent, () => resolve(onFile())));
+const write = (records: RecordFile, rows: RecordRow[], onFile: () => string[]) => new Promise<string[]>((resolve) => records.write(recordColumns(rows), () => resolve(onFile())));
 
 describe('the record file', () => {
   it('are in the file, findable through its connection, when the worker says so', async () => {
@@ -60,7 +58,7 @@ describe('the record file', () => {
   it('are written before close() resolves, even right after they were handed over', async () => {
     const { records, onFile } = open();
     let written = false;
-    records.write(batch(1, 50), () => (written = true));
+    records.write(recordColumns(batch(1, 50)), () => (written = true));
     await records.close();
     expect(written).toBe(true);
     expect(onFile()).toHaveLength(50);
@@ -71,7 +69,7 @@ describe('the record file', () => {
     // A database that refuses the inserts for a while (as a full disk would).
     const allow = refuseInserts(path, newestSegment(path));
     let written = false;
-    records.write(batch(1, 20), () => (written = true));
+    records.write(recordColumns(batch(1, 20)), () => (written = true));
     await eventually(() => lines.find((l) => l.includes('could not write idempotency records') && l.includes('refused for the test')), 'the warning');
     expect(written).toBe(false);
     expect(onFile()).toEqual([]);
@@ -84,7 +82,7 @@ describe('the record file', () => {
     const { records, lines, onFile } = open(join(import.meta.dirname, 'no-such-module.cjs'));
     await eventually(() => lines.find((l) => l.includes('idempotency records are written in the event loop again')), 'the warning');
     let seen: string[] | undefined;
-    records.write(batch(1, 5), () => (seen = onFile()));
+    records.write(recordColumns(batch(1, 5)), () => (seen = onFile()));
     // Synchronously now: in the file by the time write() returns.
     expect(seen).toEqual(['m-1', 'm-2', 'm-3', 'm-4', 'm-5']);
     records.prune(Date.now() + 1);
@@ -116,7 +114,7 @@ describe('the record file', () => {
     const old = new Database(path);
     migrate(old, recordFileMigrations.slice(0, 1));
     const insert = old.prepare('INSERT INTO sent (seq, key, sender, id, digest, at, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
-    for (const r of batch(1, 3)) insert.run(toRecordRow(r));
+    for (const r of batch(1, 3)) insert.run(r);
     old.close();
     const { records, onFile } = open(undefined, { path });
     expect(records.q.getSent.get(hash52(recordKey(alice, 'm-2')), alice, 'm-2')).toMatchObject({ seq: 2, digest: 'd-2' });
