@@ -236,7 +236,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     // Merged in seq order with what waits in memory (a held envelope may be older than a written one).
     const out: Envelope[] = [];
     let i = 0;
-    for (const row of writes.waitingFor(recipient)?.values() ?? []) {
+    for (const row of writes.waitingFor(recipient) ?? []) {
       if (row.envelope.seq <= afterSeq) continue;
       if (row.envelope.seq > readTo) break;
       while (i < written.length && (written[i]?.seq ?? 0) < row.envelope.seq && out.length < limit) out.push(written[i++] as Envelope);

@@ -12,6 +12,7 @@ import type { Logger } from '../log.ts';
 import { boxKey } from './bloom.ts';
 import type { RecordFile } from './record-file.ts';
 import { PendingRecords, type FoundRecord, type Recorded } from './record-batch.ts';
+import { SeqQueue } from './seq-queue.ts';
 import { toRow, type Queries, type RecordRow, type StoredRow } from './sqlite-rows.ts';
 import { StorageError, deferred, type Deferred } from './store.ts';
 
@@ -34,6 +35,11 @@ export interface PendingRow extends Recorded {
   keep: boolean;
 }
 
+/** A recipient's envelopes not written yet (see pendingFor). */
+export interface WaitingRows extends Iterable<PendingRow> {
+  get(seq: number): PendingRow | undefined;
+}
+
 /** How long removals and records that keep nobody waiting may wait for a commit, ms. */
 const LAZY_FLUSH_MS = 50;
 
@@ -54,13 +60,11 @@ export interface WriteBehindOptions {
 export type WriteBehind = ReturnType<typeof createWriteBehind>;
 
 export function createWriteBehind({ db, q, holdMs, records, log, committed }: WriteBehindOptions) {
-  /** Every envelope not written yet, per recipient, in seq order. */
-  const pendingFor = new Map<string, Map<number, PendingRow>>();
   /**
-   * The newest seq in each of pendingFor's maps (seqs are enqueued in increasing order), so
-   * that an accept need not walk a recipient's waiting envelopes to find it.
+   * Every envelope not written yet, per recipient, in seq order. A recipient's queue is kept
+   * once made, empty or not, as its entry in `boxes` is.
    */
-  const newestFor = new Map<string, number>();
+  const pendingFor = new Map<string, SeqQueue<PendingRow>>();
   /** Written with the next commit. */
   let toWrite: PendingRow[] = [];
   /**
@@ -105,9 +109,8 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
   const enqueue = (recipient: string, envelope: Envelope, size: number, live: boolean, keep = false): PendingRow => {
     const row: PendingRow = { recipient, envelope, size, done: deferred(), due: live && holdMs > 0 ? performance.now() + holdMs : 0, slot: -1, taken: false, keep, batch: undefined, recordIndex: -1 };
     let mine = pendingFor.get(recipient);
-    if (!mine) pendingFor.set(recipient, (mine = new Map()));
-    mine.set(envelope.seq, row);
-    newestFor.set(recipient, envelope.seq);
+    if (!mine) pendingFor.set(recipient, (mine = new SeqQueue()));
+    mine.push(row);
     if (row.due === 0) {
       toWrite.push(row);
       scheduleFlush();
@@ -123,17 +126,7 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
       held[row.slot - heldBase] = undefined;
       row.slot = -1;
     }
-    const mine = pendingFor.get(row.recipient);
-    if (!mine?.delete(row.envelope.seq)) return;
-    if (mine.size === 0) {
-      pendingFor.delete(row.recipient);
-      newestFor.delete(row.recipient);
-    } else if (newestFor.get(row.recipient) === row.envelope.seq) {
-      // Rare: envelopes are mostly taken oldest first.
-      let newest = 0;
-      for (const s of mine.keys()) newest = s;
-      newestFor.set(row.recipient, newest);
-    }
+    pendingFor.get(row.recipient)?.delete(row.envelope.seq);
   };
 
   function onHoldTimer(): void {
@@ -234,11 +227,11 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
     onDisk,
     enqueue,
     /** Envelopes not written yet for `recipient`, in seq order. */
-    waitingFor: (recipient: string): ReadonlyMap<number, PendingRow> | undefined => pendingFor.get(recipient),
+    waitingFor: (recipient: string): WaitingRows | undefined => pendingFor.get(recipient),
     /** The seq of the newest envelope waiting for `recipient`, when the mailbox on disk is empty (see Offer). */
     lastWaiting: (recipient: string): number | undefined => {
       if (onDisk(recipient) > 0) return undefined;
-      return newestFor.get(recipient) ?? 0;
+      return pendingFor.get(recipient)?.newest() ?? 0;
     },
     /** The (sender, id) record not in the record file yet, by its hash52(recordKey()). */
     unwrittenRecord: (hash: number, sender: string, id: string): FoundRecord | undefined => pendingRecords.find(hash, sender, id),
