@@ -10,6 +10,7 @@
 // failed message's record is dropped, so that the sender's retry is a new message). Until the
 // record file says a batch is on file, its records are found here.
 import type { RecordRow } from './sqlite-rows.ts';
+import type { Settled } from './store.ts';
 
 /** What the record file writes: records in columns, as posted to its worker. */
 export interface RecordColumns {
@@ -25,14 +26,17 @@ export interface RecordColumns {
   digest: string[];
 }
 
+type Columns = Omit<RecordColumns, 'count'>;
+
+/** A delivery time as its column holds it (NaN), as a row holds it (null). */
+const deliveredAt = (t: number): number | null => (Number.isNaN(t) ? null : t);
+
+/** The record at place `i` of these columns, as a row. */
+const rowAt = (c: Columns, i: number): RecordRow => [c.seq[i] as number, c.hash[i] as number, c.sender[i] as string, c.id[i] as string, c.digest[i] as string, c.at[i] as number, deliveredAt(c.deliveredAt[i] as number)];
+
 /** The rows of these columns, as the record file's connection inserts them. */
 export function recordRows(c: RecordColumns): RecordRow[] {
-  const rows: RecordRow[] = [];
-  for (let i = 0; i < c.count; i++) {
-    const delivered = c.deliveredAt[i] as number;
-    rows.push([c.seq[i] as number, c.hash[i] as number, c.sender[i] as string, c.id[i] as string, c.digest[i] as string, c.at[i] as number, Number.isNaN(delivered) ? null : delivered]);
-  }
-  return rows;
+  return Array.from({ length: c.count }, (_, i) => rowAt(c, i));
 }
 
 /** Columns holding these rows. */
@@ -67,7 +71,7 @@ export interface FoundRecord {
   seq: number;
   digest: string;
   /** Its message is not settled yet: a retry waits for this. */
-  pending: Promise<{ deliveredAt?: number }> | undefined;
+  pending: Promise<Settled> | undefined;
   deliveredAt: number | null;
 }
 
@@ -78,15 +82,10 @@ export class RecordBatch {
   /** Open: taking records; closed: handed over once unsettled is 0; then handed over. */
   state: 'open' | 'closed' | 'handed over' = 'open';
   private capacity = FIRST_CAPACITY;
-  private seq = new Float64Array(FIRST_CAPACITY);
-  private hash = new Float64Array(FIRST_CAPACITY);
-  private at = new Float64Array(FIRST_CAPACITY);
-  private deliveredAt = new Float64Array(FIRST_CAPACITY);
-  private readonly sender: string[] = [];
-  private readonly id: string[] = [];
-  private readonly digest: string[] = [];
+  /** Its records: the numbers' arrays are `capacity` long, the others `count`. */
+  private readonly c: Columns = { seq: new Float64Array(FIRST_CAPACITY), hash: new Float64Array(FIRST_CAPACITY), at: new Float64Array(FIRST_CAPACITY), deliveredAt: new Float64Array(FIRST_CAPACITY), sender: [], id: [], digest: [] };
   /** While a message is not settled: what settles it (a retry meanwhile waits for it). */
-  private readonly pending: (Promise<{ deliveredAt?: number }> | undefined)[] = [];
+  private readonly pending: (Promise<Settled> | undefined)[] = [];
   /** Records of failed messages, never to be written (set on the first). */
   private dropped: Uint8Array | undefined;
   /** Open addressing on the hash's low bits: a record's index + 1, 0 for none. */
@@ -96,16 +95,17 @@ export class RecordBatch {
     return this.count >= GROUP_ROWS;
   }
 
-  add(seq: number, hash: number, sender: string, id: string, digest: string, at: number, pending: Promise<{ deliveredAt?: number }>): number {
+  add(seq: number, hash: number, sender: string, id: string, digest: string, at: number, pending: Promise<Settled>): number {
     if (this.count === this.capacity) this.grow();
     const i = this.count++;
-    this.seq[i] = seq;
-    this.hash[i] = hash;
-    this.at[i] = at;
-    this.deliveredAt[i] = NaN;
-    this.sender.push(sender);
-    this.id.push(id);
-    this.digest.push(digest);
+    const c = this.c;
+    c.seq[i] = seq;
+    c.hash[i] = hash;
+    c.at[i] = at;
+    c.deliveredAt[i] = NaN;
+    c.sender.push(sender);
+    c.id.push(id);
+    c.digest.push(digest);
     this.pending.push(pending);
     this.unsettled += 1;
     this.index(i);
@@ -114,7 +114,7 @@ export class RecordBatch {
 
   /** Its message was written (or, with `deliveredAt`, acknowledged before it was). */
   settle(i: number, deliveredAt?: number): void {
-    if (deliveredAt !== undefined) this.deliveredAt[i] = deliveredAt;
+    if (deliveredAt !== undefined) this.c.deliveredAt[i] = deliveredAt;
     this.pending[i] = undefined;
     this.unsettled -= 1;
   }
@@ -126,14 +126,14 @@ export class RecordBatch {
   }
 
   find(hash: number, sender: string, id: string): FoundRecord | undefined {
+    const c = this.c;
     const mask = this.slots.length - 1;
     for (let p = hash >>> 0; ; p++) {
       const slot = this.slots[p & mask] as number;
       if (slot === 0) return undefined;
       const i = slot - 1;
-      if (this.hash[i] === hash && this.sender[i] === sender && this.id[i] === id && this.dropped?.[i] !== 1) {
-        const delivered = this.deliveredAt[i] as number;
-        return { seq: this.seq[i] as number, digest: this.digest[i] as string, pending: this.pending[i], deliveredAt: Number.isNaN(delivered) ? null : delivered };
+      if (c.hash[i] === hash && c.sender[i] === sender && c.id[i] === id && this.dropped?.[i] !== 1) {
+        return { seq: c.seq[i] as number, digest: c.digest[i] as string, pending: this.pending[i], deliveredAt: deliveredAt(c.deliveredAt[i] as number) };
       }
     }
   }
@@ -144,42 +144,35 @@ export class RecordBatch {
     let hi = this.count - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const s = this.seq[mid] as number;
+      const s = this.c.seq[mid] as number;
       if (s < seq) lo = mid + 1;
       else if (s > seq) hi = mid - 1;
-      else return this.dropped?.[mid] === 1 ? undefined : this.row(mid);
+      else return this.dropped?.[mid] === 1 ? undefined : rowAt(this.c, mid);
     }
     return undefined;
   }
 
   /** Whether `seq` is within this batch's seqs (it holds only those of its messages). */
   spans(seq: number): boolean {
-    return this.count > 0 && seq >= (this.seq[0] as number) && seq <= (this.seq[this.count - 1] as number);
+    return this.count > 0 && seq >= (this.c.seq[0] as number) && seq <= (this.c.seq[this.count - 1] as number);
   }
 
   *hashes(): Iterable<number> {
-    for (let i = 0; i < this.count; i++) yield this.hash[i] as number;
+    for (let i = 0; i < this.count; i++) yield this.c.hash[i] as number;
   }
 
   /** Its records to write, copied (the batch stays findable until they are on file). */
   columns(): RecordColumns {
-    if (!this.dropped) {
-      const n = this.count;
-      return { count: n, seq: this.seq.slice(0, n), hash: this.hash.slice(0, n), at: this.at.slice(0, n), deliveredAt: this.deliveredAt.slice(0, n), sender: this.sender, id: this.id, digest: this.digest };
-    }
+    const { c, count: n, dropped } = this;
+    if (!dropped) return { count: n, seq: c.seq.slice(0, n), hash: c.hash.slice(0, n), at: c.at.slice(0, n), deliveredAt: c.deliveredAt.slice(0, n), sender: c.sender, id: c.id, digest: c.digest };
     const rows: RecordRow[] = [];
-    for (let i = 0; i < this.count; i++) if (this.dropped[i] !== 1) rows.push(this.row(i));
+    for (let i = 0; i < n; i++) if (dropped[i] !== 1) rows.push(rowAt(c, i));
     return recordColumns(rows);
-  }
-
-  private row(i: number): RecordRow {
-    const delivered = this.deliveredAt[i] as number;
-    return [this.seq[i] as number, this.hash[i] as number, this.sender[i] as string, this.id[i] as string, this.digest[i] as string, this.at[i] as number, Number.isNaN(delivered) ? null : delivered];
   }
 
   private index(i: number): void {
     const mask = this.slots.length - 1;
-    let p = (this.hash[i] as number) >>> 0;
+    let p = (this.c.hash[i] as number) >>> 0;
     while (this.slots[p & mask] !== 0) p++;
     this.slots[p & mask] = i + 1;
   }
@@ -191,10 +184,11 @@ export class RecordBatch {
       b.set(a);
       return b;
     };
-    this.seq = widen(this.seq);
-    this.hash = widen(this.hash);
-    this.at = widen(this.at);
-    this.deliveredAt = widen(this.deliveredAt);
+    const c = this.c;
+    c.seq = widen(c.seq);
+    c.hash = widen(c.hash);
+    c.at = widen(c.at);
+    c.deliveredAt = widen(c.deliveredAt);
     if (this.dropped) {
       const dropped = new Uint8Array(capacity);
       dropped.set(this.dropped);
@@ -221,7 +215,7 @@ export class PendingRecords {
   }
 
   /** Records the message of `holder`, which is settled with settle() or drop(). */
-  add(holder: Recorded, seq: number, hash: number, sender: string, id: string, digest: string, at: number, pending: Promise<{ deliveredAt?: number }>): void {
+  add(holder: Recorded, seq: number, hash: number, sender: string, id: string, digest: string, at: number, pending: Promise<Settled>): void {
     let batch = this.open;
     if (!batch) {
       this.open = batch = new RecordBatch();
