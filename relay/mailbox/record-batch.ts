@@ -81,8 +81,7 @@ export class RecordBatch {
   unsettled = 0;
   /** Open: taking records; closed: handed over once unsettled is 0; then handed over. */
   state: 'open' | 'closed' | 'handed over' = 'open';
-  private capacity = FIRST_CAPACITY;
-  /** Its records: the numbers' arrays are `capacity` long, the others `count`. */
+  /** Its records: the numbers' arrays are as long as it has room for, the others `count`. */
   private readonly c: Columns = { seq: new Float64Array(FIRST_CAPACITY), hash: new Float64Array(FIRST_CAPACITY), at: new Float64Array(FIRST_CAPACITY), deliveredAt: new Float64Array(FIRST_CAPACITY), sender: [], id: [], digest: [] };
   /** While a message is not settled: what settles it (a retry meanwhile waits for it). */
   private readonly pending: (Promise<Settled> | undefined)[] = [];
@@ -96,7 +95,7 @@ export class RecordBatch {
   }
 
   add(seq: number, hash: number, sender: string, id: string, digest: string, at: number, pending: Promise<Settled>): number {
-    if (this.count === this.capacity) this.grow();
+    if (this.count === this.c.seq.length) this.grow();
     const i = this.count++;
     const c = this.c;
     c.seq[i] = seq;
@@ -121,7 +120,7 @@ export class RecordBatch {
 
   /** Its message failed: the record is not written, and a retry is a new message. */
   drop(i: number): void {
-    (this.dropped ??= new Uint8Array(this.capacity))[i] = 1;
+    (this.dropped ??= new Uint8Array(this.c.seq.length))[i] = 1;
     this.settle(i);
   }
 
@@ -178,7 +177,7 @@ export class RecordBatch {
   }
 
   private grow(): void {
-    const capacity = this.capacity * 2;
+    const capacity = this.c.seq.length * 2;
     const widen = (a: Float64Array) => {
       const b = new Float64Array(capacity);
       b.set(a);
@@ -194,7 +193,6 @@ export class RecordBatch {
       dropped.set(this.dropped);
       this.dropped = dropped;
     }
-    this.capacity = capacity;
     this.slots = new Int32Array(2 * capacity);
     for (let i = 0; i < this.count; i++) this.index(i);
   }
