@@ -69,6 +69,8 @@ interface Sample {
   /** Minutes since the load started. */
   t: number;
   rssMb: number;
+  /** The JS heap in use (after a full collection): what of RSS's slope is the relay's own objects. */
+  heapMb: number;
   walMb: number;
   fds: number;
 }
@@ -136,14 +138,15 @@ async function main(): Promise<number> {
   let overdue = new Set<string>();
 
   const sample = async (): Promise<Sample> => {
-    const { rss } = await relay.rpc.call('mem', {});
+    const { rss, heapUsed } = await relay.rpc.call('mem', {});
     const fd = descriptors(relay.pid);
-    const s = { t: (Date.now() - started) / 60_000, rssMb: rss / MB, walMb: walBytes(fd.db) / MB, fds: fd.count };
+    const s = { t: (Date.now() - started) / 60_000, rssMb: rss / MB, heapMb: heapUsed / MB, walMb: walBytes(fd.db) / MB, fds: fd.count };
     samples.push(s);
     return s;
   };
   const settled = () => samples.filter((s) => s.t >= warmupMin);
   const rssSlope = () => slope(settled().map((s) => ({ t: s.t, y: s.rssMb })));
+  const heapSlope = () => slope(settled().map((s) => ({ t: s.t, y: s.heapMb })));
   const fdRange = () => {
     const fds = settled().map((s) => s.fds);
     return fds.length === 0 ? { min: Number.NaN, max: Number.NaN } : { min: Math.min(...fds), max: Math.max(...fds) };
@@ -157,10 +160,10 @@ async function main(): Promise<number> {
     const lost = final ? missing.size : [...missing].filter((m) => overdue.has(m)).length;
     overdue = missing;
     const { min, max } = fdRange();
-    const slopeText = Number.isNaN(rssSlope()) ? 'n/a (warming up)' : `${rssSlope() >= 0 ? '+' : ''}${rssSlope().toFixed(2)} MB/min`;
+    const perMin = (x: number) => (Number.isNaN(x) ? 'n/a (warming up)' : `${x >= 0 ? '+' : ''}${x.toFixed(2)} MB/min`);
     return {
       lost, dup: q.duplicated.length, reorder: q.reordered.length, acknowledged: q.acknowledged,
-      text: `${s.t.toFixed(1)} min: relay RSS ${s.rssMb.toFixed(1)} MB, slope ${slopeText}; WAL ${s.walMb.toFixed(2)} MB; fds ${s.fds} (settled ${min}..${max}); ` +
+      text: `${s.t.toFixed(1)} min: relay RSS ${s.rssMb.toFixed(1)} MB, slope ${perMin(rssSlope())} (JS heap ${s.heapMb.toFixed(1)} MB, slope ${perMin(heapSlope())}); WAL ${s.walMb.toFixed(2)} MB; fds ${s.fds} (settled ${min}..${max}); ` +
         `sent ${load.sent}, acknowledged ${q.acknowledged}; lost ${lost} dup ${q.duplicated.length} reorder ${q.reordered.length}`,
     };
   };
