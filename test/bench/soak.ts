@@ -4,8 +4,9 @@
 //   d1  D1 steady:  200 clients,   500 msg/s in all, 1 min
 //   d2  D2 stretch: 1,000 clients, 1,000 msg/s,      2 min
 //   d6  D6 soak:    50 clients,    50 msg/s,         30 min (nightly; the default)
-// Every minute, and at the end, it prints the relay's RSS (after a full GC) with its slope, the
-// size of its WAL file, its open file descriptors, and the total-queue counts; at the end also
+// Every minute, and at the end, it prints the relay's RSS (after a full GC) with its slope, and
+// its JS heap in use with that one's slope (a slope of RSS alone would not say whether the
+// relay's own objects grow), the size of its WAL file, its open file descriptors, and the total-queue counts; at the end also
 // the relay's answer and delivery latencies, its peak RSS and event-loop lag. The end line says
 // PASS or FAIL against the profile's targets (RELIABILITY.md D1, D2, D6).
 import { readdirSync, readlinkSync, statSync } from 'node:fs';
@@ -49,8 +50,8 @@ export const HELP = `npm run bench:soak [-- options]   RELIABILITY.md's fixed lo
   --minutes <n>   how long to send instead (fractions allowed, e.g. 0.5)
   -h, --help      show this help
 Prints every minute and at the end: relay RSS and its slope (least squares, after a warm-up
-of a minute or a third of the run), WAL size, open file descriptors, lost/dup/reorder; at the
-end also relay answer (ack) and delivery latency p50/p99, peak RSS and event-loop lag p99.
+of a minute or a third of the run), the JS heap in use and its slope, WAL size, open file
+descriptors, lost/dup/reorder; at the end also relay answer (ack) and delivery latency p50/p99, peak RSS and event-loop lag p99.
 Exit code 0 on PASS, 1 on FAIL, 2 on bad arguments.`;
 
 export function readArgs(argv: string[]): Profile | 'help' {
