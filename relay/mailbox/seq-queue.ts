@@ -1,19 +1,30 @@
 // A recipient's envelopes not written yet, in seq order: a ring that they join at the back
 // and mostly leave from the front. It was a Map by seq, dropped when empty and made again:
 // under a steady load every recipient's map was rebuilt every few messages, and each new
-// table outlived a young collection (~40 % of what the store's bookkeeping promoted).
+// table outlived a young collection (~40 % of what the store's bookkeeping promoted). A ring
+// that a burst grew goes back to its first size once empty, so that a recipient who once had
+// thousands waiting does not keep room for them.
+
+/** A ring's first size, and the most an empty one keeps. */
+const SMALL = 4;
+const KEPT_EMPTY = 64;
 
 interface HasSeq {
   envelope: { seq: number };
 }
 
 export class SeqQueue<T extends HasSeq> {
-  private ring: (T | undefined)[] = new Array<T | undefined>(4).fill(undefined);
+  private ring: (T | undefined)[] = new Array<T | undefined>(SMALL).fill(undefined);
   private head = 0;
   private count = 0;
 
   get size(): number {
     return this.count;
+  }
+
+  /** Places in the ring. */
+  get capacity(): number {
+    return this.ring.length;
   }
 
   /** Adds `item`, whose seq is above every other's here. */
@@ -47,6 +58,10 @@ export class SeqQueue<T extends HasSeq> {
       this.ring[(this.head + this.count - 1) & mask] = undefined;
     }
     this.count -= 1;
+    if (this.count === 0 && this.ring.length > KEPT_EMPTY) {
+      this.ring = new Array<T | undefined>(SMALL).fill(undefined);
+      this.head = 0;
+    }
     return true;
   }
 

@@ -36,4 +36,19 @@ describe('the queue of envelopes waiting for a recipient', () => {
     expect(q.newest()).toBeUndefined();
     expect(seqsOf(q)).toEqual([]);
   });
+
+  it('gives back the room a burst took once it is empty, and works on as before', () => {
+    const q = new SeqQueue<{ envelope: { seq: number } }>();
+    for (let seq = 1; seq <= 10_000; seq++) q.push(item(seq));
+    expect(q.capacity).toBeGreaterThanOrEqual(10_000);
+    for (let seq = 1; seq < 10_000; seq++) q.delete(seq);
+    // Not while one is still waiting.
+    expect(q.capacity).toBeGreaterThanOrEqual(10_000);
+    q.delete(10_000);
+    expect(q.capacity).toBeLessThanOrEqual(64);
+    for (const seq of [10_001, 10_002, 10_003, 10_004, 10_005]) q.push(item(seq));
+    q.delete(10_003);
+    expect(seqsOf(q)).toEqual([10_001, 10_002, 10_004, 10_005]);
+    expect(q.newest()).toBe(10_005);
+  });
 });
