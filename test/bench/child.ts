@@ -1,5 +1,6 @@
 // Shared by the bench children (relays and load generators): the ready message, the memory report, event-loop lag.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { getHeapSpaceStatistics } from 'node:v8';
 import type { RelayOptions } from '../../relay/server.ts';
 
 /** A relay opened up for a load test: every client comes from 127.0.0.1 and sends flat out. */
@@ -16,11 +17,14 @@ export function ready(port: number): void {
   process.send?.({ ready: true, port });
 }
 
-export function memoryNow(): { rss: number; heapUsed: number } {
+export function memoryNow(): { rss: number; heapUsed: number; youngBytes: number } {
   globalThis.gc?.();
   globalThis.gc?.();
   const m = process.memoryUsage();
-  return { rss: m.rss, heapUsed: m.heapUsed };
+  // Under a steady load V8 grows its young generation up to the relay's cap and keeps it: a
+  // step in RSS that is not the relay's own objects (space_size counts both semi-spaces).
+  const young = getHeapSpaceStatistics().find((space) => space.space_name === 'new_space');
+  return { rss: m.rss, heapUsed: m.heapUsed, youngBytes: young?.space_size ?? 0 };
 }
 
 const delay = monitorEventLoopDelay({ resolution: 10 });

@@ -72,8 +72,8 @@ export interface LoadApi {
 }
 
 export interface RelayApi {
-  /** Runs a full GC (when exposed) and reports memory. */
-  mem: [Record<string, never>, { rss: number; heapUsed: number }];
+  /** Runs a full GC (when exposed) and reports memory: RSS, JS heap in use, young generation (both semi-spaces). */
+  mem: [Record<string, never>, { rss: number; heapUsed: number; youngBytes: number }];
   /** Event-loop delay since the last call, ms. */
   lag: [Record<string, never>, Lag];
   /** Closes the relay and exits the process. */

@@ -6,8 +6,9 @@
 //   d6  D6 soak:    50 clients,    50 msg/s,         30 min (nightly; the default)
 // Every minute, and at the end, it prints the relay's RSS (after a full GC) with its slope, and
 // its JS heap in use with that one's slope (a slope of RSS alone would not say whether the
-// relay's own objects grow), the size of its WAL file, its open file descriptors, and the total-queue counts; at the end also
-// the relay's answer and delivery latencies, its peak RSS and event-loop lag. The end line says
+// relay's own objects grow) and V8's young generation (which grows in steps up to its cap),
+// the size of its WAL file, its open file descriptors, and the total-queue counts; at the end
+// also the relay's answer and delivery latencies, its peak RSS and event-loop lag. The end line says
 // PASS or FAIL against the profile's targets (RELIABILITY.md D1, D2, D6).
 import { readdirSync, readlinkSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -50,7 +51,7 @@ export const HELP = `npm run bench:soak [-- options]   RELIABILITY.md's fixed lo
   --minutes <n>   how long to send instead (fractions allowed, e.g. 0.5)
   -h, --help      show this help
 Prints every minute and at the end: relay RSS and its slope (least squares, after a warm-up
-of a minute or a third of the run), the JS heap in use and its slope, WAL size, open file
+of a minute or a third of the run), the JS heap in use and its slope, the young generation, WAL size, open file
 descriptors, lost/dup/reorder; at the end also relay answer (ack) and delivery latency p50/p99, peak RSS and event-loop lag p99.
 Exit code 0 on PASS, 1 on FAIL, 2 on bad arguments.`;
 
@@ -72,6 +73,8 @@ interface Sample {
   rssMb: number;
   /** The JS heap in use (after a full collection): what of RSS's slope is the relay's own objects. */
   heapMb: number;
+  /** V8's young generation as committed: it grows in steps under load, up to its cap. */
+  youngMb: number;
   walMb: number;
   fds: number;
 }
@@ -139,9 +142,9 @@ async function main(): Promise<number> {
   let overdue = new Set<string>();
 
   const sample = async (): Promise<Sample> => {
-    const { rss, heapUsed } = await relay.rpc.call('mem', {});
+    const { rss, heapUsed, youngBytes } = await relay.rpc.call('mem', {});
     const fd = descriptors(relay.pid);
-    const s = { t: (Date.now() - started) / 60_000, rssMb: rss / MB, heapMb: heapUsed / MB, walMb: walBytes(fd.db) / MB, fds: fd.count };
+    const s = { t: (Date.now() - started) / 60_000, rssMb: rss / MB, heapMb: heapUsed / MB, youngMb: youngBytes / MB, walMb: walBytes(fd.db) / MB, fds: fd.count };
     samples.push(s);
     return s;
   };
@@ -164,7 +167,7 @@ async function main(): Promise<number> {
     const perMin = (x: number) => (Number.isNaN(x) ? 'n/a (warming up)' : `${x >= 0 ? '+' : ''}${x.toFixed(2)} MB/min`);
     return {
       lost, dup: q.duplicated.length, reorder: q.reordered.length, acknowledged: q.acknowledged,
-      text: `${s.t.toFixed(1)} min: relay RSS ${s.rssMb.toFixed(1)} MB, slope ${perMin(rssSlope())} (JS heap ${s.heapMb.toFixed(1)} MB, slope ${perMin(heapSlope())}); WAL ${s.walMb.toFixed(2)} MB; fds ${s.fds} (settled ${min}..${max}); ` +
+      text: `${s.t.toFixed(1)} min: relay RSS ${s.rssMb.toFixed(1)} MB, slope ${perMin(rssSlope())} (JS heap ${s.heapMb.toFixed(1)} MB, slope ${perMin(heapSlope())}; young generation ${s.youngMb.toFixed(0)} MB); WAL ${s.walMb.toFixed(2)} MB; fds ${s.fds} (settled ${min}..${max}); ` +
         `sent ${load.sent}, acknowledged ${q.acknowledged}; lost ${lost} dup ${q.duplicated.length} reorder ${q.reordered.length}`,
     };
   };
