@@ -64,7 +64,8 @@ export function report(results: Results, config: Config): string {
     const lossless = (pc?.step.totals.lost ?? 1) === 0 && (pc?.step.totals.errors ?? 1) === 0;
     rows.push([`(c) p99 at ${fmtRate(config.cRate)} over ${conns} conns`, fmtLatency(p(pc?.step, 0.99)), fmtLatency(p(bc?.step, 0.99)), fmtRatio(ratio), '<= 2.0x', verdict(Number.isFinite(ratio) ? ratio <= 2 && lossless : undefined, pc?.step, bc?.step)]);
     rows.push([`(c)   p99 in the ${secs(config.cWarmupMs)} before, just started`, fmtLatency(p(pc?.warmup, 0.99)), fmtLatency(p(bc?.warmup, 0.99)), fmtRatio(p(pc?.warmup, 0.99) / p(bc?.warmup, 0.99)), '', '']);
-    rows.push(['(c)   p50', fmtLatency(p(pc?.step, 0.5)), fmtLatency(p(bc?.step, 0.5)), fmtRatio(p(pc?.step, 0.5) / p(bc?.step, 0.5)), '', '']);
+    // The tail's shape: whether p99 is a cliff (a collection's pause) or the whole tail is slower.
+    for (const q of [0.5, 0.9, 0.98]) rows.push([`(c)   p${q * 100}`, fmtLatency(p(pc?.step, q)), fmtLatency(p(bc?.step, q)), fmtRatio(p(pc?.step, q) / p(bc?.step, q)), '', '']);
     rows.push(['(c)   delivered/s (lost)', `${fmtRate(rateOf(pc?.step))} (${fmtInt(pc?.step.totals.lost ?? Number.NaN)})`, `${fmtRate(rateOf(bc?.step))} (${fmtInt(bc?.step.totals.lost ?? Number.NaN)})`, NA, '', '']);
     rows.push(['(c)   send -> own ack p99', fmtLatency(p(pc?.step, 0.99, 'ack')), NA, NA, '', '']);
     rows.push(['(c)   relay CPU busy', pct(pc?.step.relayCpu), pct(bc?.step.relayCpu), NA, '', '']);
