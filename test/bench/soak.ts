@@ -51,8 +51,9 @@ export const HELP = `npm run bench:soak [-- options]   RELIABILITY.md's fixed lo
   --minutes <n>   how long to send instead (fractions allowed, e.g. 0.5)
   -h, --help      show this help
 Prints every minute and at the end: relay RSS and its slope (least squares, after a warm-up
-of a minute or a third of the run), the JS heap in use and its slope, the young generation, WAL size, open file
-descriptors, lost/dup/reorder; at the end also relay answer (ack) and delivery latency p50/p99, peak RSS and event-loop lag p99.
+of a minute or a third of the run), the JS heap in use and its slope, V8's young generation,
+WAL size, open file descriptors, lost/dup/reorder; at the end also relay answer (ack) and
+delivery latency p50/p99, peak RSS and event-loop lag p99.
 Exit code 0 on PASS, 1 on FAIL, 2 on bad arguments.`;
 
 export function readArgs(argv: string[]): Profile | 'help' {
