@@ -41,10 +41,11 @@ function spawnNode(script: string, options: { env?: Record<string, string>; node
  * The V8 flags `npm run relay` runs the relay with (package.json), which every relay the bench
  * starts gets too, the baseline's included: a young generation of at most 2 x 64 MB (at 16,
  * the messages a busy relay has in flight outlived two young collections and were promoted:
- * at 64 (a) rose some 20 % and its CPU per DM fell from 12-13 to 10 µs; at a chat's pace V8
- * keeps the young generation small anyway), and marking for full collections in the event
- * loop's own steps rather than in a thread beside it (on two cores that thread took the event
- * loop's core for ~100 ms at a time, and those stalls made (c)'s p99; README, Benchmarks).
+ * at 64 (a) rose some 20 % and its CPU per DM fell from 12-13 to 10 µs; the price: under any
+ * lasting load V8 grows it to the cap and keeps it, ~80 MB more RSS, README), and marking
+ * for full collections in the event loop's own steps rather than in a thread beside it (on two
+ * cores that thread took the event loop's core for ~100 ms at a time, and those stalls made
+ * (c)'s p99; README, Benchmarks).
  */
 export const RELAY_V8_FLAGS: readonly string[] = (() => {
   const scripts = (JSON.parse(readFileSync(join(here, '../../package.json'), 'utf8')) as { scripts: { relay: string } }).scripts;
