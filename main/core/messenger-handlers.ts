@@ -97,9 +97,12 @@ export function messengerHandlers(deps: HandlerDeps): MessengerHandlers {
     },
     'host:newCode': async () => {
       if (!deps.host?.info) return fail('E_NOT_HOSTING', 'not hosting');
+      // Asked before the new code: whether our connection is to our own relay.
+      const ours = onHostedRelay();
       const info = await deps.host.newCode();
-      // Our own connection must prove the new code on its next reconnect.
-      joinRelay(`127.0.0.1:${info.port}`, info.accessCode ?? undefined);
+      // Our own connection must prove the new code on its next reconnect; someone else's relay
+      // the user joined meanwhile stays joined.
+      if (ours) joinRelay(`127.0.0.1:${info.port}`, info.accessCode ?? undefined);
       return ok(info);
     },
     'relay:join': async ({ address, accessCode }) => {

@@ -6,6 +6,7 @@ import type { Identity } from '../../relay/identity.ts';
 import { err } from '../../relay/protocol.ts';
 import { openHistory } from './history/index.ts';
 import { loadOrCreateIdentity, type SecretStore } from './identity.ts';
+import { relayBaseUrl } from '../../relay/handshake.ts';
 import { connect, type Connection } from './connection.ts';
 import { Outbox } from './outbox.ts';
 import { sendBatch } from './send-batch.ts';
@@ -92,8 +93,10 @@ export async function createMessenger(deps: MessengerDeps) {
   }
 
   function joinRelay(address: string, accessCode?: string): void {
-    connection?.close();
     if (profileName(history) === undefined) throw new Error('set up a profile first');
+    // A mistyped address is refused before the relay in use is left.
+    relayBaseUrl(address);
+    connection?.close();
     connection = connect({
       // Read at every handshake: the relay takes the name it carries (PROTOCOL.md 5.1).
       identity, name: () => profileName(history) ?? '', address, ...(accessCode ? { accessCode } : {}),

@@ -178,6 +178,36 @@ describe('two people through a hosted relay', () => {
     expect(must(await alice.messenger.handlers['status:get'](null)).connection).toMatchObject({ state: 'online', relay: `127.0.0.1:${theirs.port}` });
   });
 
+  it("gives a new access code that my own connection proves, without leaving a colleague's relay joined since", async () => {
+    const { alice, bob, hosting } = await hostAndJoin();
+    const renewed = must(await alice.messenger.handlers['host:newCode'](null));
+    expect(renewed.accessCode).not.toBe(hosting.accessCode);
+    await online(alice);
+    const sent = must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: 'Same relay, new code.' }));
+    await eventually(() => bob.added.find((m) => m.id === sent.id), 'bob receives after the new code');
+    expect(alice.statuses.at(-1)?.connection).toMatchObject({ state: 'online', relay: `127.0.0.1:${hosting.port}` });
+
+    const grace = await core({ name: 'Grace', host: true });
+    const theirs = must(await grace.messenger.handlers['host:start']({ port: 0, open: true }));
+    must(await alice.messenger.handlers['relay:join']({ address: `127.0.0.1:${theirs.port}` }));
+    await online(alice);
+    await knows(alice, grace.id);
+    must(await alice.messenger.handlers['host:newCode'](null));
+    const toGrace = must(await alice.messenger.handlers['message:send']({ peer: grace.id, text: 'Still on your relay.' }));
+    await eventually(() => grace.added.find((m) => m.id === toGrace.id), 'grace receives');
+    expect(alice.statuses.at(-1)?.connection).toMatchObject({ state: 'online', relay: `127.0.0.1:${theirs.port}` });
+  });
+
+  it('refuses a mistyped relay address and stays on the relay in use', async () => {
+    const { alice, bob, hosting } = await hostAndJoin();
+    for (const address of ['ftp://192.168.1.20:47800', 'http://[::1']) {
+      expect(await bob.messenger.handlers['relay:join']({ address })).toMatchObject({ ok: false, error: { code: 'E_ADDRESS' } });
+    }
+    expect(must(await bob.messenger.handlers['status:get'](null)).connection).toMatchObject({ state: 'online', relay: `127.0.0.1:${hosting.port}` });
+    const sent = must(await bob.messenger.handlers['message:send']({ peer: alice.id, text: 'Typo, but still here.' }));
+    await eventually(() => alice.added.find((m) => m.id === sent.id), 'alice receives');
+  });
+
   it('shows the same safety number on both sides and remembers verification', async () => {
     const { alice, bob } = await hostAndJoin();
     const a = must(await alice.messenger.handlers['peer:safety']({ peer: bob.id }));
