@@ -31,12 +31,17 @@ export class Presence {
     return this.known.get(id) ?? { online: false, lastSeen: 0 };
   }
 
-  /** Leaving a relay: nobody is known to be online any more. Returns who was. */
+  /**
+   * Leaving a relay: nobody is known to be online any more. Returns who was. The revisions are
+   * forgotten too: a rev is one relay's clock, and the next relay's (or this one's after a
+   * restart) may be behind it.
+   */
   clear(): string[] {
     const were: string[] = [];
     for (const [id, value] of this.known) {
       if (value.online) were.push(id);
       value.online = false;
+      value.rev = Number.NEGATIVE_INFINITY;
     }
     return were;
   }

@@ -129,6 +129,20 @@ describe('people', () => {
     await eventually(() => bobInWindow()?.online === false, 'bob offline after alice left');
   });
 
+  it('shows someone online on the relay moved to, even when the relay left had a clock running ahead', async () => {
+    // Presence revisions are each relay's clock: the first relay's would outrank the second's.
+    const ahead = await scope.start({ now: () => Date.now() + 10 * 60_000 });
+    const right = await scope.start();
+    const [alice, bob] = [await core('Alice'), await core('Bob')];
+    const bobListed = async () => must(await alice.messenger.handlers['people:list'](null)).find((p) => p.id === bob.id);
+    for (const relay of [ahead, right]) {
+      for (const c of [alice, bob]) must(await c.messenger.handlers['relay:join']({ address: relay.url }));
+      await Promise.all([online(alice), online(bob)]);
+      await eventually(async () => (await bobListed())?.online === true, `bob online for alice on ${relay.url}`, 10_000);
+      await eventually(() => alice.persons.findLast((p) => p.id === bob.id)?.online === true, `bob online in alice’s window on ${relay.url}`);
+    }
+  });
+
   it('carries a name changed while the relay was away to the relay when it reconnects, so the others see it', async () => {
     const relay = await scope.start();
     const [alice, bob] = [await core('Alice'), await core('Bob')];
