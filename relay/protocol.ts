@@ -262,6 +262,27 @@ export const UserEntrySchema = z.object({
   rev: z.number(),
 });
 
+/**
+ * For clients: each request's answer as a client may believe it (wrapped in resultSchema()).
+ * Directory entries stay unknown here: a client checks each one (UserEntrySchema, then its
+ * keys) and skips a bad one rather than the whole page.
+ */
+const Entries = z.array(z.unknown()).max(Math.max(LIMITS.pageSize, LIMITS.idsPerRequest));
+export const ANSWER_SCHEMAS = {
+  'message:send': SendResultSchema,
+  'message:send-many': SendManyResultSchema,
+  'message:read': z.null(),
+  'directory:page': z.object({ users: Entries, next: UserIdSchema.nullable() }),
+  'directory:get': z.object({ users: Entries }),
+  'directory:changes': z.object({ users: Entries, next: z.number().int().min(0).nullable() }),
+  'presence:watch': z.object({ users: Entries }),
+  'profile:update': z.unknown(),
+} as const satisfies { [K in RequestName]: z.ZodType };
+export type Answer<K extends RequestName> = z.output<(typeof ANSWER_SCHEMAS)[K]>;
+
+/** For clients: a typing:update as a client may believe it. */
+export const TypingUpdateSchema = z.object({ from: UserIdSchema, typing: z.boolean() });
+
 /** The client's answer to a delivery batch. */
 export type DeliverAck = { ok: true } | { ok: false; retryInMs?: number };
 

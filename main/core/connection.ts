@@ -4,14 +4,15 @@
 import { io, type Socket } from 'socket.io-client';
 import { buildAuth, fetchHello, relayBaseUrl } from '../../relay/handshake.ts';
 import type { Identity } from '../../relay/identity.ts';
-import type { ClientToServerEvents, DeliverAck, Envelope, ErrorCode, Hello, RequestName, Requests, Result, ServerToClientEvents, UserEntry } from '../../relay/protocol.ts';
-import type { ConnectionStatus } from '../../preload/contract.ts';
+import { ANSWER_SCHEMAS, resultSchema, TypingUpdateSchema, type Answer, type ClientToServerEvents, type DeliverAck, type ErrorCode, type Hello, type RequestName, type Requests, type ServerToClientEvents } from '../../relay/protocol.ts';
+import type { ConnectionStatus, Result } from '../../preload/contract.ts';
 
 export interface ConnectionHandlers {
   status(status: ConnectionStatus): void;
+  // What a relay sends is untrusted: each handler is given it unchecked, or checked here.
   /** Store the batch, then answer: the relay redelivers whatever is not acknowledged. */
-  deliver(batch: Envelope[]): Promise<DeliverAck>;
-  presence(user: UserEntry): void;
+  deliver(batch: unknown): Promise<DeliverAck>;
+  presence(user: unknown): void;
   /** The relay's directory changed after this rev (someone new, a name, a key). */
   directoryChanged(rev: number): void;
   typing(update: { from: string; typing: boolean }): void;
@@ -32,7 +33,8 @@ export interface ConnectionOptions {
 export interface Connection {
   readonly status: ConnectionStatus;
   readonly hello: Hello | null;
-  request<K extends RequestName>(event: K, payload: Requests[K][0], timeoutMs?: number): Promise<Result<Requests[K][1]>>;
+  /** A request, its answer checked against ANSWER_SCHEMAS (a malformed one is an E_INTERNAL error). */
+  request<K extends RequestName>(event: K, payload: Requests[K][0], timeoutMs?: number): Promise<Result<Answer<K>>>;
   typing(to: string, typing: boolean): void;
   close(): void;
 }
@@ -126,7 +128,10 @@ export function connect(options: ConnectionOptions): Connection {
   socket.on('directory:changed', (hint) => {
     if (typeof hint?.rev === 'number') handlers.directoryChanged(hint.rev);
   });
-  socket.on('typing:update', (update) => handlers.typing(update));
+  socket.on('typing:update', (update) => {
+    const checked = TypingUpdateSchema.safeParse(update);
+    if (checked.success) handlers.typing(checked.data);
+  });
 
   return {
     get status() {
@@ -137,12 +142,16 @@ export function connect(options: ConnectionOptions): Connection {
     },
     async request(event, payload, timeoutMs = 10_000) {
       if (!socket.connected) return { ok: false, error: { code: 'E_UNAVAILABLE', message: 'not connected to a relay' } };
+      let answer: unknown;
       try {
         const emit = socket.timeout(timeoutMs).emitWithAck as (ev: string, p: unknown) => Promise<unknown>;
-        return (await emit.call(socket.timeout(timeoutMs), event, payload)) as Result<Requests[typeof event][1]>;
+        answer = await emit.call(socket.timeout(timeoutMs), event, payload);
       } catch {
         return { ok: false, error: { code: 'E_UNAVAILABLE', message: 'the relay did not answer in time' } };
       }
+      // An error code this client does not know stays a string: callers treat it as final.
+      const checked = resultSchema(ANSWER_SCHEMAS[event]).safeParse(answer);
+      return checked.success ? (checked.data as Result<Answer<typeof event>>) : { ok: false, error: { code: 'E_INTERNAL', message: 'the relay gave a malformed answer' } };
     },
     typing(to, typing) {
       if (socket.connected) socket.volatile.emit('typing:set', { to, typing });

@@ -1,9 +1,9 @@
 // Incoming deliveries: check, decrypt, store, and only then acknowledge. A redelivery is
 // recognised by (sender, id) and stored once; a message that fails to decrypt or to
 // authenticate is kept, flagged, and never shown as genuine.
-import { EnvelopeSchema, type DeliverAck, type Envelope, type Result, type UserEntry } from '../../relay/protocol.ts';
+import { EnvelopeSchema, type Answer, type DeliverAck, type Envelope, type UserEntry } from '../../relay/protocol.ts';
 import type { Identity } from '../../relay/identity.ts';
-import type { Message } from '../../preload/contract.ts';
+import type { Message, Result } from '../../preload/contract.ts';
 import type { History, IncomingMessage } from './history/index.ts';
 import { open } from './crypto.ts';
 import { verifiedEntry } from './directory.ts';
@@ -11,8 +11,8 @@ import { verifiedEntry } from './directory.ts';
 export interface InboxOptions {
   identity: Identity;
   history: History;
-  /** Asks the relay about senders we have not seen yet. */
-  lookup: (ids: string[]) => Promise<Result<{ users: UserEntry[] }>>;
+  /** Asks the relay about senders we have not seen yet (each entry is verified here). */
+  lookup: (ids: string[]) => Promise<Result<Answer<'directory:get'>>>;
   /** Records a verified directory entry (pins keys on first sight). */
   seePeer: (entry: UserEntry) => void;
   /** New messages, in order; a big batch arrives in several calls, as it is stored. */

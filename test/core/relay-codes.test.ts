@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { StorageError, type RelayStore } from '../../relay/mailbox/store.ts';
 import { LIMITS } from '../../relay/protocol.ts';
 import { eventually, useRelay } from '../support/relay.ts';
-import { refusingRelay } from '../support/refusing-relay.ts';
+import { refusingRelay } from '../support/scripted-relay.ts';
 import { knows, must, online, startCore } from '../support/messenger.ts';
 
 const scope = useRelay();

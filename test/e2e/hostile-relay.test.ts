@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { StorageError, type RelayStore } from '../../relay/mailbox/store.ts';
 import { PROTOCOL_VERSION } from '../../relay/protocol.ts';
 import { tempDir, useRelay } from '../support/relay.ts';
-import { refusingRelay } from '../support/refusing-relay.ts';
+import { refusingRelay } from '../support/scripted-relay.ts';
 import { useSession } from './bridge.ts';
 import { expectUntouched, firstRun, joinRelay, openChat, personRow, send } from './flows.ts';
 
