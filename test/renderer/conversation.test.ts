@@ -164,6 +164,34 @@ describe('a conversation', () => {
     await waitFor(() => expect(fake.callsOf('markRead')).toContainEqual({ peer: grace.id, upTo: 6 }));
   });
 
+  it('opens at the "New messages" line and marks read only what is on screen, on a first open and on a return', async () => {
+    const fake = withPeople();
+    const from = (first: number, last: number, unread: boolean) =>
+      Array.from({ length: last - first + 1 }, (_, i) => message(grace.id, first + i, { text: `line ${first + i}`, ...(unread ? { readAt: null } : {}) }));
+    fake.history.set(grace.id, [...from(1, 10, false), ...from(11, 70, true)]);
+    const setup = await renderApp(fake);
+    const newestMarked = () => Math.max(0, ...(fake.callsOf('markRead') as { upTo: number }[]).map((m) => m.upTo));
+    const dividerBefore = async (n: number) => {
+      const divider = await screen.findByTestId('unread-mark');
+      expect((divider.nextElementSibling as HTMLElement | null)?.dataset.n).toBe(String(n));
+    };
+    await openChat(setup, 'Grace');
+    await dividerBefore(11);
+    await waitFor(() => expect(newestMarked()).toBeGreaterThanOrEqual(11));
+    expect(newestMarked()).toBeLessThan(70);
+
+    // Read to the end, then away to Alan while 30 more arrive: back at Grace, the same.
+    setup.app.chats.current?.view.follow();
+    await waitFor(() => expect(newestMarked()).toBe(70));
+    await openChat(setup, 'Alan');
+    for (const m of from(71, 100, true)) fake.emit('onMessageAdded', m);
+    await tick();
+    await openChat(setup, 'Grace');
+    await dividerBefore(71);
+    await tick();
+    expect(newestMarked()).toBeLessThan(100);
+  });
+
   it('shows the peer typing and tells the peer while composing', async () => {
     const setup = await renderApp(withPeople());
     const { fake, user } = setup;

@@ -57,8 +57,15 @@ export class Conversation {
   async open(): Promise<void> {
     this.view.shown();
     this.highlight = null;
-    if (this.load === 'idle' || this.load === 'failed') await this.loadLatest(true);
-    else this.firstUnread = this.findFirstUnread();
+    if (this.load === 'idle' || this.load === 'failed') {
+      await this.loadLatest(true);
+      return;
+    }
+    this.firstUnread = this.findFirstUnread();
+    // Left at the newest message: what came meanwhile is shown from its first message, as on
+    // a first open, not from below (where it would all count as seen). Someone who had
+    // scrolled back to older messages comes back to where they were.
+    if (this.firstUnread !== null && this.view.stuck) this.view.reveal(this.firstUnread);
   }
 
   private findFirstUnread(): number | null {
