@@ -45,8 +45,13 @@ describe('two people meet and chat', () => {
     await personRow(ada.page, 'Grace Hopper').getByTestId('person-presence').filter({ hasText: /^online$/ }).waitFor();
     await personRow(grace.page, 'Ada Lovelace').getByTestId('person-presence').filter({ hasText: /^online$/ }).waitFor();
     await openChat(ada, 'Grace Hopper');
-    await openChat(grace, 'Ada Lovelace');
+    // Grace finds Ada by the filter: Enter opens her, ready to type, and types nothing itself.
+    await grace.page.getByTestId('people-filter').fill('ada');
+    await grace.page.getByTestId('people-filter').press('Enter');
+    await grace.page.getByTestId('peer-name').filter({ hasText: 'Ada Lovelace' }).waitFor();
     await grace.page.getByTestId('history-empty').waitFor();
+    await grace.page.waitForFunction(() => document.activeElement?.getAttribute('data-testid') === 'composer');
+    expect(await grace.page.getByTestId('composer').inputValue()).toBe('');
 
     // Grace has the conversation open but is in another window: delivered, not read.
     await setWindowFocus(grace, false);
