@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { openHistory, ftsQuery, type History } from '../../main/core/history/index.ts';
@@ -72,6 +72,19 @@ describe('history', () => {
     const oldest = again.page('bob', older[0]!.n, 50);
     expect(oldest).toHaveLength(20);
     expect(oldest[0]?.text).toBe('to bob 0');
+  });
+
+  it('commits to disk before a write returns, power cut included: what the inbox stores is then acknowledged, and the relay forgets it', () => {
+    // The pragma is per connection: the history's own is found by watching what calls pragma().
+    const pragma = vi.spyOn(Database.prototype, 'pragma');
+    const { path } = fresh();
+    const connections = new Set(pragma.mock.contexts.filter((db): db is Database.Database => db instanceof Database && db.name === path));
+    pragma.mockRestore();
+    expect(connections.size).toBe(1);
+    const [db] = [...connections];
+    // FULL (2): in WAL mode each commit syncs the log; NORMAL (1) only at checkpoints.
+    expect(db?.pragma('synchronous', { simple: true })).toBe(2);
+    expect(db?.pragma('journal_mode', { simple: true })).toBe('wal');
   });
 
   it('stores a redelivered message once', () => {

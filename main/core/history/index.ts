@@ -100,7 +100,9 @@ export interface HistoryOptions {
 export function openHistory(path: string, options: HistoryOptions = {}) {
   const now = options.now ?? Date.now;
   const db = new Database(path);
-  tune(db, 'normal', options.maxPageCount);
+  // Every commit synced to disk: the inbox acknowledges a message once it is stored, and the
+  // relay then forgets it, so a commit lost to a power cut would be a message lost for good.
+  tune(db, 'full', options.maxPageCount);
   migrate(db, historyMigrations);
 
   const q = {
