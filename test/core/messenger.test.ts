@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { eventually } from '../support/relay.ts';
 import { conversation, knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
@@ -38,6 +39,17 @@ describe('two people through a hosted relay', () => {
       return s?.state === 'refused' ? s : undefined;
     }, 'refused');
     expect(refused).toMatchObject({ code: 'E_ACCESS_CODE', reason: 'The access code is wrong or missing.' });
+  });
+
+  it('hosts a relay whose commits are synced to disk, as the history is', async () => {
+    // The pragma is per connection: the hosted relay's own is found by watching what calls pragma().
+    const pragma = vi.spyOn(Database.prototype, 'pragma');
+    const { alice } = await hostAndJoin(true);
+    const dbPath = join(alice.dataDir, 'relay', 'relay.db');
+    const connections = new Set(pragma.mock.contexts.filter((db): db is Database.Database => db instanceof Database && db.name === dbPath));
+    pragma.mockRestore();
+    expect(connections.size).toBe(1);
+    expect([...connections][0]?.pragma('synchronous', { simple: true })).toBe(2);
   });
 
   it('sends, delivers and reads, moving through every state', async () => {
