@@ -4,7 +4,7 @@
 import { io, type Socket } from 'socket.io-client';
 import { buildAuth, fetchHello, relayBaseUrl } from '../../relay/handshake.ts';
 import type { Identity } from '../../relay/identity.ts';
-import { ANSWER_SCHEMAS, resultSchema, TypingUpdateSchema, type Answer, type ClientToServerEvents, type DeliverAck, type ErrorCode, type Hello, type RequestName, type Requests, type ServerToClientEvents } from '../../relay/protocol.ts';
+import { ANSWER_SCHEMAS, REQUEST_NAMES, resultSchema, TypingUpdateSchema, type Answer, type ClientToServerEvents, type DeliverAck, type ErrorCode, type Hello, type RequestName, type Requests, type ServerToClientEvents } from '../../relay/protocol.ts';
 import type { ConnectionStatus, Result } from '../../preload/contract.ts';
 
 export interface ConnectionHandlers {
@@ -38,6 +38,9 @@ export interface Connection {
   typing(to: string, typing: boolean): void;
   close(): void;
 }
+
+/** Each request's whole answer (ok and value, or an error), as a client may believe it: built once. */
+const ANSWERS = new Map(REQUEST_NAMES.map((name) => [name, resultSchema(ANSWER_SCHEMAS[name])]));
 
 /** Refusals a person must act on: retrying would only fail again. */
 const FINAL: ReadonlySet<string> = new Set<ErrorCode>(['E_ACCESS_CODE', 'E_VERSION', 'E_SCHEMA']);
@@ -150,8 +153,8 @@ export function connect(options: ConnectionOptions): Connection {
         return { ok: false, error: { code: 'E_UNAVAILABLE', message: 'the relay did not answer in time' } };
       }
       // An error code this client does not know stays a string: callers treat it as final.
-      const checked = resultSchema(ANSWER_SCHEMAS[event]).safeParse(answer);
-      return checked.success ? (checked.data as Result<Answer<typeof event>>) : { ok: false, error: { code: 'E_INTERNAL', message: 'the relay gave a malformed answer' } };
+      const checked = ANSWERS.get(event)?.safeParse(answer);
+      return checked?.success ? (checked.data as Result<Answer<typeof event>>) : { ok: false, error: { code: 'E_INTERNAL', message: 'the relay gave a malformed answer' } };
     },
     typing(to, typing) {
       if (socket.connected) socket.volatile.emit('typing:set', { to, typing });
