@@ -55,6 +55,26 @@ describe('keyboard', () => {
     await waitFor(() => expect(screen.getByTestId('peer-name').textContent).toBe(grace.name));
   });
 
+  it('Enter on a person in the list opens that person, whether another conversation is open (and filtered out) or none', async () => {
+    const setup = await renderApp(three());
+    const { fake, user } = setup;
+    const [grace, alan] = fake.people as [Person, Person];
+    const filter = screen.getByTestId('people-filter');
+    // Nothing open: Tab from the filter reaches the first person (online first: Alan).
+    await user.click(filter);
+    await user.tab();
+    expect((document.activeElement as HTMLElement).dataset.person).toBe(alan.id);
+    await user.keyboard('{Enter}');
+    await waitFor(() => expect(screen.getByTestId('peer-name').textContent).toBe('Alan'));
+    // Alan open, the filter leaves only Grace: Enter on her row opens her, not Alan.
+    await user.click(filter);
+    await user.keyboard('gra');
+    await user.tab();
+    expect((document.activeElement as HTMLElement).dataset.person).toBe(grace.id);
+    await user.keyboard('{Enter}');
+    await waitFor(() => expect(screen.getByTestId('peer-name').textContent).toBe('Grace'));
+  });
+
   it('Ctrl+F opens search and Esc closes it, giving focus back', async () => {
     const { user } = await renderApp(three());
     const filter = screen.getByTestId('people-filter');
