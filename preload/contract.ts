@@ -81,6 +81,8 @@ export interface HostInfo {
   /** Null when the relay is open to the network. */
   accessCode: string | null;
   relayName: string;
+  /** The hosted relay's id: the connection is to it when its status carries the same relayId. */
+  relayId: string;
 }
 
 export interface AppStatus {

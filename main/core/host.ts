@@ -56,7 +56,7 @@ export function createHost(options: { dataDir: string; host?: string; advertise?
       try {
         const address = await candidate.listen(port, bindHost);
         relay = candidate;
-        info = { port: address.port, addresses: joinAddresses(bindHost, address.port), accessCode: accessCode ?? null, relayName };
+        info = { port: address.port, addresses: joinAddresses(bindHost, address.port), accessCode: accessCode ?? null, relayName, relayId: candidate.relayId };
       } catch (error) {
         await candidate.close();
         const code = (error as NodeJS.ErrnoException).code;

@@ -192,6 +192,8 @@ describe('two people through a hosted relay', () => {
 
   it("gives a new access code that my own connection proves, without leaving a colleague's relay joined since", async () => {
     const { alice, bob, hosting } = await hostAndJoin();
+    // The window tells its own relay from a colleague's by this id.
+    expect(alice.statuses.at(-1)?.connection).toMatchObject({ state: 'online', relayId: hosting.relayId });
     const renewed = must(await alice.messenger.handlers['host:newCode'](null));
     expect(renewed.accessCode).not.toBe(hosting.accessCode);
     await online(alice);

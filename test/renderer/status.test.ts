@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { screen, waitFor } from '@testing-library/svelte';
+import { screen, waitFor, within } from '@testing-library/svelte';
 import { FakeParley, ME, ONLINE, person } from './fake-parley.ts';
 import { renderApp, renderStarting } from './render-app.ts';
 import type { AppStatus } from '../../preload/contract.ts';
@@ -21,10 +21,24 @@ describe('the status bar', () => {
 
   it('shows the hosting address and access code', async () => {
     const fake = online();
-    fake.status = { connection: { state: 'online', relay: '127.0.0.1:47800', relayId: 'r', relayName: 'Mine' }, hosting: { port: 47800, addresses: ['192.168.1.5:47800'], accessCode: 'ABCDE-12345', relayName: 'Mine' }, sync: null };
+    fake.status = { connection: { state: 'online', relay: '127.0.0.1:47800', relayId: 'mine', relayName: 'Mine' }, hosting: { port: 47800, addresses: ['192.168.1.5:47800'], accessCode: 'ABCDE-12345', relayName: 'Mine', relayId: 'mine' }, sync: null };
     await renderApp(fake);
     expect(bar().textContent).toContain('Hosting at 192.168.1.5:47800');
     expect(bar().textContent).toContain('Access code ABCDE-12345');
+    expect(screen.getByRole('button', { name: 'Copy access code' })).toBeTruthy();
+  });
+
+  it("names a colleague's relay joined while hosting, offers no copy of the own code, and lets Settings leave it", async () => {
+    const fake = online();
+    fake.status = { ...fake.status, hosting: { port: 47800, addresses: ['192.168.1.5:47800'], accessCode: 'ABCDE-12345', relayName: 'Mine', relayId: 'mine' } };
+    const { user } = await renderApp(fake);
+    expect(bar().textContent).toContain('Connected to Lab relay');
+    expect(bar().textContent).toContain('also hosting on port 47800');
+    expect(bar().textContent).not.toContain('ABCDE-12345');
+    expect(screen.queryByRole('button', { name: 'Copy access code' })).toBeNull();
+    await user.click(screen.getByTestId('open-settings'));
+    await user.click(within(screen.getByTestId('settings-dialog')).getByRole('button', { name: 'Leave Lab relay' }));
+    expect(fake.callsOf('leave')).toHaveLength(1);
   });
 
   it('shows reconnecting with its reason and a progress indicator, then offline', async () => {

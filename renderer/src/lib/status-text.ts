@@ -9,6 +9,12 @@ export interface StatusLine {
   detail: string | null;
 }
 
+/** Online, to the relay this app hosts (a colleague's relay may be joined while hosting). */
+export function onOwnRelay(status: AppStatus): boolean {
+  const c = status.connection;
+  return c.state === 'online' && status.hosting !== null && c.relayId === status.hosting.relayId;
+}
+
 export function describeStatus(status: AppStatus): StatusLine {
   const c = status.connection;
   const hosting = status.hosting;
@@ -18,11 +24,11 @@ export function describeStatus(status: AppStatus): StatusLine {
     case 'connecting':
       return { tone: 'busy', text: `Connecting to ${c.relay}…`, detail: null };
     case 'online': {
-      if (hosting) {
+      if (hosting && onOwnRelay(status)) {
         const where = hosting.addresses[0] ?? `port ${hosting.port}`;
         return { tone: 'ok', text: `Hosting at ${where}`, detail: hosting.accessCode ? `Access code ${hosting.accessCode}` : 'Open to the network' };
       }
-      return { tone: 'ok', text: `Connected to ${c.relayName}`, detail: c.relay };
+      return { tone: 'ok', text: `Connected to ${c.relayName}`, detail: hosting ? `${c.relay} · also hosting on port ${hosting.port}` : c.relay };
     }
     case 'reconnecting':
       return { tone: 'busy', text: `Reconnecting to ${c.relay}…`, detail: c.attempt > 1 ? `${c.reason} Attempt ${c.attempt}.` : c.reason };

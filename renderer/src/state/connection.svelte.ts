@@ -1,7 +1,7 @@
 // The link to a relay: hosting one, joining one, and what went wrong in words.
 import type { AppStatus, HostInfo, ParleyApi } from '../../../preload/contract.ts';
 import { humanError, settle } from '../lib/errors.ts';
-import { describeStatus } from '../lib/status-text.ts';
+import { describeStatus, onOwnRelay } from '../lib/status-text.ts';
 
 export const OFFLINE: AppStatus = { connection: { state: 'offline' }, hosting: null, sync: null };
 
@@ -26,6 +26,8 @@ export class ConnectionState {
   readonly line = $derived(describeStatus(this.status));
   readonly online = $derived(this.status.connection.state === 'online');
   readonly hosting = $derived<HostInfo | null>(this.status.hosting);
+  /** Connected to the relay hosted here (not to a colleague's, joined while hosting). */
+  readonly onOwnRelay = $derived(onOwnRelay(this.status));
 
   /** Why the join being attempted is not working (yet), in the relay's own words. */
   /** The refusal was about the access code, so that field is the one to fix. */
