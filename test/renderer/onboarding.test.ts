@@ -102,4 +102,14 @@ describe('first run', () => {
     await user.click(screen.getByRole('button', { name: 'Cancel' }));
     expect(fake.callsOf('leave')).toHaveLength(1);
   });
+
+  it('offers a way back to conversations from the connect screen of a relay nobody else has joined yet', async () => {
+    // Online, nobody known, not hosting: the first person on a new relay.
+    const fake = new FakeParley();
+    const { user } = await renderApp(fake);
+    await user.click(screen.getByTestId('connection-button'));
+    await user.click(within(screen.getByTestId('connect-screen')).getByRole('button', { name: 'Back to conversations' }));
+    expect(screen.queryByTestId('connect-screen')).toBeNull();
+    expect(screen.getByTestId('status-bar').textContent).toContain('Connected to Lab relay');
+  });
 });
