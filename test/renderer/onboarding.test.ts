@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { screen, waitFor, within } from '@testing-library/svelte';
-import { FakeParley } from './fake-parley.ts';
+import { FakeParley, ONLINE } from './fake-parley.ts';
 import { renderApp } from './render-app.ts';
 
 function firstRun(): FakeParley {
@@ -111,5 +111,22 @@ describe('first run', () => {
     await user.click(within(screen.getByTestId('connect-screen')).getByRole('button', { name: 'Back to conversations' }));
     expect(screen.queryByTestId('connect-screen')).toBeNull();
     expect(screen.getByTestId('status-bar').textContent).toContain('Connected to Lab relay');
+  });
+
+  it('lists a relay joined since start-up in Settings, under the relays joined before', async () => {
+    const fake = firstRun();
+    fake.profile = { userId: 'u'.repeat(32), name: 'Dana', fingerprint: 'ff', secretProtection: 'os-encrypted' };
+    let joined = false;
+    fake.on('rememberedRelays', () => ({ ok: true, value: joined ? [{ address: '10.0.0.2:47800', name: 'Lab relay', lastUsed: Date.now() }] : [] }));
+    const { user } = await renderApp(fake);
+    await user.type(screen.getByTestId('join-address'), '10.0.0.2:47800');
+    await user.click(screen.getByTestId('join-submit'));
+    // Main remembers a relay once it is online there.
+    joined = true;
+    fake.emit('onStatus', ONLINE);
+    await user.click(await screen.findByTestId('open-settings'));
+    const dialog = screen.getByTestId('settings-dialog');
+    await waitFor(() => expect(within(dialog).getByText('10.0.0.2:47800')).toBeTruthy());
+    expect(within(dialog).queryByText('None yet.')).toBeNull();
   });
 });

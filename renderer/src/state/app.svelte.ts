@@ -140,6 +140,8 @@ export class AppState {
 
   openSettings(): void {
     this.nameForm.reset(this.profile?.name ?? '');
+    // Relays joined since the list was read (main remembers one once it is online there).
+    void this.relays.refresh();
     this.ui.open({ kind: 'settings' });
   }
 
