@@ -1,11 +1,17 @@
 // The link to a relay: hosting one, joining one, and what went wrong in words.
-import type { AppStatus, HostInfo, ParleyApi } from '../../../preload/contract.ts';
+import type { AppStatus, HostInfo, ParleyApi, Result } from '../../../preload/contract.ts';
 import { humanError, settle } from '../lib/errors.ts';
 import { describeStatus, onOwnRelay } from '../lib/status-text.ts';
 
 export const OFFLINE: AppStatus = { connection: { state: 'offline' }, hosting: null, sync: null };
 
 export type Attempt = { kind: 'join'; address: string } | { kind: 'host' };
+
+/** What went wrong with a command, in words; null when it worked (so an older error goes away). */
+async function failure(request: Promise<Result<unknown>>): Promise<string | null> {
+  const result = await settle(request);
+  return result.ok ? null : humanError(result.error);
+}
 
 export class ConnectionState {
   status = $state.raw<AppStatus>(OFFLINE);
@@ -117,20 +123,18 @@ export class ConnectionState {
   /** Gives up on a join attempt or leaves the relay. */
   async leave(): Promise<void> {
     this.attempt = null;
-    const result = await settle(this.api.leave());
-    if (!result.ok) this.error = humanError(result.error);
+    this.error = await failure(this.api.leave());
   }
 
   async stopHosting(): Promise<void> {
     this.attempt = null;
-    const result = await settle(this.api.stopHosting());
-    if (!result.ok) this.error = humanError(result.error);
+    this.error = await failure(this.api.stopHosting());
   }
 
   async newCode(): Promise<void> {
     const result = await settle(this.api.newAccessCode());
     if (result.ok) this.status = { ...this.status, hosting: result.value };
-    else this.error = humanError(result.error);
+    this.error = result.ok ? null : humanError(result.error);
   }
 
   clearError(): void {
