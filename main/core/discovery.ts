@@ -1,6 +1,7 @@
 // LAN discovery over mDNS: a hosted relay is advertised as a `_parley._tcp` service whose
 // TXT record carries its relay id, protocol version and whether it needs an access code.
 // What the network says is untrusted: parsed, capped, and only ever shown as text.
+import type { EventEmitter } from 'node:events';
 import { Bonjour, type Service, type ServiceConfig } from 'bonjour-service';
 import { z } from 'zod';
 import type { DiscoveredRelay } from '../../preload/contract.ts';
@@ -33,7 +34,19 @@ export interface Discovery {
 export function createDiscovery(mdns: { interface?: string; loopback?: boolean } = {}, onError: (error: Error) => void = () => undefined): Discovery {
   // bonjour-service hands these options to multicast-dns, though its typings say otherwise; its
   // default error callback throws, which would take the app down on a machine without multicast.
-  const bonjour = new Bonjour(mdns as unknown as Partial<ServiceConfig>, onError);
+  // Each kind of failure once: a socket that cannot bind fails again at every query.
+  const told = new Set<string>();
+  const tell = (error: Error) => {
+    if (told.has(error.message)) return;
+    told.add(error.message);
+    onError(error);
+  };
+  const bonjour = new Bonjour(mdns as unknown as Partial<ServiceConfig>, tell);
+  // Nor does it listen to multicast-dns's own 'error' (UDP 5353 held by another responder that
+  // does not share it), which would then throw: onlxltd/bonjour-service#91, fixed after 1.4.4.
+  // Its socket binds on a later tick, so a listener added now hears it.
+  const socketEvents = (bonjour as unknown as { server?: { mdns?: Partial<EventEmitter> } }).server?.mdns;
+  socketEvents?.on?.('error', tell);
   return {
     advertise({ name, port, relayId, accessCode }) {
       const service = bonjour.publish({ name, type: SERVICE_TYPE, port, txt: { id: relayId, v: '1', code: accessCode ? '1' : '0' } });

@@ -7,6 +7,7 @@ import { relayFromService } from '../../main/core/discovery.ts';
 import { CLI } from '../support/cli.ts';
 
 const probe = resolve(import.meta.dirname, 'mdns/probe.ts');
+const busyPort = resolve(import.meta.dirname, 'mdns/busy-port.ts');
 const flags = CLI.slice(0, 2);
 
 describe('LAN discovery', () => {
@@ -21,6 +22,15 @@ describe('LAN discovery', () => {
     expect(seen).toMatchObject({ name: 'Lab <b>relay</b>', address: `127.0.0.1:${started?.value.port}`, accessCode: true, protocol: 1 });
     expect(seen?.relayId).toMatch(/^[a-z2-7]{26}$/);
     expect(lines.at(-1)).toMatchObject({ phase: 'down', relays: [] });
+  });
+
+  it('reports a port held by another responder as an error, without taking the app down', () => {
+    const run = spawnSync('unshare', ['--net', 'sh', '-c', `ip link set lo up && exec "${process.execPath}" ${flags.join(' ')} "${busyPort}"`], { encoding: 'utf8', timeout: 30_000 });
+    expect(run.status, run.stderr).toBe(0);
+    const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as { error?: string; done?: boolean });
+    // Told once, though every query fails the same way.
+    expect(lines.filter((l) => l.error).map((l) => l.error)).toEqual(['bind EADDRINUSE 0.0.0.0:5353']);
+    expect(lines.at(-1)).toEqual({ done: true });
   });
 
   it('ignores malformed advertisements', () => {
