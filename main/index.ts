@@ -30,6 +30,17 @@ async function openWindow(): Promise<void> {
   await (devUrl ? window.loadURL(devUrl) : window.loadFile(rendererFile));
 }
 
+/** Brings the window forward; opens it again if it was closed (on macOS the app runs on without one). */
+function showWindow(): void {
+  if (!window) {
+    if (messenger) void openWindow();
+    return;
+  }
+  if (window.isMinimized()) window.restore();
+  window.show();
+  window.focus();
+}
+
 async function start(): Promise<void> {
   const dataDir = app.getPath('userData');
   const discovery = createDiscovery({}, (error) => console.warn('LAN discovery unavailable:', error.message));
@@ -89,7 +100,7 @@ async function start(): Promise<void> {
     },
     show: (text) => {
       const note = new Notification(text);
-      note.on('click', () => window?.show());
+      note.on('click', showWindow);
       note.show();
     },
   });
@@ -113,10 +124,7 @@ async function start(): Promise<void> {
 if (!app.requestSingleInstanceLock()) {
   app.quit();
 } else {
-  app.on('second-instance', () => {
-    if (window?.isMinimized()) window.restore();
-    window?.focus();
-  });
+  app.on('second-instance', showWindow);
   app.on('window-all-closed', () => {
     if (process.platform !== 'darwin') app.quit();
   });

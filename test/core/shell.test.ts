@@ -336,3 +336,13 @@ describe('links', () => {
     expect(shell).toMatch(/'link:open': async \(\{ url \}\) => \(\{\s*ok: true,\s*value: await openLink\(url, /);
   });
 });
+
+describe('the window', () => {
+  it('comes back for a notification click or a second launch, even after it was closed (macOS runs on without one)', () => {
+    // main/index.ts imports the Electron runtime, so check its wiring as text.
+    const shell = readFileSync(resolve(import.meta.dirname, '../../main/index.ts'), 'utf8');
+    expect(shell).toMatch(/note\.on\('click', showWindow\)/);
+    expect(shell).toMatch(/app\.on\('second-instance', showWindow\)/);
+    expect(shell).toMatch(/function showWindow\(\): void \{\s*if \(!window\) \{\s*if \(messenger\) void openWindow\(\);/);
+  });
+});
