@@ -270,6 +270,25 @@ describe('startup with a sealed identity', () => {
     await core.close();
   });
 
+  it('on Linux without a keyring (Electron reports basic_text and no encryption) keeps the keys in a plain file, reports it so the window can warn, and seals them with a passphrase', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    // What Electron 45's safeStorage reports there unless told to use its fixed key.
+    const noKeyring = fakeSafeStorage('basic_text', false);
+    const deps = () => ({ dataDir: dir.path, secrets: appSecretStore(noKeyring, dir.path), scryptCost: QUICK });
+    const core = await openCore(deps());
+    expect(must(await core.handlers['profile:setup']({ name: 'Ada' })).secretProtection).toBe('file-0600');
+    expect(must(await core.handlers['identity:setPassphrase']({ passphrase: PASS }))).toBe('passphrase');
+    await core.close();
+    expect(readFileSync(join(dir.path, 'identity.json'), 'utf8')).not.toContain('PRIVATE KEY');
+
+    const next = await openCore(deps());
+    expect(await next.handlers['profile:get'](null)).toMatchObject({ ok: false, error: { code: 'E_LOCKED' } });
+    must(await next.handlers['identity:unlock']({ passphrase: PASS }));
+    expect(must(await next.handlers['profile:get'](null))?.secretProtection).toBe('passphrase');
+    await next.close();
+  });
+
   it('changes and removes the passphrase only with the current one; after removal a start asks for nothing', async () => {
     const keyring = weakKeyring();
     const deps = () => ({ dataDir: keyring.dir, secrets: safeStorageSecretStore(keyring.safe, keyring.path), scryptCost: QUICK });

@@ -14,8 +14,8 @@ function keysKept(protection: Profile['secretProtection']): FakeParley {
 }
 
 describe('the passphrase offer', () => {
-  it('warns only when the keyring stores keys without encryption', async () => {
-    for (const protection of ['os-encrypted', 'file-0600', 'passphrase'] as const) {
+  it('warns, and offers a passphrase, only when the keys are stored without encryption', async () => {
+    for (const protection of ['os-encrypted', 'passphrase'] as const) {
       const { app } = await renderApp(keysKept(protection));
       expect(screen.queryByTestId('key-warning'), protection).toBeNull();
       app.openSettings();
@@ -25,13 +25,17 @@ describe('the passphrase offer', () => {
       cleanup();
     }
 
-    const { app } = await renderApp(keysKept('plain-text-keyring'));
-    const warning = screen.getByTestId('key-warning');
-    expect(warning.textContent).toContain('Your keys are stored without encryption.');
-    expect(within(warning).getByRole('button', { name: 'Protect with a passphrase' })).toBeTruthy();
-    app.openSettings();
-    await tick();
-    expect(within(screen.getByTestId('settings-dialog')).getByRole('button', { name: 'Protect with a passphrase' })).toBeTruthy();
+    // A keyring that only obscures them (basic_text), or no keyring at all (a plain file).
+    for (const protection of ['plain-text-keyring', 'file-0600'] as const) {
+      const { app } = await renderApp(keysKept(protection));
+      const warning = screen.getByTestId('key-warning');
+      expect(warning.textContent, protection).toContain('Your keys are stored without encryption.');
+      expect(within(warning).getByRole('button', { name: 'Protect with a passphrase' }), protection).toBeTruthy();
+      app.openSettings();
+      await tick();
+      expect(within(screen.getByTestId('settings-dialog')).getByRole('button', { name: 'Protect with a passphrase' }), protection).toBeTruthy();
+      cleanup();
+    }
   });
 
   it('checks the passphrase is long enough and typed the same twice, then protects the keys', async () => {
