@@ -144,8 +144,14 @@ async function main(): Promise<number> {
   if (config.redis) {
     log.info('joining the cluster through redis', { redis: redactedUrl(config.redis) });
     // Loaded only for a cluster node: a single relay does without the Redis client and adapter.
-    const { openRedisCluster } = await import('./redis/cluster.ts');
-    ({ store, cluster } = await openRedisCluster({ url: config.redis, nodeTtlMs: config.nodeTtl, log }));
+    const { openRedisCluster, RedisLoginRefused } = await import('./redis/cluster.ts');
+    try {
+      ({ store, cluster } = await openRedisCluster({ url: config.redis, nodeTtlMs: config.nodeTtl, log }));
+    } catch (error) {
+      if (!(error instanceof RedisLoginRefused)) throw error;
+      process.stderr.write(`parley relay: --redis ${redactedUrl(config.redis)}: ${error.message}\nTry --help.\n`);
+      return 2;
+    }
   } else {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     store = openSqliteStore({ path: join(dataDir, 'relay.db'), durability: config.durability, log });
@@ -172,8 +178,9 @@ async function main(): Promise<number> {
       ].join('\n') + '\n',
     );
   } catch (error) {
-    await store.close();
-    await cluster?.close();
+    // The relay's, the store's and the cluster's connections (its Socket.IO adapter's to Redis
+    // among them) would keep the process alive, failed, for ever.
+    await relay.close();
     const code = (error as NodeJS.ErrnoException).code;
     process.stderr.write(`parley relay: cannot listen on ${config.host}:${config.port}: ${code === 'EADDRINUSE' ? 'the port is already in use (choose another with --port)' : String(error)}\n`);
     return 1;

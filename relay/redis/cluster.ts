@@ -110,6 +110,12 @@ function parseWake(message: string): Offer | null {
   }
 }
 
+/** Redis's answers to a login it refuses (a wrong password or user, or one it does not need). */
+const LOGIN_REFUSED = /^(WRONGPASS|NOAUTH|NOPERM)\b|^ERR (invalid (password|username)|AUTH\b|Client sent AUTH)/;
+
+/** openRedisCluster() failed because Redis refused the URL's login: a setting to fix, not an outage. */
+export class RedisLoginRefused extends Error {}
+
 export async function openRedisCluster(options: RedisClusterOptions): Promise<RedisCluster> {
   const log = options.log ?? silentLogger;
   const prefix = options.prefix ?? 'parley:';
@@ -121,8 +127,15 @@ export async function openRedisCluster(options: RedisClusterOptions): Promise<Re
     // No per-command timer from the client (it arms an AbortSignal per command, which costs
     // more than the command): createRedis() keeps one deadline timer for all of them.
     commandOptions: { timeout: 0 },
-    socket: { connectTimeout: 2_000, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1_000) },
+    socket: {
+      connectTimeout: 2_000,
+      // Retried for ever, except a refused login before the node ever connected: a wrong URL
+      // that no retry mends, which fails the start instead (the CLI names it and exits 2).
+      reconnectStrategy: (retries: number, cause: Error) => (!connected && LOGIN_REFUSED.test(cause.message) ? cause : Math.min(50 * 2 ** retries, 1_000)),
+    },
   });
+  let connected = false;
+  client.once('ready', () => (connected = true));
   const redis = createRedis(client, options.commandTimeoutMs ?? 2_000);
   let down = false;
   client.on('error', (error: unknown) => {
@@ -136,7 +149,12 @@ export async function openRedisCluster(options: RedisClusterOptions): Promise<Re
     redis.loadScripts().catch((error: unknown) => log.warn('redis: could not load the scripts; each is loaded when first used', { error: String(error) }));
   });
   // Resolves once Redis answers (retrying meanwhile): a node cannot start without its shared state.
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (error) {
+    const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+    throw new RedisLoginRefused(`redis refused the login: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
 
   const nodeId = base32(randomBytes(10));
   const wakeListeners: ((wake: Offer | 'all') => void)[] = [];
