@@ -3,6 +3,7 @@
 // The only relay file that reads the environment, opens files or listens.
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { createRelay } from './server.ts';
@@ -25,7 +26,7 @@ Options (each also from the environment variable shown; an empty variable counts
   --access-code <code>    require this code to join (PARLEY_ACCESS_CODE, default: open)
   --name <text>           name people see (PARLEY_RELAY_NAME, default: host name)
   --allowed-origin <url>  browser origin allowed to connect, e.g. https://app.example.com; repeatable
-                          (PARLEY_ALLOWED_ORIGINS, comma-separated)
+                          or comma-separated (PARLEY_ALLOWED_ORIGINS, comma-separated)
   --max-connections <n>   open sockets per address; TCP connections: twice this plus 10 (PARLEY_MAX_CONNECTIONS, default 20)
   --durability <mode>     normal: survives a crash; full: also power loss (PARLEY_DURABILITY, default normal)
   --mailbox-messages <n>  messages waiting for one recipient before senders get E_QUEUE_FULL
@@ -34,8 +35,8 @@ Options (each also from the environment variable shown; an empty variable counts
   --redis <url>           run as one node of a cluster sharing its state in Redis, e.g. redis://10.0.0.5:6379
                           (PARLEY_REDIS; --data and --durability are then unused)
   --node-ttl <ms>         cluster: a node silent this long is dead; its users go offline (PARLEY_NODE_TTL_MS, default 10000)
-  --trusted-proxy <addr>  peer address of a reverse proxy whose X-Forwarded-For names the client; repeatable
-                          (PARLEY_TRUSTED_PROXIES, comma-separated)
+  --trusted-proxy <ip>    IP address of a reverse proxy whose X-Forwarded-For names the client; repeatable
+                          or comma-separated (PARLEY_TRUSTED_PROXIES, comma-separated)
   --log-level <level>     debug, info, warn or error (PARLEY_LOG_LEVEL, default info)
   -h, --help              show this help
 `;
@@ -56,7 +57,7 @@ const ConfigSchema = z.strictObject({
   mailboxMb: decimal(1, 1_000_000),
   redis: z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port or rediss://host:port').optional(),
   nodeTtl: decimal(500, 600_000),
-  trustedProxies: z.array(z.string().min(1).max(64)),
+  trustedProxies: z.array(z.string().refine((address) => isIP(address) !== 0, 'expected the IP address of a proxy, such as 10.0.0.2 (not a host name or a range)')),
   logLevel: z.enum(LEVELS),
 });
 type Config = z.infer<typeof ConfigSchema>;
@@ -88,21 +89,22 @@ function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
   // An empty variable (`PARLEY_PORT=` in an env file) is unset, as for the shell's ${VAR:-default}.
   const fromEnv = (name: `PARLEY_${string}`) => env[name] || undefined;
   const list = (text: string | undefined) => text?.split(',').map((s) => s.trim()).filter(Boolean);
-  const origins = values['allowed-origin'] ?? list(fromEnv('PARLEY_ALLOWED_ORIGINS')) ?? [];
+  // Lists: the flag repeated, or comma-separated in the flag or the variable.
+  const listed = (flag: string[] | undefined, variable: `PARLEY_${string}`) => (flag ? flag.flatMap((text) => list(text) ?? []) : list(fromEnv(variable))) ?? [];
   const parsed = ConfigSchema.safeParse({
     port: values.port ?? fromEnv('PARLEY_PORT') ?? '47800',
     host: values.host ?? fromEnv('PARLEY_HOST') ?? '0.0.0.0',
     data: values.data ?? fromEnv('PARLEY_DATA') ?? './relay-data',
     accessCode: values['access-code'] ?? fromEnv('PARLEY_ACCESS_CODE'),
     name: values.name ?? fromEnv('PARLEY_RELAY_NAME'),
-    allowedOrigins: origins,
+    allowedOrigins: listed(values['allowed-origin'], 'PARLEY_ALLOWED_ORIGINS'),
     maxConnections: values['max-connections'] ?? fromEnv('PARLEY_MAX_CONNECTIONS') ?? '20',
     durability: values.durability ?? fromEnv('PARLEY_DURABILITY') ?? 'normal',
     mailboxMessages: values['mailbox-messages'] ?? fromEnv('PARLEY_MAILBOX_MESSAGES') ?? '10000',
     mailboxMb: values['mailbox-mb'] ?? fromEnv('PARLEY_MAILBOX_MB') ?? '50',
     redis: values.redis ?? fromEnv('PARLEY_REDIS'),
     nodeTtl: values['node-ttl'] ?? fromEnv('PARLEY_NODE_TTL_MS') ?? '10000',
-    trustedProxies: values['trusted-proxy'] ?? list(fromEnv('PARLEY_TRUSTED_PROXIES')) ?? [],
+    trustedProxies: listed(values['trusted-proxy'], 'PARLEY_TRUSTED_PROXIES'),
     logLevel: values['log-level'] ?? fromEnv('PARLEY_LOG_LEVEL') ?? 'info',
   });
   if (!parsed.success) {

@@ -9,17 +9,18 @@ import { HELLO_PATH, SOCKET_PATH, type ErrorCode, type Hello } from './protocol.
 import { originAllowed } from './guard.ts';
 import type { AddressLimits } from './state.ts';
 import type { Logger } from './log.ts';
+import { canonicalAddress } from './addresses.ts';
 
 /**
  * The client's address: the peer's, or, when the peer is a trusted reverse proxy, the last
  * address in X-Forwarded-For (the one that proxy appended).
  */
 export function clientAddress(req: IncomingMessage, trustedProxies: ReadonlySet<string>): string {
-  const peer = req.socket.remoteAddress ?? 'unknown';
+  const peer = canonicalAddress(req.socket.remoteAddress ?? 'unknown');
   if (!trustedProxies.has(peer)) return peer;
   const header = req.headers['x-forwarded-for'];
   const forwarded = (Array.isArray(header) ? header.join(',') : (header ?? '')).slice(-1024).split(',').map((s) => s.trim()).filter(Boolean).at(-1);
-  return forwarded && forwarded.length <= 64 ? forwarded : peer;
+  return forwarded && forwarded.length <= 64 ? canonicalAddress(forwarded) : peer;
 }
 
 /**
@@ -128,7 +129,7 @@ export function createHttpHandlers(ctx: HttpContext) {
   // headers timeout (10 s), and those are not counted by `limits`, which sees upgrades.
   const tcp = new Map<string, number>();
   const onConnection = (socket: Socket) => {
-    const peer = socket.remoteAddress ?? 'unknown';
+    const peer = canonicalAddress(socket.remoteAddress ?? 'unknown');
     if (ctx.trustedProxies.has(peer)) return;
     const open = tcp.get(peer) ?? 0;
     if (open >= ctx.maxTcpPerAddress) {

@@ -17,6 +17,7 @@ import { createDirectory } from './directory.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { memoryAddressLimits, memoryChallengeLedger, memoryPresence, type RelayCluster } from './state.ts';
 import { clientAddress, createHttpHandlers, FairWebSocketServer } from './http.ts';
+import { canonicalAddress } from './addresses.ts';
 
 export interface RelayOptions {
   /** Where directory, mailbox and idempotency records live. Closed by `close()`. */
@@ -62,7 +63,7 @@ export interface RelayOptions {
    * Default: a single relay that keeps these in memory.
    */
   cluster?: RelayCluster;
-  /** Peer addresses of reverse proxies whose X-Forwarded-For names the client. Default: none. */
+  /** IP addresses of reverse proxies whose X-Forwarded-For names the client (an IPv4 one also matches its IPv4-mapped IPv6 form). Default: none. */
   trustedProxies?: string[];
   log?: Logger;
   now?: () => number;
@@ -96,7 +97,7 @@ export function createRelay(options: RelayOptions): Relay {
     if (origin === undefined) throw new Error(`allowedOrigins: ${JSON.stringify(url)} is not a browser origin (scheme://host[:port])`);
     return origin;
   });
-  const trustedProxies = new Set(options.trustedProxies ?? []);
+  const trustedProxies = new Set((options.trustedProxies ?? []).map(canonicalAddress));
   const ackTimeoutMs = options.ackTimeoutMs ?? 15_000;
   const presence = cluster?.presence ?? memoryPresence(now);
   const challenges = createChallenges(store.secret, now, LIMITS.challengeTtlMs, cluster?.challenges ?? memoryChallengeLedger(now));

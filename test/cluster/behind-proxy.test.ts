@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { connect, type Socket } from 'node:net';
 import { io } from 'socket.io-client';
 import { useRelay, type ClientSocket } from '../support/relay.ts';
+import { createLogger } from '../../relay/log.ts';
 
 const scope = useRelay();
 
@@ -34,6 +35,16 @@ describe('per-address limits behind a reverse proxy', () => {
     } finally {
       for (const tcp of held) tcp.destroy();
     }
+  });
+
+  it('knows a trusted IPv4 proxy on a relay listening on :: too, where the proxy arrives as ::ffff:127.0.0.1', async () => {
+    const lines: string[] = [];
+    const relay = await scope.start({ host: '::', maxConnectionsPerAddress: 2, trustedProxies: ['127.0.0.1'], log: createLogger({ write: (line) => lines.push(line) }) });
+    expect(await open(relay.url, '198.51.100.1')).toBe(true);
+    expect(await open(relay.url, '198.51.100.1')).toBe(true);
+    expect(await open(relay.url, '198.51.100.1')).toBe(false); // a third from the same client
+    // Counted, refused and logged as the client, not as the proxy.
+    expect(lines.filter((line) => line.includes('refused a connection')).map((line) => /address=(\S+)/.exec(line)?.[1])).toEqual(['198.51.100.1']);
   });
 
   it('ignores X-Forwarded-For from a peer it does not trust', async () => {

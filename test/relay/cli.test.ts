@@ -5,6 +5,8 @@ import { connectClient, eventually, newMessageId, tempDir, type TestClient } fro
 import { runCli, startCliRelay, type CliRelay } from '../support/cli.ts';
 import { upgradeAnswer } from '../support/raw-ws.ts';
 import { generateIdentity } from '../../relay/identity.ts';
+import { joinAddresses } from '../../relay/addresses.ts';
+import { relayBaseUrl } from '../../relay/handshake.ts';
 
 const running: CliRelay[] = [];
 const clients: TestClient[] = [];
@@ -38,6 +40,11 @@ describe('npm run relay', () => {
       [['--allowed-origin', 'javascript:alert(1)'], /--allowed-origin: expected an origin/],
       [['--mailbox-messages', '0'], /--mailbox-messages: .*>=1/],
       [['--mailbox-mb', 'lots'], /--mailbox-mb: .*number/],
+      // A proxy is named by its IP address: a host name or a range would never match a peer.
+      [['--trusted-proxy', 'nginx'], /--trusted-proxy: expected the IP address of a proxy/],
+      [['--trusted-proxy', '10.0.0.0/8'], /--trusted-proxy: expected the IP address of a proxy/],
+      [['--trusted-proxy', '10.0.0.2,proxy.lan'], /--trusted-proxy: expected the IP address of a proxy/],
+      [['--allowed-origin', 'https://a.example.com,https://b.example.com/chat'], /--allowed-origin: expected an origin/],
     ] as const) {
       const run = runCli([...args]);
       expect(await run.exited).toBe(2);
@@ -67,9 +74,11 @@ describe('npm run relay', () => {
 
   it('admits browsers from an allowed origin however the operator wrote it (case, default port, trailing slash)', async () => {
     const data = tempDir();
-    const relay = await startCliRelay(['--data', data.path, '--allowed-origin', 'HTTPS://App.Example.com:443/'], { PARLEY_ALLOWED_ORIGINS: 'ignored: the flag wins' });
+    // The flag repeated, and comma-separated, as the variable is.
+    const relay = await startCliRelay(['--data', data.path, '--allowed-origin', 'HTTPS://App.Example.com:443/', '--allowed-origin', 'https://a.example.com, https://b.example.com'], { PARLEY_ALLOWED_ORIGINS: 'ignored: the flag wins' });
     running.push(relay);
     expect(await upgradeAnswer(relay.port, { origin: 'https://app.example.com' })).toEqual({ status: 101 });
+    expect(await upgradeAnswer(relay.port, { origin: 'https://b.example.com' })).toEqual({ status: 101 });
     expect(await upgradeAnswer(relay.port, { origin: 'https://other.example.com' })).toMatchObject({ status: 403, code: 'E_ORIGIN' });
     relay.child.kill('SIGTERM');
     await relay.exited;
@@ -79,6 +88,15 @@ describe('npm run relay', () => {
     expect(await upgradeAnswer(fromEnv.port, { origin: 'http://localhost:5173' })).toEqual({ status: 101 });
     expect(await upgradeAnswer(fromEnv.port, { origin: 'https://app.example.com:8443' })).toEqual({ status: 101 });
     expect(await upgradeAnswer(fromEnv.port, { origin: 'https://app.example.com' })).toMatchObject({ status: 403, code: 'E_ORIGIN' });
+  });
+
+  it('names an IPv6 address to join with in brackets, as the app takes it', () => {
+    for (const host of ['2001:db8::5', '::1']) {
+      const [address] = joinAddresses(host, 47800);
+      expect(address).toBe(`[${host}]:47800`);
+      expect(relayBaseUrl(address ?? '').port).toBe('47800');
+    }
+    expect(joinAddresses('192.168.1.20', 47800)).toEqual(['192.168.1.20:47800']);
   });
 
   it('takes its settings from the environment, and says how to join', async () => {

@@ -34,6 +34,8 @@ export interface TestRelay {
 export interface TestRelayOptions extends Partial<Omit<RelayOptions, 'store'>> {
   dir?: string;
   port?: number;
+  /** The address to bind: default 127.0.0.1 (`::` takes IPv4 too, as IPv4-mapped addresses); the url always says 127.0.0.1. */
+  host?: string;
   storeOptions?: Omit<SqliteStoreOptions, 'path'>;
   /** Stands between the relay and its SQLite store, e.g. to see or hold what the relay asks of it. */
   wrapStore?: (store: RelayStore) => RelayStore;
@@ -45,7 +47,7 @@ export async function startRelay(options: TestRelayOptions = {}): Promise<TestRe
   const wrap = options.wrapStore ?? ((store: RelayStore) => store);
   const open = async (port: number) => {
     const relay = createRelay({ name: 'test relay', ...options, store: wrap(openSqliteStore({ ...options.storeOptions, path: dbPath })) });
-    const address = await relay.listen(port, '127.0.0.1');
+    const address = await relay.listen(port, options.host ?? '127.0.0.1');
     return { relay, port: address.port };
   };
   let current = await open(options.port ?? 0);
