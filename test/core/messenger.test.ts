@@ -28,6 +28,16 @@ async function hostAndJoin(open = false, clocks: { alice?: () => number; bob?: (
   return { alice, bob, hosting };
 }
 
+/** Grace hosts a relay of her own, open, and `person` joins it. */
+async function joinColleague(person: TestCore) {
+  const grace = await core({ name: 'Grace', host: true });
+  const theirs = must(await grace.messenger.handlers['host:start']({ port: 0, open: true }));
+  must(await person.messenger.handlers['relay:join']({ address: `127.0.0.1:${theirs.port}` }));
+  await online(person);
+  await knows(person, grace.id);
+  return { grace, theirs };
+}
+
 describe('two people through a hosted relay', () => {
   it('hosts with an access code, and the code is needed to join', async () => {
     const { hosting } = await hostAndJoin();
@@ -177,11 +187,7 @@ describe('two people through a hosted relay', () => {
 
   it("stops hosting without leaving a colleague's relay joined since", async () => {
     const { alice } = await hostAndJoin(true);
-    const grace = await core({ name: 'Grace', host: true });
-    const theirs = must(await grace.messenger.handlers['host:start']({ port: 0, open: true }));
-    must(await alice.messenger.handlers['relay:join']({ address: `127.0.0.1:${theirs.port}` }));
-    await online(alice);
-    await knows(alice, grace.id);
+    const { grace, theirs } = await joinColleague(alice);
 
     must(await alice.messenger.handlers['host:stop'](null));
     expect(alice.statuses.at(-1)).toMatchObject({ connection: { state: 'online', relay: `127.0.0.1:${theirs.port}`, relayName: "Grace's Parley" }, hosting: null });
@@ -201,11 +207,7 @@ describe('two people through a hosted relay', () => {
     await eventually(() => bob.added.find((m) => m.id === sent.id), 'bob receives after the new code');
     expect(alice.statuses.at(-1)?.connection).toMatchObject({ state: 'online', relay: `127.0.0.1:${hosting.port}` });
 
-    const grace = await core({ name: 'Grace', host: true });
-    const theirs = must(await grace.messenger.handlers['host:start']({ port: 0, open: true }));
-    must(await alice.messenger.handlers['relay:join']({ address: `127.0.0.1:${theirs.port}` }));
-    await online(alice);
-    await knows(alice, grace.id);
+    const { grace, theirs } = await joinColleague(alice);
     must(await alice.messenger.handlers['host:newCode'](null));
     const toGrace = must(await alice.messenger.handlers['message:send']({ peer: grace.id, text: 'Still on your relay.' }));
     await eventually(() => grace.added.find((m) => m.id === toGrace.id), 'grace receives');
