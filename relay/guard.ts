@@ -111,7 +111,9 @@ export class AddressGuard {
     let entry = this.failures.get(address);
     if (!entry || t - entry.since > this.options.failureWindowMs || t < entry.since) {
       if (!entry && this.failures.size >= AddressGuard.MAX_TRACKED) this.prune(t);
-      entry = { count: 0, since: t, blockedUntil: 0 };
+      // A new count, but a block under way stands (a failure that comes late, from a
+      // connection opened before the block, must not lift it).
+      entry = { count: 0, since: t, blockedUntil: entry && this.isThrottled(address) ? entry.blockedUntil : 0 };
       this.failures.set(address, entry);
     }
     entry.count += 1;

@@ -227,6 +227,19 @@ describe('handshake', () => {
     await expect(fetchHello(new URL(relay.url))).rejects.toThrow(/429/);
   });
 
+  it('keeps a block for its whole minute, even when a late failure (from a connection opened before it) starts a new count', async () => {
+    let t = 0;
+    const limits = memoryAddressLimits({ maxConnectionsPerAddress: 20, maxFailures: 3, failureWindowMs: 60_000, blockMs: 60_000, now: () => t });
+    for (; t < 3_000; t += 1_000) limits.failed('198.51.100.4');
+    expect(await limits.isThrottled('198.51.100.4')).toBe(true); // blocked until 62 s
+    t = 61_000; // past the window of the first failure, within the block
+    limits.failed('198.51.100.4');
+    expect(await limits.isThrottled('198.51.100.4')).toBe(true);
+    expect(await limits.admit('198.51.100.4')).toBe('E_THROTTLED');
+    t = 62_001;
+    expect(await limits.isThrottled('198.51.100.4')).toBe(false);
+  });
+
   it('refuses a browser handshake from a foreign origin before any Socket.IO packet', async () => {
     const relay = await scope.start({ allowedOrigins: ['http://localhost:5173'] });
     expect(await upgradeStatus(relay.port, { origin: 'http://evil.example' })).toBe(403);
