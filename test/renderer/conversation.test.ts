@@ -120,6 +120,8 @@ describe('a conversation', () => {
     expect(fake.callsOf('retry')).toEqual([{ n: 7 }]);
     await waitFor(() => expect(rowWith('important')?.dataset.state).toBe('queued'));
     expect(within(rowWith('important')!).queryByRole('button', { name: /Retry/ })).toBeNull();
+    // The focused button went with it: the composer has the focus, not the page.
+    await waitFor(() => expect(document.activeElement).toBe(screen.getByTestId('composer')));
   });
 
   it('keeps a draft per conversation', async () => {
