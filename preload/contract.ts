@@ -143,6 +143,8 @@ export interface Commands {
   'people:list': [null, Person[]];
   'conversation:page': [{ peer: string; before?: number; limit?: number }, Message[]];
   'conversation:from': [{ peer: string; n: number; limit?: number }, Message[]];
+  /** The oldest unread incoming message's n (a conversation opens there), or null. */
+  'conversation:firstUnread': [{ peer: string }, number | null];
   'conversation:markRead': [{ peer: string; upTo: number }, null];
   'message:send': [{ peer: string; text: string }, Message];
   'message:retry': [{ n: number }, Message];
@@ -190,6 +192,7 @@ export const COMMANDS = {
   people: 'people:list',
   page: 'conversation:page',
   pageFrom: 'conversation:from',
+  firstUnread: 'conversation:firstUnread',
   markRead: 'conversation:markRead',
   send: 'message:send',
   retry: 'message:retry',

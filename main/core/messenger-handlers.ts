@@ -124,6 +124,7 @@ export function messengerHandlers(deps: HandlerDeps): MessengerHandlers {
     'people:list': async () => ok(people(history, presence, identity.userId)),
     'conversation:page': async ({ peer, before, limit }) => ok(history.page(peer, before ?? null, limit ?? 50)),
     'conversation:from': async ({ peer, n, limit }) => ok(history.from(peer, n, limit ?? 50)),
+    'conversation:firstUnread': async ({ peer }) => ok(history.firstUnread(peer)),
     'conversation:markRead': async ({ peer, upTo }) => {
       if (history.markRead(peer, upTo) > 0) {
         if (online()) void deps.readReceipts.flush();

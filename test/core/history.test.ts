@@ -136,8 +136,12 @@ describe('history', () => {
     history.seePeer(peer('carol'));
     const added = history.addIncoming([incoming('bob', 'a'), incoming('bob', 'b'), incoming('carol', 'c'), incoming('bob', 'd'), { ...incoming('carol', 'forged?'), flagged: true }]);
     expect(Object.fromEntries(history.unreadCounts())).toEqual({ bob: 3, carol: 2 });
+    expect(history.firstUnread('bob')).toBe(added[0]!.n);
     expect(history.markRead('bob', added[1]!.n)).toBe(2);
     expect(Object.fromEntries(history.unreadCounts())).toEqual({ bob: 1, carol: 2 });
+    // Where the conversation opens: the oldest incoming message still unread.
+    expect(history.firstUnread('bob')).toBe(added[3]!.n);
+    expect(history.firstUnread('nobody')).toBeNull();
     expect(history.markRead('bob', added[1]!.n)).toBe(0);
     // An unverified message is read like any other, but its claimed sender gets no receipt.
     expect(history.markRead('carol', added[4]!.n)).toBe(2);

@@ -201,6 +201,7 @@ const VALID: { [K in CommandName]: Commands[K][0] } = {
   'relay:join': { address: '192.168.1.20:47800', accessCode: 'a code' },
   'conversation:page': { peer: 'a'.repeat(32), before: 10, limit: 50 },
   'conversation:from': { peer: 'a'.repeat(32), n: 3, limit: 50 },
+  'conversation:firstUnread': { peer: 'a'.repeat(32) },
   'conversation:markRead': { peer: 'a'.repeat(32), upTo: 3 },
   'message:send': { peer: 'a'.repeat(32), text: 'hello' },
   'message:retry': { n: 3 },

@@ -194,6 +194,22 @@ describe('a conversation', () => {
     expect(newestMarked()).toBeLessThan(100);
   });
 
+  it('opens at the first of more unread messages than a page holds, and marks read none that were never on screen', async () => {
+    const fake = withPeople();
+    const lines = (first: number, count: number, unread: boolean) =>
+      Array.from({ length: count }, (_, i) => message(grace.id, first + i, { text: `line ${first + i}`, ...(unread ? { readAt: null } : {}) }));
+    fake.history.set(grace.id, [...lines(1, 20, false), ...lines(21, 150, true)]);
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    const divider = await screen.findByTestId('unread-mark');
+    expect((divider.nextElementSibling as HTMLElement | null)?.dataset.n).toBe('21');
+    await waitFor(() => expect(fake.callsOf('markRead').length).toBeGreaterThan(0));
+    // What fits on screen below the line, far short of the newest (170).
+    expect(Math.max(...(fake.callsOf('markRead') as { upTo: number }[]).map((m) => m.upTo))).toBeLessThan(60);
+    // The newest messages follow as the list is scrolled down: the window starts at the line, not at the latest page.
+    expect(setup.app.chats.current?.atLatest).toBe(false);
+  });
+
   it('shows the peer typing and tells the peer while composing', async () => {
     const setup = await renderApp(withPeople());
     const { fake, user } = setup;

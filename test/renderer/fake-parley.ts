@@ -126,6 +126,7 @@ export class FakeParley {
       return ok(older.slice(Math.max(0, older.length - (limit ?? 50))));
     }),
     pageFrom: this.command('pageFrom', ({ peer, n, limit }) => ok(this.messages(peer).filter((m) => m.n >= n).slice(0, limit ?? 50))),
+    firstUnread: this.command('firstUnread', ({ peer }) => ok(this.messages(peer).find((m) => m.direction === 'in' && m.readAt === null)?.n ?? null)),
     markRead: this.command('markRead', () => ok(null)),
     send: this.command('send', ({ peer, text }) => {
       const sent = message(peer, ++this.n, { id: `s${++nextId}`, direction: 'out', text, state: 'queued', readAt: null });

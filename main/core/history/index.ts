@@ -131,6 +131,7 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
       'UPDATE messages SET state = @state, seq = coalesce(@seq, seq), error = @error WHERE n = @n AND state = @from RETURNING *'),
     page: db.prepare<[string, number, number], MessageRow>('SELECT * FROM messages WHERE peer = ? AND n < ? ORDER BY n DESC LIMIT ?'),
     around: db.prepare<[string, number, number], MessageRow>('SELECT * FROM messages WHERE peer = ? AND n >= ? ORDER BY n LIMIT ?'),
+    firstUnread: db.prepare<[string], number | null>("SELECT min(n) FROM messages WHERE peer = ? AND direction = 'in' AND read_at IS NULL").pluck(),
     unread: db.prepare<[], { peer: string; unread: number }>('SELECT peer, count AS unread FROM unread WHERE count > 0'),
     markRead: db.prepare<[number, string, number]>("UPDATE messages SET read_at = ? WHERE peer = ? AND direction = 'in' AND read_at IS NULL AND n <= ?"),
     // Ranking every match of a common word in a big history is slow, so rank the newest
@@ -260,6 +261,8 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
     page: (peer: string, before: number | null, limit: number): Message[] => q.page.all(peer, before ?? Number.MAX_SAFE_INTEGER, limit).reverse().map(toMessage),
     /** Messages from `from` on, oldest first: for jumping to a search result. */
     from: (peer: string, from: number, limit: number): Message[] => q.around.all(peer, from, limit).map(toMessage),
+    /** The oldest unread incoming message's n, or null. */
+    firstUnread: (peer: string): number | null => q.firstUnread.get(peer) ?? null,
     unreadCounts: (): Map<string, number> => new Map(q.unread.all().map((r) => [r.peer, r.unread])),
     /**
      * Marks incoming messages up to `upTo` as read; returns how many were unread. Their read

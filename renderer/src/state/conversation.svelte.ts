@@ -72,10 +72,22 @@ export class Conversation {
     return this.messages.find((m) => m.direction === 'in' && m.readAt === null && m.n > this.markedUpTo)?.n ?? null;
   }
 
-  /** Replaces the window with the newest page; on opening, shows where unread messages start. */
+  /**
+   * Replaces the window with the newest page. On opening, with unread messages, it opens at
+   * the first of them instead, with the "new messages" line there: the newest page alone
+   * would miss (and, scrolled past, mark read) any beyond it.
+   */
   async loadLatest(showUnread = false): Promise<void> {
     const generation = ++this.generation;
     this.load = 'loading';
+    if (showUnread) {
+      const first = await settle(this.api.firstUnread({ peer: this.peer }));
+      if (generation !== this.generation) return;
+      if (first.ok && first.value !== null) {
+        await this.loadAround(first.value, generation, 'unread');
+        return;
+      }
+    }
     const [result, raced] = await this.paged(settle(this.api.page({ peer: this.peer, limit: PAGE })));
     if (generation !== this.generation) return;
     if (!result.ok) {
@@ -126,7 +138,14 @@ export class Conversation {
 
   /** Loads the history around message `n` and scrolls to it (opening a search result). */
   async jumpTo(n: number): Promise<void> {
-    const generation = ++this.generation;
+    await this.loadAround(n, ++this.generation, 'hit');
+  }
+
+  /**
+   * Replaces the window with a page from message `n` and a little before it, and shows `n`:
+   * a search hit, highlighted, or the first unread message, under the "new messages" line.
+   */
+  private async loadAround(n: number, generation: number, show: 'hit' | 'unread'): Promise<void> {
     this.load = 'loading';
     const [[from, before], raced] = await this.paged(
       Promise.all([settle(this.api.pageFrom({ peer: this.peer, n, limit: PAGE })), settle(this.api.page({ peer: this.peer, before: n, limit: CONTEXT }))]),
@@ -144,8 +163,10 @@ export class Conversation {
     this.load = 'ready';
     this.loadError = null;
     this.replay(raced);
-    this.highlight = n;
-    this.view.reveal(n);
+    // Now, before the window renders (and marks what it shows read).
+    if (show === 'unread') this.firstUnread = this.findFirstUnread();
+    this.highlight = show === 'hit' ? n : null;
+    this.view.reveal(show === 'unread' ? (this.firstUnread ?? n) : n);
   }
 
   /**
