@@ -164,7 +164,9 @@ export function messengerHandlers(deps: HandlerDeps): MessengerHandlers {
       if (!again) return fail('E_NOT_FOUND', 'no such message');
       emit('message:updated', again);
       outbox.kick();
-      return ok(again);
+      // As it is now: the outbox may have failed it again at once (too long, say), and the
+      // window applies this answer after the events that said so.
+      return ok(history.from(again.peer, n, 1)[0] ?? again);
     },
     'typing:set': async ({ peer, typing }) => {
       connection()?.typing(peer, typing);

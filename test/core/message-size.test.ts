@@ -80,5 +80,12 @@ describe('a message too long for the relay', () => {
     expect(stored).toMatchObject({ state: 'failed', error: 'The message is too long.' });
     expect(later).toMatchObject({ text: 'Did my long note reach you?' });
     expect((await conversation(bob, again.id)).map((m) => m.text)).toEqual(['Did my long note reach you?']);
+
+    // Retried, it fails again at once: the answer (which the window applies after the events
+    // that came before it) says so too, rather than the "queued" it briefly was.
+    const shown = again.updated.length;
+    const answer = must(await again.messenger.handlers['message:retry']({ n: stored!.n }));
+    expect(again.updated.slice(shown).map((m) => m.state)).toEqual(['queued', 'failed']);
+    expect(answer).toMatchObject({ n: stored!.n, state: 'failed', error: 'The message is too long.' });
   });
 });
