@@ -34,3 +34,16 @@ describe('dependency floors', () => {
     expect(atLeast(version, floor), `${name} ${version} < ${floor}`).toBe(true);
   });
 });
+
+describe('the Node.js floor', () => {
+  it("is a release with the Node-API version better-sqlite3's prebuilt binary is built for (an older one crashes loading it)", () => {
+    const root = join(import.meta.dirname, '../..');
+    const gyp = readFileSync(join(root, 'node_modules/better-sqlite3/binding.gyp'), 'utf8');
+    const napi = Number(/NAPI_VERSION=(\d+)/.exec(gyp)?.[1]);
+    // The first Node 22 release of each Node-API version.
+    const firstWith: Record<number, string> = { 9: '22.0.0', 10: '22.14.0' };
+    const floor = /^>=(\d+\.\d+(?:\.\d+)?)$/.exec((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node)?.[1] ?? '0';
+    expect(firstWith[napi], `Node-API ${napi}: add its first Node 22 release here`).toBeDefined();
+    expect(atLeast(floor, firstWith[napi] ?? ''), `engines.node >=${floor} is older than ${firstWith[napi]}, the first with Node-API ${napi}`).toBe(true);
+  });
+});
