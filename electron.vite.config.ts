@@ -1,8 +1,17 @@
 import { resolve } from 'node:path';
 import { defineConfig } from 'electron-vite';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
+import type { Plugin } from 'vite';
+import { CSP, DEV_CSP } from './main/window.ts';
 
 const root = import.meta.dirname;
+
+/** `npm run dev` only: the page's policy as the dev server needs it (main/window.ts DEV_CSP). */
+export const devCsp: Plugin = {
+  name: 'parley-dev-csp',
+  apply: 'serve',
+  transformIndexHtml: (html) => html.replace(`content="${CSP}"`, `content="${DEV_CSP}"`),
+};
 
 export default defineConfig({
   main: {
@@ -24,7 +33,7 @@ export default defineConfig({
   },
   renderer: {
     root: resolve(root, 'renderer'),
-    plugins: [svelte()],
+    plugins: [svelte(), devCsp],
     build: {
       outDir: resolve(root, 'out/renderer'),
       rollupOptions: { input: { index: resolve(root, 'renderer/index.html') } },

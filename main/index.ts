@@ -3,7 +3,7 @@
 import { app, BrowserWindow, dialog, ipcMain, Notification, safeStorage, shell } from 'electron';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { windowOptions, harden } from './window.ts';
+import { CSP, DEV_CSP, windowOptions, harden } from './window.ts';
 import { bindIpc } from './ipc.ts';
 import { openLink } from './links.ts';
 import { createNotifier } from './notify.ts';
@@ -24,7 +24,7 @@ let quitting = false;
 
 async function openWindow(): Promise<void> {
   window = new BrowserWindow(windowOptions(join(import.meta.dirname, '../preload/index.cjs')));
-  harden(window.webContents);
+  harden(window.webContents, devUrl ? DEV_CSP : CSP);
   window.once('ready-to-show', () => window?.show());
   window.on('closed', () => (window = null));
   await (devUrl ? window.loadURL(devUrl) : window.loadFile(rendererFile));
