@@ -1,12 +1,13 @@
 // The Electron shell: lifecycle, the window, IPC, notifications. Thin; the work happens in
 // main/core, which runs (and is tested) without Electron.
-import { app, BrowserWindow, dialog, ipcMain, Notification, safeStorage, shell } from 'electron';
+import { app, BrowserWindow, dialog, ipcMain, nativeImage, Notification, safeStorage, shell } from 'electron';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CSP, DEV_CSP, windowOptions, harden } from './window.ts';
 import { bindIpc } from './ipc.ts';
 import { openLink } from './links.ts';
-import { createNotifier } from './notify.ts';
+import { APP_ID, createNotifier } from './notify.ts';
+import { OVERLAY_SIZE, overlayDescription, overlayDot } from './badge.ts';
 import { openCore, type Core } from './core/startup.ts';
 import { createHost } from './core/host.ts';
 import { createDiscovery } from './core/discovery.ts';
@@ -21,12 +22,23 @@ const appUrl = devUrl ?? pathToFileURL(rendererFile).href;
 let window: BrowserWindow | null = null;
 let messenger: Core | null = null;
 let quitting = false;
+/** Everyone's unread count, as last shown. */
+let unreadTotal = 0;
+
+/** The dock (macOS) or launcher (Linux) badge; on Windows, a dot over the taskbar button. */
+function showBadge(): void {
+  app.setBadgeCount(unreadTotal);
+  if (process.platform !== 'win32' || !window) return;
+  const dot = unreadTotal > 0 ? nativeImage.createFromBitmap(overlayDot(), { width: OVERLAY_SIZE, height: OVERLAY_SIZE }) : null;
+  window.setOverlayIcon(dot, overlayDescription(unreadTotal));
+}
 
 async function openWindow(): Promise<void> {
   window = new BrowserWindow(windowOptions(join(import.meta.dirname, '../preload/index.cjs')));
   harden(window.webContents, devUrl ? DEV_CSP : CSP);
   window.once('ready-to-show', () => window?.show());
   window.on('closed', () => (window = null));
+  showBadge();
   await (devUrl ? window.loadURL(devUrl) : window.loadFile(rendererFile));
 }
 
@@ -74,7 +86,10 @@ async function start(): Promise<void> {
   // The dock/taskbar badge: everyone's unread count, as the window's 'person' events tell it;
   // read whole at the start and when the connection changes (a locked core answers only once unlocked).
   const unread = new Map<string, number>();
-  const showUnread = () => app.setBadgeCount([...unread.values()].reduce((sum, n) => sum + n, 0));
+  const showUnread = () => {
+    unreadTotal = [...unread.values()].reduce((sum, n) => sum + n, 0);
+    showBadge();
+  };
   const readUnread = async () => {
     const everyone = await core.handlers['people:list'](null);
     if (everyone.ok) everyone.value.forEach((p) => unread.set(p.id, p.unread));
@@ -120,6 +135,8 @@ async function start(): Promise<void> {
 
   await openWindow();
 }
+
+if (process.platform === 'win32') app.setAppUserModelId(APP_ID);
 
 if (!app.requestSingleInstanceLock()) {
   app.quit();

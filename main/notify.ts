@@ -3,6 +3,12 @@
 // notification spec), so there it is escaped and shows exactly as typed. Bidi controls that
 // would reorder it are dropped, and it is cut at 200 characters without splitting one.
 
+/**
+ * The app's id (package.json's build.appId). Windows shows an app's notifications only when
+ * the process's AppUserModelID is the one on the Start-menu shortcut the installer made from it.
+ */
+export const APP_ID = 'org.parley.desktop';
+
 export interface NotificationText {
   title: string;
   body: string;

@@ -2,6 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import type { IpcMainInvokeEvent, MessageBoxOptions, Session, WebContents } from 'electron';
 import { CSP, harden, windowOptions } from '../../main/window.ts';
+import { OVERLAY_SIZE, overlayDescription, overlayDot } from '../../main/badge.ts';
+import { APP_ID } from '../../main/notify.ts';
 import { ARGUMENTS, TEXT_LIMIT, bindIpc, trustedSender, type Handlers } from '../../main/ipc.ts';
 import { PASSPHRASE_MAX } from '../../main/core/passphrase.ts';
 import type { CommandName, Commands } from '../../preload/contract.ts';
@@ -345,5 +347,25 @@ describe('the window', () => {
     expect(shell).toMatch(/note\.on\('click', showWindow\)/);
     expect(shell).toMatch(/app\.on\('second-instance', showWindow\)/);
     expect(shell).toMatch(/function showWindow\(\): void \{\s*if \(!window\) \{\s*if \(messenger\) void openWindow\(\);/);
+  });
+
+  it('shows the unread count on Windows too, as a dot over the taskbar button with the count for screen readers', () => {
+    const dot = overlayDot();
+    expect(dot).toHaveLength(OVERLAY_SIZE * OVERLAY_SIZE * 4);
+    const pixel = (x: number, y: number) => [...dot.subarray((y * OVERLAY_SIZE + x) * 4, (y * OVERLAY_SIZE + x) * 4 + 4)];
+    expect(pixel(8, 8)).toEqual([0x25, 0x30, 0xd9, 255]); // the middle: red (BGRA), opaque
+    expect(pixel(0, 0)).toEqual([0, 0, 0, 0]); // a corner: outside the dot, clear
+    expect([overlayDescription(0), overlayDescription(1), overlayDescription(1234)]).toEqual(['', '1 unread message', '1,234 unread messages']);
+    const shell = readFileSync(resolve(import.meta.dirname, '../../main/index.ts'), 'utf8');
+    expect(shell).toMatch(/window\.setOverlayIcon\(dot, overlayDescription\(unreadTotal\)\)/);
+    // Shown again on a window opened anew (macOS and Windows keep running without one).
+    expect(shell).toMatch(/window\.on\('closed', \(\) => \(window = null\)\);\s*showBadge\(\);/);
+  });
+
+  it("has Windows show its notifications: the process's AppUserModelID is the installer's app id", () => {
+    const pkg = JSON.parse(readFileSync(resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { build: { appId: string } };
+    expect(APP_ID).toBe(pkg.build.appId);
+    const shell = readFileSync(resolve(import.meta.dirname, '../../main/index.ts'), 'utf8');
+    expect(shell).toMatch(/if \(process\.platform === 'win32'\) app\.setAppUserModelId\(APP_ID\);/);
   });
 });
