@@ -153,7 +153,8 @@ export async function openRedisCluster(options: RedisClusterOptions): Promise<Re
     await client.connect();
   } catch (error) {
     const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
-    throw new RedisLoginRefused(`redis refused the login: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    if (!(cause instanceof Error && LOGIN_REFUSED.test(cause.message))) throw error;
+    throw new RedisLoginRefused(`redis refused the login: ${cause.message}`, { cause });
   }
 
   const nodeId = base32(randomBytes(10));
