@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { openHistory } from '../../main/core/history/index.ts';
 import { ARGUMENTS } from '../../main/ipc.ts';
 import { LIMITS } from '../../relay/protocol.ts';
+import { seal } from '../../main/core/crypto.ts';
+import { TEXT_LIMIT } from '../../main/ipc.ts';
+import { BODY_BYTES, roomLeft, sealedBytes } from '../../renderer/src/lib/text-room.ts';
 import { eventually, useRelay } from '../support/relay.ts';
 import { conversation, knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
 
@@ -48,6 +51,26 @@ describe('a message too long for the relay', () => {
     await eventually(async () => (await conversation(alice, bob.id)).at(-1)?.state === 'delivered', 'delivered');
     expect((await conversation(bob, alice.id)).map((m) => m.text)).toEqual(['In short: yes.']);
     expect(states(alice).slice(shown)).not.toContain('reconnecting');
+  });
+
+  it("is where the window says it is: the window's count of the sealed size is the sealed size, and what it says fits is taken", async () => {
+    const { alice, bob } = await pair();
+    const me = alice.messenger.identity;
+    const bobKey = bob.messenger.identity.kaKey;
+    for (const text of ['', 'a', 'ab', 'abc', 'hello "quoted" \\ back\nslash\t\u0001', 'ж'.repeat(12_000), '中'.repeat(9_000), '😀'.repeat(5_000), 'a'.repeat(16_384)]) {
+      const sealed = seal(me, bobKey, { from: me.userId, to: bob.id, id: 'x'.repeat(22), sentAt: 1 }, text);
+      expect(sealedBytes(text), JSON.stringify(text.slice(0, 12))).toBe(Buffer.byteLength(sealed));
+    }
+    expect(BODY_BYTES).toBe(LIMITS.bodyBytes);
+    // The longest Cyrillic message that fits: the window lets it through, and main sends it;
+    // one letter more the window calls one too many, and main refuses it.
+    let longest = 'ж'.repeat(12_000);
+    while (sealedBytes(`${longest}ж`) <= BODY_BYTES) longest += 'ж';
+    expect(roomLeft(longest, TEXT_LIMIT)).toBeGreaterThanOrEqual(0);
+    expect(roomLeft(`${longest}ж`, TEXT_LIMIT)).toBe(-1);
+    expect(roomLeft('ж'.repeat(15_500), TEXT_LIMIT)).toBe(longest.length - 15_500);
+    must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: longest }));
+    expect(await alice.messenger.handlers['message:send']({ peer: bob.id, text: `${longest}ж` })).toMatchObject({ ok: false, error: { code: 'E_TOO_LARGE' } });
   });
 
   it('sends the longest messages that fit, queued together, in order and on one connection', async () => {

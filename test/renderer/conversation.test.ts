@@ -97,6 +97,21 @@ describe('a conversation', () => {
     await waitFor(() => expect(screen.queryByTestId('composer-count')).toBeNull());
   });
 
+  it('counts the room a long text in another script really has: encrypted, its letters take more bytes', async () => {
+    const setup = await renderApp(withPeople());
+    const { fake, user } = setup;
+    await openChat(setup, 'Grace');
+    const send = screen.getByTestId('send') as HTMLButtonElement;
+    await user.click(screen.getByTestId('composer'));
+    // 15,500 Cyrillic letters: under the 16,384 characters, but about 3,300 over once sealed.
+    await user.paste('ж'.repeat(15_500));
+    expect(screen.getByTestId('composer-count').textContent).toMatch(/^\s*3,29\d characters too many to send as one message/);
+    expect(send.disabled).toBe(true);
+    await user.keyboard('{Enter}');
+    expect(screen.getByTestId('send-error').textContent).toContain('letters outside the Latin alphabet and emoji take more room');
+    expect(fake.callsOf('send')).toEqual([]);
+  });
+
   it('Shift+Enter starts a new line instead of sending', async () => {
     const setup = await renderApp(withPeople());
     await openChat(setup, 'Grace');

@@ -4,6 +4,7 @@ import type { Message, ParleyApi, TextLimit } from '../../../preload/contract.ts
 import { humanError, settle } from '../lib/errors.ts';
 import { merge, upsert } from '../lib/messages.ts';
 import { TypingNotifier } from '../lib/typing.ts';
+import { roomLeft } from '../lib/text-room.ts';
 import { ListView } from './list-view.svelte.ts';
 
 export const PAGE = 100;
@@ -216,17 +217,19 @@ export class Conversation {
   /** The error shown is that the draft is too long: it goes once the draft fits. */
   private tooLong = false;
 
-  /** Characters the draft (as it would be sent) can still take: negative when it is too long. */
+  /** Characters the draft (as it would be sent) can still take: negative when it is too long (lib/text-room.ts). */
   get charactersLeft(): number {
-    return TEXT_LIMIT - this.draft.trim().length;
+    return roomLeft(this.draft.trim(), TEXT_LIMIT);
   }
 
   /** Sends the draft. Returns false (keeping the draft) when it could not be sent. */
   async send(): Promise<boolean> {
     const text = this.draft.trim();
     if (!text) return false;
-    if (text.length > TEXT_LIMIT) {
-      this.sendError = `This message is too long to send: ${(text.length - TEXT_LIMIT).toLocaleString()} characters over the limit of ${TEXT_LIMIT.toLocaleString()}. Shorten it or send it in parts.`;
+    const left = this.charactersLeft;
+    if (left < 0) {
+      const why = text.length > TEXT_LIMIT ? `over the limit of ${TEXT_LIMIT.toLocaleString()}` : 'too many (letters outside the Latin alphabet and emoji take more room)';
+      this.sendError = `This message is too long to send: ${(-left).toLocaleString()} characters ${why}. Shorten it or send it in parts.`;
       this.tooLong = true;
       return false;
     }
