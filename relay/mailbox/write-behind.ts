@@ -193,13 +193,25 @@ export function createWriteBehind({ db, q, holdMs, records, log, committed }: Wr
       const failure = storageError(error);
       log.error('mailbox commit failed; senders get E_STORAGE', { rows: rows.length, error: String(error) });
       for (const w of extra) w.done.reject(failure);
-      for (const row of rows) {
-        if (row.keep) continue;
+      const fail = (row: PendingRow) => {
         dequeue(row);
         adjustQuota(row.recipient, row.envelope, row.size, -1);
         // Its sender is told it failed: a retry is a new message.
         pendingRecords.drop(row);
         row.done.reject(failure);
+      };
+      /** Conversations (sender to recipient) that lost a message here. */
+      const broken = new Set<string>();
+      for (const row of rows) {
+        if (row.keep) continue;
+        fail(row);
+        if (row.envelope.kind === 'message') broken.add(`${row.envelope.from} ${row.recipient}`);
+      }
+      // Their later messages still held fail too: written, they would come before the resend of
+      // the one that failed, out of the conversation's order (PROTOCOL.md 6.2a, 7.3).
+      for (let i = heldFront; broken.size > 0 && i < held.length; i++) {
+        const row = held[i];
+        if (row && !row.taken && row.envelope.kind === 'message' && broken.has(`${row.envelope.from} ${row.recipient}`)) fail(row);
       }
       // Removals and the receipts they caused are tried again: nothing is lost by a late write.
       toWrite.unshift(...rows.filter((row) => row.keep));

@@ -81,6 +81,28 @@ async function retriesAnswered(store: RelayStore, file: string, seqs: ReadonlyMa
 }
 
 describe('the SQLite mailbox', () => {
+  it("fails a sender's later held message to the same recipient with the earlier one whose write failed, so that their resends keep the order", async () => {
+    const { store, file } = open(200);
+    const accept = async (m: IncomingMessage) => {
+      const outcome = await store.accept(m, quota, true);
+      if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
+      return outcome;
+    };
+    const first = await accept(message('held-0001'));
+    await new Promise((r) => setTimeout(r, 50));
+    // Held 50 ms longer: behind the first in Alice's conversation with Bob. Carol's is not.
+    const second = await accept(message('held-0002'));
+    const carols = await accept({ ...message('held-0003'), from: 'c'.repeat(32) });
+    // Storage refuses the first's write, and is back at once.
+    const release = refuseInserts(file, 'mailbox');
+    const firstFailed = first.durable.then(() => 'written', (error: unknown) => (release(), (error as { code?: string }).code));
+    expect(await firstFailed).toBe('E_STORAGE');
+    // Written now, the second would get seq order ahead of the first's resend.
+    expect(await second.durable.then(() => 'written', (error: unknown) => (error as { code?: string }).code)).toBe('E_STORAGE');
+    expect(await carols.durable).toEqual({});
+    expect(messagesOnDisk(file).messages).toEqual(['held-0003']);
+  });
+
   it('keeps a message for a connected recipient in memory, and never writes it once it is acknowledged', async () => {
     const { store, file } = open(60_000);
     const outcome = await store.accept(message('live-0001'), quota, true);
