@@ -32,14 +32,18 @@ export class Presence {
   }
 
   /**
-   * Leaving a relay: nobody is known to be online any more. Returns who was. The revisions are
-   * forgotten too: a rev is one relay's clock, and the next relay's (or this one's after a
+   * Leaving a relay: nobody is known to be online any more. Returns who was; they were last
+   * seen `now` (the relay's lastSeen for someone online is when they connected). The revisions
+   * are forgotten too: a rev is one relay's clock, and the next relay's (or this one's after a
    * restart) may be behind it.
    */
-  clear(): string[] {
+  clear(now: number): string[] {
     const were: string[] = [];
     for (const [id, value] of this.known) {
-      if (value.online) were.push(id);
+      if (value.online) {
+        were.push(id);
+        value.lastSeen = Math.max(value.lastSeen, now);
+      }
       value.online = false;
       value.rev = Number.NEGATIVE_INFINITY;
     }

@@ -87,7 +87,7 @@ export async function createMessenger(deps: MessengerDeps) {
       void directory.sync().then(() => outbox.kick(true)).then(readReceipts.flush);
     } else {
       // The window shows them as offline too: nobody is known to be online any more.
-      announce(presence.clear());
+      announce(presence.clear((deps.now ?? Date.now)()));
     }
     emit('status', status());
   }

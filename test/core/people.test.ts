@@ -125,8 +125,12 @@ describe('people', () => {
 
     await relay.restart();
     await eventually(() => bobInWindow()?.online === true, 'bob online again', 10_000);
+    // Bob stays online a while after he connected: when Alice leaves, she saw him until then.
+    await sleep(300);
+    const leaving = Date.now();
     must(await alice.messenger.handlers['relay:leave'](null));
     await eventually(() => bobInWindow()?.online === false, 'bob offline after alice left');
+    expect(bobInWindow()?.lastSeen).toBeGreaterThanOrEqual(leaving);
   });
 
   it('shows someone online on the relay moved to, even when the relay left had a clock running ahead', async () => {
