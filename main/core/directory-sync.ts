@@ -23,6 +23,8 @@ export interface DirectorySyncOptions {
   connection: () => Connection | null;
   /** People whose row changed, told to the window in batches. */
   announce: (ids: Iterable<string>) => void;
+  /** Someone took or gave up these names (announcer.ts named()). */
+  named: (names: Iterable<string | undefined>) => void;
   emit: EventHub['emit'];
 }
 
@@ -38,7 +40,7 @@ export interface DirectorySync {
 }
 
 export function createDirectorySync(options: DirectorySyncOptions): DirectorySync {
-  const { history, presence, me, connection: current, announce, emit } = options;
+  const { history, presence, me, connection: current, announce, named, emit } = options;
   /** The rev that directory:changes has been read up to on this connection. */
   let directoryRev = 0;
   /** Users whose presence this connection watches. */
@@ -51,8 +53,9 @@ export function createDirectorySync(options: DirectorySyncOptions): DirectorySyn
   let hintedMeanwhile = 0;
 
   const seePeer = (entry: UserEntry) => {
-    history.seePeer({ id: entry.id, name: entry.name, idKey: entry.idKey, kaKey: entry.kaKey, lastSeen: entry.lastSeen });
+    const { formerName } = history.seePeer({ id: entry.id, name: entry.name, idKey: entry.idKey, kaKey: entry.kaKey, lastSeen: entry.lastSeen });
     presence.update(entry);
+    if (formerName !== entry.name) named([entry.name, formerName]);
   };
 
   /** Takes in directory entries; returns the ids of those that were new to this connection's watch. */

@@ -55,7 +55,7 @@ export async function createMessenger(deps: MessengerDeps) {
 
   const announcer = createAnnouncer({ history, presence, me: identity.userId, emit });
   const { announce } = announcer;
-  const directory = createDirectorySync({ history, presence, me: identity.userId, connection: current, announce, emit });
+  const directory = createDirectorySync({ history, presence, me: identity.userId, connection: current, announce, named: announcer.named, emit });
   const readReceipts = createReadReceipts(history, current);
 
   const outbox = new Outbox({

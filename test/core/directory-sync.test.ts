@@ -54,7 +54,7 @@ describe('the directory kept in step with the relay', () => {
       },
     };
     // Bob is known from a first sync; a second one (as after a reconnect) meets the interleaving.
-    const sync = createDirectorySync({ history, presence: new Presence(), me: app.userId, connection: () => intercepted, announce: () => undefined, emit: () => undefined });
+    const sync = createDirectorySync({ history, presence: new Presence(), me: app.userId, connection: () => intercepted, announce: () => undefined, named: () => undefined, emit: () => undefined });
     await eventually(() => conn.status.state === 'online', 'the app to connect');
     await sync.sync();
     expect(history.peerIds()).toEqual([bob.id]);

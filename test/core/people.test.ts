@@ -147,6 +147,24 @@ describe('people', () => {
     }
   });
 
+  it('marks both people sharing a name once one renames into it, and neither once the other renames out of it', async () => {
+    const relay = await scope.start();
+    const [ada, grace, linus] = [await core('Ada'), await core('Grace'), await core('Linus')];
+    for (const c of [ada, grace, linus]) must(await c.messenger.handlers['relay:join']({ address: relay.url }));
+    const row = (id: string) => grace.persons.findLast((p) => p.id === id);
+    await eventually(() => row(ada.id)?.online && row(linus.id)?.online, 'both online in grace’s window', 10_000);
+    expect([row(ada.id)?.nameClash, row(linus.id)?.nameClash]).toEqual([false, false]);
+
+    must(await linus.messenger.handlers['profile:setup']({ name: 'Ada' }));
+    await eventually(() => row(linus.id)?.name === 'Ada' && row(linus.id)?.nameClash && row(ada.id)?.nameClash, 'both marked', 10_000);
+
+    must(await ada.messenger.handlers['profile:setup']({ name: 'Ada Lovelace' }));
+    await eventually(() => row(ada.id)?.name === 'Ada Lovelace' && row(ada.id)?.nameClash === false && row(linus.id)?.nameClash === false, 'neither marked', 10_000);
+    // The window's rows say what the core says.
+    const listed = must(await grace.messenger.handlers['people:list'](null));
+    expect(listed.filter((p) => p.id !== grace.id).map((p) => [p.name, p.nameClash]).sort()).toEqual([['Ada Lovelace', false], ['Ada', false]]);
+  });
+
   it('carries a name changed while the relay was away to the relay when it reconnects, so the others see it', async () => {
     const relay = await scope.start();
     const [alice, bob] = [await core('Alice'), await core('Bob')];

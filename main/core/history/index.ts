@@ -188,7 +188,7 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
 
   return {
     /** Records what the directory says about a peer; pins keys on first sight. */
-    seePeer(p: { id: string; name: string; idKey: string; kaKey: string; lastSeen: number }): { change: PeerChange; peer: StoredPeer } {
+    seePeer(p: { id: string; name: string; idKey: string; kaKey: string; lastSeen: number }): { change: PeerChange; peer: StoredPeer; formerName?: string } {
       const known = q.peer.get(p.id);
       if (!known) {
         const row: PeerRow = { id: p.id, name: p.name, id_key: p.idKey, ka_key: p.kaKey, pending_ka_key: null, verified: 0, first_seen: now(), last_seen: p.lastSeen };
@@ -200,7 +200,7 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
       q.updatePeer.run({ id: p.id, name: p.name, pending, lastSeen: p.lastSeen });
       const peer = toPeer({ ...known, name: p.name, pending_ka_key: pending, last_seen: Math.max(known.last_seen, p.lastSeen) });
       const change: PeerChange = keyChanged && known.pending_ka_key !== pending ? 'key-changed' : p.name !== known.name ? 'renamed' : 'unchanged';
-      return { change, peer };
+      return { change, peer, formerName: known.name };
     },
     /** Everyone's display name: cheaper than summaries() when only names are compared. */
     peerNames: (): { id: string; name: string }[] => q.peerNames.all(),
