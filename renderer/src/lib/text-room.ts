@@ -18,6 +18,9 @@ export function sealedBytes(text: string): number {
   return 180 + Math.floor(plain / 3) * 4 + (rest === 0 ? 0 : rest + 1);
 }
 
+/** An empty text's sealed size: what every character adds is measured above it. */
+const EMPTY_BYTES = sealedBytes('');
+
 /**
  * Characters still to go before a limit; negative when over, by how many must go from the end.
  * The room is counted in characters like those typed (the spare bytes over their average
@@ -27,7 +30,7 @@ export function roomLeft(text: string, textLimit: number): number {
   const byCharacters = textLimit - text.length;
   const size = sealedBytes(text);
   if (size <= BODY_BYTES) {
-    const perCharacter = text.length > 0 ? Math.max(1, (size - sealedBytes('')) / text.length) : 1;
+    const perCharacter = text.length > 0 ? Math.max(1, (size - EMPTY_BYTES) / text.length) : 1;
     return Math.min(byCharacters, Math.floor((BODY_BYTES - size) / perCharacter));
   }
   let fits = 0;

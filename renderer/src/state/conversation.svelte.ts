@@ -217,10 +217,8 @@ export class Conversation {
   /** The error shown is that the draft is too long: it goes once the draft fits. */
   private tooLong = false;
 
-  /** Characters the draft (as it would be sent) can still take: negative when it is too long (lib/text-room.ts). */
-  get charactersLeft(): number {
-    return roomLeft(this.draft.trim(), TEXT_LIMIT);
-  }
+  /** Characters the draft (as it would be sent) can still take: negative when it is too long (lib/text-room.ts). Once per draft. */
+  readonly charactersLeft = $derived(roomLeft(this.draft.trim(), TEXT_LIMIT));
 
   /** Sends the draft. Returns false (keeping the draft) when it could not be sent. */
   async send(): Promise<boolean> {
