@@ -7,7 +7,7 @@ import { CSP, DEV_CSP } from './main/window.ts';
 const root = import.meta.dirname;
 
 /** `npm run dev` only: the page's policy as the dev server needs it (main/window.ts DEV_CSP). */
-export const devCsp: Plugin = {
+const devCsp: Plugin = {
   name: 'parley-dev-csp',
   apply: 'serve',
   transformIndexHtml: (html) => html.replace(`content="${CSP}"`, `content="${DEV_CSP}"`),
