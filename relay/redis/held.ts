@@ -5,7 +5,8 @@
 // later, together with others. Not taken, it is written into the mailbox then, and its sender
 // answered.
 import type { Envelope } from '../protocol.ts';
-import { StorageError, deferred, recordKey, type Deferred, type IncomingMessage, type PageRequest } from '../mailbox/store.ts';
+import { deferred, type StorageError, recordKey, type Deferred, type IncomingMessage, type PageRequest } from '../mailbox/store.ts';
+import { storageError } from './commands.ts';
 import type { StoreContext } from './context.ts';
 import { Int, fitting, messageHeader, toEnvelope } from './members.ts';
 import { RECORD, WRITE } from './scripts.ts';
@@ -58,20 +59,41 @@ export function heldMessages({ redis, key, me, holdMs, retention, track }: Store
     mine?.delete(h.envelope.seq);
     if (mine?.size === 0) heldFor.delete(h.recipient);
   };
+  /**
+   * Per conversation (sender and recipient), its latest write not settled yet. The next one
+   * waits for it and fails with it: written, it would come before the resend of the one that
+   * failed, out of the conversation's order (PROTOCOL.md 6.2a, 7.3).
+   */
+  const lastWrite = new Map<string, Promise<void>>();
   /** Not taken in time: into the Redis mailbox, and then its sender is answered. */
   const write = (h: Held) => {
     forget(h);
     let mine = writing.get(h.recipient);
     if (!mine) writing.set(h.recipient, (mine = new Map()));
     mine.set(h.envelope.seq, h);
+    const conversation = `${h.envelope.from} ${h.recipient}`;
     const member = messageHeader(h.size, h.envelope.from, h.envelope.id) + JSON.stringify(h.envelope);
-    const work = redis
-      .run(WRITE, [key.sent(h.envelope.from, h.envelope.id), key.mailbox(h.recipient), key.quota(h.recipient), key.nodes, key.held(h.recipient)],
-        [h.digest, h.size, retention, h.envelope.seq, member, key.prefix, me, h.recipient], Int)
-      .then(() => h.done.resolve({}), (error: unknown) => h.done.reject(error instanceof StorageError ? error : new StorageError('E_STORAGE', `relay storage failed: ${String(error)}`)))
+    const send = () =>
+      redis.run(WRITE, [key.sent(h.envelope.from, h.envelope.id), key.mailbox(h.recipient), key.quota(h.recipient), key.nodes, key.held(h.recipient)],
+        [h.digest, h.size, retention, h.envelope.seq, member, key.prefix, me, h.recipient], Int);
+    const before = lastWrite.get(conversation);
+    const written = (before ? before.then(send) : send()).then(() => undefined);
+    lastWrite.set(conversation, written);
+    const work = written
+      .then(() => h.done.resolve({}), (error: unknown) => {
+        const failure = storageError(error);
+        h.done.reject(failure);
+        // The sender's later messages to this recipient still held here fail with it too.
+        for (const later of [...(heldFor.get(h.recipient)?.values() ?? [])]) {
+          if (later.envelope.from !== h.envelope.from) continue;
+          forget(later);
+          later.done.reject(failure);
+        }
+      })
       .finally(() => {
         mine.delete(h.envelope.seq);
         if (mine.size === 0 && writing.get(h.recipient) === mine) writing.delete(h.recipient);
+        if (lastWrite.get(conversation) === written) lastWrite.delete(conversation);
       });
     track(work);
   };
@@ -111,12 +133,15 @@ export function heldMessages({ redis, key, me, holdMs, retention, track }: Store
      * once every write of theirs from here has settled: a message put into the mailbox after
      * that reaches their other devices behind these. (Waited for, not merely sent first: a
      * script that Redis has not cached yet is sent again after its NOSCRIPT reply, behind
-     * commands sent meanwhile.) Until written, pages here still show them.
+     * commands sent meanwhile.) Until written, pages here still show them. Resolves with why
+     * one of `from`'s could not be written, if one could not: a message of theirs to this
+     * recipient accepted now would go ahead of its resend.
      */
-    release: async (recipient: string): Promise<void> => {
+    release: async (recipient: string, from?: string): Promise<StorageError | undefined> => {
       const mine = [...(heldFor.get(recipient)?.values() ?? [])].sort((x, y) => x.envelope.seq - y.envelope.seq);
       for (const h of mine) write(h);
-      await Promise.allSettled([...(writing.get(recipient)?.values() ?? [])].map((h) => h.done.promise));
+      const settled = [...(writing.get(recipient)?.values() ?? [])].map((h) => h.done.promise.then(() => undefined, (error: unknown) => (h.envelope.from === from ? storageError(error) : undefined)));
+      return (await Promise.all(settled)).find((failure) => failure !== undefined);
     },
     /** The recipient acknowledged these: those held here are taken, never written; returns their seqs. */
     take: (recipient: string, seqs: readonly number[], at: number): number[] => {

@@ -167,7 +167,8 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
           // The recipient is connected to another node too: held here, it would reach only
           // their sockets here. Into the mailbox instead, which wakes the other nodes; what is
           // held here for them is written first, so that it stays ahead of this one.
-          await held.release(m.to);
+          const failed = await held.release(m.to, m.from);
+          if (failed) throw failed;
           return outcomeOf(await acceptInRedis(m, quota), m, quota);
         }
         if (kind === 'accepted') {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
 import { createRedis, type Redis } from '../../relay/redis/commands.ts';
 import { openRedisStore } from '../../relay/redis/store.ts';
+import { WRITE } from '../../relay/redis/scripts.ts';
 import { StorageError, type IncomingMessage } from '../../relay/mailbox/store.ts';
 import { eventually, idsOf, readPages } from '../support/relay.ts';
 import { useSharedState } from './support/nodes.ts';
@@ -27,6 +28,30 @@ const dyingNode = async (prefix: string) => {
       dead = true;
       return held.durable;
     },
+    close: async () => {
+      await store.close();
+      real.close();
+      await client.close();
+    },
+  };
+};
+/** The store of a node (a hold of 50 ms) whose first WRITE of a held message Redis refuses, `afterMs` after it was sent (a full Redis refuses writes). */
+const refusingNode = async (prefix: string, afterMs: number) => {
+  const client = createClient({ url: shared.redis.url });
+  await client.connect();
+  const real = createRedis(client, 2_000);
+  let refused = false;
+  const refusing: Redis = {
+    ...real,
+    run: (lua, keys, args, reply) => {
+      if (lua !== WRITE || refused) return real.run(lua, keys, args, reply);
+      refused = true;
+      return new Promise((_, fail) => setTimeout(() => fail(new StorageError('E_STORAGE', "redis: OOM command not allowed when used memory > 'maxmemory'")), afterMs));
+    },
+  };
+  const store = await openRedisStore({ redis: refusing, prefix, nodeId: 'refusing', holdMs: 50 });
+  return {
+    store,
     close: async () => {
       await store.close();
       real.close();
@@ -108,6 +133,51 @@ describe('the Redis store', () => {
     expect(await other.page(bob, 0, 10)).toEqual([]);
     expect([await first.durable, await second.durable]).toEqual([{}, {}]);
     expect(idsOf(await other.page(bob, 0, 10))).toEqual(['first-0001', 'second-001']);
+  });
+
+  it.each([
+    ['still held', 0, 30],
+    ['being written', 40, 0],
+  ])('fails the sender\'s later held messages to the same recipient when a held one cannot be written (the later one %s), so that none goes ahead of its resend', async (_, refusedAfterMs, gapMs) => {
+    const prefix = `t17-${refusedAfterMs}:`;
+    const { store, close } = await refusingNode(prefix, refusedAfterMs);
+    const other = (await open(prefix)).store;
+    const [alice, bob, carol] = [user(0), user(1), user(2)];
+    const quota = { messages: 10, bytes: 10_000 };
+    try {
+      // One message:send-many from Alice carried both; Bob, connected here, takes neither in time.
+      const first = await store.accept(message(alice, bob, 'first-0001'), quota, true);
+      await new Promise((r) => setTimeout(r, gapMs));
+      const second = await store.accept(message(alice, bob, 'second-001'), quota, true);
+      const carols = await store.accept(message(carol, bob, 'carol-0001'), quota, true);
+      if (first.kind !== 'accepted' || second.kind !== 'accepted' || carols.kind !== 'accepted') throw new Error('not accepted');
+      await expect(first.durable).rejects.toMatchObject({ code: 'E_STORAGE' });
+      await expect(second.durable).rejects.toMatchObject({ code: 'E_STORAGE' });
+      // Another sender's conversation goes on.
+      expect(await carols.durable).toEqual({});
+      expect(idsOf(await other.page(bob, 0, 10))).toEqual(['carol-0001']);
+    } finally {
+      await close();
+    }
+  });
+
+  it('refuses a message that must go through the mailbox while its sender\'s earlier one held here for the same recipient cannot be written', async () => {
+    const { store, close } = await refusingNode('t18:', 0);
+    const { store: other, cluster } = await open('t18:');
+    const [alice, bob] = [user(0), user(1)];
+    const quota = { messages: 10, bytes: 10_000 };
+    try {
+      const first = await store.accept(message(alice, bob, 'first-0001'), quota, true);
+      if (first.kind !== 'accepted') throw new Error(first.kind);
+      // Bob connects to the other node too: the next message goes through the mailbox, after
+      // the held one is written there (which Redis refuses).
+      await cluster.presence.join(bob);
+      await expect(store.accept(message(alice, bob, 'second-001'), quota, true)).rejects.toMatchObject({ code: 'E_STORAGE' });
+      await expect(first.durable).rejects.toMatchObject({ code: 'E_STORAGE' });
+      expect(await other.page(bob, 0, 10)).toEqual([]);
+    } finally {
+      await close();
+    }
   });
 
   it('still pages a held message while it is being written, for a read sent before the write', async () => {
