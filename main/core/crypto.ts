@@ -68,7 +68,14 @@ export function open(me: Identity, sender: { idKey: string; kaKeys: readonly str
   if (!verifySignature(sender.idKey, Buffer.from(`${info}\n${sealed.c}`), sealed.s)) return { ok: false, reason: 'bad-signature' };
   const data = fromB64u(sealed.c);
   if (data.length < 16) return { ok: false, reason: 'malformed' };
-  const ephShared = diffieHellman({ privateKey: me.kaPrivate, publicKey: publicKeyFrom(sealed.e, 'X25519', true) });
+  let ephShared: Buffer;
+  try {
+    ephShared = diffieHellman({ privateKey: me.kaPrivate, publicKey: publicKeyFrom(sealed.e, 'X25519', true) });
+  } catch {
+    // A one-time key no agreement can use (e.g. a low-order point, signed by a hostile sender):
+    // flagged like any damaged body, never thrown (a throw would fail, and stall, the whole batch).
+    return { ok: false, reason: 'malformed' };
+  }
   for (const kaKey of sender.kaKeys) {
     try {
       const key = messageKey(ephShared, diffieHellman({ privateKey: me.kaPrivate, publicKey: publicKeyFrom(kaKey, 'X25519') }), info);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { openHistory, type History } from '../../main/core/history/index.ts';
 import { createInbox } from '../../main/core/inbox.ts';
 import { seal } from '../../main/core/crypto.ts';
-import { generateIdentity, type Identity } from '../../relay/identity.ts';
+import { generateIdentity, signWith, toB64u, type Identity } from '../../relay/identity.ts';
 import type { Envelope, Result, UserEntry } from '../../relay/protocol.ts';
 import type { Message } from '../../preload/contract.ts';
 import { eventually, tempDir } from '../support/relay.ts';
@@ -72,6 +72,18 @@ describe('inbox', () => {
     expect(added.flat().map((m) => m.text)).toEqual(['one', 'two', 'three']);
     expect(history.page(alice.userId, null, 10).map((m) => m.text)).toEqual(['one', 'three']);
     expect(history.page(carol.userId, null, 10).map((m) => m.text)).toEqual(['two']);
+  });
+
+  it('flags a signed message whose one-time key is unusable and stores the rest of the batch, so one crafted message cannot stop everyone else\'s', async () => {
+    const { history, inbox } = setup([]);
+    // Alice signs a body whose one-time key is the all-zero X25519 point (key agreement with it fails).
+    const id = 'crafted-0001';
+    const sentAt = 1_700_000_000_000;
+    const [e, n, c] = [toB64u(Buffer.alloc(32)), toB64u(Buffer.alloc(12)), toB64u(Buffer.alloc(32, 7))];
+    const info = `parley-msg-v1\n${alice.userId}\n${bob.userId}\n${id}\n${sentAt}\n${e}\n${n}`;
+    const crafted: Envelope = { seq: ++seq, kind: 'message', id, from: alice.userId, body: JSON.stringify({ v: 1, e, n, c, s: signWith(alice, Buffer.from(`${info}\n${c}`)) }), sentAt, at: sentAt };
+    expect(await inbox([crafted, message(alice, 'still here')])).toEqual({ ok: true });
+    expect(history.page(alice.userId, null, 10).map((m) => [m.text, m.flagged])).toEqual([['', true], ['still here', false]]);
   });
 
   it('asks again later when the directory cannot be reached', async () => {
