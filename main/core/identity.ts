@@ -71,15 +71,12 @@ const SecretSchema = z.strictObject({ v: z.literal(1), idPrivate: z.string(), ka
 export async function loadOrCreateIdentity(store: SecretStore): Promise<Identity> {
   const text = await store.read();
   if (text !== null) {
-    let json: unknown;
     try {
-      json = JSON.parse(text);
+      return importIdentity(SecretSchema.parse(JSON.parse(text)));
     } catch {
+      // Not JSON, not the shape, or keys that do not decode: damaged all the same.
       throw new DamagedIdentityError();
     }
-    const parsed = SecretSchema.safeParse(json);
-    if (!parsed.success) throw new DamagedIdentityError();
-    return importIdentity(parsed.data);
   }
   const identity = generateIdentity();
   await store.write(JSON.stringify({ v: 1, ...exportIdentity(identity) }));

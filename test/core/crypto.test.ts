@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, seal, type Header } from '../../main/core/crypto.ts';
 import { fileSecretStore, fingerprint, loadOrCreateIdentity, safetyNumber } from '../../main/core/identity.ts';
-import { generateIdentity, toB64u, fromB64u } from '../../relay/identity.ts';
+import { exportIdentity, generateIdentity, toB64u, fromB64u } from '../../relay/identity.ts';
 import { tempDir } from '../support/relay.ts';
 
 const alice = generateIdentity();
@@ -63,6 +63,10 @@ describe('identity at rest', () => {
     dirs.push(dir);
     const store = fileSecretStore(join(dir.path, 'identity.json'));
     await store.write('{"v":1,"idPrivate":5}');
+    await expect(loadOrCreateIdentity(store)).rejects.toThrow(/damaged/);
+    // Well-formed, but a key in it does not decode.
+    const keys = JSON.parse(JSON.stringify({ v: 1, ...exportIdentity(generateIdentity()) })) as { idPrivate: string };
+    await store.write(JSON.stringify({ ...keys, idPrivate: keys.idPrivate.replace(/[A-Za-z]{10}/, 'AAAAAAAAAA') }));
     await expect(loadOrCreateIdentity(store)).rejects.toThrow(/damaged/);
   });
 
