@@ -286,16 +286,19 @@ return tonumber(extra) or 0
 /**
  * KEYS: user hash, user index, users by rev, rev counter. ARGV: id, name, idKey, kaKey,
  * kaSig, lastSeen, rev. The idKey never changes. Returns the rev saved: a new one when
- * another node's change (SET_LAST_SEEN) with a later rev landed first, since the rev was
- * taken. Saved at the older rev, the entry would move back behind the cursor of a client that
- * read that change, and the client would never read this one.
+ * another change took a later rev since this one was taken (on another node, or for another
+ * user). Saved at the older rev, the entry would land behind the cursor of a client that read
+ * that change (directory:changes), and the client would never read this one.
  */
 export const SAVE_USER = script(`${COMMON}
 local rev = ARGV[7]
+-- Another change (of anyone) took a later rev since: a client may have read it, and its
+-- cursor is past this rev. Saved at it, the entry would never reach that client.
+if tonumber(redis.call('GET', KEYS[4]) or '0') > tonumber(rev) then
+  rev = string.format('%.0f', nextRev(KEYS[4]))
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'idKey', ARGV[3], 'firstSeen', ARGV[6])
-elseif tonumber(redis.call('HGET', KEYS[1], 'rev') or '0') > tonumber(rev) then
-  rev = string.format('%.0f', nextRev(KEYS[4]))
 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'name', ARGV[2], 'kaKey', ARGV[4], 'kaSig', ARGV[5], 'lastSeen', ARGV[6], 'rev', rev)
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
@@ -307,4 +310,18 @@ return tonumber(rev)
 export const SET_LAST_SEEN = script(`${LAST_SEEN}
 saveLastSeen(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 return 1
+`);
+
+/**
+ * KEYS: users by rev. ARGV: since, limit, the user hashes' key prefix ("P u:"), then the fields
+ * to read. The entries changed after `since`, in rev order, read in one step: read in two
+ * (the ids, then the entries), an entry changed in between came back with its new rev, last,
+ * and the page's cursor moved past every entry not read yet.
+ */
+export const CHANGED_USERS = script(`
+local rows = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], '(' .. ARGV[1], '+inf', 'BYSCORE', 'LIMIT', 0, ARGV[2])) do
+  rows[#rows + 1] = redis.call('HMGET', ARGV[3] .. id, unpack(ARGV, 4))
+end
+return rows
 `);

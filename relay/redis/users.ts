@@ -5,7 +5,7 @@ import { StorageError, type RelayStore, type StoredUser } from '../mailbox/store
 import type { Redis } from './commands.ts';
 import type { StoreKeys } from './context.ts';
 import { Int, Strings } from './members.ts';
-import { SAVE_USER, SET_LAST_SEEN } from './scripts.ts';
+import { CHANGED_USERS, SAVE_USER, SET_LAST_SEEN } from './scripts.ts';
 
 const USER_FIELDS = ['id', 'name', 'idKey', 'kaKey', 'kaSig', 'lastSeen', 'rev'] as const;
 const UserSchema = z.object({
@@ -23,9 +23,8 @@ export type Directory = Pick<RelayStore, 'saveUser' | 'setLastSeen' | 'getUsers'
 
 /** `open` throws once the store is closed. */
 export function redisDirectory(redis: Redis, key: StoreKeys, open: () => void): Directory {
-  const getUsers = async (ids: readonly string[]): Promise<StoredUser[]> => {
-    open();
-    const rows = await Promise.all(ids.map((id) => redis.command(['HMGET', key.user(id), ...USER_FIELDS], Fields)));
+  /** Entries from their fields (USER_FIELDS order), those that exist. */
+  const toUsers = (rows: readonly (readonly (string | null)[])[]): StoredUser[] => {
     const users: StoredUser[] = [];
     for (const row of rows) {
       if (row[0] === null || row[0] === undefined) continue;
@@ -33,7 +32,12 @@ export function redisDirectory(redis: Redis, key: StoreKeys, open: () => void): 
       if (!parsed.success) throw new StorageError('E_STORAGE', 'a directory entry in redis is malformed');
       users.push(parsed.data);
     }
-    return users.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return users;
+  };
+  const getUsers = async (ids: readonly string[]): Promise<StoredUser[]> => {
+    open();
+    const rows = await Promise.all(ids.map((id) => redis.command(['HMGET', key.user(id), ...USER_FIELDS], Fields)));
+    return toUsers(rows).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   };
 
   return {
@@ -53,8 +57,7 @@ export function redisDirectory(redis: Redis, key: StoreKeys, open: () => void): 
     },
     async changedUsers(since, limit) {
       open();
-      const ids = await redis.command(['ZRANGE', key.usersByRev, `(${since}`, '+inf', 'BYSCORE', 'LIMIT', 0, limit], Strings);
-      return (await getUsers(ids)).sort((a, b) => a.rev - b.rev);
+      return toUsers(await redis.run(CHANGED_USERS, [key.usersByRev], [since, limit, key.user(''), ...USER_FIELDS], z.array(Fields)));
     },
   };
 }

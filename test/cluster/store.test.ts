@@ -359,6 +359,58 @@ describe('the Redis store', () => {
     expect((await store.getUsers([user(0)]))[0]?.rev).toBe(later);
   });
 
+  it('reads a page of directory changes as one snapshot: an entry that changes meanwhile does not move the cursor past entries not read yet', async () => {
+    const client = createClient({ url: shared.redis.url });
+    await client.connect();
+    const real = createRedis(client, 2_000);
+    // Once armed, another node's change lands right after the next reply reaches this node.
+    let change: (() => Promise<void>) | undefined;
+    const after = async <T>(reply: Promise<T>): Promise<T> => {
+      const value = await reply;
+      const now = change;
+      change = undefined;
+      await now?.();
+      return value;
+    };
+    const racing: Redis = { ...real, command: (args, reply) => after(real.command(args, reply)), run: (lua, keys, args, reply) => after(real.run(lua, keys, args, reply)) };
+    const reader = await openRedisStore({ redis: racing, prefix: 't19:', nodeId: 'reader', holdMs: 50 });
+    const { store: other, cluster } = await open('t19:');
+    try {
+      const users = Array.from({ length: 12 }, (_, n) => user(n));
+      for (const [n, id] of users.entries()) await other.saveUser({ id, name: `u${n}`, idKey: 'k'.repeat(43), kaKey: 'a'.repeat(43), kaSig: 's'.repeat(86), lastSeen: 1, rev: 1000 + n });
+      // The first user, on the first page, comes online on the other node as that page is read.
+      change = async () => other.setLastSeen(users[0]!, 2, await cluster.presence.nextRev());
+      const seen: string[] = [];
+      let since = 0;
+      for (;;) {
+        const page = await reader.changedUsers(since, 5);
+        seen.push(...page.map((u) => u.id));
+        if (page.length < 5) break;
+        since = page.at(-1)!.rev; // the page's `next` (handlers.ts)
+      }
+      expect(new Set(seen)).toEqual(new Set(users));
+    } finally {
+      await reader.close();
+      real.close();
+      await client.close();
+    }
+  });
+
+  it('saves a directory entry above every change already readable, so a client whose cursor passed another user\'s change meanwhile still reads it', async () => {
+    const [a, b] = [await open('t20:'), await open('t20:')];
+    const [uma, vera] = [user(20), user(21)];
+    const entry = (id: string, rev: number) => ({ id, name: 'someone', idKey: 'k'.repeat(43), kaKey: 'a'.repeat(43), kaSig: 's'.repeat(86), lastSeen: 1, rev });
+    await b.store.saveUser(entry(vera, await b.cluster.presence.nextRev()));
+    // Node A takes the rev of Uma's first handshake; meanwhile Vera comes online on node B ...
+    const taken = await a.cluster.presence.nextRev();
+    await b.store.setLastSeen(vera, 2, await b.cluster.presence.join(vera));
+    // ... and a client reads the changes (its cursor: Vera's change) before Uma's entry lands.
+    const cursor = Math.max(...(await b.store.changedUsers(0, 200)).map((u) => u.rev));
+    const saved = await a.store.saveUser(entry(uma, taken));
+    expect(saved).toBeGreaterThan(cursor);
+    expect((await b.store.changedUsers(cursor, 200)).map((u) => u.id)).toEqual([uma]);
+  });
+
   it('answers E_UNAVAILABLE at once while Redis is down, and works again when it is back', async () => {
     const { store } = await open('t5:');
     await shared.redis.stop('SIGKILL');
