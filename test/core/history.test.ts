@@ -183,7 +183,34 @@ describe('history', () => {
     expect(history.search('cafe')).toHaveLength(1);
     expect(history.search('repo')).toHaveLength(2);
     for (const odd of ['"', 'AND', '*', 'NEAR(', '', '   ', "'; DROP TABLE messages; --"]) expect(() => history.search(odd)).not.toThrow();
-    expect(ftsQuery('a"b c*')).toBe('"a"* "b"* "c"*');
+    expect(ftsQuery('a"b c*')).toBe('"a""b"* "c*"*');
+  });
+
+  it('matches a word as written: whole with its combining marks, and with its dots and dashes', () => {
+    const { history } = fresh();
+    history.seePeer(peer('bob', 'Bob'));
+    history.addIncoming(['नमस्कार, तुम कैसे हो', 'नमस्ते दोस्त', 'สวย สดใส', 'สวัสดีครับ', 'room 35, floor 5', 'version 3.5 is out', 'mail it to me', 'my e-mail changed'].map((text) => incoming('bob', text)));
+    const found = (query: string) => history.search(query).map((h) => h.message.text);
+    expect(found('नमस्ते')).toEqual(['नमस्ते दोस्त']);
+    expect(found('สวัสดี')).toEqual(['สวัสดีครับ']);
+    expect(found('3.5')).toEqual(['version 3.5 is out']);
+    expect(found('e-mail')).toEqual(['my e-mail changed']);
+  });
+
+  it('finds a word inside Chinese and Japanese text, written without spaces, and marks it', () => {
+    const { history } = fresh();
+    history.seePeer(peer('bob', 'Bob'));
+    history.addIncoming(['2024年 明', '我们明天下午三点开会', '明日の会議は三時からです', '今天很好', '100%_done 明'].map((text) => incoming('bob', text)));
+    const unmarked = (snippet: string) => snippet.split('\u0002').join('').split('\u0003').join('');
+    const [meeting] = history.search('明天');
+    expect(meeting?.message.text).toBe('我们明天下午三点开会');
+    expect(meeting?.snippet).toBe('我们\u0002明天\u0003下午三点开会');
+    expect(history.search('会議').map((h) => h.message.text)).toEqual(['明日の会議は三時からです']);
+    expect(history.search('明 开').map((h) => unmarked(h.snippet))).toEqual(['我们明天下午三点开会']);
+    // Newest first; LIKE's wildcards in a query are plain characters.
+    expect(history.search('明').map((h) => h.message.text)).toEqual(['100%_done 明', '明日の会議は三時からです', '我们明天下午三点开会', '2024年 明']);
+    expect(history.search('0%_ 明').map((h) => h.message.text)).toEqual(['100%_done 明']);
+    expect(history.search('0%_d 明').map((h) => h.snippet)).toEqual(['10\u00020%_d\u0003one \u0002明\u0003']);
   });
 
   it('returns the newest of equally good matches first, each with its own snippet, never a flagged one', () => {

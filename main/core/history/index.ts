@@ -80,10 +80,47 @@ const toPeer = (r: PeerRow): StoredPeer => ({
   verified: r.verified === 1, firstSeen: r.first_seen, lastSeen: r.last_seen,
 });
 
-/** Turns what a person types into an FTS5 query of prefix terms, so no input is a syntax error. */
+/** What a person typed, as up to 16 words (runs between spaces with a letter or digit in them). */
+const searchWords = (input: string): string[] =>
+  input.normalize('NFC').split(/\s+/u).filter((word) => /[\p{L}\p{N}]/u.test(word)).slice(0, 16);
+
+/**
+ * Turns what a person types into an FTS5 query, so that no input is a syntax error: each word
+ * a quoted phrase matched as a prefix. The index splits a word as the query's phrase is split,
+ * so "3.5" finds "3.5" (not "35 … 5"), and a word with combining marks (Hindi, Thai) stays whole.
+ */
 export function ftsQuery(input: string): string | null {
-  const terms = input.normalize('NFC').match(/[\p{L}\p{N}_]+/gu);
-  return terms ? terms.slice(0, 16).map((t) => `"${t}"*`).join(' ') : null;
+  const words = searchWords(input);
+  return words.length > 0 ? words.map((word) => `"${word.replaceAll('"', '""')}"*`).join(' ') : null;
+}
+
+/**
+ * Chinese and Japanese are written without spaces: the index holds a whole run of such text as
+ * one word, so a word inside it is found only by a substring search (newest first).
+ */
+const UNSPACED = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}]/u;
+
+/** A snippet of `text` around the first of `words` found in it, each found one marked (U+0002 … U+0003), as FTS5's snippet() marks. */
+function substringSnippet(text: string, words: readonly string[], around = 24): string {
+  // ASCII only, as LIKE compares (and so every index stays where it was).
+  const fold = (value: string) => value.replace(/[A-Z]/g, (c) => c.toLowerCase());
+  const lower = fold(text);
+  const spans: [number, number][] = [];
+  for (const word of words.map(fold)) {
+    for (let at = lower.indexOf(word); at !== -1 && word.length > 0; at = lower.indexOf(word, at + word.length)) spans.push([at, at + word.length]);
+  }
+  spans.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
+  const first = spans[0]?.[0] ?? 0;
+  const start = Math.max(0, first - around);
+  const end = Math.min(text.length, first + around * 2);
+  let out = start > 0 ? '…' : '';
+  let at = start;
+  for (const [from, to] of spans) {
+    if (from < at || to > end) continue; // overlapping an earlier mark, or past the window
+    out += `${text.slice(at, from)}\u0002${text.slice(from, to)}\u0003`;
+    at = to;
+  }
+  return out + text.slice(at, end) + (end < text.length ? '…' : '');
 }
 
 export type History = ReturnType<typeof openHistory>;
@@ -147,6 +184,11 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
       FROM messages_fts JOIN messages m ON m.n = messages_fts.rowid JOIN peers p ON p.id = m.peer
       WHERE messages_fts MATCH ? AND messages_fts.rowid BETWEEN ? AND ?
         AND +messages_fts.rowid IN (SELECT value FROM json_each(?)) AND m.flagged = 0`),
+    // Substring search (UNSPACED): messages holding every pattern, newest first.
+    searchSubstrings: db.prepare<[string, number], MessageRow & { name: string }>(`
+      SELECT m.*, p.name AS name FROM messages m JOIN peers p ON p.id = m.peer
+      WHERE m.flagged = 0 AND NOT EXISTS (SELECT 1 FROM json_each(?) WHERE m.text NOT LIKE value ESCAPE '\\')
+      ORDER BY m.n DESC LIMIT ?`),
     unsentReads: db.prepare<[], { peer: string; id: string }>('SELECT peer, id FROM unsent_reads ORDER BY peer'),
     readSent: db.prepare<[string, string]>('DELETE FROM unsent_reads WHERE peer = ? AND id = ?'),
     getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?'),
@@ -282,6 +324,11 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
     /** The relay acknowledged these read receipts (or refused them for good). */
     readsSent: (peer: string, ids: readonly string[]): void => readsSent(peer, ids),
     search: (input: string, limit = 50): SearchHit[] => {
+      if (UNSPACED.test(input)) {
+        const words = searchWords(input);
+        const patterns = words.map((word) => `%${word.replace(/[\\%_]/g, '\\$&')}%`);
+        return q.searchSubstrings.all(JSON.stringify(patterns), limit).map((r) => ({ message: toMessage(r), peerName: r.name, snippet: substringSnippet(r.text, words) }));
+      }
       const match = ftsQuery(input);
       if (!match) return [];
       const best = q.searchRecent.all(match, SEARCH_WINDOW).sort((a, b) => a.rank - b.rank || b.n - a.n);
