@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import Database from 'better-sqlite3';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openHistory, ftsQuery, type History } from '../../main/core/history/index.ts';
+import { DamagedHistoryError, openHistory, ftsQuery, type History } from '../../main/core/history/index.ts';
 import { historyMigrations } from '../../main/core/history/migrations.ts';
 import { migrate } from '../../relay/sqlite/migrate.ts';
 import { tempDir } from '../support/relay.ts';
@@ -49,6 +50,16 @@ describe('history migrations', () => {
     db.pragma('user_version = 99');
     db.close();
     expect(() => openHistory(path)).toThrow(/newer than this program knows/);
+  });
+
+  it('names a damaged history file and what to do, and leaves it as it was', () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const path = join(dir.path, 'history.db');
+    const damaged = Buffer.alloc(8192, 'not a database ');
+    writeFileSync(path, damaged);
+    expect(() => openHistory(path)).toThrow(new DamagedHistoryError(path, new Error('file is not a database')).message);
+    expect(readFileSync(path).equals(damaged)).toBe(true);
   });
 });
 

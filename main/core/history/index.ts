@@ -134,13 +134,26 @@ export interface HistoryOptions {
   maxPageCount?: number;
 }
 
+/** history.db is not a database SQLite can read: Parley stops rather than start an empty one over it. */
+export class DamagedHistoryError extends Error {
+  constructor(path: string, cause: Error) {
+    super(`the message history is damaged (${cause.message}): ${path}. Parley leaves it as it is: restore it from a backup, or move it away to start with an empty history.`, { cause });
+  }
+}
+
 export function openHistory(path: string, options: HistoryOptions = {}) {
   const now = options.now ?? Date.now;
   const db = new Database(path);
-  // Every commit synced to disk: the inbox acknowledges a message once it is stored, and the
-  // relay then forgets it, so a commit lost to a power cut would be a message lost for good.
-  tune(db, 'full', options.maxPageCount);
-  migrate(db, historyMigrations);
+  try {
+    // Every commit synced to disk: the inbox acknowledges a message once it is stored, and the
+    // relay then forgets it, so a commit lost to a power cut would be a message lost for good.
+    tune(db, 'full', options.maxPageCount);
+    migrate(db, historyMigrations);
+  } catch (error) {
+    db.close();
+    if (error instanceof Database.SqliteError && /^SQLITE_(NOTADB|CORRUPT)/.test(error.code)) throw new DamagedHistoryError(path, error);
+    throw error;
+  }
 
   const q = {
     peer: db.prepare<[string], PeerRow>('SELECT * FROM peers WHERE id = ?'),
