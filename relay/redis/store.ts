@@ -79,6 +79,12 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
   };
   const context: StoreContext = { redis, key, me, holdMs, retention, track };
   const held = heldMessages(context);
+  /**
+   * CLAIMs in flight per recipient, and the recipients whose join notice (another node) came
+   * meanwhile: the notice travels on another connection, so it can overtake the claim's reply.
+   */
+  const claiming = new Map<string, number>();
+  const joinedWhileClaiming = new Set<string>();
   const waits = senderWaits(context);
 
   const acceptInRedis = (m: IncomingMessage, quota: { messages: number; bytes: number }) => {
@@ -157,12 +163,26 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
       // Held too when something for the recipient is held here (they may just have left): a
       // message written into the mailbox now would reach their other devices before it.
       if ((live || held.holding(m.to)) && holdMs > 0) {
-        const [kind, seq, third] = await redis.run(
-          CLAIM,
-          [key.sent(m.from, m.id), key.mailbox(m.to), key.quota(m.to), key.seq, key.nodes, key.held(m.to)],
-          [m.digest, size, quota.messages, quota.bytes, holdMs + HELD_MARGIN_MS, key.prefix, me, m.to],
-          AcceptReply,
-        );
+        claiming.set(m.to, (claiming.get(m.to) ?? 0) + 1);
+        let claimed: z.infer<typeof AcceptReply>;
+        let joined: boolean;
+        try {
+          claimed = await redis.run(
+            CLAIM,
+            [key.sent(m.from, m.id), key.mailbox(m.to), key.quota(m.to), key.seq, key.nodes, key.held(m.to)],
+            [m.digest, size, quota.messages, quota.bytes, holdMs + HELD_MARGIN_MS, key.prefix, me, m.to],
+            AcceptReply,
+          );
+        } finally {
+          joined = joinedWhileClaiming.has(m.to);
+          const left = (claiming.get(m.to) ?? 1) - 1;
+          if (left > 0) claiming.set(m.to, left);
+          else {
+            claiming.delete(m.to);
+            joinedWhileClaiming.delete(m.to);
+          }
+        }
+        const [kind, seq, third] = claimed;
         if (kind === 'elsewhere') {
           // The recipient is connected to another node too: held here, it would reach only
           // their sockets here. Into the mailbox instead, which wakes the other nodes; what is
@@ -175,6 +195,9 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
           const h = held.hold(m, seq);
           // What waits here for the recipient comes after what waits in Redis.
           const prev = Math.max(third, ...held.seqsFor(m.to).filter((s) => s < seq));
+          // They connected to another node after the claim, and the notice came before its
+          // reply (another connection): into the mailbox now, as joinedElsewhere() does.
+          if (joined) void held.release(m.to);
           return { kind, seq, prev, durable: h.done.promise };
         }
         return outcomeOf([kind, seq, third], m, quota);
@@ -224,6 +247,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Cluste
     },
     taken: (from, id, at) => waits.taken(from, id, at),
     joinedElsewhere(userId) {
+      if (claiming.has(userId)) joinedWhileClaiming.add(userId);
       if (held.holding(userId)) void held.release(userId);
     },
     async close() {

@@ -180,6 +180,31 @@ describe('the Redis store', () => {
     }
   });
 
+  it('writes a claimed message into the mailbox when its recipient\'s join on another node is told before the claim\'s reply, so their device there gets it too', async () => {
+    const client = createClient({ url: shared.redis.url });
+    await client.connect();
+    const real = createRedis(client, 2_000);
+    // The claim's reply reaches this node 100 ms late; the join notice (another connection) does not.
+    const slow: Redis = { ...real, run: (lua, keys, args, reply) => real.run(lua, keys, args, reply).then(async (value) => (await new Promise((r) => setTimeout(r, 100)), value)) };
+    const store = await openRedisStore({ redis: slow, prefix: 't21:', nodeId: 'slow', holdMs: 60_000 });
+    const other = (await open('t21:')).store;
+    try {
+      const [alice, bob] = [user(0), user(1)];
+      const claiming = store.accept(message(alice, bob, 'claimed-001'), { messages: 10, bytes: 10_000 }, true);
+      await new Promise((r) => setTimeout(r, 30));
+      store.joinedElsewhere(bob);
+      const outcome = await claiming;
+      if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
+      // Written (and its sender answered) at once, not held here for the minute.
+      expect(await Promise.race([outcome.durable, new Promise((r) => setTimeout(() => r('still held'), 2_000))])).toEqual({});
+      expect(idsOf(await other.page(bob, 0, 10))).toEqual(['claimed-001']);
+    } finally {
+      await store.close();
+      real.close();
+      await client.close();
+    }
+  });
+
   it('still pages a held message while it is being written, for a read sent before the write', async () => {
     const client = createClient({ url: shared.redis.url });
     await client.connect();
