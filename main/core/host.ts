@@ -1,6 +1,6 @@
 // Hosting: the relay from relay/ runs inside the app, on the LAN, with its data under the
 // app's data folder, advertised over mDNS. The hosting user joins it like anyone else.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import type { HostInfo, Result } from '../../preload/contract.ts';
@@ -29,6 +29,29 @@ export function generateAccessCode(): string {
   return `${code.slice(0, 5)}-${code.slice(5)}`;
 }
 
+const ACCESS_CODE = /^[a-z2-9]{5}-[a-z2-9]{5}$/;
+
+/**
+ * The access code kept in the hosted relay's folder: colleagues who joined with it reconnect
+ * after the host stops and starts hosting again, or restarts the app. Only newCode() replaces it.
+ */
+function keptAccessCode(dir: string): string {
+  const file = join(dir, 'access-code');
+  let kept = '';
+  try {
+    kept = readFileSync(file, 'utf8').trim();
+  } catch {
+    // none yet
+  }
+  if (ACCESS_CODE.test(kept)) return kept;
+  return keepAccessCode(dir, generateAccessCode());
+}
+
+function keepAccessCode(dir: string, code: string): string {
+  writeFileSync(join(dir, 'access-code'), `${code}\n`, { mode: 0o600 });
+  return code;
+}
+
 export function createHost(options: { dataDir: string; host?: string; advertise?: Advertise; log?: Logger }): HostController {
   let relay: Relay | null = null;
   let ad: Advertisement | null = null;
@@ -48,7 +71,7 @@ export function createHost(options: { dataDir: string; host?: string; advertise?
       if (relay && info) return { ok: true, value: info };
       const dir = join(options.dataDir, 'relay');
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const accessCode = open ? undefined : generateAccessCode();
+      const accessCode = open ? undefined : keptAccessCode(dir);
       // Synced group commits, as history.db's: a laptop's power cut must not take back what the
       // relay acknowledged to a sender (at a chat's pace the sync costs nothing noticeable).
       const store = openSqliteStore({ path: join(dir, 'relay.db'), durability: 'full', ...(options.log ? { log: options.log } : {}) });
@@ -69,7 +92,7 @@ export function createHost(options: { dataDir: string; host?: string; advertise?
     },
     async newCode() {
       if (!relay || !info) throw new Error('not hosting');
-      const code = generateAccessCode();
+      const code = keepAccessCode(join(options.dataDir, 'relay'), generateAccessCode());
       relay.setAccessCode(code);
       info = { ...info, accessCode: code };
       await advertise();

@@ -51,6 +51,22 @@ describe('two people through a hosted relay', () => {
     expect(refused).toMatchObject({ code: 'E_ACCESS_CODE', reason: 'The access code is wrong or missing.' });
   });
 
+  it('keeps the access code when hosting stops and starts again, so a colleague who joined reconnects; only a new code replaces it', async () => {
+    const { alice, bob, hosting } = await hostAndJoin();
+    must(await alice.messenger.handlers['host:stop'](null));
+    await eventually(() => bob.statuses.at(-1)?.connection.state !== 'online', 'bob offline');
+    const since = bob.statuses.length;
+    const again = must(await alice.messenger.handlers['host:start']({ port: hosting.port, open: false }));
+    expect(again.accessCode).toBe(hosting.accessCode);
+    await eventually(() => bob.statuses.slice(since).find((s) => ['online', 'refused'].includes(s.connection.state)), 'bob back', 15_000);
+    expect(bob.statuses.slice(since).map((s) => s.connection.state)).not.toContain('refused');
+    await online(bob);
+    const renewed = must(await alice.messenger.handlers['host:newCode'](null));
+    expect(renewed.accessCode).not.toBe(hosting.accessCode);
+    must(await alice.messenger.handlers['host:stop'](null));
+    expect(must(await alice.messenger.handlers['host:start']({ port: 0, open: false })).accessCode).toBe(renewed.accessCode);
+  });
+
   it('hosts a relay whose commits are synced to disk, as the history is', async () => {
     // The pragma is per connection: the hosted relay's own is found by watching what calls pragma().
     const pragma = vi.spyOn(Database.prototype, 'pragma');
