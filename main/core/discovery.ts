@@ -1,5 +1,8 @@
 // LAN discovery over mDNS: a hosted relay is advertised as a `_parley._tcp` service whose
-// TXT record carries its relay id, protocol version and whether it needs an access code.
+// TXT record carries its relay id, protocol version, whether it needs an access code, and its
+// name. The service's own name is `parley-<relay id>`: unique (two people may share a name,
+// and the second advertisement of a name is withdrawn), and within a DNS label's 63 bytes
+// (a longer one made the packets unreadable), with no dots (a label cannot hold them).
 // What the network says is untrusted: parsed, capped, and only ever shown as text.
 import type { EventEmitter } from 'node:events';
 import { Bonjour, type Service, type ServiceConfig } from 'bonjour-service';
@@ -13,6 +16,7 @@ const TxtSchema = z.object({
   id: z.string().regex(/^[a-z2-7]{26}$/),
   v: z.coerce.number().int().min(1).max(1000),
   code: z.enum(['0', '1']),
+  n: z.string().optional(),
 });
 
 export function relayFromService(service: Pick<Service, 'name' | 'port' | 'addresses' | 'txt' | 'referer'>): DiscoveredRelay | null {
@@ -20,7 +24,9 @@ export function relayFromService(service: Pick<Service, 'name' | 'port' | 'addre
   if (!txt.success || !Number.isInteger(service.port) || service.port < 1 || service.port > 65535) return null;
   const ipv4 = (service.addresses ?? []).find((a) => /^\d{1,3}(\.\d{1,3}){3}$/.test(a)) ?? service.referer?.address;
   if (!ipv4) return null;
-  return { relayId: txt.data.id, name: String(service.name).slice(0, 64), address: `${ipv4}:${service.port}`, accessCode: txt.data.code === '1', protocol: txt.data.v };
+  // A name in the TXT record; an advertisement without one (an older Parley) is named by its service name.
+  const name = txt.data.n ?? String(service.name);
+  return { relayId: txt.data.id, name: name.slice(0, 80), address: `${ipv4}:${service.port}`, accessCode: txt.data.code === '1', protocol: txt.data.v };
 }
 
 export interface Discovery {
@@ -49,7 +55,8 @@ export function createDiscovery(mdns: { interface?: string; loopback?: boolean }
   socketEvents?.on?.('error', tell);
   return {
     advertise({ name, port, relayId, accessCode }) {
-      const service = bonjour.publish({ name, type: SERVICE_TYPE, port, txt: { id: relayId, v: '1', code: accessCode ? '1' : '0' } });
+      // A TXT string holds 255 bytes: "n=" and a relay name (a display name of at most 64 characters, and "'s Parley") fit.
+      const service = bonjour.publish({ name: `parley-${relayId}`, type: SERVICE_TYPE, port, txt: { id: relayId, v: '1', code: accessCode ? '1' : '0', n: name } });
       return { stop: () => new Promise<void>((resolve) => service.stop?.(() => resolve())) };
     },
     browse(onChange) {

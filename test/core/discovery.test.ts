@@ -11,16 +11,19 @@ const busyPort = resolve(import.meta.dirname, 'mdns/busy-port.ts');
 const flags = CLI.slice(0, 2);
 
 describe('LAN discovery', () => {
-  it('finds a hosted relay with its name, address and code requirement, and sees it leave', () => {
+  it('finds hosted relays with their names (however long, even the same), addresses and code requirement, and sees them leave', () => {
     const script = `ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo && exec "${process.execPath}" ${flags.join(' ')} "${probe}"`;
     const run = spawnSync('unshare', ['--net', 'sh', '-c', script], { encoding: 'utf8', timeout: 30_000 });
     expect(run.status, run.stderr).toBe(0);
     const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as { started?: { ok: boolean; value: { port: number } }; phase?: string; relays?: { name: string; address: string; accessCode: boolean; protocol: number; relayId: string }[] });
-    const started = lines.find((l) => l.started)?.started;
-    expect(started?.ok).toBe(true);
-    const seen = lines.find((l) => l.phase === 'up' && l.relays?.length)?.relays?.[0];
-    expect(seen).toMatchObject({ name: 'Lab <b>relay</b>', address: `127.0.0.1:${started?.value.port}`, accessCode: true, protocol: 1 });
-    expect(seen?.relayId).toMatch(/^[a-z2-7]{26}$/);
+    const started = lines.flatMap((l) => (l.started ? [l.started] : []));
+    expect(started.map((s) => s.ok)).toEqual([true, true]);
+    const seen = lines.find((l) => l.phase === 'up' && l.relays?.length === 2)?.relays ?? [];
+    const name = "Д-р. Е. Смирнова-Васильевна <b>Lab</b>'s Parley";
+    expect(Buffer.byteLength(name)).toBeGreaterThan(63);
+    expect(seen.map((r) => [r.name, r.address, r.accessCode, r.protocol]).sort()).toEqual(started.map((s) => [name, `127.0.0.1:${s.value.port}`, true, 1]).sort());
+    for (const relay of seen) expect(relay.relayId).toMatch(/^[a-z2-7]{26}$/);
+    expect(seen[0]?.relayId).not.toBe(seen[1]?.relayId);
     expect(lines.at(-1)).toMatchObject({ phase: 'down', relays: [] });
   });
 
@@ -35,7 +38,9 @@ describe('LAN discovery', () => {
 
   it('ignores malformed advertisements', () => {
     const base = { name: 'x', port: 47800, addresses: ['192.168.1.5'], referer: undefined };
-    expect(relayFromService({ ...base, txt: { id: 'abcdefghijklmnopqrstuvwxyz', v: '1', code: '0' } })).toMatchObject({ address: '192.168.1.5:47800', accessCode: false });
+    expect(relayFromService({ ...base, txt: { id: 'abcdefghijklmnopqrstuvwxyz', v: '1', code: '0' } })).toMatchObject({ name: 'x', address: '192.168.1.5:47800', accessCode: false });
+    // The name is the TXT record's when there is one (an older Parley's advertisement has none).
+    expect(relayFromService({ ...base, txt: { id: 'abcdefghijklmnopqrstuvwxyz', v: '1', code: '0', n: 'Dr. Who\'s Parley' } })?.name).toBe('Dr. Who\'s Parley');
     expect(relayFromService({ ...base, txt: { id: 'not an id', v: '1', code: '0' } })).toBeNull();
     expect(relayFromService({ ...base, txt: { id: 'abcdefghijklmnopqrstuvwxyz', v: 'x', code: '0' } })).toBeNull();
     expect(relayFromService({ ...base, port: 0, txt: { id: 'abcdefghijklmnopqrstuvwxyz', v: '1', code: '1' } })).toBeNull();
