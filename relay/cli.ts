@@ -180,17 +180,19 @@ async function main(): Promise<number> {
       ].join('\n') + '\n',
     );
   } catch (error) {
-    // The relay's, the store's and the cluster's connections (its Socket.IO adapter's to Redis
-    // among them) would keep the process alive, failed, for ever.
-    await relay.close();
     const code = (error as NodeJS.ErrnoException).code;
     process.stderr.write(`parley relay: cannot listen on ${config.host}:${config.port}: ${code === 'EADDRINUSE' ? 'the port is already in use (choose another with --port)' : String(error)}\n`);
+    // The relay's, the store's and the cluster's connections (its Socket.IO adapter's to Redis
+    // among them) would keep the process alive, failed, for ever.
+    closing();
+    await relay.close();
     return 1;
   }
 
   return new Promise<number>((done) => {
     const stop = (signal: string) => {
       log.info('stopping', { signal });
+      closing();
       relay.close().then(
         () => done(0),
         (error: unknown) => {
@@ -201,6 +203,18 @@ async function main(): Promise<number> {
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+  });
+}
+
+/**
+ * The process is stopping. A cluster node closed just after it started can cut short the
+ * Socket.IO Redis adapter's SUBSCRIBE, whose promise the adapter leaves unhandled (a
+ * DisconnectsClientError): that must not crash the stop. Any other rejection still does.
+ */
+function closing(): void {
+  process.on('unhandledRejection', (reason) => {
+    if (reason instanceof Error && reason.constructor.name === 'DisconnectsClientError') return;
+    throw reason;
   });
 }
 
