@@ -222,6 +222,13 @@ describe('history', () => {
     expect(history.search('明').map((h) => h.message.text)).toEqual(['100%_done 明', '明日の会議は三時からです', '我们明天下午三点开会', '2024年 明']);
     expect(history.search('0%_ 明').map((h) => h.message.text)).toEqual(['100%_done 明']);
     expect(history.search('0%_d 明').map((h) => h.snippet)).toEqual(['10\u00020%_d\u0003one \u0002明\u0003']);
+    // A snippet cut from a long text never splits an emoji.
+    for (const pad of [0, 1]) {
+      history.addIncoming([incoming('bob', `${'x'.repeat(pad)}${'😀'.repeat(40)}y会議${'😀'.repeat(40)}`)]);
+      const [hit] = history.search('会議');
+      expect(hit?.snippet.isWellFormed()).toBe(true);
+      expect(hit?.snippet).toContain('\u0002会議\u0003');
+    }
   });
 
   it('returns the newest of equally good matches first, each with its own snippet, never a flagged one', () => {

@@ -111,8 +111,10 @@ function substringSnippet(text: string, words: readonly string[], around = 24): 
   }
   spans.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
   const first = spans[0]?.[0] ?? 0;
-  const start = Math.max(0, first - around);
-  const end = Math.min(text.length, first + around * 2);
+  // Never between the halves of a surrogate pair (an emoji).
+  const whole = (i: number) => (/[\uDC00-\uDFFF]/.test(text[i] ?? '') ? i - 1 : i);
+  const start = whole(Math.max(0, first - around));
+  const end = whole(Math.min(text.length, first + around * 2));
   let out = start > 0 ? '…' : '';
   let at = start;
   for (const [from, to] of spans) {
