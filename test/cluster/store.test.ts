@@ -1,5 +1,5 @@
 // The Redis RelayStore and shared state on their own: the same contract as the SQLite store.
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
 import { createRedis, type Redis } from '../../relay/redis/commands.ts';
 import { openRedisStore } from '../../relay/redis/store.ts';
@@ -12,45 +12,18 @@ const shared = useSharedState();
 
 const open = (prefix: string, holdMs?: number) => shared.open({ prefix, nodeTtlMs: 1_000, ...(holdMs === undefined ? {} : { holdMs }) });
 
-/** The store of a node (a hold of 50 ms) that loses Redis for good once it holds a message: its process died. */
-const dyingNode = async (prefix: string) => {
+const wrapped: { close(): Promise<void> }[] = [];
+afterEach(async () => {
+  for (const node of wrapped.splice(0)) await node.close();
+});
+
+/** The store of a node (`nodeId`, a hold of `holdMs`) over its own Redis connection as `wrap` changes it; closed after the test. */
+const wrappedNode = async (prefix: string, nodeId: string, wrap: (real: Redis) => Redis, holdMs = 50) => {
   const client = createClient({ url: shared.redis.url });
   await client.connect();
   const real = createRedis(client, 2_000);
-  let dead = false;
-  const dying: Redis = { ...real, run: (lua, keys, args, reply) => (dead ? Promise.reject(new StorageError('E_UNAVAILABLE', 'gone')) : real.run(lua, keys, args, reply)) };
-  const store = await openRedisStore({ redis: dying, prefix, nodeId: 'dying', holdMs: 50 });
-  return {
-    /** Holds `m` for its recipient, connected here, then dies: settles as the message's durability does (rejected, E_UNAVAILABLE). */
-    holdAndDie: async (m: IncomingMessage, quota: { messages: number; bytes: number }) => {
-      const held = await store.accept(m, quota, true);
-      if (held.kind !== 'accepted') throw new Error(held.kind);
-      dead = true;
-      return held.durable;
-    },
-    close: async () => {
-      await store.close();
-      real.close();
-      await client.close();
-    },
-  };
-};
-/** The store of a node (a hold of 50 ms) whose first WRITE of a held message Redis refuses, `afterMs` after it was sent (a full Redis refuses writes). */
-const refusingNode = async (prefix: string, afterMs: number) => {
-  const client = createClient({ url: shared.redis.url });
-  await client.connect();
-  const real = createRedis(client, 2_000);
-  let refused = false;
-  const refusing: Redis = {
-    ...real,
-    run: (lua, keys, args, reply) => {
-      if (lua !== WRITE || refused) return real.run(lua, keys, args, reply);
-      refused = true;
-      return new Promise((_, fail) => setTimeout(() => fail(new StorageError('E_STORAGE', "redis: OOM command not allowed when used memory > 'maxmemory'")), afterMs));
-    },
-  };
-  const store = await openRedisStore({ redis: refusing, prefix, nodeId: 'refusing', holdMs: 50 });
-  return {
+  const store = await openRedisStore({ redis: wrap(real), prefix, nodeId, holdMs });
+  const node = {
     store,
     close: async () => {
       await store.close();
@@ -58,6 +31,37 @@ const refusingNode = async (prefix: string, afterMs: number) => {
       await client.close();
     },
   };
+  wrapped.push(node);
+  return node;
+};
+
+/** A reply `ms` late, in order (a busy event loop). */
+const late = <T>(reply: Promise<T>, ms = 100) => reply.then(async (value) => (await new Promise((r) => setTimeout(r, ms)), value));
+
+/** The store of a node (a hold of 50 ms) that loses Redis for good once it holds a message: its process died. */
+const dyingNode = async (prefix: string) => {
+  let dead = false;
+  const { store } = await wrappedNode(prefix, 'dying', (real) => ({ ...real, run: (lua, keys, args, reply) => (dead ? Promise.reject(new StorageError('E_UNAVAILABLE', 'gone')) : real.run(lua, keys, args, reply)) }));
+  /** Holds `m` for its recipient, connected here, then dies: settles as the message's durability does (rejected, E_UNAVAILABLE). */
+  return async (m: IncomingMessage, quota: { messages: number; bytes: number }) => {
+    const held = await store.accept(m, quota, true);
+    if (held.kind !== 'accepted') throw new Error(held.kind);
+    dead = true;
+    return held.durable;
+  };
+};
+/** The store of a node (a hold of 50 ms) whose first WRITE of a held message Redis refuses, `afterMs` after it was sent (a full Redis refuses writes). */
+const refusingNode = async (prefix: string, afterMs: number) => {
+  let refused = false;
+  const { store } = await wrappedNode(prefix, 'refusing', (real) => ({
+    ...real,
+    run: (lua, keys, args, reply) => {
+      if (lua !== WRITE || refused) return real.run(lua, keys, args, reply);
+      refused = true;
+      return new Promise((_, fail) => setTimeout(() => fail(new StorageError('E_STORAGE', "redis: OOM command not allowed when used memory > 'maxmemory'")), afterMs));
+    },
+  }));
+  return store;
 };
 const user = (n: number) => String.fromCharCode(97 + n).repeat(32);
 const message = (from: string, to: string, id: string, body = 'body'): IncomingMessage => ({ from, to, id, body, sentAt: 1, at: 2, digest: `d-${to}-${body}` });
@@ -140,95 +144,66 @@ describe('the Redis store', () => {
     ['being written', 40, 0],
   ])('fails the sender\'s later held messages to the same recipient when a held one cannot be written (the later one %s), so that none goes ahead of its resend', async (_, refusedAfterMs, gapMs) => {
     const prefix = `t17-${refusedAfterMs}:`;
-    const { store, close } = await refusingNode(prefix, refusedAfterMs);
+    const store = await refusingNode(prefix, refusedAfterMs);
     const other = (await open(prefix)).store;
     const [alice, bob, carol] = [user(0), user(1), user(2)];
     const quota = { messages: 10, bytes: 10_000 };
-    try {
-      // One message:send-many from Alice carried both; Bob, connected here, takes neither in time.
-      const first = await store.accept(message(alice, bob, 'first-0001'), quota, true);
-      await new Promise((r) => setTimeout(r, gapMs));
-      const second = await store.accept(message(alice, bob, 'second-001'), quota, true);
-      const carols = await store.accept(message(carol, bob, 'carol-0001'), quota, true);
-      if (first.kind !== 'accepted' || second.kind !== 'accepted' || carols.kind !== 'accepted') throw new Error('not accepted');
-      await expect(first.durable).rejects.toMatchObject({ code: 'E_STORAGE' });
-      await expect(second.durable).rejects.toMatchObject({ code: 'E_STORAGE' });
-      // Another sender's conversation goes on.
-      expect(await carols.durable).toEqual({});
-      expect(idsOf(await other.page(bob, 0, 10))).toEqual(['carol-0001']);
-    } finally {
-      await close();
-    }
+    // One message:send-many from Alice carried both; Bob, connected here, takes neither in time.
+    const first = await store.accept(message(alice, bob, 'first-0001'), quota, true);
+    await new Promise((r) => setTimeout(r, gapMs));
+    const second = await store.accept(message(alice, bob, 'second-001'), quota, true);
+    const carols = await store.accept(message(carol, bob, 'carol-0001'), quota, true);
+    if (first.kind !== 'accepted' || second.kind !== 'accepted' || carols.kind !== 'accepted') throw new Error('not accepted');
+    await expect(first.durable).rejects.toMatchObject({ code: 'E_STORAGE' });
+    await expect(second.durable).rejects.toMatchObject({ code: 'E_STORAGE' });
+    // Another sender's conversation goes on.
+    expect(await carols.durable).toEqual({});
+    expect(idsOf(await other.page(bob, 0, 10))).toEqual(['carol-0001']);
   });
 
   it('refuses a message that must go through the mailbox while its sender\'s earlier one held here for the same recipient cannot be written', async () => {
-    const { store, close } = await refusingNode('t18:', 0);
+    const store = await refusingNode('t18:', 0);
     const { store: other, cluster } = await open('t18:');
     const [alice, bob] = [user(0), user(1)];
     const quota = { messages: 10, bytes: 10_000 };
-    try {
-      const first = await store.accept(message(alice, bob, 'first-0001'), quota, true);
-      if (first.kind !== 'accepted') throw new Error(first.kind);
-      // Bob connects to the other node too: the next message goes through the mailbox, after
-      // the held one is written there (which Redis refuses).
-      await cluster.presence.join(bob);
-      await expect(store.accept(message(alice, bob, 'second-001'), quota, true)).rejects.toMatchObject({ code: 'E_STORAGE' });
-      await expect(first.durable).rejects.toMatchObject({ code: 'E_STORAGE' });
-      expect(await other.page(bob, 0, 10)).toEqual([]);
-    } finally {
-      await close();
-    }
+    const first = await store.accept(message(alice, bob, 'first-0001'), quota, true);
+    if (first.kind !== 'accepted') throw new Error(first.kind);
+    // Bob connects to the other node too: the next message goes through the mailbox, after
+    // the held one is written there (which Redis refuses).
+    await cluster.presence.join(bob);
+    await expect(store.accept(message(alice, bob, 'second-001'), quota, true)).rejects.toMatchObject({ code: 'E_STORAGE' });
+    await expect(first.durable).rejects.toMatchObject({ code: 'E_STORAGE' });
+    expect(await other.page(bob, 0, 10)).toEqual([]);
   });
 
   it('writes a claimed message into the mailbox when its recipient\'s join on another node is told before the claim\'s reply, so their device there gets it too', async () => {
-    const client = createClient({ url: shared.redis.url });
-    await client.connect();
-    const real = createRedis(client, 2_000);
     // The claim's reply reaches this node 100 ms late; the join notice (another connection) does not.
-    const slow: Redis = { ...real, run: (lua, keys, args, reply) => real.run(lua, keys, args, reply).then(async (value) => (await new Promise((r) => setTimeout(r, 100)), value)) };
-    const store = await openRedisStore({ redis: slow, prefix: 't21:', nodeId: 'slow', holdMs: 60_000 });
+    const { store } = await wrappedNode('t21:', 'slow', (real) => ({ ...real, run: (lua, keys, args, reply) => late(real.run(lua, keys, args, reply)) }), 60_000);
     const other = (await open('t21:')).store;
-    try {
-      const [alice, bob] = [user(0), user(1)];
-      const claiming = store.accept(message(alice, bob, 'claimed-001'), { messages: 10, bytes: 10_000 }, true);
-      await new Promise((r) => setTimeout(r, 30));
-      store.joinedElsewhere(bob);
-      const outcome = await claiming;
-      if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
-      // Written (and its sender answered) at once, not held here for the minute.
-      expect(await Promise.race([outcome.durable, new Promise((r) => setTimeout(() => r('still held'), 2_000))])).toEqual({});
-      expect(idsOf(await other.page(bob, 0, 10))).toEqual(['claimed-001']);
-    } finally {
-      await store.close();
-      real.close();
-      await client.close();
-    }
+    const [alice, bob] = [user(0), user(1)];
+    const claiming = store.accept(message(alice, bob, 'claimed-001'), { messages: 10, bytes: 10_000 }, true);
+    await new Promise((r) => setTimeout(r, 30));
+    store.joinedElsewhere(bob);
+    const outcome = await claiming;
+    if (outcome.kind !== 'accepted') throw new Error(outcome.kind);
+    // Written (and its sender answered) at once, not held here for the minute.
+    expect(await Promise.race([outcome.durable, new Promise((r) => setTimeout(() => r('still held'), 2_000))])).toEqual({});
+    expect(idsOf(await other.page(bob, 0, 10))).toEqual(['claimed-001']);
   });
 
   it('still pages a held message while it is being written, for a read sent before the write', async () => {
-    const client = createClient({ url: shared.redis.url });
-    await client.connect();
-    const real = createRedis(client, 2_000);
     // Every reply reaches this node 100 ms late, in order (a busy event loop).
-    const late = <T>(reply: Promise<T>) => reply.then(async (value) => (await new Promise((r) => setTimeout(r, 100)), value));
-    const slow: Redis = { command: (args, reply) => late(real.command(args, reply)), run: (lua, keys, args, reply) => late(real.run(lua, keys, args, reply)), loadScripts: () => real.loadScripts(), close: () => real.close() };
-    const store = await openRedisStore({ redis: slow, prefix: 't11:', nodeId: 'slow', holdMs: 50 });
+    const { store } = await wrappedNode('t11:', 'slow', (real) => ({ ...real, command: (args, reply) => late(real.command(args, reply)), run: (lua, keys, args, reply) => late(real.run(lua, keys, args, reply)) }));
     const other = (await open('t11:')).store;
-    try {
-      const [alice, bob, carol] = [user(0), user(1), user(2)];
-      const quota = { messages: 10, bytes: 10_000 };
-      const held = await store.accept(message(alice, bob, 'held-00001'), quota, true);
-      const after = await other.accept(message(carol, bob, 'after-0001'), quota);
-      if (held.kind !== 'accepted' || after.kind !== 'accepted') throw new Error('not accepted');
-      // Read now, in Redis before the hold ends; answered here after it ended and the write went out.
-      const page = await store.page(bob, 0, 10);
-      expect(page.map((e) => e.seq)).toEqual([held.seq, after.seq]);
-      expect(await held.durable).toEqual({});
-    } finally {
-      await store.close();
-      real.close();
-      await client.close();
-    }
+    const [alice, bob, carol] = [user(0), user(1), user(2)];
+    const quota = { messages: 10, bytes: 10_000 };
+    const held = await store.accept(message(alice, bob, 'held-00001'), quota, true);
+    const after = await other.accept(message(carol, bob, 'after-0001'), quota);
+    if (held.kind !== 'accepted' || after.kind !== 'accepted') throw new Error('not accepted');
+    // Read now, in Redis before the hold ends; answered here after it ended and the write went out.
+    const page = await store.page(bob, 0, 10);
+    expect(page.map((e) => e.seq)).toEqual([held.seq, after.seq]);
+    expect(await held.durable).toEqual({});
   });
 
   it('keeps a mailbox within its quota when a burst is held in memory for its recipient, and gives the room back once they take it', async () => {
@@ -258,58 +233,46 @@ describe('the Redis store', () => {
 
   it('gives back the room of messages held by a node that died before it could write them', { timeout: 20_000 }, async () => {
     // The node loses Redis for good once it has claimed the message (its process dies).
-    const { holdAndDie, close } = await dyingNode('t14:');
+    const holdAndDie = await dyingNode('t14:');
     const other = (await open('t14:')).store;
     const [alice, bob, carol] = [user(0), user(1), user(2)];
     const quota = { messages: 1, bytes: 10_000 };
-    try {
-      await expect(holdAndDie(message(alice, bob, 'held-00001'), quota)).rejects.toMatchObject({ code: 'E_UNAVAILABLE' });
-      expect((await other.accept(message(carol, bob, 'carol-0001'), quota)).kind).toBe('full');
-      // Not for good: the reservation expires with the held record.
-      await eventually(async () => (await other.accept(message(carol, bob, 'carol-0001'), quota)).kind === 'accepted', 'room in bob\'s mailbox', 10_000);
-    } finally {
-      await close();
-    }
+    await expect(holdAndDie(message(alice, bob, 'held-00001'), quota)).rejects.toMatchObject({ code: 'E_UNAVAILABLE' });
+    expect((await other.accept(message(carol, bob, 'carol-0001'), quota)).kind).toBe('full');
+    // Not for good: the reservation expires with the held record.
+    await eventually(async () => (await other.accept(message(carol, bob, 'carol-0001'), quota)).kind === 'accepted', 'room in bob\'s mailbox', 10_000);
   });
 
   it('stops counting a dead node\'s reservation on time even while its recipient keeps getting messages through another node', { timeout: 30_000 }, async () => {
-    const { holdAndDie, close } = await dyingNode('t15:');
+    const holdAndDie = await dyingNode('t15:');
     const other = (await open('t15:', 50)).store;
     const [alice, bob, carol] = [user(0), user(1), user(2)];
     const quota = { messages: 2, bytes: 10_000 };
-    try {
-      await holdAndDie(message(alice, bob, 'held-00001'), quota).catch(() => undefined);
-      // Bob, now connected to the other node, takes a message every second for 8 s (past the
-      // dead node's held record, 5 s): each is claimed for him there.
-      for (let i = 0; i < 8; i++) {
-        const live = await other.accept(message(carol, bob, `live-${i}-0001`, `live ${i}`), quota, true);
-        if (live.kind !== 'accepted') throw new Error(`live ${i}: ${live.kind}`);
-        await other.acknowledge(bob, [live.seq], Date.now());
-        await new Promise((r) => setTimeout(r, 1_000));
-      }
-      // Offline now, with an empty mailbox and a cap of 2: both fit.
-      const outcomes = [await other.accept(message(carol, bob, 'off-1-00001', 'off 1'), quota), await other.accept(message(carol, bob, 'off-2-00001', 'off 2'), quota)];
-      expect(outcomes.map((o) => o.kind)).toEqual(['accepted', 'accepted']);
-    } finally {
-      await close();
+    await holdAndDie(message(alice, bob, 'held-00001'), quota).catch(() => undefined);
+    // Bob, now connected to the other node, takes a message every second for 8 s (past the
+    // dead node's held record, 5 s): each is claimed for him there.
+    for (let i = 0; i < 8; i++) {
+      const live = await other.accept(message(carol, bob, `live-${i}-0001`, `live ${i}`), quota, true);
+      if (live.kind !== 'accepted') throw new Error(`live ${i}: ${live.kind}`);
+      await other.acknowledge(bob, [live.seq], Date.now());
+      await new Promise((r) => setTimeout(r, 1_000));
     }
+    // Offline now, with an empty mailbox and a cap of 2: both fit.
+    const outcomes = [await other.accept(message(carol, bob, 'off-1-00001', 'off 1'), quota), await other.accept(message(carol, bob, 'off-2-00001', 'off 2'), quota)];
+    expect(outcomes.map((o) => o.kind)).toEqual(['accepted', 'accepted']);
   });
 
   it('stops counting a dead node\'s reservation on time while another node still holds a message for the same recipient', { timeout: 20_000 }, async () => {
-    const { holdAndDie, close } = await dyingNode('t16:');
+    const holdAndDie = await dyingNode('t16:');
     const other = (await open('t16:', 60_000)).store;
     const [alice, bob, carol] = [user(0), user(1), user(2)];
     const quota = { messages: 2, bytes: 10_000 };
-    try {
-      await holdAndDie(message(alice, bob, 'held-00001'), quota).catch(() => undefined);
-      // Bob, connected to the other node, has not taken this one yet: it stays held there.
-      expect((await other.accept(message(carol, bob, 'kept-00001', 'kept'), quota, true)).kind).toBe('accepted');
-      expect((await other.accept(message(carol, bob, 'next-00001', 'next'), quota, true)).kind).toBe('full');
-      // Once the dead node's reservation expires (5 s), only the held one counts.
-      await eventually(async () => (await other.accept(message(carol, bob, 'next-00001', 'next'), quota, true)).kind === 'accepted', 'room in bob\'s mailbox', 10_000);
-    } finally {
-      await close();
-    }
+    await holdAndDie(message(alice, bob, 'held-00001'), quota).catch(() => undefined);
+    // Bob, connected to the other node, has not taken this one yet: it stays held there.
+    expect((await other.accept(message(carol, bob, 'kept-00001', 'kept'), quota, true)).kind).toBe('accepted');
+    expect((await other.accept(message(carol, bob, 'next-00001', 'next'), quota, true)).kind).toBe('full');
+    // Once the dead node's reservation expires (5 s), only the held one counts.
+    await eventually(async () => (await other.accept(message(carol, bob, 'next-00001', 'next'), quota, true)).kind === 'accepted', 'room in bob\'s mailbox', 10_000);
   });
 
   it('pages large messages only as far as the page\'s bytes allow, never skipping one behind it', async () => {
@@ -385,9 +348,6 @@ describe('the Redis store', () => {
   });
 
   it('reads a page of directory changes as one snapshot: an entry that changes meanwhile does not move the cursor past entries not read yet', async () => {
-    const client = createClient({ url: shared.redis.url });
-    await client.connect();
-    const real = createRedis(client, 2_000);
     // Once armed, another node's change lands right after the next reply reaches this node.
     let change: (() => Promise<void>) | undefined;
     const after = async <T>(reply: Promise<T>): Promise<T> => {
@@ -397,28 +357,21 @@ describe('the Redis store', () => {
       await now?.();
       return value;
     };
-    const racing: Redis = { ...real, command: (args, reply) => after(real.command(args, reply)), run: (lua, keys, args, reply) => after(real.run(lua, keys, args, reply)) };
-    const reader = await openRedisStore({ redis: racing, prefix: 't19:', nodeId: 'reader', holdMs: 50 });
+    const { store: reader } = await wrappedNode('t19:', 'reader', (real) => ({ ...real, command: (args, reply) => after(real.command(args, reply)), run: (lua, keys, args, reply) => after(real.run(lua, keys, args, reply)) }));
     const { store: other, cluster } = await open('t19:');
-    try {
-      const users = Array.from({ length: 12 }, (_, n) => user(n));
-      for (const [n, id] of users.entries()) await other.saveUser({ id, name: `u${n}`, idKey: 'k'.repeat(43), kaKey: 'a'.repeat(43), kaSig: 's'.repeat(86), lastSeen: 1, rev: 1000 + n });
-      // The first user, on the first page, comes online on the other node as that page is read.
-      change = async () => other.setLastSeen(users[0]!, 2, await cluster.presence.nextRev());
-      const seen: string[] = [];
-      let since = 0;
-      for (;;) {
-        const page = await reader.changedUsers(since, 5);
-        seen.push(...page.map((u) => u.id));
-        if (page.length < 5) break;
-        since = page.at(-1)!.rev; // the page's `next` (handlers.ts)
-      }
-      expect(new Set(seen)).toEqual(new Set(users));
-    } finally {
-      await reader.close();
-      real.close();
-      await client.close();
+    const users = Array.from({ length: 12 }, (_, n) => user(n));
+    for (const [n, id] of users.entries()) await other.saveUser({ id, name: `u${n}`, idKey: 'k'.repeat(43), kaKey: 'a'.repeat(43), kaSig: 's'.repeat(86), lastSeen: 1, rev: 1000 + n });
+    // The first user, on the first page, comes online on the other node as that page is read.
+    change = async () => other.setLastSeen(users[0]!, 2, await cluster.presence.nextRev());
+    const seen: string[] = [];
+    let since = 0;
+    for (;;) {
+      const page = await reader.changedUsers(since, 5);
+      seen.push(...page.map((u) => u.id));
+      if (page.length < 5) break;
+      since = page.at(-1)!.rev; // the page's `next` (handlers.ts)
     }
+    expect(new Set(seen)).toEqual(new Set(users));
   });
 
   it('saves a directory entry above every change already readable, so a client whose cursor passed another user\'s change meanwhile still reads it', async () => {
