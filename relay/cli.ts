@@ -211,7 +211,10 @@ async function main(): Promise<number> {
  * Socket.IO Redis adapter's SUBSCRIBE, whose promise the adapter leaves unhandled (a
  * DisconnectsClientError): that must not crash the stop. Any other rejection still does.
  */
+let stopping = false;
 function closing(): void {
+  if (stopping) return;
+  stopping = true;
   process.on('unhandledRejection', (reason) => {
     if (reason instanceof Error && reason.constructor.name === 'DisconnectsClientError') return;
     throw reason;

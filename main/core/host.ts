@@ -57,6 +57,8 @@ export function createHost(options: { dataDir: string; host?: string; advertise?
   let ad: Advertisement | null = null;
   let info: HostInfo | null = null;
   const bindHost = options.host ?? '0.0.0.0';
+  /** The hosted relay's folder: its database and its access code. */
+  const dir = join(options.dataDir, 'relay');
 
   const advertise = async () => {
     await ad?.stop();
@@ -69,7 +71,6 @@ export function createHost(options: { dataDir: string; host?: string; advertise?
     },
     async start({ port, open, relayName }) {
       if (relay && info) return { ok: true, value: info };
-      const dir = join(options.dataDir, 'relay');
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const accessCode = open ? undefined : keptAccessCode(dir);
       // Synced group commits, as history.db's: a laptop's power cut must not take back what the
@@ -92,7 +93,7 @@ export function createHost(options: { dataDir: string; host?: string; advertise?
     },
     async newCode() {
       if (!relay || !info) throw new Error('not hosting');
-      const code = keepAccessCode(join(options.dataDir, 'relay'), generateAccessCode());
+      const code = keepAccessCode(dir, generateAccessCode());
       relay.setAccessCode(code);
       info = { ...info, accessCode: code };
       await advertise();
