@@ -1,6 +1,6 @@
 // The client half of the handshake (PROTOCOL.md, "Joining"): fetch a fresh challenge from
 // GET /parley/hello, then prove the identity key over it in the Socket.IO `auth` object.
-import { HELLO_PATH, HelloSchema, PROTOCOL_VERSION, type Auth, type Hello } from './protocol.ts';
+import { ERROR_CODES, HELLO_PATH, HelloSchema, PROTOCOL_VERSION, type Auth, type ErrorCode, type Hello } from './protocol.ts';
 import { authStatement, signWith, type Identity } from './identity.ts';
 
 /** Normalises "host:port", "http(s)://…" or "ws(s)://…" to the relay's http(s) base URL. */
@@ -17,9 +17,26 @@ export function relayBaseUrl(address: string): URL {
   return url;
 }
 
+/** The relay answered its hello with an error status; `code` is the one its body named, if any (E_THROTTLED). */
+export class HelloRefused extends Error {
+  readonly status: number;
+  readonly code: ErrorCode | undefined;
+  constructor(status: number, code: ErrorCode | undefined) {
+    super(`relay answered ${status} to hello${code ? ` (${code})` : ''}`);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const KNOWN_CODES: ReadonlySet<string> = new Set(ERROR_CODES);
+
 export async function fetchHello(base: URL, signal?: AbortSignal): Promise<Hello> {
   const response = await fetch(new URL(HELLO_PATH, base), { signal: signal ?? AbortSignal.timeout(10_000) });
-  if (!response.ok) throw new Error(`relay answered ${response.status} to hello`);
+  if (!response.ok) {
+    const body: unknown = await response.json().catch(() => undefined);
+    const code = body && typeof body === 'object' && 'code' in body && typeof body.code === 'string' && KNOWN_CODES.has(body.code) ? (body.code as ErrorCode) : undefined;
+    throw new HelloRefused(response.status, code);
+  }
   return HelloSchema.parse(await response.json());
 }
 

@@ -2,7 +2,7 @@
 // proof on every (re)connect, reconnection with backoff and jitter, and a status a person
 // can read. What to do with deliveries is the caller's business (the messenger).
 import { io, type Socket } from 'socket.io-client';
-import { buildAuth, fetchHello, relayBaseUrl } from '../../relay/handshake.ts';
+import { buildAuth, fetchHello, HelloRefused, relayBaseUrl } from '../../relay/handshake.ts';
 import type { Identity } from '../../relay/identity.ts';
 import { ANSWER_SCHEMAS, REQUEST_NAMES, resultSchema, TypingUpdateSchema, type Answer, type ClientToServerEvents, type DeliverAck, type ErrorCode, type Hello, type RequestName, type Requests, type ServerToClientEvents } from '../../relay/protocol.ts';
 import type { ConnectionStatus, Result } from '../../preload/contract.ts';
@@ -51,9 +51,20 @@ const REASONS: ReadonlyMap<string, string> = new Map([
   ['E_VERSION', 'This relay speaks a different version of Parley.'],
   ['E_SCHEMA', 'The relay did not accept this display name.'],
   ['E_THROTTLED', 'Too many failed attempts from this computer; waiting before trying again.'],
+  ['E_TOO_MANY_CONNECTIONS', 'The relay holds too many connections from this network; trying again.'],
   ['E_UNAVAILABLE', 'The relay is restarting.'],
   ['E_AUTH', 'The relay could not check our identity; trying again.'],
 ]);
+
+/** How long a throttled address waits before asking again (the relay's block, PROTOCOL.md 5.5). */
+const THROTTLE_WAIT_MS = 60_000;
+
+/** The HTTP status of a refused WebSocket upgrade (ws reports "Unexpected server response: 429"). */
+function upgradeStatus(error: { description?: unknown }): number | undefined {
+  const text = error.description && typeof error.description === 'object' && 'message' in error.description ? error.description.message : undefined;
+  const status = typeof text === 'string' ? /^Unexpected server response: (\d{3})$/.exec(text)?.[1] : undefined;
+  return status === undefined ? undefined : Number(status);
+}
 
 export function connect(options: ConnectionOptions): Connection {
   const { identity, handlers } = options;
@@ -103,18 +114,36 @@ export function connect(options: ConnectionOptions): Connection {
     setStatus({ state: 'reconnecting', relay, reason: reason === 'io server disconnect' ? 'The relay closed the connection.' : 'The connection was lost.', attempt });
     if (reason === 'io server disconnect') scheduleRetry();
   });
-  socket.on('connect_error', (error: Error & { data?: { code?: string; message?: string } }) => {
+  socket.on('connect_error', (error: Error & { data?: { code?: string; message?: string }; description?: unknown }) => {
     if (closed) return;
     attempt += 1;
-    const code = error.data?.code ?? (error.message.startsWith('E_') ? error.message : 'E_UNREACHABLE');
+    const status = upgradeStatus(error);
+    if (status === 429) {
+      // Refused before Socket.IO (PROTOCOL.md 5.5): throttled, or too many connections from this
+      // address. Socket.IO's manager would retry at once; it is stopped, and the hello says which.
+      socket.disconnect();
+      fetchHello(base).then(
+        () => 'E_TOO_MANY_CONNECTIONS',
+        (refusal: unknown) => (refusal instanceof HelloRefused && refusal.code) || 'E_UNREACHABLE',
+      ).then((code) => {
+        if (!closed && !socket.active) refusedBy(code);
+      });
+      return;
+    }
+    refusedBy(error.data?.code ?? (error.message.startsWith('E_') ? error.message : status === 503 ? 'E_UNAVAILABLE' : 'E_UNREACHABLE'), error.data?.message);
+  });
+
+  function refusedBy(code: string, message?: string) {
     if (FINAL.has(code)) {
-      setStatus({ state: 'refused', relay, code, reason: REASONS.get(code) ?? error.data?.message ?? error.message });
+      setStatus({ state: 'refused', relay, code, reason: REASONS.get(code) ?? message ?? code });
       return;
     }
     setStatus({ state: 'reconnecting', relay, reason: REASONS.get(code) ?? 'The relay cannot be reached.', attempt });
-    // A refusal by the relay's middleware does not reconnect by itself; a transport failure does.
-    if (!socket.active) scheduleRetry(code === 'E_THROTTLED' ? 60_000 : undefined);
-  });
+    // Throttled for a minute: asking sooner would only be refused again. Otherwise a refusal
+    // by the relay does not reconnect by itself; a transport failure does (the manager's backoff).
+    if (code === 'E_THROTTLED') scheduleRetry(THROTTLE_WAIT_MS);
+    else if (!socket.active) scheduleRetry();
+  }
 
   function scheduleRetry(delay = backoff()) {
     clearTimeout(retryTimer);
