@@ -31,12 +31,12 @@ export interface Outgoing {
  */
 const BATCH_BYTES = 48 * 1024;
 
-/** The first of `items` that go in one message:send-many: at most 50, within BATCH_BYTES of bodies, at least one. */
-export function firstBatch<T>(items: readonly T[], bodyLength: (item: T) => number): T[] {
+/** The first of `items` that go in one message:send-many: at most `max` (50), within BATCH_BYTES of bodies, at least one. */
+export function firstBatch<T>(items: readonly T[], bodyLength: (item: T) => number, max: number = LIMITS.sendBatch): T[] {
   let bytes = 0;
   let count = 0;
   for (const item of items) {
-    if (count === LIMITS.sendBatch || (count > 0 && bytes + bodyLength(item) > BATCH_BYTES)) break;
+    if (count >= max || (count > 0 && bytes + bodyLength(item) > BATCH_BYTES)) break;
     bytes += bodyLength(item);
     count += 1;
   }
@@ -57,6 +57,13 @@ export class Outbox {
   private again = false;
   /** A refusal for the whole connection (a rate limit, a fault) is pausing every send. */
   private holding = false;
+  /**
+   * The most messages one request carries. A request spends a token of the relay's budget per
+   * message, all or none (PROTOCOL.md 6.2a): a budget smaller than a full batch would refuse it
+   * for ever, so each E_RATE_LIMITED halves the next batch, and each batch that goes through
+   * doubles it again, up to LIMITS.sendBatch.
+   */
+  private batchMax: number = LIMITS.sendBatch;
   /** Recipients whose mailbox is full, each with when to try again (performance.now()). */
   private readonly paused = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
@@ -131,9 +138,11 @@ export class Outbox {
         else if (Buffer.byteLength(sealed) > LIMITS.bodyBytes) this.settle(message, { ok: false, error: { code: 'E_TOO_LARGE', message: 'too large' } });
         else ready.push({ message, sealed });
       }
-      const batch = firstBatch(ready, (o) => Buffer.byteLength(o.sealed));
+      const batch = firstBatch(ready, (o) => Buffer.byteLength(o.sealed), this.batchMax);
       if (batch.length === 0) continue;
       const answer = await send(batch);
+      if (answer.ok) this.batchMax = Math.min(LIMITS.sendBatch, this.batchMax * 2);
+      else if (answer.error.code === 'E_RATE_LIMITED') this.batchMax = Math.max(1, Math.ceil(batch.length / 2));
       const results = answer.ok ? answer.value.results : batch.map(() => answer);
       let retry: string | undefined;
       batch.forEach(({ message }, i) => {

@@ -1,5 +1,7 @@
 // A recipient whose mailbox at the relay is full (E_QUEUE_FULL) waits alone: messages to
 // everyone else leave at once, and that recipient's still arrive in the order they were written.
+// A refusal that means "not now" for the whole connection (the relay's storage failing, its
+// rate limit) keeps every message queued, and each arrives once, in order, when it passes.
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { connect } from '../../main/core/connection.ts';
@@ -7,6 +9,7 @@ import { openHistory } from '../../main/core/history/index.ts';
 import { Outbox } from '../../main/core/outbox.ts';
 import { sendBatch } from '../../main/core/send-batch.ts';
 import { generateIdentity, type Identity } from '../../relay/identity.ts';
+import { StorageError, type RelayStore } from '../../relay/mailbox/store.ts';
 import { connectClient, eventually, newMessageId, tempDir, useRelay } from '../support/relay.ts';
 import { conversation, knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
 
@@ -93,5 +96,54 @@ describe("a recipient's full mailbox", () => {
     expect([...new Set(bob.messages().map((m) => m.id))]).toEqual(forBob);
     // The last ones are answered once Bob has acknowledged them, a round trip after he has them.
     await eventually(() => history.outbox(100).length === 0, "Alice's outbox to empty");
+  });
+});
+
+describe('a relay that answers "not now"', () => {
+  /** Alice writes `texts` to Bob; what Bob got, and every state Alice's messages went through. */
+  async function write(alice: TestCore, bob: TestCore, texts: string[]) {
+    const ids: string[] = [];
+    for (const text of texts) ids.push(must(await alice.messenger.handlers['message:send']({ peer: bob.id, text })).id);
+    return ids;
+  }
+  const statesOf = (core: TestCore, ids: string[]) => new Set(core.updated.filter((m) => ids.includes(m.id)).map((m) => m.state));
+
+  it('with its storage failing (E_STORAGE): the messages stay queued, then each arrives once, in order', async () => {
+    let failing = true;
+    let refused = 0;
+    const relay = await scope.start({
+      wrapStore: (store): RelayStore => ({
+        ...store,
+        accept: (...args) => {
+          if (!failing) return store.accept(...args);
+          refused += 1;
+          return Promise.reject(new StorageError('E_STORAGE', 'the disk is failing'));
+        },
+      }),
+    });
+    const [alice, bob] = [await joined(relay.port, 'Alice'), await joined(relay.port, 'Bob')];
+    await knows(alice, bob.id);
+    const ids = await write(alice, bob, ['one', 'two', 'three']);
+    // Refused, and refused again when tried later (the relay answers a batch's later messages as its first).
+    await eventually(() => refused >= 2, 'the relay refused them twice', 10_000);
+    expect((await conversation(alice, bob.id)).map((m) => m.state)).toEqual(['queued', 'queued', 'queued']);
+    failing = false;
+    await eventually(() => bob.added.filter((m) => ids.includes(m.id)).length === 3, 'all three to arrive', 10_000);
+    await eventually(async () => (await conversation(alice, bob.id)).every((m) => m.state === 'delivered'), 'all delivered');
+    expect(bob.added.map((m) => m.text)).toEqual(['one', 'two', 'three']);
+    expect(statesOf(alice, ids).has('failed')).toBe(false);
+  });
+
+  it('over a rate limit smaller than a full batch (E_RATE_LIMITED): the messages stay queued, then each arrives once, in order', async () => {
+    // A budget of 8 requests (a request spends one per message it carries, all or none).
+    const relay = await scope.start({ rate: { capacity: 8, perSecond: 2, abuseMs: 60_000 } });
+    const [alice, bob] = [await joined(relay.port, 'Alice'), await joined(relay.port, 'Bob')];
+    await knows(alice, bob.id);
+    // The first leaves alone; the rest gather behind it into a batch larger than the budget.
+    const texts = Array.from({ length: 12 }, (_, i) => `message ${i}`);
+    const ids = await write(alice, bob, texts);
+    await eventually(() => bob.added.filter((m) => ids.includes(m.id)).length === texts.length, 'every message to arrive', 20_000);
+    expect(bob.added.map((m) => m.text)).toEqual(texts);
+    expect(statesOf(alice, ids).has('failed')).toBe(false);
   });
 });
