@@ -36,8 +36,25 @@ export interface Discovery {
   close(): Promise<void>;
 }
 
-/** `mdns` options go to multicast-dns (e.g. `{ interface: '127.0.0.1' }` in a test namespace). */
-export function createDiscovery(mdns: { interface?: string; loopback?: boolean } = {}, onError: (error: Error) => void = () => undefined): Discovery {
+/** How often a browser re-queries (ms), and how many of its queries in a row a relay may leave unanswered before it is dropped. */
+export interface BrowseTiming {
+  refreshMs: number;
+  missed: number;
+}
+
+// A relay that stops answering (crashed, killed, asleep, unplugged: no goodbye is sent) goes within
+// 70 s of its last answer, well within the 120 s TTL bonjour-service gives the SRV and A records that
+// carry its port and address; a live one would have to lose six answers in a row to drop out.
+const TIMING: BrowseTiming = { refreshMs: 10_000, missed: 6 };
+
+interface Packet {
+  answers: { type: string; name: string; ttl?: number; data?: unknown }[];
+  additionals: Packet['answers'];
+}
+
+/** `mdns` options go to multicast-dns (e.g. `{ interface: '127.0.0.1' }` in a test namespace); `timing` is shorter in tests. */
+export function createDiscovery(mdns: { interface?: string; loopback?: boolean } = {}, onError: (error: Error) => void = () => undefined, timing: Partial<BrowseTiming> = {}): Discovery {
+  const { refreshMs, missed } = { ...TIMING, ...timing };
   // bonjour-service hands these options to multicast-dns, though its typings say otherwise; its
   // default error callback throws, which would take the app down on a machine without multicast.
   // Each kind of failure once: a socket that cannot bind fails again at every query.
@@ -72,10 +89,36 @@ export function createDiscovery(mdns: { interface?: string; loopback?: boolean }
       browser.on('up', report);
       browser.on('down', report);
       browser.on('txt-update', report);
-      const refresh = setInterval(() => browser.update(), 10_000);
+      // Back on another port, as after a restart that followed a crash.
+      browser.on('srv-update', report);
+      // bonjour-service lists a service until it says goodbye, and its expire() cannot help: it counts
+      // the PTR record's TTL (8 hours) from when the service was first seen or last changed, as an
+      // unchanged answer does not refresh `lastSeen`. So refresh it at every answer naming a relay, and
+      // before each re-query drop (as a goodbye does; an answer lists it again) those that left the last
+      // `missed` queries unanswered. Counted in queries, not time: after this machine sleeps, a live
+      // relay gets its chances to answer before it could be dropped.
+      const type = `_${SERVICE_TYPE}._tcp.local`;
+      const heard = (packet: Packet) => {
+        for (const record of [...packet.answers, ...packet.additionals]) {
+          if (record.type !== 'PTR' || !record.ttl || record.name.toLowerCase() !== type || typeof record.data !== 'string') continue;
+          const fqdn = record.data.toLowerCase();
+          const service = browser.services.find((s) => s.fqdn.toLowerCase() === fqdn);
+          if (service) service.lastSeen = Date.now();
+        }
+      };
+      socketEvents?.on?.('response', heard);
+      const drop = (browser as unknown as { removeService: (fqdn: string) => void }).removeService.bind(browser);
+      const asked: number[] = [];
+      const refresh = setInterval(() => {
+        asked.push(Date.now());
+        const since = asked.length > missed ? (asked.shift() ?? 0) : 0;
+        for (const service of [...browser.services]) if ((service.lastSeen ?? 0) < since) drop(service.fqdn);
+        browser.update();
+      }, refreshMs);
       refresh.unref();
       return () => {
         clearInterval(refresh);
+        socketEvents?.off?.('response', heard);
         browser.stop();
       };
     },

@@ -8,6 +8,7 @@ import { CLI } from '../support/cli.ts';
 
 const probe = resolve(import.meta.dirname, 'mdns/probe.ts');
 const busyPort = resolve(import.meta.dirname, 'mdns/busy-port.ts');
+const expiry = resolve(import.meta.dirname, 'mdns/expiry.ts');
 const flags = CLI.slice(0, 2);
 
 describe('LAN discovery', () => {
@@ -26,6 +27,22 @@ describe('LAN discovery', () => {
     expect(seen[0]?.relayId).not.toBe(seen[1]?.relayId);
     expect(lines.at(-1)).toMatchObject({ phase: 'down', relays: [] });
   });
+
+  it('drops a relay that stops answering (killed, so no goodbye) but never a live one, and follows one back on another port', () => {
+    const script = `ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo && exec "${process.execPath}" ${flags.join(' ')} "${expiry}"`;
+    const run = spawnSync('unshare', ['--net', 'sh', '-c', script], { encoding: 'utf8', timeout: 40_000 });
+    expect(run.status, run.stderr).toBe(0);
+    const [up, gone, stayed, moved] = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const [dead, live] = ['aaaaaaaaaaaaaaaaaaaaaaaaaa@127.0.0.1:41001', 'bbbbbbbbbbbbbbbbbbbbbbbbbb@127.0.0.1:41002'];
+    expect(up).toMatchObject({ bothUp: expect.any(Number), listed: [dead, live] });
+    // Re-queried every 300 ms and dropped after 5 queries unanswered: gone 1.5 to 1.8 s after its last answer.
+    expect(gone).toMatchObject({ killedGoneAfter: expect.any(Number), listed: [live] });
+    expect(gone?.killedGoneAfter).toBeGreaterThanOrEqual(1_200);
+    expect(gone?.killedGoneAfter).toBeLessThan(5_000);
+    expect(stayed).toEqual({ liveLeft: false, listed: [live] });
+    // Back on another port (a restart after a crash): listed there at once, by a browser with the production timing.
+    expect(moved).toMatchObject({ newPortAfter: expect.any(Number), slowListed: [dead, 'bbbbbbbbbbbbbbbbbbbbbbbbbb@127.0.0.1:41003'] });
+  }, 45_000);
 
   it('reports a port held by another responder as an error, without taking the app down', () => {
     const run = spawnSync('unshare', ['--net', 'sh', '-c', `ip link set lo up && exec "${process.execPath}" ${flags.join(' ')} "${busyPort}"`], { encoding: 'utf8', timeout: 30_000 });
