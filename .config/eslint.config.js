@@ -4,11 +4,13 @@ import tseslint from 'typescript-eslint';
 import svelte from 'eslint-plugin-svelte';
 import globals from 'globals';
 
+// innerHTML and outerHTML by any name: assigned, bound (Svelte's bind:innerHTML), in an object
+// (Object.assign(el, { innerHTML })) or a string (el['innerHTML'], Reflect.set(el, 'innerHTML', s)).
 const htmlSinks = [
-  { selector: "AssignmentExpression[left.property.name=/^(innerHTML|outerHTML)$/]", message: 'No HTML sinks: render text.' },
-  { selector: "AssignmentExpression[left.property.value=/^(innerHTML|outerHTML)$/]", message: 'No HTML sinks: render text.' },
-  { selector: "CallExpression[callee.property.name='insertAdjacentHTML']", message: 'No HTML sinks: render text.' },
-  { selector: "CallExpression[callee.property.value='insertAdjacentHTML']", message: 'No HTML sinks: render text.' },
+  { selector: ':matches(Identifier, SvelteName)[name=/^(innerHTML|outerHTML)$/]', message: 'No HTML sinks: render text.' },
+  { selector: 'Literal[value=/^(innerHTML|outerHTML)$/]', message: 'No HTML sinks: render text.' },
+  { selector: "CallExpression[callee.property.name=/^(insertAdjacentHTML|setHTMLUnsafe|createContextualFragment|parseFromString)$/]", message: 'No HTML sinks: render text.' },
+  { selector: "CallExpression[callee.property.value=/^(insertAdjacentHTML|setHTMLUnsafe|createContextualFragment|parseFromString)$/]", message: 'No HTML sinks: render text.' },
   { selector: "CallExpression[callee.object.name='document'][callee.property.name=/^write(ln)?$/]", message: 'No document.write.' },
   { selector: "CallExpression[callee.object.property.name='document'][callee.property.name=/^write(ln)?$/]", message: 'No document.write.' },
   { selector: "NewExpression[callee.name='Function']", message: 'No new Function.' },

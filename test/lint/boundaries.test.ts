@@ -35,6 +35,11 @@ describe('lint boundaries', () => {
       ['el.outerHTML = s;', /No HTML sinks/],
       ["el['innerHTML'] = s;", /No HTML sinks/],
       ["el.insertAdjacentHTML('beforeend', s);", /No HTML sinks/],
+      ['Object.assign(el, { innerHTML: s });', /No HTML sinks/],
+      ["Reflect.set(el, 'outerHTML', s);", /No HTML sinks/],
+      ['el.setHTMLUnsafe(s);', /No HTML sinks/],
+      ['el.append(document.createRange().createContextualFragment(s));', /No HTML sinks/],
+      ["el.append(...new DOMParser().parseFromString(s, 'text/html').body.childNodes);", /No HTML sinks/],
       ["el['insertAdjacentHTML']('beforeend', s);", /No HTML sinks/],
       ['document.write(s);', /No document.write/],
       ['window.document.writeln(s);', /No document.write/],
@@ -51,6 +56,7 @@ describe('lint boundaries', () => {
       expect(await problems(file, 'export function f(el: HTMLElement, s: string): void {\n  el.textContent = s;\n  setTimeout(() => el.remove(), 10);\n}\n'), file).toEqual([]);
     }
     expect(await problems('renderer/src/X.svelte', '<script>\n  let { s } = $props();\n</script>\n\n<p>{@html s}</p>\n')).toEqual([expect.stringMatching(/svelte\/no-at-html-tags/)]);
+    expect(await problems('renderer/src/X.svelte', '<script>\n  let { s } = $props();\n</script>\n\n<p bind:innerHTML={s} contenteditable></p>\n')).toEqual([expect.stringMatching(/No HTML sinks/)]);
     expect(await problems('renderer/src/X.svelte', '<script>\n  let { s } = $props();\n</script>\n\n<p>{s}</p>\n')).toEqual([]);
   });
 });
