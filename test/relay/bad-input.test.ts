@@ -6,7 +6,7 @@ import { connectClient, eventually, newMessageId, startRelay, type TestClient, t
 import { io } from 'socket.io-client';
 import { generateIdentity } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
-import { LIMITS, REQUEST_NAMES, resultSchema, SendResultSchema } from '../../relay/protocol.ts';
+import { LIMITS, REQUEST_NAMES, resultSchema, SendResultSchema, type RequestName } from '../../relay/protocol.ts';
 import { GROUP_MS } from '../../relay/mailbox/record-batch.ts';
 
 let relay: TestRelay;
@@ -133,6 +133,31 @@ describe('bad input at the relay', () => {
       const result = await alice.raw('message:send', payload);
       expect(result).toMatchObject({ ok: false, error: { code: 'E_SCHEMA', message: expect.stringMatching(message) } });
     }
+  });
+
+  it('refuses an extra key in every request, however valid the rest (A1), and takes the same payload without it', async () => {
+    const payloads = (): Record<RequestName, Record<string, unknown>> => ({
+      'message:send': valid(),
+      'message:send-many': { messages: [valid()] },
+      'message:read': { peer: bob.id, ids: [newMessageId()] },
+      'directory:page': { limit: 10 },
+      'directory:get': { ids: [bob.id] },
+      'directory:changes': { since: 0 },
+      'presence:watch': { ids: [bob.id] },
+      'profile:update': { name: 'Alice' },
+    });
+    const atBob = bob.messages().length;
+    const extra = payloads();
+    for (const event of REQUEST_NAMES) {
+      expect(await alice.raw(event, { ...extra[event], as: bob.id }), event).toMatchObject({ ok: false, error: { code: 'E_SCHEMA', message: expect.stringMatching(/unrecognized/i) } });
+    }
+    // Inside a batch too: the whole request is refused.
+    expect(await alice.raw('message:send-many', { messages: [valid(), { ...valid(), from: bob.id }] })).toMatchObject({ ok: false, error: { code: 'E_SCHEMA' } });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(bob.messages()).toHaveLength(atBob);
+    const plain = payloads();
+    for (const event of REQUEST_NAMES) expect(await alice.raw(event, plain[event]), event).toMatchObject({ ok: true });
+    await eventually(() => bob.messages().length === atBob + 2, 'the two valid sends');
   });
 
   it('does not quote a huge field name back in full: the error stays within what clients accept', async () => {
