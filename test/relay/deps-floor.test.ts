@@ -1,9 +1,8 @@
 // The relay's network-facing dependencies stay at or above the versions that fixed their
 // known advisories (RELIABILITY.md A13).
 import { describe, expect, it } from 'vitest';
-import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 
 const FLOORS: Record<string, string> = {
   'engine.io': '6.2.1', // CVE-2022-41940
@@ -12,13 +11,12 @@ const FLOORS: Record<string, string> = {
   ws: '8.17.1', // CVE-2021-32640, CVE-2024-37890
 };
 
-const require = createRequire(join(import.meta.dirname, '../../node_modules/socket.io/package.json'));
-
-function installed(name: string): string {
-  const main = require.resolve(name);
-  let dir = dirname(main);
-  while (!dir.endsWith(`node_modules/${name}`)) dir = dirname(dir);
-  return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+/** Every copy npm ci installs of `name` (package-lock.json), nested ones too: path and version. */
+function installed(name: string): [string, string][] {
+  const lock = JSON.parse(readFileSync(join(import.meta.dirname, '../../package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string }> };
+  return Object.entries(lock.packages)
+    .filter(([path]) => path === `node_modules/${name}` || path.endsWith(`/node_modules/${name}`))
+    .map(([path, entry]) => [path, entry.version ?? '0']);
 }
 
 const atLeast = (version: string, floor: string) => {
@@ -29,9 +27,10 @@ const atLeast = (version: string, floor: string) => {
 };
 
 describe('dependency floors', () => {
-  it.each(Object.entries(FLOORS))('%s is at or above %s', (name, floor) => {
-    const version = installed(name);
-    expect(atLeast(version, floor), `${name} ${version} < ${floor}`).toBe(true);
+  it.each(Object.entries(FLOORS))('%s is at or above %s, every copy installed', (name, floor) => {
+    const copies = installed(name);
+    expect(copies.length, `${name} is installed`).toBeGreaterThan(0);
+    for (const [path, version] of copies) expect(atLeast(version, floor), `${path} ${version} < ${floor}`).toBe(true);
   });
 });
 
