@@ -56,6 +56,13 @@ const REASONS: ReadonlyMap<string, string> = new Map([
   ['E_AUTH', 'The relay could not check our identity; trying again.'],
 ]);
 
+/**
+ * Reconnect backoff: the n-th retry waits min(maxMs, minMs · 2^n), spread by ± jitter of it
+ * (socket.io-client's Manager, given these as reconnectionDelay, reconnectionDelayMax and
+ * randomizationFactor), so that a relay's restart is not met by everyone at once.
+ */
+export const RECONNECT_BACKOFF = { minMs: 500, maxMs: 10_000, jitter: 0.5 } as const;
+
 /** How long a throttled address waits before asking again (the relay's block, PROTOCOL.md 5.5). */
 const THROTTLE_WAIT_MS = 60_000;
 
@@ -77,8 +84,8 @@ export function connect(options: ConnectionOptions): Connection {
   let attempt = 0;
   let closed = false;
   let retryTimer: NodeJS.Timeout | undefined;
-  const minDelay = options.minDelayMs ?? 500;
-  const maxDelay = options.maxDelayMs ?? 10_000;
+  const minDelay = options.minDelayMs ?? RECONNECT_BACKOFF.minMs;
+  const maxDelay = options.maxDelayMs ?? RECONNECT_BACKOFF.maxMs;
 
   const setStatus = (next: ConnectionStatus) => {
     status = next;
@@ -91,7 +98,7 @@ export function connect(options: ConnectionOptions): Connection {
     forceNew: true,
     reconnectionDelay: minDelay,
     reconnectionDelayMax: maxDelay,
-    randomizationFactor: 0.5,
+    randomizationFactor: RECONNECT_BACKOFF.jitter,
     timeout: 10_000,
     auth: (cb) => {
       fetchHello(base).then(

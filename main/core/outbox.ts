@@ -12,7 +12,7 @@ import type { History } from './history/index.ts';
  */
 const TRANSIENT: ReadonlySet<string> = new Set([...RETRYABLE_CODES, 'E_BUSY']);
 // Maps, not objects: the code is the relay's word, and "constructor" or "__proto__" must find nothing.
-const RETRY_MS: ReadonlyMap<string, number> = new Map([['E_RATE_LIMITED', 1_500], ['E_QUEUE_FULL', 30_000]]);
+export const RETRY_MS: ReadonlyMap<string, number> = new Map([['E_RATE_LIMITED', 1_500], ['E_QUEUE_FULL', 30_000]]);
 
 const REASONS: ReadonlyMap<string, string> = new Map([
   ['E_UNKNOWN_RECIPIENT', 'This relay does not know the recipient.'],

@@ -9,7 +9,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, tempDir } from '../support/relay.ts';
 import { freePort, startCliRelay, type CliRelay } from '../support/cli.ts';
-import { FailoverClient } from '../support/failover.ts';
+import { APP_BACKOFF, FailoverClient } from '../support/failover.ts';
 import { totalQueue } from '../support/check.ts';
 import { quantile } from '../support/steady.ts';
 
@@ -116,7 +116,7 @@ describe('a reconnect storm', () => {
     expect(firstWait.at((CLIENTS * 9) / 10)! - firstWait.at(CLIENTS / 10)!).toBeGreaterThan(250);
     const tooSoon = people.filter((p) => {
       const tries = p.attempts.filter((t) => t >= p.lastLossAt);
-      return tries.some((t, k) => k > 0 && t - tries[k - 1]! < Math.min(10_000, 500 * 2 ** k) * 0.5 - 5);
+      return tries.some((t, k) => k > 0 && t - tries[k - 1]! < Math.min(APP_BACKOFF.maxMs, APP_BACKOFF.minMs * 2 ** k) * (1 - APP_BACKOFF.jitter) - 5);
     });
     expect(tooSoon.length, 'clients that retried sooner than exponential backoff allows').toBe(0);
   });

@@ -9,6 +9,8 @@ import { generateIdentity, type Identity } from '../../relay/identity.ts';
 import { buildAuth, fetchHello } from '../../relay/handshake.ts';
 import type { Envelope, Result, SendResult, UserEntry } from '../../relay/protocol.ts';
 import { newMessageId, type ClientSocket } from './relay.ts';
+import { RECONNECT_BACKOFF } from '../../main/core/connection.ts';
+import { RETRY_MS } from '../../main/core/outbox.ts';
 
 type Message = Extract<Envelope, { kind: 'message' }>;
 
@@ -21,8 +23,8 @@ interface Pending {
 
 const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** main/core/outbox.ts RETRY_MS.E_RATE_LIMITED. */
-const RATE_LIMITED_PAUSE_MS = 1_500;
+/** The app's outbox's pause after E_RATE_LIMITED. */
+const RATE_LIMITED_PAUSE_MS = RETRY_MS.get('E_RATE_LIMITED') ?? 1_500;
 
 /** Reconnect backoff: the n-th retry waits min(maxMs, minMs * 2^n), give or take `jitter` of it. */
 export interface Backoff {
@@ -33,11 +35,10 @@ export interface Backoff {
 }
 
 /**
- * The app's: main/core/connection.ts gives socket.io-client reconnectionDelay 500 ms,
- * reconnectionDelayMax 10 s and randomizationFactor 0.5, whose Manager then waits
- * 500 ms · 2^n ± 50 % (at most 10 s) before the n-th retry, the first one after a loss included.
+ * The app's (main/core/connection.ts): socket.io-client's Manager waits 500 ms · 2^n ± 50 %
+ * (at most 10 s) before the n-th retry, the first one after a loss included.
  */
-export const APP_BACKOFF: Backoff = { minMs: 500, maxMs: 10_000, jitter: 0.5 };
+export const APP_BACKOFF: Backoff = RECONNECT_BACKOFF;
 
 export function backoffDelay(backoff: Backoff, retry: number, random: () => number = Math.random): number {
   const nominal = backoff.minMs * 2 ** Math.min(retry, 30);
