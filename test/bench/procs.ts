@@ -60,13 +60,17 @@ export interface RelayProc {
   stop(): Promise<void>;
 }
 
-/** `dataDir`: the Parley relay's folder, kept after stop() (default: a temp folder of its own, removed then). */
-export async function startRelay(kind: RelayKind, options: { fileLimit: number; profileDir?: string; dataDir?: string }): Promise<RelayProc> {
+/**
+ * `dataDir`: the Parley relay's folder, kept after stop() (default: a temp folder of its own,
+ * removed then). `durable`: the Parley relay's store commits with synchronous=FULL and answers
+ * nobody before the commit (no envelope kept in memory for a connected recipient: RELIABILITY D3).
+ */
+export async function startRelay(kind: RelayKind, options: { fileLimit: number; profileDir?: string; dataDir?: string; durable?: boolean }): Promise<RelayProc> {
   const dir = kind === 'parley' ? (options.dataDir ?? mkdtempSync(join(tmpdir(), 'parley-bench-'))) : undefined;
   const own = dir !== undefined && options.dataDir === undefined;
   if (dir && own) tempDirs.add(dir);
   const nodeFlags = [...RELAY_V8_FLAGS, ...(options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${kind}-${Date.now()}.cpuprofile`] : [])];
-  const child = spawnNode(kind === 'parley' ? 'parley-relay.ts' : 'baseline-relay.ts', { fileLimit: options.fileLimit, nodeFlags, ...(dir ? { env: { BENCH_DATA_DIR: dir } } : {}) });
+  const child = spawnNode(kind === 'parley' ? 'parley-relay.ts' : 'baseline-relay.ts', { fileLimit: options.fileLimit, nodeFlags, ...(dir ? { env: { BENCH_DATA_DIR: dir, ...(options.durable ? { BENCH_DURABLE: '1' } : {}) } } : {}) });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${kind} relay exited early (${code})`)));
     child.on('message', (m: unknown) => {

@@ -3,13 +3,15 @@
 // clients with outboxes) against a Parley relay process of its own (test/bench/procs.ts):
 //   d1  D1 steady:  200 clients,   500 msg/s in all, 1 min
 //   d2  D2 stretch: 1,000 clients, 1,000 msg/s,      2 min
+//   d3  D3 durable: 200 clients,   500 msg/s,         1 min, every commit synced to disk
+//                   (synchronous=FULL) before its senders are answered
 //   d6  D6 soak:    50 clients,    50 msg/s,         30 min (nightly; the default)
 // Every minute, and at the end, it prints the relay's RSS (after a full GC) with its slope, and
 // its JS heap in use with that one's slope (a slope of RSS alone would not say whether the
 // relay's own objects grow) and V8's young generation (which grows in steps up to its cap),
 // the size of its WAL file, its open file descriptors, and the total-queue counts; at the end
 // also the relay's answer and delivery latencies, its peak RSS and event-loop lag. The end line says
-// PASS or FAIL against the profile's targets (RELIABILITY.md D1, D2, D6).
+// PASS or FAIL against the profile's targets (RELIABILITY.md D1, D2, D3, D6).
 import { readdirSync, readlinkSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { cleanUp, rssOf, startRelay, type RelayProc } from './procs.ts';
@@ -32,6 +34,8 @@ interface Profile {
   rate: number;
   minutes: number;
   targets: Targets;
+  /** The relay's store syncs every commit to disk and answers after it (D3). */
+  durable?: boolean;
 }
 
 const LATENCY: Targets = { ackP50Ms: 5, ackP99Ms: 50, deliveryP99Ms: 100, peakRssMb: 200, lagP99Ms: 20 };
@@ -39,6 +43,9 @@ export const PROFILES = {
   d1: { name: 'D1 steady', clients: 200, rate: 500, minutes: 1, targets: LATENCY },
   // D2 names only the invariants and the answer time; the rest is printed.
   d2: { name: 'D2 stretch', clients: 1_000, rate: 1_000, minutes: 2, targets: { ackP99Ms: 100 } },
+  // D3 names the invariants and the answer time: every message is committed (synchronous=FULL,
+  // in groups) before its sender is answered, none kept in memory for a connected recipient.
+  d3: { name: 'D3 durable', clients: 200, rate: 500, minutes: 1, targets: { ackP99Ms: 150 }, durable: true },
   d6: { name: 'D6 soak', clients: 50, rate: 50, minutes: 30, targets: { slopeMbPerMin: 1, walMb: 64, constantFds: true } },
 } as const satisfies Record<string, Profile>;
 type ProfileKey = keyof typeof PROFILES;
@@ -47,6 +54,7 @@ const SAMPLE_MS = 10_000;
 export const HELP = `npm run bench:soak [-- options]   RELIABILITY.md's fixed loads against a relay process
   --profile <p>   d1: ${PROFILES.d1.clients} clients, ${PROFILES.d1.rate} msg/s, ${PROFILES.d1.minutes} min (D1 steady)
                   d2: ${PROFILES.d2.clients} clients, ${PROFILES.d2.rate} msg/s, ${PROFILES.d2.minutes} min (D2 stretch)
+                  d3: ${PROFILES.d3.clients} clients, ${PROFILES.d3.rate} msg/s, ${PROFILES.d3.minutes} min, every commit synced (D3 durable)
                   d6: ${PROFILES.d6.clients} clients, ${PROFILES.d6.rate} msg/s, ${PROFILES.d6.minutes} min (D6 soak, the default)
   --minutes <n>   how long to send instead (fractions allowed, e.g. 0.5)
   -h, --help      show this help
@@ -136,7 +144,7 @@ async function main(): Promise<number> {
   const log = (line: string) => console.log(`[${profile.name} ${new Date().toISOString().slice(11, 19)}] ${line}`);
   const warmupMin = Math.min(1, minutes / 3);
 
-  const relay: RelayProc = await startRelay('parley', { fileLimit: clients * 2 + 1024 });
+  const relay: RelayProc = await startRelay('parley', { fileLimit: clients * 2 + 1024, durable: profile.durable === true });
   const load = new SteadyLoad({ clients, rate, seconds: minutes * 60 });
   const samples: Sample[] = [];
   let started = 0;
