@@ -2,6 +2,7 @@
 // bidi overrides, invisible and combining characters are shown as the exact text they are,
 // and nothing runs, opens, navigates or pops up.
 import { describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
 import { useSession } from './bridge.ts';
 import { exactly, expectUntouched, firstRun, freePort, joinRelay, messageRow, openChat, personRow, readConversation, send, startHosting } from './flows.ts';
 
@@ -10,8 +11,10 @@ const session = useSession();
 const HOST_NAME = '<img src=x onerror="window.__pwned=1">';
 const GUEST_NAME = '<iframe srcdoc="<script>parent.__pwned=1</script>">';
 const LINK = 'https://example.org/parley/notes?v=1';
+/** Combining marks: one grapheme 10,000 accents high, and Zalgo as people send it (marks above and below each letter). */
+const ZALGO = ['Z' + '\u0301'.repeat(10_000), [...'he comes'].map((c) => c + '\u0300\u0316'.repeat(15)).join('')];
 const CORPUS = [
-  'Z' + '\u0301'.repeat(10_000),
+  ...ZALGO,
   'W'.repeat(3_000),
   '<img src=x onerror="window.__pwned=1">',
   '<svg onload=window.__pwned=1>',
@@ -30,6 +33,40 @@ const CORPUS = [
   `Release notes: ${LINK}`,
 ];
 const SCRIPT_URLS = CORPUS.filter((text) => text.includes('javascript:') || text.includes('data:'));
+
+/**
+ * Where the message `text` changes the conversation's pixels outside its bubble: the list
+ * around the bubble (above, below, left, right) with the text shown and with it hidden. Hiding
+ * changes no layout, so whatever differs is ink the text paints over the rows and separators
+ * around it. (The list clips what is in it, so the header and composer are safe either way.)
+ * The pixel around the bubble is left out: its edges lie between pixels and are antialiased.
+ */
+async function paintsOutsideBubble(page: Page, text: string): Promise<string[]> {
+  const bubble = messageRow(page, text).locator('.bubble');
+  const [list, box] = await Promise.all([page.getByTestId('message-list').boundingBox(), bubble.boundingBox()]);
+  if (!list || !box) throw new Error('the message is not shown');
+  const [top, bottom] = [Math.floor(box.y) - 1, Math.ceil(box.y + box.height) + 1];
+  const [left, right] = [Math.floor(box.x) - 1, Math.ceil(box.x + box.width) + 1];
+  const [listTop, listBottom, listLeft, listRight] = [Math.ceil(list.y), Math.floor(list.y + list.height), Math.ceil(list.x), Math.floor(list.x + list.width)];
+  const regions = Object.entries({
+    above: { x: listLeft, y: listTop, width: listRight - listLeft, height: top - listTop },
+    below: { x: listLeft, y: bottom, width: listRight - listLeft, height: listBottom - bottom },
+    left: { x: listLeft, y: top, width: left - listLeft, height: bottom - top },
+    right: { x: right, y: top, width: listRight - right, height: bottom - top },
+  }).filter(([, clip]) => clip.width > 0 && clip.height > 0);
+  const shots = () => Promise.all(regions.map(([, clip]) => page.screenshot({ clip, animations: 'disabled' })));
+  const setHidden = (hidden: boolean) => bubble.getByTestId('message-text').evaluate((el, hidden) => void (el.style.visibility = hidden ? 'hidden' : ''), hidden);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const shown = await shots();
+    await setHidden(true);
+    const hidden = await shots();
+    await setHidden(false);
+    // Only a window that held still in between (the same with the text back) tells anything.
+    const again = await shots();
+    if (again.every((shot, i) => shot.equals(shown[i]!))) return regions.filter((_, i) => !hidden[i]!.equals(shown[i]!)).map(([name]) => name);
+  }
+  throw new Error('the window kept changing between screenshots');
+}
 
 describe('hostile names and messages', () => {
   it('are shown as exactly their text, and nothing runs, opens or navigates', async () => {
@@ -103,6 +140,18 @@ describe('hostile names and messages', () => {
       );
       expect(overflowing).toBe(0);
     }
+    // Nor does it paint outside it: stacked combining marks reach far above and below their
+    // line, and the bubble cuts them off instead of letting them cover the messages around it.
+    const outside: Record<string, string[]> = {};
+    for (const [who, person] of [['guest', guest], ['host', host]] as const) {
+      await person.page.getByTestId('message-list').evaluate((list) => void (list.scrollTop = 0));
+      await person.page.locator('.history-start').waitFor();
+      for (const [i, text] of ZALGO.entries()) {
+        await messageRow(person.page, text).waitFor();
+        outside[`${who}, Zalgo ${i}`] = await paintsOutsideBubble(person.page, text);
+      }
+    }
+    expect(outside).toEqual({ 'guest, Zalgo 0': [], 'guest, Zalgo 1': [], 'host, Zalgo 0': [], 'host, Zalgo 1': [] });
 
     await expectUntouched(guest, session.current.server.origin);
     await expectUntouched(host, session.current.server.origin);
