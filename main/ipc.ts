@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Commands, CommandName, Result, TextLimit } from '../preload/contract.ts';
 import { DisplayNameSchema, UserIdSchema } from '../relay/protocol.ts';
 import { PASSPHRASE_MAX, PASSPHRASE_MIN } from './core/passphrase.ts';
+import { DAMAGED_ADVICE, isDamaged } from './core/history/index.ts';
 
 export type Handlers = { [K in CommandName]: (arg: Commands[K][0]) => Promise<Result<Commands[K][1]>> };
 
@@ -84,6 +85,8 @@ export async function dispatch<K extends CommandName>(name: K, handlers: Handler
     return await handlers[name](parsed.data);
   } catch (error) {
     console.error(`ipc ${name} failed`, error);
+    // A damaged page inside history.db (a damaged header stops the start): what touches it fails.
+    if (isDamaged(error)) return { ok: false, error: { code: 'E_DAMAGED', message: `Part of the message history (history.db in Parley's data folder) is damaged, so this could not be done. ${DAMAGED_ADVICE}` } };
     return { ok: false, error: { code: 'E_INTERNAL', message: 'Something went wrong; the details are in the log.' } };
   }
 }

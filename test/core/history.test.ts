@@ -1,11 +1,15 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import Database from 'better-sqlite3';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import type { IpcMainInvokeEvent } from 'electron';
 import { join } from 'node:path';
 import { DamagedHistoryError, openHistory, ftsQuery, type History } from '../../main/core/history/index.ts';
 import { historyMigrations } from '../../main/core/history/migrations.ts';
 import { migrate } from '../../relay/sqlite/migrate.ts';
 import { tempDir } from '../support/relay.ts';
+import { dispatch, type Handlers } from '../../main/ipc.ts';
+import { must, startCore } from '../support/messenger.ts';
+import { generateIdentity } from '../../relay/identity.ts';
 
 const dirs: { remove: () => void }[] = [];
 const open: History[] = [];
@@ -60,6 +64,38 @@ describe('history migrations', () => {
     writeFileSync(path, damaged);
     expect(() => openHistory(path)).toThrow(new DamagedHistoryError(path, new Error('file is not a database')).message);
     expect(readFileSync(path).equals(damaged)).toBe(true);
+  });
+});
+
+describe('a damaged page inside history.db', () => {
+  it('answers what touches it with what to do (not "something went wrong"), while the rest of the history works', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const path = join(dir.path, 'history.db');
+    const history = openHistory(path);
+    const bob = generateIdentity().userId;
+    history.seePeer(peer(bob, 'Bob'));
+    for (let i = 0; i < 3_000; i++) history.addOutgoing({ id: `out-${i}-xxxxxxxx`, peer: bob, text: `message ${i} `.repeat(20) });
+    history.close();
+    // A page of the messages in the middle of the file, overwritten (a disk fault).
+    const fd = openSync(path, 'r+');
+    writeSync(fd, Buffer.alloc(4096, 0xab), 0, 4096, Math.floor(statSync(path).size / 4096 / 2) * 4096);
+    closeSync(fd);
+
+    const core = await startCore({ dataDir: dir.path });
+    const app = 'file:///app/index.html';
+    const event = { senderFrame: { url: app, parent: null } } as unknown as IpcMainInvokeEvent;
+    const call = (name: 'conversation:page', arg: { peer: string; before?: number; limit: number }) => dispatch(name, core.messenger.handlers as Handlers, event, arg, app); // (the shell adds its own handlers to the messenger's)
+    try {
+      // The newest messages, on sound pages, are shown; scrolling back into the damaged part is refused in words.
+      expect(must(await call('conversation:page', { peer: bob, limit: 50 }))).toHaveLength(50);
+      expect(await call('conversation:page', { peer: bob, before: 1_500, limit: 50 })).toEqual({
+        ok: false,
+        error: { code: 'E_DAMAGED', message: expect.stringMatching(/^Part of the message history \(history\.db in Parley's data folder\) is damaged.*restore it from a backup/) },
+      });
+    } finally {
+      await core.close();
+    }
   });
 });
 

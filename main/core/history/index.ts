@@ -136,10 +136,16 @@ export interface HistoryOptions {
   maxPageCount?: number;
 }
 
+/** SQLite found history.db, or a page of it, damaged (a disk fault, a partial copy). */
+export const isDamaged = (error: unknown): boolean => error instanceof Database.SqliteError && /^SQLITE_(NOTADB|CORRUPT)/.test(error.code);
+
+/** What a person does about a damaged history.db. */
+export const DAMAGED_ADVICE = 'Parley leaves it as it is: restore it from a backup, or move it away to start with an empty history.';
+
 /** history.db is not a database SQLite can read: Parley stops rather than start an empty one over it. */
 export class DamagedHistoryError extends Error {
   constructor(path: string, cause: Error) {
-    super(`the message history is damaged (${cause.message}): ${path}. Parley leaves it as it is: restore it from a backup, or move it away to start with an empty history.`, { cause });
+    super(`the message history is damaged (${cause.message}): ${path}. ${DAMAGED_ADVICE}`, { cause });
   }
 }
 
@@ -153,7 +159,7 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
     migrate(db, historyMigrations);
   } catch (error) {
     db.close();
-    if (error instanceof Database.SqliteError && /^SQLITE_(NOTADB|CORRUPT)/.test(error.code)) throw new DamagedHistoryError(path, error);
+    if (isDamaged(error)) throw new DamagedHistoryError(path, error as Error);
     throw error;
   }
 
