@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Commands, CommandName, Result, TextLimit } from '../preload/contract.ts';
 import { DisplayNameSchema, UserIdSchema } from '../relay/protocol.ts';
 import { PASSPHRASE_MAX, PASSPHRASE_MIN } from './core/passphrase.ts';
-import { DAMAGED_ADVICE, isDamaged } from './core/history/index.ts';
+import { DAMAGED_ADVICE, DamagedHistoryError } from './core/history/index.ts';
 
 export type Handlers = { [K in CommandName]: (arg: Commands[K][0]) => Promise<Result<Commands[K][1]>> };
 
@@ -86,7 +86,7 @@ export async function dispatch<K extends CommandName>(name: K, handlers: Handler
   } catch (error) {
     console.error(`ipc ${name} failed`, error);
     // A damaged page inside history.db (a damaged header stops the start): what touches it fails.
-    if (isDamaged(error)) return { ok: false, error: { code: 'E_DAMAGED', message: `Part of the message history (history.db in Parley's data folder) is damaged, so this could not be done. ${DAMAGED_ADVICE}` } };
+    if (error instanceof DamagedHistoryError) return { ok: false, error: { code: 'E_DAMAGED', message: `Part of the message history (${error.path}) is damaged, so this could not be done. ${DAMAGED_ADVICE}` } };
     return { ok: false, error: { code: 'E_INTERNAL', message: 'Something went wrong; the details are in the log.' } };
   }
 }

@@ -6,6 +6,8 @@ import { randomInt } from 'node:crypto';
 import type { HostInfo, Result } from '../../preload/contract.ts';
 import { createRelay, type Relay } from '../../relay/server.ts';
 import { openSqliteStore } from '../../relay/mailbox/sqlite.ts';
+import type { RelayStore } from '../../relay/mailbox/store.ts';
+import { isDamaged } from '../../relay/sqlite/damaged.ts';
 import { joinAddresses } from '../../relay/addresses.ts';
 import type { Logger } from '../../relay/log.ts';
 
@@ -75,7 +77,13 @@ export function createHost(options: { dataDir: string; host?: string; advertise?
       const accessCode = open ? undefined : keptAccessCode(dir);
       // Synced group commits, as history.db's: a laptop's power cut must not take back what the
       // relay acknowledged to a sender (at a chat's pace the sync costs nothing noticeable).
-      const store = openSqliteStore({ path: join(dir, 'relay.db'), durability: 'full', ...(options.log ? { log: options.log } : {}) });
+      let store: RelayStore;
+      try {
+        store = openSqliteStore({ path: join(dir, 'relay.db'), durability: 'full', ...(options.log ? { log: options.log } : {}) });
+      } catch (error) {
+        if (!isDamaged(error)) throw error;
+        return { ok: false, error: { code: 'E_DAMAGED', message: `The hosted relay's data (${join(dir, 'relay.db')}) is damaged, so hosting could not start. Parley leaves it as it is: restore it from a backup, or move the folder ${dir} away to host afresh (with a new access code; messages it held for people who were away are then lost). Your own history is not affected.` } };
+      }
       const candidate = createRelay({ store, name: relayName, ...(accessCode ? { accessCode } : {}), ...(options.log ? { log: options.log } : {}) });
       try {
         const address = await candidate.listen(port, bindHost);

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import Database from 'better-sqlite3';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { eventually } from '../support/relay.ts';
 import { conversation, knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
 import { readDb } from '../support/db.ts';
@@ -65,6 +66,20 @@ describe('two people through a hosted relay', () => {
     expect(renewed.accessCode).not.toBe(hosting.accessCode);
     must(await alice.messenger.handlers['host:stop'](null));
     expect(must(await alice.messenger.handlers['host:start']({ port: 0, open: false })).accessCode).toBe(renewed.accessCode);
+  });
+
+  it("says so when the hosted relay's own database is damaged, naming it (not the history), and leaves it as it was", async () => {
+    const alice = await core({ name: 'Alice', host: true });
+    const relayDb = join(alice.dataDir, 'relay', 'relay.db');
+    mkdirSync(dirname(relayDb), { recursive: true });
+    const damaged = Buffer.alloc(8192, 'not a database ');
+    writeFileSync(relayDb, damaged);
+    const answer = await alice.messenger.handlers['host:start']({ port: 0, open: true });
+    expect(answer).toMatchObject({ ok: false, error: { code: 'E_DAMAGED', message: expect.stringContaining(`The hosted relay's data (${relayDb}) is damaged`) } });
+    expect(answer.ok || answer.error.message).toMatch(/Your own history is not affected\.$/);
+    expect(readFileSync(relayDb).equals(damaged)).toBe(true);
+    // The history still works.
+    expect(must(await alice.messenger.handlers['people:list'](null))).toEqual([]);
   });
 
   it('hosts a relay whose commits are synced to disk, as the history is', async () => {

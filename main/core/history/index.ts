@@ -2,6 +2,7 @@
 // All SQL lives here, prepared once, values always bound.
 import Database from 'better-sqlite3';
 import { migrate, tune } from '../../../relay/sqlite/migrate.ts';
+import { isDamaged } from '../../../relay/sqlite/damaged.ts';
 import { historyMigrations } from './migrations.ts';
 import type { Message, MessageState, SearchHit } from '../../../preload/contract.ts';
 
@@ -136,17 +137,37 @@ export interface HistoryOptions {
   maxPageCount?: number;
 }
 
-/** SQLite found history.db, or a page of it, damaged (a disk fault, a partial copy). */
-export const isDamaged = (error: unknown): boolean => error instanceof Database.SqliteError && /^SQLITE_(NOTADB|CORRUPT)/.test(error.code);
-
 /** What a person does about a damaged history.db. */
 export const DAMAGED_ADVICE = 'Parley leaves it as it is: restore it from a backup, or move it away to start with an empty history.';
 
-/** history.db is not a database SQLite can read: Parley stops rather than start an empty one over it. */
+/**
+ * history.db, or a page of it, is not what SQLite can read. At the start Parley stops rather
+ * than start an empty history over it; later, what touches a damaged page fails with it.
+ */
 export class DamagedHistoryError extends Error {
+  readonly path: string;
   constructor(path: string, cause: Error) {
     super(`the message history is damaged (${cause.message}): ${path}. ${DAMAGED_ADVICE}`, { cause });
+    this.path = path;
   }
+}
+
+/** The history's functions, each with SQLite's damaged-file errors thrown as DamagedHistoryError (naming the file). */
+function guarded<T extends object>(history: T, path: string): T {
+  for (const [name, fn] of Object.entries(history)) {
+    if (typeof fn !== 'function') continue;
+    const call = fn as (...args: unknown[]) => unknown;
+    Object.assign(history, {
+      [name]: (...args: unknown[]) => {
+        try {
+          return call(...args);
+        } catch (error) {
+          throw isDamaged(error) ? new DamagedHistoryError(path, error as Error) : error;
+        }
+      },
+    });
+  }
+  return history;
 }
 
 export function openHistory(path: string, options: HistoryOptions = {}) {
@@ -249,7 +270,7 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
     return [...(sent ? [toMessage(sent)] : []), ...applyReceipt(m.peer, [m.id], 'delivered')];
   });
 
-  return {
+  return guarded({
     /** Records what the directory says about a peer; pins keys on first sight. */
     seePeer(p: { id: string; name: string; idKey: string; kaKey: string; lastSeen: number }): { change: PeerChange; peer: StoredPeer; formerName?: string } {
       const known = q.peer.get(p.id);
@@ -372,5 +393,5 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
     close: (): void => {
       db.close();
     },
-  };
+  }, path);
 }
