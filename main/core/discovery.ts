@@ -86,33 +86,44 @@ export function createDiscovery(mdns: { interface?: string; loopback?: boolean }
         }
         onChange([...relays.values()].sort((a, b) => a.name.localeCompare(b.name)));
       };
-      browser.on('up', report);
-      browser.on('down', report);
+      // bonjour-service lists a service until it says goodbye, and its expire() cannot help: it counts
+      // the PTR record's TTL (8 hours) from when the service was first seen or last changed, as an
+      // unchanged answer does not refresh `lastSeen`. So each relay's last answer is noted (by the
+      // number of re-queries sent by then), and before each re-query those that left the last
+      // `missed` unanswered are dropped (as a goodbye does; an answer lists them again). Counted in
+      // queries, not time: neither a wall clock stepped back nor this machine's sleep drops a live relay.
+      let queries = 0;
+      const answered = new Map<string, number>();
+      const listed = (fqdn: string) => browser.services.some((s) => s.fqdn.toLowerCase() === fqdn);
+      browser.on('up', (service: Service) => {
+        answered.set(service.fqdn.toLowerCase(), queries);
+        report();
+      });
+      browser.on('down', (service: Service) => {
+        answered.delete(service.fqdn.toLowerCase());
+        report();
+      });
       browser.on('txt-update', report);
       // Back on another port, as after a restart that followed a crash.
       browser.on('srv-update', report);
-      // bonjour-service lists a service until it says goodbye, and its expire() cannot help: it counts
-      // the PTR record's TTL (8 hours) from when the service was first seen or last changed, as an
-      // unchanged answer does not refresh `lastSeen`. So refresh it at every answer naming a relay, and
-      // before each re-query drop (as a goodbye does; an answer lists it again) those that left the last
-      // `missed` queries unanswered. Counted in queries, not time: after this machine sleeps, a live
-      // relay gets its chances to answer before it could be dropped.
       const type = `_${SERVICE_TYPE}._tcp.local`;
       const heard = (packet: Packet) => {
         for (const record of [...packet.answers, ...packet.additionals]) {
           if (record.type !== 'PTR' || !record.ttl || record.name.toLowerCase() !== type || typeof record.data !== 'string') continue;
           const fqdn = record.data.toLowerCase();
-          const service = browser.services.find((s) => s.fqdn.toLowerCase() === fqdn);
-          if (service) service.lastSeen = Date.now();
+          if (listed(fqdn)) answered.set(fqdn, queries);
         }
       };
       socketEvents?.on?.('response', heard);
       const drop = (browser as unknown as { removeService: (fqdn: string) => void }).removeService.bind(browser);
-      const asked: number[] = [];
       const refresh = setInterval(() => {
-        asked.push(Date.now());
-        const since = asked.length > missed ? (asked.shift() ?? 0) : 0;
-        for (const service of [...browser.services]) if ((service.lastSeen ?? 0) < since) drop(service.fqdn);
+        for (const service of [...browser.services]) {
+          const fqdn = service.fqdn.toLowerCase();
+          if (queries - (answered.get(fqdn) ?? queries) < missed) continue;
+          answered.delete(fqdn);
+          drop(service.fqdn);
+        }
+        queries += 1;
         browser.update();
       }, refreshMs);
       refresh.unref();

@@ -28,7 +28,7 @@ describe('LAN discovery', () => {
     expect(lines.at(-1)).toMatchObject({ phase: 'down', relays: [] });
   });
 
-  it('drops a relay that stops answering (killed, so no goodbye) but never a live one, and follows one back on another port', () => {
+  it('drops a relay that stops answering (killed, so no goodbye) but never a live one, even with the clock stepped back, and follows one back on another port', () => {
     const script = `ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo && exec "${process.execPath}" ${flags.join(' ')} "${expiry}"`;
     const run = spawnSync('unshare', ['--net', 'sh', '-c', script], { encoding: 'utf8', timeout: 40_000 });
     expect(run.status, run.stderr).toBe(0);

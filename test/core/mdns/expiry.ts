@@ -1,7 +1,8 @@
 // Runs inside a private network namespace (see discovery.test.ts). With arguments
 // `<relay id> <port>` it advertises that relay until killed, as a colleague's app does. Without,
-// it browses while two such advertisers run, kills one with SIGKILL (so no goodbye is sent), and
-// later kills the other and starts it again on another port; prints what it saw as JSON lines.
+// it browses while two such advertisers run, kills one with SIGKILL (so no goodbye is sent),
+// steps its own wall clock back while the other stays listed, and later kills the other and
+// starts it again on another port; prints what it saw as JSON lines.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createDiscovery } from '../../../main/core/discovery.ts';
 import type { DiscoveredRelay } from '../../../preload/contract.ts';
@@ -67,8 +68,12 @@ if (process.argv[2]) {
   watchLive = true;
   deadChild.kill('SIGKILL');
   say({ killedGoneAfter: await until(() => !relays.some((r) => r.relayId === dead), 6_000), listed: listed(relays) });
-  // The live relay stays, over several times the span after which a silent one is dropped.
+  // The live relay stays, over several times the span after which a silent one is dropped, and
+  // with this machine's wall clock stepped back an hour meanwhile (NTP, a VM resumed).
+  const realNow = Date.now.bind(Date);
+  Date.now = () => realNow() - 3_600_000;
   await sleep(5_000);
+  Date.now = realNow;
   say({ liveLeft, listed: listed(relays) });
   watchLive = false;
 
