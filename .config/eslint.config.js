@@ -4,13 +4,14 @@ import tseslint from 'typescript-eslint';
 import svelte from 'eslint-plugin-svelte';
 import globals from 'globals';
 
-// innerHTML and outerHTML by any name: assigned, bound (Svelte's bind:innerHTML), in an object
-// (Object.assign(el, { innerHTML })) or a string (el['innerHTML'], Reflect.set(el, 'innerHTML', s)).
+// HTML sinks by any name: assigned, read, called, bound (Svelte's bind:innerHTML, an iframe's
+// srcdoc attribute), in an object (Object.assign(el, { innerHTML })) or a string or template
+// (el['innerHTML'], Reflect.set(el, `outerHTML`, s), setAttribute('srcdoc', s)). Text is rendered as text.
+const SINKS = '/^(innerHTML|outerHTML|srcdoc|insertAdjacentHTML|setHTMLUnsafe|parseHTMLUnsafe|createContextualFragment|parseFromString)$/';
 const htmlSinks = [
-  { selector: ':matches(Identifier, SvelteName)[name=/^(innerHTML|outerHTML)$/]', message: 'No HTML sinks: render text.' },
-  { selector: 'Literal[value=/^(innerHTML|outerHTML)$/]', message: 'No HTML sinks: render text.' },
-  { selector: "CallExpression[callee.property.name=/^(insertAdjacentHTML|setHTMLUnsafe|createContextualFragment|parseFromString)$/]", message: 'No HTML sinks: render text.' },
-  { selector: "CallExpression[callee.property.value=/^(insertAdjacentHTML|setHTMLUnsafe|createContextualFragment|parseFromString)$/]", message: 'No HTML sinks: render text.' },
+  { selector: `:matches(Identifier, SvelteName)[name=${SINKS}]`, message: 'No HTML sinks: render text.' },
+  { selector: `Literal[value=${SINKS}]`, message: 'No HTML sinks: render text.' },
+  { selector: `TemplateElement[value.raw=${SINKS}]`, message: 'No HTML sinks: render text.' },
   { selector: "CallExpression[callee.object.name='document'][callee.property.name=/^write(ln)?$/]", message: 'No document.write.' },
   { selector: "CallExpression[callee.object.property.name='document'][callee.property.name=/^write(ln)?$/]", message: 'No document.write.' },
   { selector: "NewExpression[callee.name='Function']", message: 'No new Function.' },

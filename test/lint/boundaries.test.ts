@@ -40,6 +40,12 @@ describe('lint boundaries', () => {
       ['el.setHTMLUnsafe(s);', /No HTML sinks/],
       ['el.append(document.createRange().createContextualFragment(s));', /No HTML sinks/],
       ["el.append(...new DOMParser().parseFromString(s, 'text/html').body.childNodes);", /No HTML sinks/],
+      ['el[`innerHTML`] = s;', /No HTML sinks/],
+      ["el.insertAdjacentHTML.call(el, 'beforeend', s);", /No HTML sinks/],
+      ['Reflect.apply(el.setHTMLUnsafe, el, [s]);', /No HTML sinks/],
+      ['el.append(...Document.parseHTMLUnsafe(s).body.childNodes);', /No HTML sinks/],
+      ['(el as HTMLIFrameElement).srcdoc = s;', /No HTML sinks/],
+      ["el.setAttribute('srcdoc', s);", /No HTML sinks/],
       ["el['insertAdjacentHTML']('beforeend', s);", /No HTML sinks/],
       ['document.write(s);', /No document.write/],
       ['window.document.writeln(s);', /No document.write/],
@@ -57,6 +63,7 @@ describe('lint boundaries', () => {
     }
     expect(await problems('renderer/src/X.svelte', '<script>\n  let { s } = $props();\n</script>\n\n<p>{@html s}</p>\n')).toEqual([expect.stringMatching(/svelte\/no-at-html-tags/)]);
     expect(await problems('renderer/src/X.svelte', '<script>\n  let { s } = $props();\n</script>\n\n<p bind:innerHTML={s} contenteditable></p>\n')).toEqual([expect.stringMatching(/No HTML sinks/)]);
+    expect(await problems('renderer/src/X.svelte', '<script>\n  let { s } = $props();\n</script>\n\n<iframe title="x" srcdoc={s}></iframe>\n')).toEqual([expect.stringMatching(/No HTML sinks/)]);
     expect(await problems('renderer/src/X.svelte', '<script>\n  let { s } = $props();\n</script>\n\n<p>{s}</p>\n')).toEqual([]);
   });
 });
