@@ -50,7 +50,7 @@ const REASONS: ReadonlyMap<string, string> = new Map([
   ['E_ACCESS_CODE', 'The access code is wrong or missing.'],
   ['E_VERSION', 'This relay speaks a different version of Parley.'],
   ['E_SCHEMA', 'The relay did not accept this display name.'],
-  ['E_THROTTLED', 'Too many failed attempts from this computer; waiting before trying again.'],
+  ['E_THROTTLED', 'Too many failed attempts from this computer: the relay holds it off for a minute.'],
   ['E_TOO_MANY_CONNECTIONS', 'The relay holds too many connections from this network; trying again.'],
   ['E_UNAVAILABLE', 'The relay is restarting.'],
   ['E_AUTH', 'The relay could not check our identity; trying again.'],

@@ -20,7 +20,7 @@ describe('a join refused before the handshake', () => {
     const since = eve.statuses.length;
     must(await eve.messenger.handlers['relay:join']({ address, accessCode: 'right-code' }));
     const held = await eventually(() => eve.statuses.slice(since).find((s) => s.connection.state === 'reconnecting')?.connection, 'held off');
-    expect(held).toMatchObject({ reason: 'Too many failed attempts from this computer; waiting before trying again.' });
+    expect(held).toMatchObject({ reason: 'Too many failed attempts from this computer: the relay holds it off for a minute.' });
     // The usual backoff (from 100 ms here) would have tried several times by now.
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     expect(eve.statuses.slice(since).map((s) => s.connection.state).filter((state) => state !== 'offline')).toEqual(['connecting', 'reconnecting']);
