@@ -53,6 +53,7 @@ const REASONS: ReadonlyMap<string, string> = new Map([
   ['E_THROTTLED', 'Too many failed attempts from this computer: the relay holds it off for a minute.'],
   ['E_TOO_MANY_CONNECTIONS', 'The relay holds too many connections from this network; trying again.'],
   ['E_UNAVAILABLE', 'The relay is restarting.'],
+  ['E_NOT_RELAY', 'Something answers at this address, but not a Parley relay. Check the address and port.'],
   ['E_AUTH', 'The relay could not check our identity; trying again.'],
 ]);
 
@@ -71,6 +72,16 @@ function upgradeStatus(error: { description?: unknown }): number | undefined {
   const text = error.description && typeof error.description === 'object' && 'message' in error.description ? error.description.message : undefined;
   const status = typeof text === 'string' ? /^Unexpected server response: (\d{3})$/.exec(text)?.[1] : undefined;
   return status === undefined ? undefined : Number(status);
+}
+
+/**
+ * Why a WebSocket upgrade failed, by the HTTP status answered (if any). A relay answers 503
+ * while it stops; a server that answers 2xx-4xx instead (a web server on that port: 404) is
+ * not a Parley relay. Anything else (no answer, a proxy's 502) is a relay that cannot be reached.
+ */
+function upgradeRefusal(status: number | undefined): string {
+  if (status === 503) return 'E_UNAVAILABLE';
+  return status !== undefined && status >= 200 && status < 500 ? 'E_NOT_RELAY' : 'E_UNREACHABLE';
 }
 
 export function connect(options: ConnectionOptions): Connection {
@@ -137,7 +148,7 @@ export function connect(options: ConnectionOptions): Connection {
       });
       return;
     }
-    refusedBy(error.data?.code ?? (error.message.startsWith('E_') ? error.message : status === 503 ? 'E_UNAVAILABLE' : 'E_UNREACHABLE'), error.data?.message);
+    refusedBy(error.data?.code ?? (error.message.startsWith('E_') ? error.message : upgradeRefusal(status)), error.data?.message);
   });
 
   function refusedBy(code: string, message?: string) {

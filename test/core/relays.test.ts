@@ -1,6 +1,7 @@
 // Moving between relays, refusals the user must see, and hosting on a port that is taken.
 import { describe, expect, it } from 'vitest';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { eventually, useRelay, type TestRelay } from '../support/relay.ts';
 import { conversation, knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
 import { relayBaseUrl } from '../../relay/handshake.ts';
@@ -96,5 +97,18 @@ describe('relays', () => {
     expect(secure.relay).toBe('https://127.0.0.1:1');
     expect(relayBaseUrl(secure.relay).href).toBe('https://127.0.0.1:1/');
     expect(await alice.messenger.handlers['relay:join']({ address: 'ftp://x' })).toMatchObject({ ok: false, error: { code: 'E_ADDRESS' } });
+  });
+
+  it('says when something other than a Parley relay answers at the address (a web server on that port)', async () => {
+    const web = createHttpServer((_req, res) => res.writeHead(404, { 'content-type': 'text/html' }).end('<h1>Not Found</h1>'));
+    await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+    scope.track(() => new Promise<void>((resolve) => web.close(() => resolve())));
+    const alice = scope.track(await startCore({ name: 'Alice' }));
+    must(await alice.messenger.handlers['relay:join']({ address: `127.0.0.1:${(web.address() as AddressInfo).port}` }));
+    const status = await eventually(() => {
+      const s = alice.statuses.at(-1)?.connection;
+      return s?.state === 'reconnecting' ? s : undefined;
+    }, 'reconnecting');
+    expect(status.reason).toBe('Something answers at this address, but not a Parley relay. Check the address and port.');
   });
 });
