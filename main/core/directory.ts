@@ -51,13 +51,31 @@ export class Presence {
   }
 }
 
+/**
+ * Fingerprints by identity key, as they are shown in every person's row: hashing ten thousand
+ * keys was half the time of listing everyone (a relay for an organisation). Bounded, though
+ * keys change rarely.
+ */
+const fingerprints = new Map<string, string>();
+const FINGERPRINTS_KEPT = 100_000;
+
+function fingerprintOf(idKey: string): string {
+  let known = fingerprints.get(idKey);
+  if (known === undefined) {
+    if (fingerprints.size >= FINGERPRINTS_KEPT) fingerprints.clear();
+    known = fingerprint(idKey);
+    fingerprints.set(idKey, known);
+  }
+  return known;
+}
+
 export function personOf(summary: PeerSummary, presence: Presence, me: string, namesInUse: Map<string, number>): Person {
   const { peer } = summary;
   const live = presence.get(peer.id);
   return {
     id: peer.id,
     name: peer.name,
-    fingerprint: fingerprint(peer.idKey),
+    fingerprint: fingerprintOf(peer.idKey),
     online: live.online,
     lastSeen: Math.max(live.lastSeen, peer.lastSeen),
     unread: summary.unread,
