@@ -91,7 +91,7 @@ if (want('k')) {
 }
 
 if (want('w')) {
-  log('window: the built renderer in Chromium with a 100,000-message conversation');
+  log('window: the built renderer in Chromium with a 100,000-message conversation, then a sidebar of 2,000 and 10,000 people');
   // Its own process: it is type-checked with the DOM (.config/tsconfig.e2e.json), unlike this file.
   spawnSync(process.execPath, [...process.execArgv, join(import.meta.dirname, 'window.ts')], { stdio: 'inherit' });
 }

@@ -4,14 +4,16 @@
 //    of the conversation (target: at most 100 ms);
 //  - scroll: the longest task (PerformanceObserver 'longtask') while wheel events scroll up
 //    through it for several seconds, loading older pages on the way (target: none over 50 ms).
+// Then the sidebar with 2,000 and 10,000 people (test/bench/sidebar.ts).
 // Prints the figures; asserts nothing. Run it with
-//   node --experimental-strip-types --disable-warning=ExperimentalWarning test/bench/window.ts [--profile <file.cpuprofile>] [--trace <file.json>]
+//   node --experimental-strip-types --disable-warning=ExperimentalWarning test/bench/window.ts [--only conversation|sidebar] [--profile <file.cpuprofile>] [--trace <file.json>]
 import { writeFileSync } from 'node:fs';
 import type { Message, Person } from '../../preload/contract.ts';
 import { COMMANDS, EVENTS } from '../../preload/contract.ts';
 import { ensureRendererBuilt } from '../e2e/build.ts';
 import { launchChromium, VIEWPORT } from '../e2e/chromium.ts';
 import { serveRenderer } from '../e2e/server.ts';
+import { benchSidebar, describeSidebarBench } from './sidebar.ts';
 
 export interface WindowBenchOptions {
   messages?: number;
@@ -271,6 +273,13 @@ if (import.meta.main) {
   };
   const cpuProfile = arg('--profile');
   const trace = arg('--trace');
-  const result = await benchWindow({ log: (line) => console.log(line), ...(cpuProfile ? { cpuProfile } : {}), ...(trace ? { trace } : {}) });
-  console.log(describeWindowBench(result));
+  const only = arg('--only');
+  const log = (line: string) => console.log(line);
+  if (only !== 'sidebar') {
+    const result = await benchWindow({ log, ...(cpuProfile ? { cpuProfile } : {}), ...(trace ? { trace } : {}) });
+    console.log(describeWindowBench(result));
+  }
+  if (only !== 'conversation') {
+    for (const people of [2_000, 10_000]) console.log(describeSidebarBench(await benchSidebar({ people, log })));
+  }
 }

@@ -1,5 +1,12 @@
 // Everyone the history knows, kept current by 'person' events, in the order a messenger
 // shows them: online first, then whoever wrote last.
+//
+// With thousands of people (a relay for an organisation), 'person' events come by the
+// hundred when people come online, and by the thousand after a directory sync. An event
+// moves its person within the sorted list (a binary search) instead of sorting everyone
+// again; and events that arrive while the window is still busy with the one before (a
+// flood, one IPC message after another) are put in the list together, once it is done.
+import { untrack } from 'svelte';
 import { SvelteMap } from 'svelte/reactivity';
 import type { ParleyApi, Person, SafetyInfo } from '../../../preload/contract.ts';
 import { humanError, settle } from '../lib/errors.ts';
@@ -11,14 +18,62 @@ export function comparePeople(a: Person, b: Person): number {
   return a.name.localeCompare(b.name) || a.id.localeCompare(b.id);
 }
 
+/** Index of the first person in `list` (sorted by comparePeople) that does not sort before `person`. */
+function lowerBound(list: readonly Person[], person: Person): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (comparePeople(list[mid] as Person, person) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** A person as listed before a change (undefined if new) and after it. */
+export type PersonChange = readonly [before: Person | undefined, after: Person];
+
+/** More changes at once than this, and sorting everyone again is quicker than moving each. */
+const RESORT_AFTER = 256;
+
+/** The sorted list with each change's `before` taken out and its `after` put in its place in the order. */
+export function moved(list: readonly Person[], changes: readonly PersonChange[]): Person[] {
+  const next = list.slice();
+  for (const [before, after] of changes) {
+    if (before) {
+      let at = lowerBound(next, before);
+      if (next[at] !== before) at = next.findIndex((p) => p.id === before.id);
+      if (at >= 0) next.splice(at, 1);
+    }
+    next.splice(lowerBound(next, after), 0, after);
+  }
+  return next;
+}
+
+const needleOf = (filter: string): string => filter.trim().toLocaleLowerCase();
+
 export function matchesFilter(person: Person, filter: string): boolean {
-  const needle = filter.trim().toLocaleLowerCase();
-  if (!needle) return true;
-  return person.name.toLocaleLowerCase().includes(needle);
+  const needle = needleOf(filter);
+  return !needle || person.name.toLocaleLowerCase().includes(needle);
+}
+
+/** The people whose name contains `filter` (any case), in the list's order. */
+export function filterPeople(list: readonly Person[], filter: string): readonly Person[] {
+  const needle = needleOf(filter);
+  return needle ? list.filter((p) => p.name.toLocaleLowerCase().includes(needle)) : list;
 }
 
 export class PeopleState {
-  private readonly byId = new SvelteMap<string, Person>();
+  // Plain, with one signal for all (`revision`): a reactive map would cost a signal per
+  // person, thousands of them to set up when the list arrives.
+  // eslint-disable-next-line svelte/prefer-svelte-reactivity
+  private readonly byId = new Map<string, Person>();
+  /** Bumped whenever someone in byId changes. */
+  private revision = $state(0);
+  /** Changes not in `list` yet: they came while the window was busy with the one before. */
+  private queued: PersonChange[] = [];
+  /** Set from a change shown until the window has done what was waiting meanwhile (a task later). */
+  private busy: ReturnType<typeof setTimeout> | undefined;
   filter = $state('');
   loaded = $state(false);
   /** The safety number shown in the Verify dialog. */
@@ -31,14 +86,21 @@ export class PeopleState {
   // eslint-disable-next-line svelte/prefer-svelte-reactivity
   private readonly changedAt = new Map<string, number>();
 
-  readonly sorted = $derived([...this.byId.values()].sort(comparePeople));
-  readonly visible = $derived(this.filter.trim() ? this.sorted.filter((p) => matchesFilter(p, this.filter)) : this.sorted);
+  /** Everyone, sorted by comparePeople: replaced (never changed in place) on every change. */
+  private list = $state.raw<readonly Person[]>([]);
+  readonly visible = $derived(filterPeople(this.list, this.filter));
   readonly totalUnread = $derived(this.sorted.reduce((sum, p) => sum + p.unread, 0));
   readonly onlineCount = $derived(this.sorted.filter((p) => p.online).length);
 
   constructor(private readonly api: ParleyApi) {}
 
+  /** Everyone, in the order the list shows them. */
+  get sorted(): readonly Person[] {
+    return this.list;
+  }
+
   get(id: string): Person | undefined {
+    void this.revision;
     return this.byId.get(id);
   }
 
@@ -61,12 +123,37 @@ export class PeopleState {
     const newer = (id: string) => (this.changedAt.get(id) ?? 0) > asked;
     for (const id of [...this.byId.keys()]) if (!newer(id)) this.byId.delete(id);
     for (const person of people) if (!newer(person.id)) this.byId.set(person.id, person);
+    this.queued = [];
+    this.list = [...this.byId.values()].sort(comparePeople);
+    this.changed();
     this.loaded = true;
   }
 
   upsert(person: Person): void {
     this.changedAt.set(person.id, ++this.events);
+    const change: PersonChange = [this.byId.get(person.id), person];
     this.byId.set(person.id, person);
+    this.changed();
+    if (this.busy === undefined) {
+      this.list = moved(untrack(() => this.list), [change]);
+      this.busy = setTimeout(() => this.catchUp(), 0);
+    } else {
+      this.queued.push(change);
+    }
+  }
+
+  /** Puts the changes that came meanwhile in the list, all at once; the next ones wait for the window again. */
+  private catchUp(): void {
+    this.busy = undefined;
+    const changes = this.queued;
+    if (changes.length === 0) return;
+    this.queued = [];
+    this.list = changes.length > RESORT_AFTER ? [...this.byId.values()].sort(comparePeople) : moved(untrack(() => this.list), changes);
+    this.busy = setTimeout(() => this.catchUp(), 0);
+  }
+
+  private changed(): void {
+    this.revision = untrack(() => this.revision) + 1;
   }
 
   async loadSafety(peer: string): Promise<void> {
