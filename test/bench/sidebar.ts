@@ -14,9 +14,7 @@
 // Prints the figures; asserts nothing. test/bench/window.ts runs it after the conversation.
 import type { Person } from '../../preload/contract.ts';
 import { COMMANDS, EVENTS } from '../../preload/contract.ts';
-import { ensureRendererBuilt } from '../e2e/build.ts';
-import { launchChromium, VIEWPORT } from '../e2e/chromium.ts';
-import { serveRenderer } from '../e2e/server.ts';
+import { openBenchPage } from './window.ts';
 
 export interface SidebarBenchOptions {
   people?: number;
@@ -145,16 +143,8 @@ export async function benchSidebar(options: SidebarBenchOptions = {}): Promise<S
   const scrollMs = options.scrollMs ?? 4000;
   const burst = Math.min(options.burst ?? 500, Math.floor(count * 0.8));
   const burstMs = options.burstMs ?? 1000;
-  ensureRendererBuilt(options.log);
-  const server = await serveRenderer();
-  const browser = await launchChromium();
+  const { page, errors, close } = await openBenchPage(installFakeParley, { count, commands: COMMANDS, events: EVENTS }, options.log);
   try {
-    const context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, locale: 'en-GB', timezoneId: 'UTC' });
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (error) => errors.push(error.message));
-    await page.addInitScript(installFakeParley, { count, commands: COMMANDS, events: EVENTS });
-    await page.goto(server.appUrl);
     const paintAt = await page.evaluate(() => (window as unknown as BenchWindow).__sidebar.painted);
     const { dataAt, rows } = await page.evaluate(() => ({ dataAt: (window as unknown as BenchWindow).__sidebar.dataAt, rows: document.querySelectorAll('[data-testid="person"]').length }));
     if (dataAt === null) throw new Error('the people list was not seen');
@@ -267,8 +257,7 @@ export async function benchSidebar(options: SidebarBenchOptions = {}): Promise<S
       filter: { ...filterJank, keysToPaintMs },
     };
   } finally {
-    await browser.close();
-    await server.close();
+    await close();
   }
 }
 

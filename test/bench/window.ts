@@ -148,21 +148,41 @@ function installFakeParley(config: { count: number; peer: string; commands: Reco
   });
 }
 
-export async function benchWindow(options: WindowBenchOptions = {}): Promise<WindowBenchResult> {
-  const count = options.messages ?? 100_000;
-  const scrollMs = options.scrollMs ?? 5000;
-  const delta = options.wheelDelta ?? -400;
-  const log = options.log ?? (() => undefined);
+/**
+ * The built renderer in Chromium, over a fake window.parley that `install` sets up as the page's
+ * init script (self-contained: it runs in the page, given `arg`), with the page's errors
+ * collected; close() closes the browser and the server.
+ */
+export async function openBenchPage<A>(install: (arg: A) => void, arg: A, log?: (line: string) => void) {
   ensureRendererBuilt(log);
   const server = await serveRenderer();
   const browser = await launchChromium();
+  const close = async () => {
+    await browser.close();
+    await server.close();
+  };
   try {
     const context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, locale: 'en-GB', timezoneId: 'UTC' });
     const page = await context.newPage();
     const errors: string[] = [];
     page.on('pageerror', (error) => errors.push(error.message));
-    await page.addInitScript(installFakeParley, { count, peer: PEER, commands: COMMANDS, events: EVENTS });
+    // (Playwright types the script's argument as what survives serialising it: the same data here.)
+    await page.addInitScript(install as (arg: unknown) => void, arg);
     await page.goto(server.appUrl);
+    return { context, page, errors, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+export async function benchWindow(options: WindowBenchOptions = {}): Promise<WindowBenchResult> {
+  const count = options.messages ?? 100_000;
+  const scrollMs = options.scrollMs ?? 5000;
+  const delta = options.wheelDelta ?? -400;
+  const log = options.log ?? (() => undefined);
+  const { context, page, errors, close } = await openBenchPage(installFakeParley, { count, peer: PEER, commands: COMMANDS, events: EVENTS }, log);
+  try {
     const row = page.getByTestId('person').first();
     await row.waitFor();
 
@@ -251,8 +271,7 @@ export async function benchWindow(options: WindowBenchOptions = {}): Promise<Win
       longestFrameMs: after.longestFrameMs,
     };
   } finally {
-    await browser.close();
-    await server.close();
+    await close();
   }
 }
 
