@@ -18,6 +18,9 @@ import { must, startCore, type TestCore } from '../support/messenger.ts';
 import { launchChromium, VIEWPORT } from './chromium.ts';
 import { serveRenderer, type StaticServer } from './server.ts';
 
+/** Date as it was when this module loaded: before any test fakes it. */
+const RealDate = Date;
+
 export interface CspViolation {
   directive: string;
   blocked: string;
@@ -222,7 +225,18 @@ async function openPerson(browser: Browser, server: StaticServer, options: Perso
     }),
   );
 
-  if (options.clock !== undefined) await page.clock.setFixedTime(options.clock);
+  if (options.clock !== undefined) {
+    // Playwright stamps a clock call with this process's Date.now(), and the page's fake timers
+    // run from that stamp: under a test's faked Date (screenshots.test.ts) the page's setTimeout
+    // never fired. The call is made with the real Date.
+    const faked = globalThis.Date;
+    globalThis.Date = RealDate;
+    try {
+      await page.clock.setFixedTime(options.clock);
+    } finally {
+      globalThis.Date = faked;
+    }
+  }
   await page.goto(server.appUrl, { waitUntil: 'load' });
   page.on('framenavigated', (frame) => {
     if (frame === page.mainFrame()) navigations++;
