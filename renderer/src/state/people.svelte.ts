@@ -50,16 +50,9 @@ export function moved(list: readonly Person[], changes: readonly PersonChange[])
   return next;
 }
 
-const needleOf = (filter: string): string => filter.trim().toLocaleLowerCase();
-
-export function matchesFilter(person: Person, filter: string): boolean {
-  const needle = needleOf(filter);
-  return !needle || person.name.toLocaleLowerCase().includes(needle);
-}
-
 /** The people whose name contains `filter` (any case), in the list's order. */
 export function filterPeople(list: readonly Person[], filter: string): readonly Person[] {
-  const needle = needleOf(filter);
+  const needle = filter.trim().toLocaleLowerCase();
   return needle ? list.filter((p) => p.name.toLocaleLowerCase().includes(needle)) : list;
 }
 
