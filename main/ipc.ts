@@ -2,7 +2,7 @@
 // is parsed before a handler runs. Nothing throws across the boundary.
 import type { IpcMain, IpcMainInvokeEvent } from 'electron';
 import { z } from 'zod';
-import type { Commands, CommandName, Result, TextLimit } from '../preload/contract.ts';
+import type { Commands, CommandName, DraftLimit, Result, TextLimit } from '../preload/contract.ts';
 import { DisplayNameSchema, UserIdSchema } from '../relay/protocol.ts';
 import { PASSPHRASE_MAX, PASSPHRASE_MIN } from './core/passphrase.ts';
 import { DAMAGED_ADVICE, DamagedHistoryError } from './core/history/index.ts';
@@ -15,6 +15,8 @@ export type Handlers = { [K in CommandName]: (arg: Commands[K][0]) => Promise<Re
  * (all of this fits in ASCII; in other scripts, less does).
  */
 export const TEXT_LIMIT: TextLimit = 16_384;
+/** Longest draft kept for a conversation (what the composer holds, not sent yet). */
+export const DRAFT_LIMIT: DraftLimit = 65_536;
 
 const peer = z.strictObject({ peer: UserIdSchema });
 const n = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
@@ -40,6 +42,7 @@ export const ARGUMENTS: { [K in CommandName]: z.ZodType<Commands[K][0], unknown>
   'conversation:markRead': z.strictObject({ peer: UserIdSchema, upTo: n }),
   'message:send': z.strictObject({ peer: UserIdSchema, text: z.string().min(1).max(TEXT_LIMIT, `a message can hold up to ${TEXT_LIMIT} characters`) }),
   'message:retry': z.strictObject({ n }),
+  'draft:save': z.strictObject({ peer: UserIdSchema, text: z.string().max(DRAFT_LIMIT, `a draft can hold up to ${DRAFT_LIMIT} characters`) }),
   'typing:set': z.strictObject({ peer: UserIdSchema, typing: z.boolean() }),
   'search:query': z.strictObject({ query: z.string().max(200) }),
   'peer:safety': peer,

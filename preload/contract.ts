@@ -3,6 +3,8 @@
 
 /** The most characters (UTF-16 code units) one message's text can hold; main and the renderer each declare a constant of this type. */
 export type TextLimit = 16_384;
+/** The most characters (UTF-16 code units) a saved draft can hold: room for a long draft past TextLimit, which the composer lets one shorten before sending. */
+export type DraftLimit = 65_536;
 
 export interface AppError {
   code: string;
@@ -65,6 +67,8 @@ export interface Person {
   keyChanged: boolean;
   /** Another person the user knows has the same display name with a different key. */
   nameClash: boolean;
+  /** What the user has written to them and not sent yet (kept across restarts), or null. */
+  draft: string | null;
 }
 
 export type ConnectionStatus =
@@ -148,6 +152,8 @@ export interface Commands {
   'conversation:markRead': [{ peer: string; upTo: number }, null];
   'message:send': [{ peer: string; text: string }, Message];
   'message:retry': [{ n: number }, Message];
+  /** Keeps what the composer holds for a conversation, so that it survives a restart; text with nothing but spaces removes it. Sending a message removes it too. */
+  'draft:save': [{ peer: string; text: string }, null];
   'typing:set': [{ peer: string; typing: boolean }, null];
   'search:query': [{ query: string }, SearchHit[]];
   'peer:safety': [{ peer: string }, SafetyInfo];
@@ -196,6 +202,7 @@ export const COMMANDS = {
   markRead: 'conversation:markRead',
   send: 'message:send',
   retry: 'message:retry',
+  saveDraft: 'draft:save',
   setTyping: 'typing:set',
   search: 'search:query',
   safety: 'peer:safety',

@@ -83,6 +83,7 @@ export function personOf(summary: PeerSummary, presence: Presence, me: string, n
     verified: peer.verified,
     keyChanged: peer.pendingKaKey !== null,
     nameClash: peer.id !== me && (namesInUse.get(peer.name.toLocaleLowerCase()) ?? 0) > 1,
+    draft: summary.draft,
   };
 }
 

@@ -168,6 +168,17 @@ export function messengerHandlers(deps: HandlerDeps): MessengerHandlers {
       // window applies this answer after the events that said so.
       return ok(history.from(again.peer, n, 1)[0] ?? again);
     },
+    'draft:save': async ({ peer, text }) => {
+      if (!history.peer(peer)) return fail('E_UNKNOWN_PEER', 'no such person');
+      try {
+        if (history.setDraft(peer, text)) announce([peer]);
+      } catch (error) {
+        // The window still holds it; only a restart would lose it.
+        if (isDiskFull(error)) return fail('E_STORAGE', 'Your disk is full, so the draft was not saved.');
+        throw error;
+      }
+      return ok(null);
+    },
     'typing:set': async ({ peer, typing }) => {
       connection()?.typing(peer, typing);
       return ok(null);

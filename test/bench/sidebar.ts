@@ -84,6 +84,7 @@ function installFakeParley(config: { count: number; commands: Record<string, str
       verified: i % 11 === 0,
       keyChanged: false,
       nameClash: false,
+      draft: null,
     });
   }
   const bench: BenchState = { dataAt: null, people, emit: null, longTasks: [], frameGaps: [], watchFrames: false, painted: Promise.resolve(0), key: null };

@@ -89,7 +89,7 @@ function installFakeParley(config: { count: number; peer: string; commands: Reco
   };
   const person: Person = {
     id: peer, name: 'Ada Lovelace', fingerprint: 'b110 2667 f995 9213 0fe3', online: true, lastSeen: base, unread: 0,
-    last: { text: textOf(count), direction: 'in', at: base + count * 20_000, flagged: false }, verified: false, keyChanged: false, nameClash: false,
+    last: { text: textOf(count), direction: 'in', at: base + count * 20_000, flagged: false }, verified: false, keyChanged: false, nameClash: false, draft: null,
   };
   // As over IPC: answered in a later task, as a copy.
   const answer = (value: unknown, onArrival?: () => void) =>

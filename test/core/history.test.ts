@@ -32,7 +32,7 @@ let counter = 0;
 const incoming = (p: string, text: string, id = `in-${++counter}-xxxxxx`) => ({ id, peer: p, text, sentAt: 1, seq: counter, flagged: false, error: null });
 
 describe('history migrations', () => {
-  it('migration 1 creates the schema on an empty file, migration 2 upgrades it, each recorded in user_version', () => {
+  it('migration 1 creates the schema on an empty file, migrations 2 and 3 upgrade it, each recorded in user_version', () => {
     const dir = tempDir();
     dirs.push(dir);
     const db = new Database(join(dir.path, 'm.db'));
@@ -40,9 +40,11 @@ describe('history migrations', () => {
     expect(migrate(db, historyMigrations.slice(0, 1))).toEqual({ from: 0, to: 1 });
     expect(db.pragma('user_version', { simple: true })).toBe(1);
     expect(tables()).toEqual(expect.arrayContaining(['messages', 'messages_fts', 'peers', 'settings']));
-    expect(migrate(db, historyMigrations)).toEqual({ from: 1, to: 2 });
+    expect(migrate(db, historyMigrations.slice(0, 2))).toEqual({ from: 1, to: 2 });
     expect(tables()).toContain('unsent_reads');
-    expect(migrate(db, historyMigrations)).toEqual({ from: 2, to: 2 });
+    expect(migrate(db, historyMigrations)).toEqual({ from: 2, to: 3 });
+    expect(tables()).toContain('drafts');
+    expect(migrate(db, historyMigrations)).toEqual({ from: 3, to: 3 });
     db.close();
   });
 
@@ -96,6 +98,47 @@ describe('a damaged page inside history.db', () => {
     } finally {
       await core.close();
     }
+  });
+});
+
+describe('drafts', () => {
+  const draftOf = (history: History, id: string) => history.summaries([id])[0]?.draft;
+
+  it('keeps what was written to each person across a restart, replaced as it changes, and removed when only white space is left', () => {
+    const { history, path } = fresh();
+    history.seePeer(peer('ann'));
+    history.seePeer(peer('bob'));
+    expect(history.setDraft('ann', 'Half a thought about the\nbudget')).toBe(true);
+    expect(history.setDraft('ann', 'Half a thought about the\nbudget')).toBe(false); // the same: nothing to tell
+    expect(history.setDraft('bob', 'see you at 3')).toBe(true);
+    expect(history.setDraft('carol', 'nobody we know')).toBe(false);
+    history.close();
+    open.splice(open.indexOf(history), 1);
+    const again = openHistory(path);
+    open.push(again);
+    expect(Object.fromEntries(again.summaries().map((s) => [s.peer.id, s.draft]))).toEqual({ ann: 'Half a thought about the\nbudget', bob: 'see you at 3' });
+    expect(again.setDraft('ann', 'A whole thought')).toBe(true);
+    expect(draftOf(again, 'ann')).toBe('A whole thought');
+    expect(again.setDraft('ann', ' \n\t ')).toBe(true);
+    expect(draftOf(again, 'ann')).toBeNull();
+    expect(again.setDraft('ann', '')).toBe(false);
+    expect(draftOf(again, 'bob')).toBe('see you at 3');
+    expect(again.peer('carol')).toBeUndefined();
+  });
+
+  it('ends with the message that sends it: in the same step, for that conversation only, and not when the message was not stored', () => {
+    const { history } = fresh();
+    history.seePeer(peer('ann'));
+    history.seePeer(peer('bob'));
+    history.setDraft('ann', 'on its way');
+    history.setDraft('bob', 'for later');
+    expect(() => history.addOutgoing({ id: 'too-long-xxxxxx', peer: 'ann', text: 'on its way' }, () => {
+      throw new Error('sealed body over the relay limit');
+    })).toThrow(/over the relay limit/);
+    expect(draftOf(history, 'ann')).toBe('on its way');
+    history.addOutgoing({ id: 'sent-xxxxxxxxxx', peer: 'ann', text: 'on its way' });
+    expect(draftOf(history, 'ann')).toBeNull();
+    expect(draftOf(history, 'bob')).toBe('for later');
   });
 });
 

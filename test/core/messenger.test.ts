@@ -189,6 +189,27 @@ describe('two people through a hosted relay', () => {
     await eventually(async () => (await conversation(bobAgain, alice.id))[0]?.state === 'delivered', 'delivered');
   });
 
+  it('keeps an unsent draft across a restart, shows it in the people list, and lets it go when the message is sent', async () => {
+    const { alice, bob, hosting } = await hostAndJoin();
+    const draft = 'About Thursday:\nI think we should';
+    must(await bob.messenger.handlers['draft:save']({ peer: alice.id, text: draft }));
+    await eventually(() => bob.persons.find((p) => p.id === alice.id && p.draft === draft), 'the row with the draft');
+    expect(await bob.messenger.handlers['draft:save']({ peer: 'n'.repeat(32), text: 'hello?' })).toMatchObject({ ok: false, error: { code: 'E_UNKNOWN_PEER' } });
+    // Bob's app restarts: the draft is on disk.
+    const dataDir = bob.dataDir;
+    await bob.close();
+    cores.splice(cores.indexOf(bob), 1);
+    const bobAgain = await core({ dataDir });
+    expect(must(await bobAgain.messenger.handlers['people:list'](null)).find((p) => p.id === alice.id)?.draft).toBe(draft);
+    must(await bobAgain.messenger.handlers['relay:join']({ address: `127.0.0.1:${hosting.port}`, accessCode: hosting.accessCode ?? '' }));
+    const sent = must(await bobAgain.messenger.handlers['message:send']({ peer: alice.id, text: `${draft} move it to Friday.` }));
+    await eventually(() => bobAgain.persons.find((p) => p.id === alice.id && p.draft === null), 'the row without the draft');
+    expect(must(await bobAgain.messenger.handlers['people:list'](null)).find((p) => p.id === alice.id)).toMatchObject({ draft: null, last: { text: sent.text } });
+    // The other side never sees a draft: it is not sent anywhere.
+    await eventually(() => alice.added.find((m) => m.id === sent.id), 'alice receives the message');
+    expect(alice.persons.every((p) => p.draft === null)).toBe(true);
+  });
+
   it('sends a long outbox in order when the connection returns, several messages per request', async () => {
     const { alice, bob, hosting } = await hostAndJoin();
     must(await bob.messenger.handlers['relay:leave'](null));

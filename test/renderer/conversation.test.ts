@@ -3,6 +3,7 @@ import { screen, waitFor, within } from '@testing-library/svelte';
 import { tick } from 'svelte';
 import { FakeParley, message, person } from './fake-parley.ts';
 import { openChat, renderApp } from './render-app.ts';
+import { DRAFT_SAVE_MS } from '../../renderer/src/state/conversation.svelte.ts';
 
 const grace = person('Grace', { online: true });
 const alan = person('Alan');
@@ -252,5 +253,75 @@ describe('a conversation', () => {
     await setup.user.click(link);
     expect(fake.callsOf('openLink')).toEqual([{ url: 'https://example.com/a?b=1' }]);
     expect(screen.queryByRole('button', { name: /javascript/ })).toBeNull();
+  });
+});
+
+describe('a draft', () => {
+  const composer = () => screen.getByTestId('composer') as HTMLTextAreaElement;
+  const previewOf = (name: string) => screen.getAllByTestId('person').find((row) => row.querySelector('[data-testid="person-name"]')?.textContent === name)?.querySelector('[data-testid="person-preview"]')?.textContent;
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it('is kept a moment after typing stops and at once on switching away, shown as a draft in the list, and back in the composer after a restart', async () => {
+    const fake = withPeople();
+    fake.people = [grace, { ...alan, draft: 'Remember the slides' }];
+    const setup = await renderApp(fake);
+    expect(previewOf('Alan')).toBe('Draft: Remember the slides');
+    await openChat(setup, 'Grace');
+    await setup.user.type(composer(), 'Lunch at');
+    expect(fake.callsOf('saveDraft')).toEqual([]);
+    await waitFor(() => expect(fake.callsOf('saveDraft')).toEqual([{ peer: grace.id, text: 'Lunch at' }]));
+    // Typed, then straight to another conversation: kept then, not half a second later.
+    await setup.user.type(composer(), ' noon?');
+    await openChat(setup, 'Alan');
+    expect(fake.callsOf('saveDraft')).toEqual([{ peer: grace.id, text: 'Lunch at' }, { peer: grace.id, text: 'Lunch at noon?' }]);
+    await waitFor(() => expect(previewOf('Grace')).toBe('Draft: Lunch at noon?'));
+    expect(composer().value).toBe('Remember the slides');
+    expect(previewOf('Alan')).toBe('No messages yet'); // open: the draft is in the composer
+    await pause(DRAFT_SAVE_MS + 100);
+    expect(fake.callsOf('saveDraft')).toHaveLength(2); // opening Alan's changed nothing to keep
+
+    setup.unmount();
+    const again = await renderApp(fake);
+    expect(previewOf('Grace')).toBe('Draft: Lunch at noon?');
+    await openChat(again, 'Grace');
+    expect(composer().value).toBe('Lunch at noon?');
+  });
+
+  it('ends when it is sent: no save still waiting brings it back', async () => {
+    const fake = withPeople();
+    fake.people = [{ ...grace, draft: 'See you' }, alan];
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    expect(composer().value).toBe('See you');
+    await setup.user.type(composer(), ' at 3{Enter}');
+    expect(fake.callsOf('send')).toEqual([{ peer: grace.id, text: 'See you at 3' }]);
+    await pause(DRAFT_SAVE_MS + 100);
+    expect(fake.callsOf('saveDraft')).toEqual([]);
+    await openChat(setup, 'Alan');
+    expect(fake.callsOf('saveDraft')).toEqual([]);
+    expect(previewOf('Grace')).not.toContain('Draft');
+  });
+
+  it('is kept when the message is refused, and removed when only spaces are left', async () => {
+    const fake = withPeople();
+    fake.on('send', () => ({ ok: false, error: { code: 'E_STORAGE', message: 'disk full' } }));
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    await setup.user.type(composer(), 'Important{Enter}');
+    await waitFor(() => expect(screen.getByTestId('send-error')).toBeTruthy());
+    expect(fake.callsOf('saveDraft')).toEqual([{ peer: grace.id, text: 'Important' }]);
+    await setup.user.clear(composer());
+    await setup.user.type(composer(), '   ');
+    await openChat(setup, 'Alan');
+    expect(fake.callsOf('saveDraft')).toEqual([{ peer: grace.id, text: 'Important' }, { peer: grace.id, text: '' }]);
+  });
+
+  it('is kept at once when the window goes away', async () => {
+    const fake = withPeople();
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    await setup.user.type(composer(), 'last words');
+    dispatchEvent(new PageTransitionEvent('pagehide'));
+    expect(fake.callsOf('saveDraft')).toEqual([{ peer: grace.id, text: 'last words' }]);
   });
 });

@@ -26,7 +26,7 @@ export function userId(seed: string): string {
 }
 
 export function person(name: string, extra: Partial<Person> = {}): Person {
-  return { id: userId(name), name, fingerprint: 'abcd 1234', online: false, lastSeen: 0, unread: 0, last: null, verified: false, keyChanged: false, nameClash: false, ...extra };
+  return { id: userId(name), name, fingerprint: 'abcd 1234', online: false, lastSeen: 0, unread: 0, last: null, verified: false, keyChanged: false, nameClash: false, draft: null, ...extra };
 }
 
 export function message(peer: string, n: number, extra: Partial<Message> = {}): Message {
@@ -131,11 +131,23 @@ export class FakeParley {
     send: this.command('send', ({ peer, text }) => {
       const sent = message(peer, ++this.n, { id: `s${++nextId}`, direction: 'out', text, state: 'queued', readAt: null });
       this.emit('onMessageAdded', sent);
+      // Stored, so its draft goes.
+      const i = this.people.findIndex((p) => p.id === peer);
+      const known = this.people[i];
+      if (known?.draft) this.emit('onPerson', (this.people[i] = { ...known, draft: null }));
       return ok(sent);
     }),
     retry: this.command('retry', ({ n }) => {
       const found = [...this.history.values()].flat().find((m) => m.n === n);
       return found ? ok({ ...found, state: 'queued', error: null }) : { ok: false, error: { code: 'E_NOT_FOUND', message: 'no such message' } };
+    }),
+    saveDraft: this.command('saveDraft', ({ peer, text }) => {
+      const i = this.people.findIndex((p) => p.id === peer);
+      const known = this.people[i];
+      if (!known) return { ok: false, error: { code: 'E_UNKNOWN_PEER', message: 'no such person' } };
+      const draft = text.trim() === '' ? null : text;
+      if (draft !== known.draft) this.emit('onPerson', (this.people[i] = { ...known, draft }));
+      return ok(null);
     }),
     setTyping: this.command('setTyping', () => ok(null)),
     search: this.command('search', () => ok([])),

@@ -21,6 +21,8 @@ export interface PeerSummary {
   peer: StoredPeer;
   unread: number;
   last: Pick<Message, 'text' | 'direction' | 'createdAt' | 'flagged'> | null;
+  /** What the user has written to them and not sent yet. */
+  draft: string | null;
 }
 
 export interface IncomingMessage {
@@ -61,13 +63,14 @@ interface PeerRow {
   last_seen: number;
 }
 
-type SummaryRow = PeerRow & { unread: number; last_text: string | null; last_direction: 'in' | 'out' | null; last_at: number | null; last_flagged: number | null };
+type SummaryRow = PeerRow & { unread: number; last_text: string | null; last_direction: 'in' | 'out' | null; last_at: number | null; last_flagged: number | null; draft: string | null };
 
-/** Each peer with its unread count and newest message. */
+/** Each peer with its unread count, newest message and draft. */
 const SUMMARIES = `
   SELECT p.*,
     coalesce((SELECT count FROM unread u WHERE u.peer = p.id), 0) AS unread,
-    m.text AS last_text, m.direction AS last_direction, m.created_at AS last_at, m.flagged AS last_flagged
+    m.text AS last_text, m.direction AS last_direction, m.created_at AS last_at, m.flagged AS last_flagged,
+    (SELECT text FROM drafts d WHERE d.peer = p.id) AS draft
   FROM peers p
   LEFT JOIN messages m ON m.n = (SELECT max(n) FROM messages WHERE peer = p.id)`;
 
@@ -233,6 +236,10 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
       ORDER BY m.n DESC LIMIT ?`),
     unsentReads: db.prepare<[], { peer: string; id: string }>('SELECT peer, id FROM unsent_reads ORDER BY peer'),
     readSent: db.prepare<[string, string]>('DELETE FROM unsent_reads WHERE peer = ? AND id = ?'),
+    setDraft: db.prepare<[{ peer: string; text: string; at: number }]>(
+      'INSERT INTO drafts (peer, text, updated_at) SELECT @peer, @text, @at WHERE EXISTS (SELECT 1 FROM peers WHERE id = @peer) ON CONFLICT (peer) DO UPDATE SET text = excluded.text, updated_at = excluded.updated_at'),
+    draft: db.prepare<[string], string>('SELECT text FROM drafts WHERE peer = ?').pluck(),
+    deleteDraft: db.prepare<[string]>('DELETE FROM drafts WHERE peer = ?'),
     getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?'),
     setSetting: db.prepare<[string, string]>('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
   };
@@ -245,6 +252,16 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
       if (row) added.push(toMessage(row));
     }
     return added;
+  });
+
+  // The message and the end of its draft together: after a crash, never both (the text would
+  // be sent again) and never neither.
+  const addOutgoing = db.transaction((m: { id: string; peer: string; text: string }, sealed: (at: number) => string): Message => {
+    const at = now();
+    const row = q.insertOut.get({ ...m, sealed: sealed(at), at });
+    if (!row) throw new Error('insert returned nothing');
+    q.deleteDraft.run(m.peer);
+    return toMessage(row);
   });
 
   const readsSent = db.transaction((peer: string, ids: readonly string[]) => {
@@ -302,17 +319,22 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
         peer: toPeer(r),
         unread: r.unread,
         last: r.last_text === null || r.last_direction === null || r.last_at === null ? null : { text: r.last_text, direction: r.last_direction, createdAt: r.last_at, flagged: r.last_flagged === 1 },
+        draft: r.draft,
       })),
 
     /**
      * Stores a message the user wrote, as queued: it is in the outbox before anything is sent.
-     * `seal` encrypts it once, with the timestamp it is stored under.
+     * `seal` encrypts it once, with the timestamp it is stored under. The conversation's draft goes.
      */
-    addOutgoing: (m: { id: string; peer: string; text: string }, seal: (sentAt: number) => string = () => ''): Message => {
-      const at = now();
-      const row = q.insertOut.get({ ...m, sealed: seal(at), at });
-      if (!row) throw new Error('insert returned nothing');
-      return toMessage(row);
+    addOutgoing: (m: { id: string; peer: string; text: string }, seal: (sentAt: number) => string = () => ''): Message => addOutgoing(m, seal),
+    /**
+     * Keeps what the user has written to `peer` and not sent; text with nothing but white space
+     * removes it. Returns whether the stored draft changed (false too for a peer not known).
+     */
+    setDraft: (peer: string, text: string): boolean => {
+      const before = q.draft.get(peer);
+      if (text.trim() === '') return before !== undefined && q.deleteDraft.run(peer).changes === 1;
+      return before !== text && q.setDraft.run({ peer, text, at: now() }).changes === 1;
     },
     /** Stores incoming messages in one transaction; returns those that were new (redeliveries are skipped). */
     addIncoming: (items: readonly IncomingMessage[]): Message[] => addIncoming(items),

@@ -74,4 +74,8 @@ export const historyMigrations: readonly Migration[] = [
       END;
     `);
   },
+  // 3: what the user has written in a conversation and not sent yet
+  (db) => {
+    db.exec('CREATE TABLE drafts (peer TEXT PRIMARY KEY REFERENCES peers (id), text TEXT NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;');
+  },
 ];

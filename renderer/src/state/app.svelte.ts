@@ -42,7 +42,7 @@ export class AppState {
   constructor(readonly api: ParleyApi) {
     this.connection = new ConnectionState(api, () => (this.view = 'chat'));
     this.people = new PeopleState(api);
-    this.chats = new Conversations(api);
+    this.chats = new Conversations(api, (peer) => this.people.get(peer)?.draft ?? '');
     this.relays = new RelaysState(api);
     this.search = new SearchState(api);
     this.settings = new SettingsState(api);
@@ -61,6 +61,11 @@ export class AppState {
     );
     const clock = setInterval(() => this.ui.tick(), 30_000);
     this.unsubscribe.push(() => clearInterval(clock));
+    // Closing or reloading the window: drafts typed in the last moment are sent to be kept too
+    // (a call made as the page unloads may not arrive; the pause after typing is the promise).
+    const saveDrafts = () => this.chats.saveDrafts();
+    addEventListener('pagehide', saveDrafts);
+    this.unsubscribe.push(() => removeEventListener('pagehide', saveDrafts));
     await this.load();
   }
 

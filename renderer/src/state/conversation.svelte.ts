@@ -1,6 +1,7 @@
-// One conversation: the loaded window of its history (paged both ways), the draft, the
-// peer's typing and sending. Messages arrive from main as events and merge by n.
-import type { Message, ParleyApi, TextLimit } from '../../../preload/contract.ts';
+// One conversation: the loaded window of its history (paged both ways), the draft (kept by
+// main, so that it survives a restart), the peer's typing and sending. Messages arrive from
+// main as events and merge by n.
+import type { DraftLimit, Message, ParleyApi, TextLimit } from '../../../preload/contract.ts';
 import { humanError, settle } from '../lib/errors.ts';
 import { merge, upsert } from '../lib/messages.ts';
 import { TypingNotifier } from '../lib/typing.ts';
@@ -10,6 +11,10 @@ import { ListView } from './list-view.svelte.ts';
 export const PAGE = 100;
 /** What one message can hold (main refuses more); the composer counts down near it. */
 export const TEXT_LIMIT: TextLimit = 16_384;
+/** The longest draft main keeps; a longer one stays in the window only (its last shorter form is what a restart brings back). */
+const DRAFT_LIMIT: DraftLimit = 65_536;
+/** A draft is saved this long after the last keystroke, and at once when the conversation is left. */
+export const DRAFT_SAVE_MS = 500;
 /** Context loaded above a search hit so it is not the first thing in the list. */
 const CONTEXT = 30;
 /** A typing signal without a follow-up expires (the peer may have gone away). */
@@ -40,22 +45,32 @@ export class Conversation {
 
   private readonly typing: TypingNotifier;
   private typingTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The draft as main keeps it, as far as the window knows (null: not known, save anyway). */
+  private savedDraft: string | null;
+  private draftTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The person has typed here: what main kept is no longer what to show. */
+  private edited = false;
   private markedUpTo = 0;
   private generation = 0;
   /** One list per page on its way, of the events that arrive meanwhile (plain: nothing renders it). */
   // eslint-disable-next-line svelte/prefer-svelte-reactivity
   private readonly racing = new Set<Raced[]>();
 
+  /** `storedDraft`: the draft main keeps for this conversation (the people list carries it). */
   constructor(
     private readonly api: ParleyApi,
     readonly peer: string,
+    private readonly storedDraft: () => string = () => '',
   ) {
     this.view = new ListView(() => this.messages);
     this.typing = new TypingNotifier((typing) => void settle(this.api.setTyping({ peer, typing })));
+    this.draft = this.savedDraft = storedDraft();
   }
 
   /** Opened in the window: load the newest page the first time. */
   async open(): Promise<void> {
+    // Made before the people list came (by a typing notice): the kept draft is there now.
+    if (!this.edited && this.draft === '') this.draft = this.savedDraft = this.storedDraft();
     this.view.shown();
     this.highlight = null;
     if (this.load === 'idle' || this.load === 'failed') {
@@ -233,6 +248,9 @@ export class Conversation {
     }
     this.typing.stop();
     this.draft = '';
+    // Main removes the kept draft when it stores the message: a save still waiting would bring it back.
+    this.cancelDraftSave();
+    this.savedDraft = '';
     this.sendError = null;
     this.tooLong = false;
     if (!this.atLatest) await this.loadLatest();
@@ -240,8 +258,10 @@ export class Conversation {
     const result = await settle(this.api.send({ peer: this.peer, text }));
     if (!result.ok) {
       this.sendError = humanError(result.error);
-      // Back in the composer, before anything typed while it was being sent.
+      // Back in the composer, before anything typed while it was being sent; kept, as it was not sent.
       this.draft = this.draft.trim() ? `${text}\n${this.draft}` : text;
+      this.savedDraft = null;
+      this.saveDraft();
       return false;
     }
     this.added(result.value);
@@ -260,6 +280,9 @@ export class Conversation {
 
   /** The person typed in the composer. */
   composing(): void {
+    this.edited = true;
+    this.cancelDraftSave();
+    this.draftTimer = setTimeout(() => this.saveDraft(), DRAFT_SAVE_MS);
     if (this.draft.trim()) this.typing.input();
     else this.typing.stop();
     if (this.tooLong && this.charactersLeft >= 0) {
@@ -268,9 +291,27 @@ export class Conversation {
     }
   }
 
-  /** The conversation left the window. */
+  /** The conversation left the window (or the composer its focus). */
   leave(): void {
     this.typing.stop();
+    this.saveDraft();
+  }
+
+  /** Has main keep the draft as it is now, unless it already does. */
+  saveDraft(): void {
+    this.cancelDraftSave();
+    const text = this.draft.trim() === '' ? '' : this.draft;
+    if (text === this.savedDraft || text.length > DRAFT_LIMIT) return;
+    this.savedDraft = text;
+    void settle(this.api.saveDraft({ peer: this.peer, text })).then((result) => {
+      // Not kept (a full disk): the next save tries again.
+      if (!result.ok && this.savedDraft === text) this.savedDraft = null;
+    });
+  }
+
+  private cancelDraftSave(): void {
+    if (this.draftTimer !== null) clearTimeout(this.draftTimer);
+    this.draftTimer = null;
   }
 
   setPeerTyping(typing: boolean): void {

@@ -9,12 +9,16 @@ export class Conversations {
   private readonly byPeer = new SvelteMap<string, Conversation>();
   readonly current = $derived(this.selected === null ? null : (this.byPeer.get(this.selected) ?? null));
 
-  constructor(private readonly api: ParleyApi) {}
+  /** `storedDraft`: the draft main keeps for a conversation. */
+  constructor(
+    private readonly api: ParleyApi,
+    private readonly storedDraft: (peer: string) => string = () => '',
+  ) {}
 
   get(peer: string): Conversation {
     let conversation = this.byPeer.get(peer);
     if (!conversation) {
-      conversation = new Conversation(this.api, peer);
+      conversation = new Conversation(this.api, peer, () => this.storedDraft(peer));
       this.byPeer.set(peer, conversation);
     }
     return conversation;
@@ -38,6 +42,11 @@ export class Conversations {
     if (this.selected !== peer) this.current?.leave();
     this.selected = peer;
     await conversation.jumpTo(n);
+  }
+
+  /** Has main keep every draft as it is now (the window is going away). */
+  saveDrafts(): void {
+    for (const conversation of this.byPeer.values()) conversation.saveDraft();
   }
 
   added(message: Message): void {
