@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { screen, waitFor, within } from '@testing-library/svelte';
 import { tick } from 'svelte';
 import { FakeParley, message, person } from './fake-parley.ts';
-import { openChat, renderApp } from './render-app.ts';
+import { openChat, renderApp, renderStarting } from './render-app.ts';
 import { DRAFT_SAVE_MS } from '../../renderer/src/state/conversation.svelte.ts';
 
 const grace = person('Grace', { online: true });
@@ -323,5 +323,142 @@ describe('a draft', () => {
     await setup.user.type(composer(), 'last words');
     dispatchEvent(new PageTransitionEvent('pagehide'));
     expect(fake.callsOf('saveDraft')).toEqual([{ peer: grace.id, text: 'last words' }]);
+  });
+});
+
+/** Grace with 300 messages, one of them found by searching for "vault". */
+function withSearch(): FakeParley {
+  const fake = new FakeParley();
+  fake.people = [grace, alan];
+  const history = Array.from({ length: 300 }, (_, i) => message(grace.id, i + 1, { text: i + 1 === 50 ? 'the deploy key is in the vault' : `chat ${i + 1}` }));
+  fake.history.set(grace.id, history);
+  const hit = history[49];
+  fake.on('search', ({ query }) => ({
+    ok: true,
+    value: query === 'vault' && hit ? [{ message: hit, peerName: 'Grace', snippet: 'the deploy key is in the \u0002vault\u0003' }] : [],
+  }));
+  return fake;
+}
+
+
+/** Main announces a person some 50-250 ms after the change (main/core/announcer.ts), not in the send's answer. */
+function announceLater(fake: FakeParley): () => void {
+  const pending: (() => void)[] = [];
+  fake.on('send', ({ peer, text }) => {
+    const sent = message(peer, 9_000 + pending.length, { id: `s${pending.length}`, direction: 'out', text, state: 'queued', readAt: null });
+    fake.emit('onMessageAdded', sent);
+    const i = fake.people.findIndex((p) => p.id === peer);
+    const known = fake.people[i];
+    if (!known) throw new Error('unknown peer');
+    const after = (fake.people[i] = { ...known, draft: null });
+    pending.push(() => fake.emit('onPerson', after));
+    return { ok: true, value: sent };
+  });
+  return () => pending.splice(0).forEach((f) => f());
+}
+
+
+describe('a draft, in harder cases', () => {
+  const composer = () => screen.getByTestId('composer') as HTMLTextAreaElement;
+  const previewOf = (name: string) => screen.getAllByTestId('person').find((row) => row.querySelector('[data-testid="person-name"]')?.textContent === name)?.querySelector('[data-testid="person-preview"]')?.textContent;
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it('is shown when its conversation, made by a typing notice before the list came, is opened from a search result', async () => {
+    const fake = withSearch();
+    fake.people = [{ ...grace, draft: 'Remember the slides' }, alan];
+    const release = fake.hold('people');
+    const setup = renderStarting(fake);
+    await pause(0);
+    // Grace starts typing while the list is on its way: her conversation is made now.
+    fake.emit('onTyping', { peer: grace.id, typing: true });
+    release();
+    await setup.started;
+    await tick();
+    fake.emit('onTyping', { peer: grace.id, typing: false });
+    await tick();
+    expect(previewOf('Grace')).toBe('Draft: Remember the slides');
+    await setup.user.keyboard('{Control>}f{/Control}');
+    await setup.user.type(await screen.findByTestId('search-input'), 'vault');
+    await screen.findByTestId('search-result');
+    await setup.user.keyboard('{Enter}');
+    await waitFor(() => expect(screen.getByTestId('peer-name').textContent).toBe('Grace'));
+    // The row hides the draft (open), so the composer is the only place it can be.
+    expect(composer().value).toBe('Remember the slides');
+  });
+
+  it('sent as it was (Enter alone) does not come back on reopening before main’s update of the row', async () => {
+    const fake = withSearch();
+    fake.people = [{ ...grace, draft: 'See you at 3' }, alan];
+    const announce = announceLater(fake);
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    expect(composer().value).toBe('See you at 3');
+    await setup.user.keyboard('{Enter}');
+    expect(fake.callsOf('send')).toEqual([{ peer: grace.id, text: 'See you at 3' }]);
+    expect(composer().value).toBe('');
+    // Quickly to Alan and back (Alt+Down, Alt+Up), within main's 50-250 ms.
+    await openChat(setup, 'Alan');
+    await openChat(setup, 'Grace');
+    announce();
+    await tick();
+    await pause(DRAFT_SAVE_MS + 100);
+    // The message was sent: nothing of it belongs in the composer any more.
+    expect(composer().value).toBe('');
+  });
+
+  it('typed while the newest page loads for a send (after a search jump) is kept: the message goes to main first', async () => {
+    const fake = withSearch();
+    const setup = await renderApp(fake);
+    await setup.user.keyboard('{Control>}f{/Control}');
+    await setup.user.type(await screen.findByTestId('search-input'), 'vault');
+    await screen.findByTestId('search-result');
+    await setup.user.keyboard('{Enter}');
+    await waitFor(() => expect(screen.getByTestId('jump-latest')).toBeTruthy());
+    await setup.user.click(composer());
+    const release = fake.hold('page');
+    await setup.user.type(composer(), 'Found it{Enter}');
+    // The newest page is on its way (slow disk): the person goes on writing, and moves on.
+    await setup.user.type(composer(), 'and another thing');
+    await pause(DRAFT_SAVE_MS + 100);
+    release();
+    await waitFor(() => expect(fake.callsOf('send')).toEqual([{ peer: grace.id, text: 'Found it' }]));
+    const order = fake.calls.filter((c) => c.method === 'send' || c.method === 'saveDraft').map((c) => c.method);
+    expect(order).toEqual(['send', 'saveDraft']); // main stores the message (removing the draft it sends) before the next draft
+    await openChat(setup, 'Alan');
+    expect(fake.people.find((p) => p.id === grace.id)?.draft).toBe('and another thing');
+  });
+
+  it('over 65,536 characters is kept from its beginning, never leaving an older draft in its place', async () => {
+    const fake = withSearch();
+    fake.people = [{ ...grace, draft: 'Old note, since thrown away' }, alan];
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    expect(composer().value).toBe('Old note, since thrown away');
+    composer().select();
+    await setup.user.paste('x'.repeat(70_000));
+    expect(composer().value).toHaveLength(70_000);
+    await openChat(setup, 'Alan');
+    await pause(DRAFT_SAVE_MS + 100);
+    expect(previewOf('Grace')).not.toContain('Old note');
+    setup.unmount();
+    const again = await renderApp(fake);
+    await openChat(again, 'Grace');
+    expect(composer().value).toBe('x'.repeat(65_536));
+  });
+
+  it('is never changed by a person event while it is being typed, even one with an older draft', async () => {
+    const fake = withSearch();
+    fake.people = [{ ...grace, draft: 'first' }, alan];
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    await setup.user.type(composer(), ' second');
+    fake.emit('onPerson', { ...grace, draft: 'first', online: false });
+    fake.emit('onPerson', { ...grace, draft: null });
+    await tick();
+    await setup.user.type(composer(), ' third');
+    expect(composer().value).toBe('first second third');
+    await openChat(setup, 'Alan');
+    await openChat(setup, 'Grace');
+    expect(composer().value).toBe('first second third');
   });
 });

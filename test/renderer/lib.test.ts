@@ -5,6 +5,7 @@ import { snippetParts } from '../../renderer/src/lib/snippet.ts';
 import { merge, upsert } from '../../renderer/src/lib/messages.ts';
 import { TypingNotifier } from '../../renderer/src/lib/typing.ts';
 import { lastSeen } from '../../renderer/src/lib/time.ts';
+import { cutText } from '../../renderer/src/lib/text-room.ts';
 import { message } from './fake-parley.ts';
 
 describe('HeightLayout', () => {
@@ -90,5 +91,14 @@ describe('lastSeen', () => {
     expect(lastSeen(now - 30_000, now)).toBe('last seen just now');
     expect(lastSeen(now - 12 * 60_000, now)).toBe('last seen 12 min ago');
     expect(lastSeen(0, now)).toBe('not seen yet');
+  });
+});
+
+describe('cutText', () => {
+  it('keeps a text within the limit as it is, and cuts a longer one never between the halves of an emoji', () => {
+    expect(cutText('hello', 5)).toBe('hello');
+    expect(cutText('hello!', 5)).toBe('hello');
+    expect(cutText('abcd😀', 5)).toBe('abcd'); // the cut would fall inside the emoji: it goes whole
+    expect(cutText('abc😀d', 5)).toBe('abc😀');
   });
 });

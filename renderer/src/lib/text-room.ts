@@ -42,3 +42,10 @@ export function roomLeft(text: string, textLimit: number): number {
   }
   return Math.min(byCharacters, fits - text.length);
 }
+
+/** The first `max` characters of `text` (UTF-16 units), never ending between the halves of a surrogate pair. */
+export function cutText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const last = text.charCodeAt(max - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
+}

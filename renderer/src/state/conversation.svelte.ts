@@ -5,13 +5,13 @@ import type { DraftLimit, Message, ParleyApi, TextLimit } from '../../../preload
 import { humanError, settle } from '../lib/errors.ts';
 import { merge, upsert } from '../lib/messages.ts';
 import { TypingNotifier } from '../lib/typing.ts';
-import { roomLeft } from '../lib/text-room.ts';
+import { cutText, roomLeft } from '../lib/text-room.ts';
 import { ListView } from './list-view.svelte.ts';
 
 export const PAGE = 100;
 /** What one message can hold (main refuses more); the composer counts down near it. */
 export const TEXT_LIMIT: TextLimit = 16_384;
-/** The longest draft main keeps; a longer one stays in the window only (its last shorter form is what a restart brings back). */
+/** The longest draft main keeps: of a longer one, its beginning (the whole stays in the window). */
 const DRAFT_LIMIT: DraftLimit = 65_536;
 /** A draft is saved this long after the last keystroke, and at once when the conversation is left. */
 export const DRAFT_SAVE_MS = 500;
@@ -48,7 +48,7 @@ export class Conversation {
   /** The draft as main keeps it, as far as the window knows (null: not known, save anyway). */
   private savedDraft: string | null;
   private draftTimer: ReturnType<typeof setTimeout> | null = null;
-  /** The person has typed here: what main kept is no longer what to show. */
+  /** The person has typed or sent here: what main kept (or the list still says it keeps) is no longer what to show. */
   private edited = false;
   private markedUpTo = 0;
   private generation = 0;
@@ -69,8 +69,7 @@ export class Conversation {
 
   /** Opened in the window: load the newest page the first time. */
   async open(): Promise<void> {
-    // Made before the people list came (by a typing notice): the kept draft is there now.
-    if (!this.edited && this.draft === '') this.draft = this.savedDraft = this.storedDraft();
+    this.restoreDraft();
     this.view.shown();
     this.highlight = null;
     if (this.load === 'idle' || this.load === 'failed') {
@@ -82,6 +81,11 @@ export class Conversation {
     // a first open, not from below (where it would all count as seen). Someone who had
     // scrolled back to older messages comes back to where they were.
     if (this.firstUnread !== null && this.view.stuck) this.view.reveal(this.firstUnread);
+  }
+
+  /** Made before the people list came (by a typing notice), it had no draft: the kept one is known now. */
+  private restoreDraft(): void {
+    if (!this.edited && this.draft === '') this.draft = this.savedDraft = this.storedDraft();
   }
 
   private findFirstUnread(): number | null {
@@ -154,6 +158,7 @@ export class Conversation {
 
   /** Loads the history around message `n` and scrolls to it (opening a search result). */
   async jumpTo(n: number): Promise<void> {
+    this.restoreDraft();
     await this.loadAround(n, ++this.generation, 'hit');
   }
 
@@ -248,14 +253,18 @@ export class Conversation {
     }
     this.typing.stop();
     this.draft = '';
-    // Main removes the kept draft when it stores the message: a save still waiting would bring it back.
+    // Main removes the kept draft when it stores the message: a save still waiting would bring
+    // it back, and so would the list's copy of it until main's update comes.
     this.cancelDraftSave();
     this.savedDraft = '';
+    this.edited = true;
     this.sendError = null;
     this.tooLong = false;
+    // Asked before anything typed from now on is saved, which the message's storing would remove.
+    const sending = settle(this.api.send({ peer: this.peer, text }));
     if (!this.atLatest) await this.loadLatest();
     this.view.follow();
-    const result = await settle(this.api.send({ peer: this.peer, text }));
+    const result = await sending;
     if (!result.ok) {
       this.sendError = humanError(result.error);
       // Back in the composer, before anything typed while it was being sent; kept, as it was not sent.
@@ -300,8 +309,8 @@ export class Conversation {
   /** Has main keep the draft as it is now, unless it already does. */
   saveDraft(): void {
     this.cancelDraftSave();
-    const text = this.draft.trim() === '' ? '' : this.draft;
-    if (text === this.savedDraft || text.length > DRAFT_LIMIT) return;
+    const text = this.draft.trim() === '' ? '' : cutText(this.draft, DRAFT_LIMIT);
+    if (text === this.savedDraft) return;
     this.savedDraft = text;
     void settle(this.api.saveDraft({ peer: this.peer, text })).then((result) => {
       // Not kept (a full disk): the next save tries again.
