@@ -42,6 +42,21 @@ async function openWindow(): Promise<void> {
   await (devUrl ? window.loadURL(devUrl) : window.loadFile(rendererFile));
 }
 
+/** Closes the window, if there is one; settles once it is gone (or after 2 s). */
+function closeWindow(): Promise<void> {
+  const closing = window;
+  if (!closing) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 2_000);
+    closing.once('closed', () => {
+      clearTimeout(timer);
+      // A turn more for what the page sent as it went.
+      setImmediate(resolve);
+    });
+    closing.close();
+  });
+}
+
 /** Brings the window forward; opens it again if it was closed (on macOS the app runs on without one). */
 function showWindow(): void {
   if (!window) {
@@ -130,7 +145,9 @@ async function start(): Promise<void> {
     event.preventDefault();
     quitting = true;
     notifier.close();
-    void core.close().finally(() => app.quit());
+    // The window first: as it goes, it sends the drafts typed in its last moment, which the
+    // core must still be open to keep (renderer/src/state/app.svelte.ts).
+    void closeWindow().then(() => core.close()).finally(() => app.quit());
   });
 
   await openWindow();
@@ -143,7 +160,8 @@ if (!app.requestSingleInstanceLock()) {
 } else {
   app.on('second-instance', showWindow);
   app.on('window-all-closed', () => {
-    if (process.platform !== 'darwin') app.quit();
+    // While quitting, the window closes before the core does, and the quit goes on from there.
+    if (process.platform !== 'darwin' && !quitting) app.quit();
   });
   app.on('activate', () => {
     if (messenger && BrowserWindow.getAllWindows().length === 0) void openWindow();
