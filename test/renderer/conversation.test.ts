@@ -17,6 +17,19 @@ function withPeople(): FakeParley {
 
 const rows = () => screen.queryAllByTestId('message');
 const rowWith = (text: string) => rows().find((row) => row.textContent.includes(text));
+const composer = () => screen.getByTestId('composer') as HTMLTextAreaElement;
+/** The preview line of a person's row in the list. */
+const previewOf = (name: string) => screen.getAllByTestId('person').find((row) => row.querySelector('[data-testid="person-name"]')?.textContent === name)?.querySelector('[data-testid="person-preview"]')?.textContent;
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The window over `fake` with Grace's conversation open and `draft` back in its composer (kept for her by main). */
+async function openWithDraft(fake: FakeParley, draft: string) {
+  fake.people = [{ ...grace, draft }, alan];
+  const setup = await renderApp(fake);
+  await openChat(setup, 'Grace');
+  expect(composer().value).toBe(draft);
+  return setup;
+}
 
 describe('a conversation', () => {
   it('shows the history with each own message’s state', async () => {
@@ -257,10 +270,6 @@ describe('a conversation', () => {
 });
 
 describe('a draft', () => {
-  const composer = () => screen.getByTestId('composer') as HTMLTextAreaElement;
-  const previewOf = (name: string) => screen.getAllByTestId('person').find((row) => row.querySelector('[data-testid="person-name"]')?.textContent === name)?.querySelector('[data-testid="person-preview"]')?.textContent;
-  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
   it('is kept a moment after typing stops and at once on switching away, shown as a draft in the list, and back in the composer after a restart', async () => {
     const fake = withPeople();
     fake.people = [grace, { ...alan, draft: 'Remember the slides' }];
@@ -289,10 +298,7 @@ describe('a draft', () => {
 
   it('ends when it is sent: no save still waiting brings it back', async () => {
     const fake = withPeople();
-    fake.people = [{ ...grace, draft: 'See you' }, alan];
-    const setup = await renderApp(fake);
-    await openChat(setup, 'Grace');
-    expect(composer().value).toBe('See you');
+    const setup = await openWithDraft(fake, 'See you');
     await setup.user.type(composer(), ' at 3{Enter}');
     expect(fake.callsOf('send')).toEqual([{ peer: grace.id, text: 'See you at 3' }]);
     await pause(DRAFT_SAVE_MS + 100);
@@ -357,12 +363,7 @@ function announceLater(fake: FakeParley): () => void {
   return () => pending.splice(0).forEach((f) => f());
 }
 
-
 describe('a draft, in harder cases', () => {
-  const composer = () => screen.getByTestId('composer') as HTMLTextAreaElement;
-  const previewOf = (name: string) => screen.getAllByTestId('person').find((row) => row.querySelector('[data-testid="person-name"]')?.textContent === name)?.querySelector('[data-testid="person-preview"]')?.textContent;
-  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
   it('is shown when its conversation, made by a typing notice before the list came, is opened from a search result', async () => {
     const fake = withSearch();
     fake.people = [{ ...grace, draft: 'Remember the slides' }, alan];
@@ -388,11 +389,8 @@ describe('a draft, in harder cases', () => {
 
   it('sent as it was (Enter alone) does not come back on reopening before main’s update of the row', async () => {
     const fake = withSearch();
-    fake.people = [{ ...grace, draft: 'See you at 3' }, alan];
     const announce = announceLater(fake);
-    const setup = await renderApp(fake);
-    await openChat(setup, 'Grace');
-    expect(composer().value).toBe('See you at 3');
+    const setup = await openWithDraft(fake, 'See you at 3');
     await setup.user.keyboard('{Enter}');
     expect(fake.callsOf('send')).toEqual([{ peer: grace.id, text: 'See you at 3' }]);
     expect(composer().value).toBe('');
@@ -430,10 +428,7 @@ describe('a draft, in harder cases', () => {
 
   it('over 65,536 characters is kept from its beginning, never leaving an older draft in its place', async () => {
     const fake = withSearch();
-    fake.people = [{ ...grace, draft: 'Old note, since thrown away' }, alan];
-    const setup = await renderApp(fake);
-    await openChat(setup, 'Grace');
-    expect(composer().value).toBe('Old note, since thrown away');
+    const setup = await openWithDraft(fake, 'Old note, since thrown away');
     composer().select();
     await setup.user.paste('x'.repeat(70_000));
     expect(composer().value).toHaveLength(70_000);
