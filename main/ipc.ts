@@ -42,6 +42,7 @@ export const ARGUMENTS: { [K in CommandName]: z.ZodType<Commands[K][0], unknown>
   'conversation:markRead': z.strictObject({ peer: UserIdSchema, upTo: n }),
   'message:send': z.strictObject({ peer: UserIdSchema, text: z.string().min(1).max(TEXT_LIMIT, `a message can hold up to ${TEXT_LIMIT} characters`) }),
   'message:retry': z.strictObject({ n }),
+  'message:delete': z.strictObject({ n }),
   'draft:save': z.strictObject({ peer: UserIdSchema, text: z.string().max(DRAFT_LIMIT, `a draft can hold up to ${DRAFT_LIMIT} characters`) }),
   'typing:set': z.strictObject({ peer: UserIdSchema, typing: z.boolean() }),
   'search:query': z.strictObject({ query: z.string().max(200) }),

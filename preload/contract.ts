@@ -152,6 +152,11 @@ export interface Commands {
   'conversation:markRead': [{ peer: string; upTo: number }, null];
   'message:send': [{ peer: string; text: string }, Message];
   'message:retry': [{ n: number }, Message];
+  /**
+   * Deletes a message from this computer (the other person keeps their copy). One still
+   * waiting in the outbox is then never sent: `withdrawn`. Announced as 'message:removed'.
+   */
+  'message:delete': [{ n: number }, { withdrawn: boolean }];
   /** Keeps what the composer holds for a conversation, so that it survives a restart; text with nothing but spaces removes it. Sending a message removes it too. */
   'draft:save': [{ peer: string; text: string }, null];
   'typing:set': [{ peer: string; typing: boolean }, null];
@@ -177,6 +182,8 @@ export interface Events {
   person: Person;
   'message:added': Message;
   'message:updated': Message;
+  /** A message was deleted from this computer. */
+  'message:removed': { peer: string; n: number };
   typing: { peer: string; typing: boolean };
   'relays:found': DiscoveredRelay[];
 }
@@ -202,6 +209,7 @@ export const COMMANDS = {
   markRead: 'conversation:markRead',
   send: 'message:send',
   retry: 'message:retry',
+  deleteMessage: 'message:delete',
   saveDraft: 'draft:save',
   setTyping: 'typing:set',
   search: 'search:query',
@@ -221,6 +229,7 @@ export const EVENTS = {
   onPerson: 'person',
   onMessageAdded: 'message:added',
   onMessageUpdated: 'message:updated',
+  onMessageRemoved: 'message:removed',
   onTyping: 'typing',
   onRelaysFound: 'relays:found',
 } as const satisfies Record<string, EventName>;

@@ -27,7 +27,7 @@ export interface HandlerDeps {
   host?: HostController;
   emit: EventHub['emit'];
   announce: (ids: Iterable<string>) => void;
-  outbox: Pick<Outbox, 'kick'>;
+  outbox: Pick<Outbox, 'kick' | 'sending'>;
   readReceipts: ReadReceipts;
   status: () => AppStatus;
   online: () => boolean;
@@ -167,6 +167,15 @@ export function messengerHandlers(deps: HandlerDeps): MessengerHandlers {
       // As it is now: the outbox may have failed it again at once (too long, say), and the
       // window applies this answer after the events that said so.
       return ok(history.from(again.peer, n, 1)[0] ?? again);
+    },
+    'message:delete': async ({ n }) => {
+      // Asked first: once the row is gone, the outbox's answer for it changes nothing.
+      const onItsWay = outbox.sending(n);
+      const removed = history.remove(n);
+      if (!removed) return fail('E_NOT_FOUND', 'no such message');
+      emit('message:removed', { peer: removed.peer, n });
+      announce([removed.peer]);
+      return ok({ withdrawn: removed.direction === 'out' && removed.state === 'queued' && !onItsWay });
     },
     'draft:save': async ({ peer, text }) => {
       if (!history.peer(peer)) return fail('E_UNKNOWN_PEER', 'no such person');

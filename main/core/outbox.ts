@@ -67,6 +67,8 @@ export class Outbox {
   /** Recipients whose mailbox is full, each with when to try again (performance.now()). */
   private readonly paused = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
+  /** The messages of the request the relay has not answered yet. */
+  private readonly inFlight = new Set<number>();
   private readonly options: OutboxOptions;
 
   constructor(options: OutboxOptions) {
@@ -107,6 +109,11 @@ export class Outbox {
     clearTimeout(this.timer);
   }
 
+  /** Whether message `n` is on its way to the relay (sent, not answered yet): deleted now, it may still arrive. */
+  sending(n: number): boolean {
+    return this.inFlight.has(n);
+  }
+
   /** Kicks after `delayMs`; with `hold`, nothing is sent until then. */
   private later(delayMs: number, hold: boolean): void {
     clearTimeout(this.timer);
@@ -140,7 +147,13 @@ export class Outbox {
       }
       const batch = firstBatch(ready, (o) => Buffer.byteLength(o.sealed), this.batchMax);
       if (batch.length === 0) continue;
-      const answer = await send(batch);
+      for (const { message } of batch) this.inFlight.add(message.n);
+      let answer: Awaited<ReturnType<OutboxOptions['send']>>;
+      try {
+        answer = await send(batch);
+      } finally {
+        this.inFlight.clear();
+      }
       if (answer.ok) this.batchMax = Math.min(LIMITS.sendBatch, this.batchMax * 2);
       else if (answer.error.code === 'E_RATE_LIMITED') this.batchMax = Math.max(1, Math.ceil(batch.length / 2));
       const results = answer.ok ? answer.value.results : batch.map(() => answer);

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import Database from 'better-sqlite3';
-import { closeSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import type { IpcMainInvokeEvent } from 'electron';
 import { join } from 'node:path';
 import { DamagedHistoryError, openHistory, ftsQuery, type History } from '../../main/core/history/index.ts';
@@ -32,7 +32,7 @@ let counter = 0;
 const incoming = (p: string, text: string, id = `in-${++counter}-xxxxxx`) => ({ id, peer: p, text, sentAt: 1, seq: counter, flagged: false, error: null });
 
 describe('history migrations', () => {
-  it('migration 1 creates the schema on an empty file, migrations 2 and 3 upgrade it, each recorded in user_version', () => {
+  it('migration 1 creates the schema on an empty file, migrations 2 to 4 upgrade it, each recorded in user_version', () => {
     const dir = tempDir();
     dirs.push(dir);
     const db = new Database(join(dir.path, 'm.db'));
@@ -42,9 +42,11 @@ describe('history migrations', () => {
     expect(tables()).toEqual(expect.arrayContaining(['messages', 'messages_fts', 'peers', 'settings']));
     expect(migrate(db, historyMigrations.slice(0, 2))).toEqual({ from: 1, to: 2 });
     expect(tables()).toContain('unsent_reads');
-    expect(migrate(db, historyMigrations)).toEqual({ from: 2, to: 3 });
+    expect(migrate(db, historyMigrations.slice(0, 3))).toEqual({ from: 2, to: 3 });
     expect(tables()).toContain('drafts');
-    expect(migrate(db, historyMigrations)).toEqual({ from: 3, to: 3 });
+    expect(migrate(db, historyMigrations)).toEqual({ from: 3, to: 4 });
+    expect(tables()).toEqual(expect.arrayContaining(['removed', 'removed_n']));
+    expect(migrate(db, historyMigrations)).toEqual({ from: 4, to: 4 });
     db.close();
   });
 
@@ -79,9 +81,11 @@ describe('a damaged page inside history.db', () => {
     history.seePeer(peer(bob, 'Bob'));
     for (let i = 0; i < 3_000; i++) history.addOutgoing({ id: `out-${i}-xxxxxxxx`, peer: bob, text: `message ${i} `.repeat(20) });
     history.close();
-    // A page of the messages in the middle of the file, overwritten (a disk fault).
+    // The page holding message 1480, in the middle of the history, overwritten (a disk fault).
+    const at = readFileSync(path).indexOf('message 1480 message 1480');
+    expect(at).toBeGreaterThan(0);
     const fd = openSync(path, 'r+');
-    writeSync(fd, Buffer.alloc(4096, 0xab), 0, 4096, Math.floor(statSync(path).size / 4096 / 2) * 4096);
+    writeSync(fd, Buffer.alloc(4096, 0xab), 0, 4096, Math.floor(at / 4096) * 4096);
     closeSync(fd);
 
     const core = await startCore({ dataDir: dir.path });
@@ -139,6 +143,83 @@ describe('drafts', () => {
     history.addOutgoing({ id: 'sent-xxxxxxxxxx', peer: 'ann', text: 'on its way' });
     expect(draftOf(history, 'ann')).toBeNull();
     expect(draftOf(history, 'bob')).toBe('for later');
+  });
+});
+
+describe('deleting a message', () => {
+  const texts = (history: History, id: string) => history.page(id, null, 50).map((m) => m.text);
+
+  it('takes it out of the conversation, the search, the unread count and the people list, and answers undefined the second time', () => {
+    const { history } = fresh();
+    history.seePeer(peer('ann'));
+    const [first, second] = history.addIncoming([incoming('ann', 'the quarterly figures'), incoming('ann', 'lunch at noon?')]);
+    const mine = history.addOutgoing({ id: 'out-1-xxxxxxxxx', peer: 'ann', text: 'figures attached' });
+    expect(history.unreadCounts().get('ann')).toBe(2);
+    expect(history.remove(mine.n)).toMatchObject({ n: mine.n, direction: 'out', state: 'queued', text: 'figures attached' });
+    expect(history.summaries(['ann'])[0]?.last?.text).toBe('lunch at noon?');
+    expect(history.remove(second!.n)).toMatchObject({ n: second!.n, direction: 'in', readAt: null });
+    expect(texts(history, 'ann')).toEqual(['the quarterly figures']);
+    expect(history.unreadCounts().get('ann')).toBe(1);
+    expect(history.summaries(['ann'])[0]).toMatchObject({ unread: 1, last: { text: 'the quarterly figures' } });
+    expect(history.search('figures').map((h) => h.message.n)).toEqual([first!.n]);
+    expect(history.search('lunch')).toEqual([]);
+    expect(history.remove(second!.n)).toBeUndefined();
+    expect(history.remove(first!.n)).toBeDefined();
+    expect(history.summaries(['ann'])[0]).toMatchObject({ unread: 0, last: null });
+  });
+
+  it('never gives its n to a later message, across a restart too: the window takes n as only growing', () => {
+    const { history, path } = fresh();
+    history.seePeer(peer('ann'));
+    const a = history.addOutgoing({ id: 'out-a-xxxxxxxxx', peer: 'ann', text: 'one' });
+    const b = history.addOutgoing({ id: 'out-b-xxxxxxxxx', peer: 'ann', text: 'two' });
+    history.remove(b.n);
+    const [c] = history.addIncoming([incoming('ann', 'three')]);
+    expect(c!.n).toBeGreaterThan(b.n);
+    history.remove(c!.n);
+    history.close();
+    open.splice(open.indexOf(history), 1);
+    const again = openHistory(path);
+    open.push(again);
+    const d = again.addOutgoing({ id: 'out-d-xxxxxxxxx', peer: 'ann', text: 'four' });
+    expect(d.n).toBeGreaterThan(c!.n);
+    expect(again.page('ann', null, 50).map((m) => [m.n, m.text])).toEqual([[a.n, 'one'], [d.n, 'four']]);
+  });
+
+  it('does not bring back an incoming message the relay delivers again, even after a restart', () => {
+    const { history, path } = fresh();
+    history.seePeer(peer('ann'));
+    const message = incoming('ann', 'delete me');
+    const [stored] = history.addIncoming([message]);
+    history.remove(stored!.n);
+    expect(history.addIncoming([message])).toEqual([]);
+    history.close();
+    open.splice(open.indexOf(history), 1);
+    const again = openHistory(path);
+    open.push(again);
+    const later = incoming('ann', 'keep me');
+    expect(again.addIncoming([message, later]).map((m) => m.text)).toEqual(['keep me']);
+    expect(texts(again, 'ann')).toEqual(['keep me']);
+    expect(again.unreadCounts().get('ann')).toBe(1);
+  });
+
+  it('takes a queued message out of the outbox, and the relay’s answer or receipts for a deleted one change nothing', () => {
+    const { history } = fresh();
+    history.seePeer(peer('ann'));
+    const kept = history.addOutgoing({ id: 'out-k-xxxxxxxxx', peer: 'ann', text: 'kept' });
+    const gone = history.addOutgoing({ id: 'out-g-xxxxxxxxx', peer: 'ann', text: 'gone' });
+    const sent = history.addOutgoing({ id: 'out-s-xxxxxxxxx', peer: 'ann', text: 'sent, then deleted' });
+    history.markSent(sent.n, 7);
+    history.remove(gone.n);
+    history.remove(sent.n);
+    expect(history.outbox(50).map((m) => m.text)).toEqual(['kept']);
+    expect(history.markSent(gone.n, 8)).toBeUndefined();
+    expect(history.markFailed(gone.n, 'no')).toBeUndefined();
+    expect(history.requeue(gone.n)).toBeUndefined();
+    expect(history.applyReceipt('ann', [sent.id, gone.id], 'read')).toEqual([]);
+    expect(history.markSentDelivered(gone, 9)).toEqual([]);
+    expect(texts(history, 'ann')).toEqual(['kept']);
+    expect(history.outgoing(kept.id)?.state).toBe('queued');
   });
 });
 

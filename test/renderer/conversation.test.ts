@@ -457,3 +457,80 @@ describe('a draft, in harder cases', () => {
     expect(composer().value).toBe('first second third');
   });
 });
+
+describe('deleting a message', () => {
+  /** Opens the deletion of the message showing `text`, as a click on its row's button does. */
+  async function askToDelete(setup: Awaited<ReturnType<typeof renderApp>>, text: string) {
+    const row = await waitFor(() => rowWith(text)!);
+    await setup.user.click(within(row).getByRole('button', { name: 'Delete message' }));
+    return screen.findByTestId('delete-dialog');
+  }
+
+  it('asks first, says that the other person keeps their copy, and then takes it out of the conversation', async () => {
+    const setup = await renderApp(withPeople());
+    await openChat(setup, 'Grace');
+    let dialog = await askToDelete(setup, 'hello Dana');
+    expect(dialog.textContent).toContain('Grace keeps the message they sent');
+    await setup.user.click(within(dialog).getByRole('button', { name: 'Cancel' }));
+    expect(screen.queryByTestId('delete-dialog')).toBeNull();
+    expect(setup.fake.callsOf('deleteMessage')).toEqual([]);
+    expect(rows()).toHaveLength(2);
+
+    dialog = await askToDelete(setup, 'hi Grace');
+    expect(dialog.textContent).toContain('Grace keeps the copy you sent them');
+    await setup.user.click(within(dialog).getByRole('button', { name: 'Delete' }));
+    expect(setup.fake.callsOf('deleteMessage')).toEqual([{ n: 2 }]);
+    await waitFor(() => expect(rows().map((row) => row.textContent)).toEqual([expect.stringContaining('hello Dana')]));
+    await waitFor(() => expect(document.activeElement).toBe(composer()));
+  });
+
+  it('says a queued message will not be sent, and offers Delete beside Retry on a failed one', async () => {
+    const fake = withPeople();
+    fake.history.set(grace.id, [
+      message(grace.id, 7, { direction: 'out', state: 'failed', error: 'the relay refused it', text: 'not taken' }),
+      message(grace.id, 8, { direction: 'out', state: 'queued', readAt: null, text: 'waiting to go' }),
+    ]);
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    const dialog = await askToDelete(setup, 'waiting to go');
+    expect(dialog.textContent).toContain('It has not been sent yet, so it will not be.');
+    await setup.user.keyboard('{Escape}');
+    await setup.user.click(within(rowWith('not taken')!).getByTestId('delete-failed'));
+    expect((await screen.findByTestId('delete-dialog')).textContent).toContain('It was not sent.');
+    await setup.user.click(screen.getByTestId('confirm-delete'));
+    await waitFor(() => expect(rows().map((row) => row.dataset.n)).toEqual(['8']));
+    expect(screen.queryByTestId('send-error')).toBeNull();
+  });
+
+  it('tells the person when a queued message had already left for the relay', async () => {
+    const fake = withPeople();
+    fake.history.set(grace.id, [message(grace.id, 8, { direction: 'out', state: 'queued', readAt: null, text: 'on its way' })]);
+    fake.on('deleteMessage', ({ n }) => {
+      fake.emit('onMessageRemoved', { peer: grace.id, n });
+      return { ok: true, value: { withdrawn: false } };
+    });
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    await askToDelete(setup, 'on its way');
+    await setup.user.click(screen.getByTestId('confirm-delete'));
+    expect((await screen.findByTestId('send-error')).textContent).toContain('had already left for the relay');
+    expect(rows()).toHaveLength(0);
+  });
+
+  it('stays deleted when it is removed while an older page holding it is on its way', async () => {
+    const must = <T,>(result: { ok: true; value: T } | { ok: false }) => (result.ok ? result.value : expect.unreachable('deleteMessage failed'));
+    const fake = withPeople();
+    fake.history.set(grace.id, Array.from({ length: 150 }, (_, i) => message(grace.id, i + 1)));
+    const setup = await renderApp(fake);
+    const conversation = setup.app.chats.get(grace.id);
+    await conversation.loadLatest();
+    expect(conversation.messages[0]?.n).toBe(51);
+    const release = fake.hold('page');
+    const older = conversation.loadOlder(); // main reads the page (with message 20) now, and answers later
+    must(await fake.api.deleteMessage({ n: 20 }));
+    release();
+    await older;
+    expect(conversation.messages).toHaveLength(149);
+    expect(conversation.messages.some((m) => m.n === 20)).toBe(false);
+  });
+});

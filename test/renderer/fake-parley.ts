@@ -141,6 +141,17 @@ export class FakeParley {
       const found = [...this.history.values()].flat().find((m) => m.n === n);
       return found ? ok({ ...found, state: 'queued', error: null }) : { ok: false, error: { code: 'E_NOT_FOUND', message: 'no such message' } };
     }),
+    deleteMessage: this.command('deleteMessage', ({ n }) => {
+      for (const [peer, messages] of this.history) {
+        const at = messages.findIndex((m) => m.n === n);
+        const found = messages[at];
+        if (!found) continue;
+        messages.splice(at, 1);
+        this.emit('onMessageRemoved', { peer, n });
+        return ok({ withdrawn: found.direction === 'out' && found.state === 'queued' });
+      }
+      return { ok: false, error: { code: 'E_NOT_FOUND', message: 'no such message' } };
+    }),
     saveDraft: this.command('saveDraft', ({ peer, text }) => {
       const i = this.people.findIndex((p) => p.id === peer);
       const known = this.people[i];
@@ -179,6 +190,7 @@ export class FakeParley {
     onPerson: this.subscribe('onPerson'),
     onMessageAdded: this.subscribe('onMessageAdded'),
     onMessageUpdated: this.subscribe('onMessageUpdated'),
+    onMessageRemoved: this.subscribe('onMessageRemoved'),
     onTyping: this.subscribe('onTyping'),
     onRelaysFound: this.subscribe('onRelaysFound'),
   };

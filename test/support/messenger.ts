@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createMessenger, type Messenger } from '../../main/core/messenger.ts';
 import { fileSecretStore } from '../../main/core/identity.ts';
 import { createHost } from '../../main/core/host.ts';
-import type { AppStatus, Message, Person, Result } from '../../preload/contract.ts';
+import type { AppStatus, Events, Message, Person, Result } from '../../preload/contract.ts';
 import { eventually, tempDir } from './relay.ts';
 
 export interface TestCore {
@@ -15,6 +15,7 @@ export interface TestCore {
   added: Message[];
   updated: Message[];
   persons: Person[];
+  removed: Events['message:removed'][];
   /** Closes the core (its hosted relay too). */
   close(): Promise<void>;
 }
@@ -31,13 +32,14 @@ export async function startCore(options: { name?: string; dataDir?: string; host
   });
   const core: TestCore = {
     messenger, dataDir, id: messenger.identity.userId,
-    statuses: [], added: [], updated: [], persons: [],
+    statuses: [], added: [], updated: [], persons: [], removed: [],
     close: () => messenger.close(),
   };
   messenger.on('status', (s) => core.statuses.push(s));
   messenger.on('message:added', (m) => core.added.push(m));
   messenger.on('message:updated', (m) => core.updated.push(m));
   messenger.on('person', (p) => core.persons.push(p));
+  messenger.on('message:removed', (r) => core.removed.push(r));
   if (options.name) must(await messenger.handlers['profile:setup']({ name: options.name }));
   return core;
 }

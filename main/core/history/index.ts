@@ -74,6 +74,9 @@ const SUMMARIES = `
   FROM peers p
   LEFT JOIN messages m ON m.n = (SELECT max(n) FROM messages WHERE peer = p.id)`;
 
+/** The n a new message gets: past every message there is and every one deleted (migration 4). */
+const NEXT_N = '(SELECT max(coalesce(max(n), 0), coalesce((SELECT n FROM removed_n), 0)) + 1 FROM messages)';
+
 const toMessage = (r: MessageRow): Message => ({
   n: r.n, id: r.id, peer: r.peer, direction: r.direction, text: r.text, state: r.state, error: r.error,
   flagged: r.flagged === 1, sentAt: r.sent_at, createdAt: r.created_at, readAt: r.read_at,
@@ -198,12 +201,15 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
     summariesOf: db.prepare<[string], SummaryRow>(`${SUMMARIES} WHERE p.id IN (SELECT value FROM json_each(?))`),
     peerNames: db.prepare<[], { id: string; name: string }>('SELECT id, name FROM peers'),
     insertOut: db.prepare<[{ id: string; peer: string; text: string; sealed: string; at: number }], MessageRow>(`
-      INSERT INTO messages (id, peer, direction, text, sealed, state, sent_at, created_at) VALUES (@id, @peer, 'out', @text, @sealed, 'queued', @at, @at) RETURNING *`),
+      INSERT INTO messages (n, id, peer, direction, text, sealed, state, sent_at, created_at) VALUES (${NEXT_N}, @id, @peer, 'out', @text, @sealed, 'queued', @at, @at) RETURNING *`),
     sealed: db.prepare<[number], { sealed: string | null }>('SELECT sealed FROM messages WHERE n = ?'),
     insertIn: db.prepare<[Omit<IncomingMessage, 'flagged'> & { flagged: number; at: number }], MessageRow>(`
-      INSERT INTO messages (id, peer, direction, text, state, error, flagged, seq, sent_at, created_at)
-      VALUES (@id, @peer, 'in', @text, 'received', @error, @flagged, @seq, @sentAt, @at)
+      INSERT INTO messages (n, id, peer, direction, text, state, error, flagged, seq, sent_at, created_at)
+      SELECT ${NEXT_N}, @id, @peer, 'in', @text, 'received', @error, @flagged, @seq, @sentAt, @at
+      WHERE NOT EXISTS (SELECT 1 FROM removed WHERE peer = @peer AND id = @id)
       ON CONFLICT (peer, id) DO NOTHING RETURNING *`),
+    deleteMessage: db.prepare<[number], MessageRow>('DELETE FROM messages WHERE n = ? RETURNING *'),
+    insertRemoved: db.prepare<[string, string]>('INSERT OR IGNORE INTO removed (peer, id) VALUES (?, ?)'),
     byId: db.prepare<[string, string], MessageRow>('SELECT * FROM messages WHERE peer = ? AND id = ?'),
     outById: db.prepare<[string], MessageRow>("SELECT * FROM messages WHERE id = ? AND direction = 'out'"),
     outbox: db.prepare<[string, number], MessageRow>(
@@ -261,6 +267,13 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
     const row = q.insertOut.get({ ...m, sealed: sealed(at), at });
     if (!row) throw new Error('insert returned nothing');
     q.deleteDraft.run(m.peer);
+    return toMessage(row);
+  });
+
+  const remove = db.transaction((n: number): Message | undefined => {
+    const row = q.deleteMessage.get(n);
+    if (!row) return undefined;
+    if (row.direction === 'in') q.insertRemoved.run(row.peer, row.id);
     return toMessage(row);
   });
 
@@ -362,6 +375,13 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
       return row ? toMessage(row) : undefined;
     },
     applyReceipt: (peer: string, ids: readonly string[], state: 'delivered' | 'read'): Message[] => applyReceipt(peer, ids, state),
+    /**
+     * Deletes a message from this computer: from its conversation, the search index and the
+     * unread count, and, if it was still queued, from the outbox. Returns it as it was, or
+     * undefined when there was none. A deleted incoming message is not stored again when the
+     * relay delivers it once more; receipts for a deleted outgoing one change nothing.
+     */
+    remove: (n: number): Message | undefined => remove(n),
 
     /** The newest `limit` messages before `before` (exclusive), oldest first. */
     page: (peer: string, before: number | null, limit: number): Message[] => q.page.all(peer, before ?? Number.MAX_SAFE_INTEGER, limit).reverse().map(toMessage),

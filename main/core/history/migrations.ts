@@ -78,4 +78,21 @@ export const historyMigrations: readonly Migration[] = [
   (db) => {
     db.exec('CREATE TABLE drafts (peer TEXT PRIMARY KEY REFERENCES peers (id), text TEXT NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;');
   },
+  // 4: messages the user deleted from this computer
+  (db) => {
+    db.exec(`
+      -- A deleted incoming message's id stays, so that the relay delivering it again (its
+      -- acknowledgement was lost) does not bring it back.
+      CREATE TABLE removed (peer TEXT NOT NULL REFERENCES peers (id), id TEXT NOT NULL, PRIMARY KEY (peer, id)) WITHOUT ROWID;
+      -- The highest n a deleted message had: SQLite gives max(n) + 1 to a new row, which would
+      -- give a deleted newest message's n again; the window relies on n only ever growing.
+      CREATE TABLE removed_n (one INTEGER PRIMARY KEY CHECK (one = 1), n INTEGER NOT NULL);
+      CREATE TRIGGER removed_n_on_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO removed_n (one, n) VALUES (1, old.n) ON CONFLICT (one) DO UPDATE SET n = max(n, excluded.n);
+      END;
+      CREATE TRIGGER unread_on_delete AFTER DELETE ON messages WHEN old.direction = 'in' AND old.read_at IS NULL BEGIN
+        UPDATE unread SET count = count - 1 WHERE peer = old.peer;
+      END;
+    `);
+  },
 ];

@@ -56,6 +56,7 @@ export class AppState {
       api.onPerson((person) => this.people.upsert(person)),
       api.onMessageAdded((message) => this.chats.added(message)),
       api.onMessageUpdated((message) => this.chats.updated(message)),
+      api.onMessageRemoved(({ peer, n }) => this.chats.removed(peer, n)),
       api.onTyping(({ peer, typing }) => this.chats.typing(peer, typing)),
       api.onRelaysFound((relays) => this.relays.discovered(relays)),
     );

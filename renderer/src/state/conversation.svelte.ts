@@ -3,7 +3,7 @@
 // main as events and merge by n.
 import type { DraftLimit, Message, ParleyApi, TextLimit } from '../../../preload/contract.ts';
 import { humanError, settle } from '../lib/errors.ts';
-import { merge, upsert } from '../lib/messages.ts';
+import { lowerBound, merge, upsert } from '../lib/messages.ts';
 import { TypingNotifier } from '../lib/typing.ts';
 import { cutText, roomLeft } from '../lib/text-room.ts';
 import { ListView } from './list-view.svelte.ts';
@@ -21,8 +21,8 @@ const CONTEXT = 30;
 const TYPING_EXPIRES_MS = 8_000;
 
 type LoadState = 'idle' | 'loading' | 'ready' | 'failed';
-/** A 'message:added' or 'message:updated' event that arrived while a page was on its way. */
-type Raced = { added: boolean; message: Message };
+/** A 'message:added', 'message:updated' or 'message:removed' event that arrived while a page was on its way. */
+type Raced = { kind: 'added' | 'updated'; message: Message } | { kind: 'removed'; n: number };
 
 export class Conversation {
   messages = $state.raw<readonly Message[]>([]);
@@ -207,15 +207,16 @@ export class Conversation {
   }
 
   private replay(raced: readonly Raced[]): void {
-    for (const { added, message } of raced) {
-      if (added) this.take(message);
-      else this.updated(message);
+    for (const event of raced) {
+      if (event.kind === 'removed') this.drop(event.n);
+      else if (event.kind === 'added') this.take(event.message);
+      else this.updated(event.message);
     }
   }
 
   added(message: Message): void {
     if (message.direction === 'in') this.setPeerTyping(false);
-    for (const raced of this.racing) raced.push({ added: true, message });
+    for (const raced of this.racing) raced.push({ kind: 'added', message });
     this.take(message);
   }
 
@@ -226,12 +227,38 @@ export class Conversation {
   }
 
   updated(message: Message): void {
-    for (const raced of this.racing) raced.push({ added: false, message });
+    for (const raced of this.racing) raced.push({ kind: 'updated', message });
     const before = this.messages;
     const first = before[0];
     const last = before[before.length - 1];
     if (!first || !last || message.n < first.n || message.n > last.n) return;
     this.messages = upsert(before, message);
+  }
+
+  /** Main deleted message `n`: it leaves the window. */
+  removed(n: number): void {
+    for (const raced of this.racing) raced.push({ kind: 'removed', n });
+    this.drop(n);
+  }
+
+  private drop(n: number): void {
+    const at = lowerBound(this.messages, n);
+    if (this.messages[at]?.n !== n) return;
+    const next = this.messages.slice();
+    next.splice(at, 1);
+    this.messages = next;
+    if (this.highlight === n) this.highlight = null;
+    if (this.firstUnread === n) this.firstUnread = this.findFirstUnread();
+  }
+
+  /**
+   * Deletes a message from this computer ('message:removed' takes it out of the window). A
+   * queued message that had left for the relay meanwhile may still arrive: the person is told.
+   */
+  async remove(message: Message): Promise<void> {
+    const result = await settle(this.api.deleteMessage({ n: message.n }));
+    if (!result.ok) this.sendError = humanError(result.error);
+    else if (message.state === 'queued' && !result.value.withdrawn) this.sendError = 'That message had already left for the relay when you deleted it, so it may still arrive.';
   }
 
   /** The error shown is that the draft is too long: it goes once the draft fits. */

@@ -57,6 +57,10 @@ export class Conversations {
     this.byPeer.get(message.peer)?.updated(message);
   }
 
+  removed(peer: string, n: number): void {
+    this.byPeer.get(peer)?.removed(n);
+  }
+
   typing(peer: string, typing: boolean): void {
     this.get(peer).setPeerTyping(typing);
   }

@@ -1,6 +1,15 @@
 // What the window shows on top of the conversation, and whether the window has focus
 // (messages count as read only while it does).
-export type Dialog = { kind: 'none' } | { kind: 'search' } | { kind: 'settings' } | { kind: 'jump' } | { kind: 'verify'; peer: string } | { kind: 'passphrase' };
+import type { Message } from '../../../preload/contract.ts';
+
+export type Dialog =
+  | { kind: 'none' }
+  | { kind: 'search' }
+  | { kind: 'settings' }
+  | { kind: 'jump' }
+  | { kind: 'verify'; peer: string }
+  | { kind: 'passphrase' }
+  | { kind: 'delete'; message: Message };
 
 export class UiState {
   dialog = $state<Dialog>({ kind: 'none' });
