@@ -40,6 +40,7 @@ export const ARGUMENTS: { [K in CommandName]: z.ZodType<Commands[K][0], unknown>
   'conversation:from': z.strictObject({ peer: UserIdSchema, n, limit }),
   'conversation:firstUnread': peer,
   'conversation:markRead': z.strictObject({ peer: UserIdSchema, upTo: n }),
+  'conversation:clear': peer,
   'message:send': z.strictObject({ peer: UserIdSchema, text: z.string().min(1).max(TEXT_LIMIT, `a message can hold up to ${TEXT_LIMIT} characters`) }),
   'message:retry': z.strictObject({ n }),
   'message:delete': z.strictObject({ n }),

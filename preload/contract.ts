@@ -150,13 +150,20 @@ export interface Commands {
   /** The oldest unread incoming message's n (a conversation opens there), or null. */
   'conversation:firstUnread': [{ peer: string }, number | null];
   'conversation:markRead': [{ peer: string; upTo: number }, null];
+  /**
+   * Deletes every message with a person from this computer, as message:delete does each
+   * (messages still in the outbox are not sent). Answers how many; announced as 'conversation:cleared'.
+   */
+  'conversation:clear': [{ peer: string }, { removed: number }];
   'message:send': [{ peer: string; text: string }, Message];
   'message:retry': [{ n: number }, Message];
   /**
-   * Deletes a message from this computer (the other person keeps their copy). One still
-   * waiting in the outbox is then never sent: `withdrawn`. Announced as 'message:removed'.
+   * Deletes a message from this computer (the other person keeps their copy). Answers its
+   * state as it was then, and whether it was withdrawn: waiting in the outbox, and sure never
+   * to reach the relay (a queued message that a request carried, unanswered, may). Announced
+   * as 'message:removed'.
    */
-  'message:delete': [{ n: number }, { withdrawn: boolean }];
+  'message:delete': [{ n: number }, { state: MessageState; withdrawn: boolean }];
   /** Keeps what the composer holds for a conversation, so that it survives a restart; text with nothing but spaces removes it. Sending a message removes it too. */
   'draft:save': [{ peer: string; text: string }, null];
   'typing:set': [{ peer: string; typing: boolean }, null];
@@ -184,6 +191,8 @@ export interface Events {
   'message:updated': Message;
   /** A message was deleted from this computer. */
   'message:removed': { peer: string; n: number };
+  /** Every message with `peer` up to n `upTo` was deleted from this computer. */
+  'conversation:cleared': { peer: string; upTo: number };
   typing: { peer: string; typing: boolean };
   'relays:found': DiscoveredRelay[];
 }
@@ -207,6 +216,7 @@ export const COMMANDS = {
   pageFrom: 'conversation:from',
   firstUnread: 'conversation:firstUnread',
   markRead: 'conversation:markRead',
+  clearConversation: 'conversation:clear',
   send: 'message:send',
   retry: 'message:retry',
   deleteMessage: 'message:delete',
@@ -230,6 +240,7 @@ export const EVENTS = {
   onMessageAdded: 'message:added',
   onMessageUpdated: 'message:updated',
   onMessageRemoved: 'message:removed',
+  onConversationCleared: 'conversation:cleared',
   onTyping: 'typing',
   onRelaysFound: 'relays:found',
 } as const satisfies Record<string, EventName>;

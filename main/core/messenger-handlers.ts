@@ -52,6 +52,8 @@ class TooLong extends Error {
   }
 }
 const kb = (bytes: number) => Math.ceil(bytes / 1024);
+/** Messages deleted per step when a conversation is cleared: other calls are answered between steps. */
+const CLEAR_STEP = 2_000;
 
 export function messengerHandlers(deps: HandlerDeps): MessengerHandlers {
   const { identity, history, presence, emit, announce, outbox, status, online, connection, joinRelay, disconnect } = deps;
@@ -132,6 +134,33 @@ export function messengerHandlers(deps: HandlerDeps): MessengerHandlers {
       }
       return ok(null);
     },
+    'conversation:clear': async ({ peer }) => {
+      if (!history.peer(peer)) return fail('E_UNKNOWN_PEER', 'no such person');
+      const upTo = history.newest(peer);
+      if (upTo === null) return ok({ removed: 0 });
+      let removed = 0;
+      let through = 0;
+      try {
+        for (;;) {
+          const step = history.clear(peer, upTo, CLEAR_STEP);
+          removed += step.count;
+          through = Math.max(through, step.through);
+          if (step.count < CLEAR_STEP) break;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      } catch (error) {
+        if (!isDiskFull(error)) throw error;
+        // The steps before this one are done: the window shows what is left.
+        if (removed > 0) {
+          emit('conversation:cleared', { peer, upTo: through });
+          announce([peer]);
+        }
+        return fail('E_STORAGE', 'Your disk is full, so not all of the conversation was deleted. Free some space and try again.');
+      }
+      emit('conversation:cleared', { peer, upTo });
+      announce([peer]);
+      return ok({ removed });
+    },
     'message:send': async ({ peer, text }) => {
       const target = history.peer(peer);
       if (!target) return fail('E_UNKNOWN_PEER', 'no such person');
@@ -171,11 +200,18 @@ export function messengerHandlers(deps: HandlerDeps): MessengerHandlers {
     'message:delete': async ({ n }) => {
       // Asked first: once the row is gone, the outbox's answer for it changes nothing.
       const onItsWay = outbox.sending(n);
-      const removed = history.remove(n);
+      let removed: ReturnType<History['remove']>;
+      try {
+        removed = history.remove(n);
+      } catch (error) {
+        if (isDiskFull(error)) return fail('E_STORAGE', 'Your disk is full, so the message was not deleted. Free some space and try again.');
+        throw error;
+      }
       if (!removed) return fail('E_NOT_FOUND', 'no such message');
-      emit('message:removed', { peer: removed.peer, n });
-      announce([removed.peer]);
-      return ok({ withdrawn: removed.direction === 'out' && removed.state === 'queued' && !onItsWay });
+      const { message, attempted } = removed;
+      emit('message:removed', { peer: message.peer, n });
+      announce([message.peer]);
+      return ok({ state: message.state, withdrawn: message.direction === 'out' && message.state === 'queued' && !attempted && !onItsWay });
     },
     'draft:save': async ({ peer, text }) => {
       if (!history.peer(peer)) return fail('E_UNKNOWN_PEER', 'no such person');

@@ -107,6 +107,8 @@ export class Outbox {
 
   stop(): void {
     clearTimeout(this.timer);
+    // Closing while a request is on its way: its answer will not be seen.
+    if (this.inFlight.size > 0) this.options.history.markAttempted([...this.inFlight]);
   }
 
   /** Whether message `n` is on its way to the relay (sent, not answered yet): deleted now, it may still arrive. */
@@ -151,6 +153,9 @@ export class Outbox {
       let answer: Awaited<ReturnType<OutboxOptions['send']>>;
       try {
         answer = await send(batch);
+      } catch (error) {
+        history.markAttempted(batch.map(({ message }) => message.n));
+        throw error;
       } finally {
         this.inFlight.clear();
       }
@@ -158,14 +163,18 @@ export class Outbox {
       else if (answer.error.code === 'E_RATE_LIMITED') this.batchMax = Math.max(1, Math.ceil(batch.length / 2));
       const results = answer.ok ? answer.value.results : batch.map(() => answer);
       let retry: string | undefined;
+      const unsettled: number[] = [];
       batch.forEach(({ message }, i) => {
         const result = results[i] ?? { ok: false, error: { code: 'E_INTERNAL', message: 'The relay gave an unexpected answer.' } };
         if (this.settle(message, result)) return;
+        // No answer (or "not now"): it stays queued, but may have reached the relay.
+        unsettled.push(message.n);
         const code = result.ok ? 'E_INTERNAL' : result.error.code;
         // Only this recipient's messages wait: the relay answered their later ones in the batch the same.
         if (code === 'E_QUEUE_FULL') this.paused.set(message.peer, performance.now() + this.retryMs(code));
         else retry ??= code;
       });
+      if (unsettled.length > 0) history.markAttempted(unsettled);
       if (retry !== undefined) {
         // Keep the order: what is still queued goes again, first, after a pause.
         this.later(this.retryMs(retry), true);

@@ -1,9 +1,11 @@
 // Deleting a message removes it from this computer only: one still in the outbox is never
 // sent, one the relay has reaches the other person anyway, and the people list follows.
 import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
 import type { RelayStore } from '../../relay/mailbox/store.ts';
 import { eventually, useRelay } from '../support/relay.ts';
 import { conversation, knows, must, online, startCore, type TestCore } from '../support/messenger.ts';
+import { readDb } from '../support/db.ts';
 
 const scope = useRelay();
 
@@ -31,7 +33,7 @@ describe('deleting a message', () => {
     must(await bob.messenger.handlers['relay:leave'](null));
     const keep = must(await bob.messenger.handlers['message:send']({ peer: alice.id, text: 'See you at ten' }));
     const regret = must(await bob.messenger.handlers['message:send']({ peer: alice.id, text: 'Actually, never mind the report' }));
-    expect(must(await bob.messenger.handlers['message:delete']({ n: regret.n }))).toEqual({ withdrawn: true });
+    expect(must(await bob.messenger.handlers['message:delete']({ n: regret.n }))).toEqual({ state: 'queued', withdrawn: true });
     expect(bob.removed).toContainEqual({ peer: alice.id, n: regret.n });
     await eventually(() => row(bob, alice.id)?.last?.text === 'See you at ten', 'the people list shows the message before it');
     expect(await texts(bob, alice.id)).toEqual(['See you at ten']);
@@ -48,12 +50,12 @@ describe('deleting a message', () => {
     // Deleting what came in: gone here, unread with it; the sender still has it, without a read receipt.
     const received = bob.added.find((m) => m.id === hello.id);
     expect(row(bob, alice.id)?.unread).toBe(1);
-    expect(must(await bob.messenger.handlers['message:delete']({ n: received!.n }))).toEqual({ withdrawn: false });
+    expect(must(await bob.messenger.handlers['message:delete']({ n: received!.n }))).toEqual({ state: 'received', withdrawn: false });
     await eventually(() => row(bob, alice.id)?.unread === 0, 'the unread count goes with it');
     expect(await texts(bob, alice.id)).toEqual(['See you at ten']);
     // Deleting what was sent: the recipient keeps it.
     const sentByAlice = (await conversation(alice, bob.id)).find((m) => m.id === hello.id);
-    expect(must(await alice.messenger.handlers['message:delete']({ n: sentByAlice!.n }))).toEqual({ withdrawn: false });
+    expect(must(await alice.messenger.handlers['message:delete']({ n: sentByAlice!.n }))).toMatchObject({ withdrawn: false });
     expect(await texts(alice, bob.id)).toEqual(['See you at ten']);
     expect(await texts(bob, alice.id)).toEqual(['See you at ten']);
     expect(sentByAlice?.state).not.toBe('read');
@@ -78,7 +80,7 @@ describe('deleting a message', () => {
     must(await bob.messenger.handlers['relay:leave'](null));
     const sent = must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: 'On its way' }));
     await eventually(() => waiting === 1, 'the relay has the request and has not answered');
-    expect(must(await alice.messenger.handlers['message:delete']({ n: sent.n }))).toEqual({ withdrawn: false });
+    expect(must(await alice.messenger.handlers['message:delete']({ n: sent.n }))).toEqual({ state: 'queued', withdrawn: false });
     hold?.();
     const after = must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: 'And this one' }));
     await eventually(async () => (await conversation(alice, bob.id)).some((m) => m.id === after.id && m.state === 'sent'), 'the next message accepted');
@@ -88,4 +90,56 @@ describe('deleting a message', () => {
     await eventually(async () => (await texts(bob, alice.id)).length === 2, 'Bob receives both');
     expect(await texts(bob, alice.id)).toEqual(['On its way', 'And this one']);
   });
+
+  it('clears a whole conversation, thousands of messages a part at a time: what waited in the outbox is not sent, the other person keeps theirs', async () => {
+    const { relay, alice, bob } = await pair();
+    must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: 'Hello Bob' }));
+    await eventually(async () => (await texts(bob, alice.id)).length === 1, 'Bob receives it');
+    must(await bob.messenger.handlers['relay:leave'](null));
+    for (let i = 0; i < 4_500; i++) must(await bob.messenger.handlers['message:send']({ peer: alice.id, text: `draft ${i}` }));
+    expect(must(await bob.messenger.handlers['conversation:clear']({ peer: alice.id }))).toEqual({ removed: 4_501 });
+    expect(bob.cleared).toEqual([{ peer: alice.id, upTo: expect.any(Number) }]);
+    expect(await conversation(bob, alice.id)).toEqual([]);
+    await eventually(() => row(bob, alice.id)?.last === null && row(bob, alice.id)?.unread === 0, 'the people list shows no message');
+    expect(await bob.messenger.handlers['conversation:clear']({ peer: 'n'.repeat(32) })).toMatchObject({ ok: false, error: { code: 'E_UNKNOWN_PEER' } });
+
+    const after = must(await bob.messenger.handlers['message:send']({ peer: alice.id, text: 'Starting afresh' }));
+    must(await bob.messenger.handlers['relay:join']({ address: `127.0.0.1:${relay.port}` }));
+    await eventually(() => alice.added.find((m) => m.id === after.id), 'Alice receives the message written after');
+    // The outbox sends in order: had the cleared ones gone, they would have come first.
+    expect(await texts(alice, bob.id)).toEqual(['Hello Bob', 'Starting afresh']);
+  });
+
+  it('does not call a queued message withdrawn once a request carried it unanswered: the relay may have it, and it arrives', async () => {
+    let hold: (() => void) | undefined;
+    const held = new Promise<void>((resolve) => (hold = resolve));
+    let waiting = 0;
+    let stored = 0;
+    const { relay, alice, bob } = await pair({
+      wrapStore: (store): RelayStore => ({
+        ...store,
+        accept: async (...args) => {
+          waiting += 1;
+          await held;
+          const outcome = await store.accept(...args);
+          stored += 1;
+          return outcome;
+        },
+      }),
+    });
+    must(await bob.messenger.handlers['relay:leave'](null));
+    const sent = must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: 'Regretted' }));
+    await eventually(() => waiting === 1, 'the relay has the request');
+    // Alice's connection goes before the answer: the request fails as unanswered, the message stays queued.
+    must(await alice.messenger.handlers['relay:leave'](null));
+    const attempted = () => readDb(join(alice.dataDir, 'history.db'), (db) => db.prepare('SELECT attempted FROM messages WHERE n = ?').pluck().get(sent.n));
+    await eventually(() => attempted() === 1, 'the unanswered request noted');
+    expect((await conversation(alice, bob.id))[0]?.state).toBe('queued');
+    hold?.();
+    await eventually(() => stored === 1, 'the relay stored it');
+    expect(must(await alice.messenger.handlers['message:delete']({ n: sent.n }))).toEqual({ state: 'queued', withdrawn: false });
+    must(await bob.messenger.handlers['relay:join']({ address: `127.0.0.1:${relay.port}` }));
+    await eventually(async () => (await texts(bob, alice.id)).includes('Regretted'), 'Bob receives it');
+  });
 });
+

@@ -155,9 +155,9 @@ describe('deleting a message', () => {
     const [first, second] = history.addIncoming([incoming('ann', 'the quarterly figures'), incoming('ann', 'lunch at noon?')]);
     const mine = history.addOutgoing({ id: 'out-1-xxxxxxxxx', peer: 'ann', text: 'figures attached' });
     expect(history.unreadCounts().get('ann')).toBe(2);
-    expect(history.remove(mine.n)).toMatchObject({ n: mine.n, direction: 'out', state: 'queued', text: 'figures attached' });
+    expect(history.remove(mine.n)).toMatchObject({ message: { n: mine.n, direction: 'out', state: 'queued', text: 'figures attached' }, attempted: false });
     expect(history.summaries(['ann'])[0]?.last?.text).toBe('lunch at noon?');
-    expect(history.remove(second!.n)).toMatchObject({ n: second!.n, direction: 'in', readAt: null });
+    expect(history.remove(second!.n)).toMatchObject({ message: { n: second!.n, direction: 'in', readAt: null } });
     expect(texts(history, 'ann')).toEqual(['the quarterly figures']);
     expect(history.unreadCounts().get('ann')).toBe(1);
     expect(history.summaries(['ann'])[0]).toMatchObject({ unread: 1, last: { text: 'the quarterly figures' } });
@@ -220,6 +220,36 @@ describe('deleting a message', () => {
     expect(history.markSentDelivered(gone, 9)).toEqual([]);
     expect(texts(history, 'ann')).toEqual(['kept']);
     expect(history.outgoing(kept.id)?.state).toBe('queued');
+  });
+});
+
+describe('clearing a conversation', () => {
+  it('deletes it a part at a time up to a message, leaving what came after and everyone else’s, for good', () => {
+    const { history, path } = fresh();
+    history.seePeer(peer('ann'));
+    history.seePeer(peer('bob'));
+    const received = history.addIncoming([incoming('ann', 'one'), incoming('ann', 'two'), incoming('ann', 'three')]);
+    history.addOutgoing({ id: 'out-1-xxxxxxxxx', peer: 'ann', text: 'four' });
+    history.addIncoming([incoming('bob', 'for bob')]);
+    const upTo = history.newest('ann');
+    history.addOutgoing({ id: 'out-2-xxxxxxxxx', peer: 'ann', text: 'written while it was being cleared' });
+    expect([history.clear('ann', upTo!, 2), history.clear('ann', upTo!, 2), history.clear('ann', upTo!, 2)]).toEqual([
+      { count: 2, through: received[1]!.n },
+      { count: 2, through: upTo },
+      { count: 0, through: 0 },
+    ]);
+    expect(history.page('ann', null, 50).map((m) => m.text)).toEqual(['written while it was being cleared']);
+    expect(history.outbox(50).map((m) => m.text)).toEqual(['written while it was being cleared']);
+    expect(history.summaries(['ann'])[0]).toMatchObject({ unread: 0, last: { text: 'written while it was being cleared' } });
+    expect(history.page('bob', null, 50).map((m) => m.text)).toEqual(['for bob']);
+    expect(history.search('two')).toEqual([]);
+    expect(history.newest('carol')).toBeNull();
+    history.close();
+    open.splice(open.indexOf(history), 1);
+    const again = openHistory(path);
+    open.push(again);
+    expect(again.addIncoming(received.map((m) => ({ id: m.id, peer: 'ann', text: m.text, sentAt: 1, seq: 1, flagged: false, error: null })))).toEqual([]);
+    expect(again.page('ann', null, 50).map((m) => m.text)).toEqual(['written while it was being cleared']);
   });
 });
 

@@ -207,6 +207,7 @@ const VALID: { [K in CommandName]: Commands[K][0] } = {
   'conversation:markRead': { peer: 'a'.repeat(32), upTo: 3 },
   'message:send': { peer: 'a'.repeat(32), text: 'hello' },
   'message:retry': { n: 3 },
+  'conversation:clear': { peer: 'a'.repeat(32) },
   'message:delete': { n: 3 },
   'draft:save': { peer: 'a'.repeat(32), text: 'half a thought' },
   'typing:set': { peer: 'a'.repeat(32), typing: true },

@@ -1,5 +1,5 @@
-// Deleting a message: asked first, gone from the conversation and the list here, still gone
-// after the window reloads, and still with the other person.
+// Deleting a message, or a whole conversation: asked first, gone from the conversation and the
+// list here, still gone after the window reloads, and still with the other person.
 import { describe, expect, it } from 'vitest';
 import { useSession } from './bridge.ts';
 import { expectHealthy, meet, messageRow, openChat, personRow, readConversation, send } from './flows.ts';
@@ -7,7 +7,7 @@ import { expectHealthy, meet, messageRow, openChat, personRow, readConversation,
 const session = useSession();
 
 describe('deleting a message', () => {
-  it('takes it from this computer only, for good, after asking, without changing how tall a row is', async () => {
+  it('takes it from this computer only, for good, after asking, without changing how tall a row is; and so does clearing the conversation', async () => {
     const { host: ada, guest: grace } = await meet(session.current, 'Ada Lovelace', 'Grace Hopper');
     await openChat(ada, 'Grace Hopper');
     await send(ada, 'The engine notes are ready.');
@@ -40,5 +40,15 @@ describe('deleting a message', () => {
     // Ada's copy is hers.
     await sent.waitFor();
     expect((await readConversation(ada.page)).map((m) => m.text)).toEqual(['The engine notes are ready.', 'Note G has a mistake, ignore it.']);
+
+    // The whole conversation, from its header: empty here, after a reload too; Ada's stays.
+    await grace.page.getByRole('button', { name: 'Delete conversation' }).click();
+    await grace.page.getByTestId('confirm-delete').click();
+    await grace.page.getByTestId('history-empty').waitFor();
+    await personRow(grace.page, 'Ada Lovelace').getByTestId('person-preview').filter({ hasText: 'No messages yet' }).waitFor();
+    await grace.page.reload();
+    await openChat(grace, 'Ada Lovelace');
+    await grace.page.getByTestId('history-empty').waitFor();
+    expect(await ada.page.getByTestId('message').count()).toBe(2);
   });
 });

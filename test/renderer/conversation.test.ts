@@ -502,18 +502,18 @@ describe('deleting a message', () => {
     expect(screen.queryByTestId('send-error')).toBeNull();
   });
 
-  it('tells the person when a queued message had already left for the relay', async () => {
+  it('tells the person when a queued message may have reached the relay', async () => {
     const fake = withPeople();
     fake.history.set(grace.id, [message(grace.id, 8, { direction: 'out', state: 'queued', readAt: null, text: 'on its way' })]);
     fake.on('deleteMessage', ({ n }) => {
       fake.emit('onMessageRemoved', { peer: grace.id, n });
-      return { ok: true, value: { withdrawn: false } };
+      return { ok: true, value: { state: 'queued', withdrawn: false } };
     });
     const setup = await renderApp(fake);
     await openChat(setup, 'Grace');
     await askToDelete(setup, 'on its way');
     await setup.user.click(screen.getByTestId('confirm-delete'));
-    expect((await screen.findByTestId('send-error')).textContent).toContain('had already left for the relay');
+    expect((await screen.findByTestId('send-error')).textContent).toContain('may have reached the relay before you deleted it');
     expect(rows()).toHaveLength(0);
   });
 
@@ -533,4 +533,68 @@ describe('deleting a message', () => {
     expect(conversation.messages).toHaveLength(149);
     expect(conversation.messages.some((m) => m.n === 20)).toBe(false);
   });
+
+  it('clears a whole conversation from its header, after asking, keeping what is being written', async () => {
+    const setup = await renderApp(withPeople());
+    await openChat(setup, 'Grace');
+    await waitFor(() => expect(rows()).toHaveLength(2));
+    await setup.user.type(composer(), 'one more thing');
+    await setup.user.click(screen.getByRole('button', { name: 'Delete conversation' }));
+    const dialog = await screen.findByTestId('delete-dialog');
+    expect(within(dialog).getByRole('heading').textContent).toBe('Delete your conversation with Grace?');
+    expect(dialog.textContent).toContain('Grace keeps theirs. Messages still waiting in your outbox are not sent.');
+    await setup.user.click(within(dialog).getByRole('button', { name: 'Delete' }));
+    expect(setup.fake.callsOf('clearConversation')).toEqual([{ peer: grace.id }]);
+    await screen.findByTestId('history-empty');
+    expect(rows()).toHaveLength(0);
+    expect(composer().value).toBe('one more thing');
+  });
+
+  it('stays cleared when it is cleared while an older page is on its way, keeping what came after', async () => {
+    const fake = withPeople();
+    fake.history.set(grace.id, Array.from({ length: 150 }, (_, i) => message(grace.id, i + 1)));
+    const setup = await renderApp(fake);
+    const conversation = setup.app.chats.get(grace.id);
+    await conversation.loadLatest();
+    const release = fake.hold('page');
+    const older = conversation.loadOlder();
+    conversation.cleared(150);
+    conversation.added(message(grace.id, 151, { text: 'after the clear' }));
+    release();
+    await older;
+    expect(conversation.messages.map((m) => m.n)).toEqual([151]);
+    expect(conversation.reachedStart).toBe(true);
+  });
+
+  it('moves the "new messages" line to the next new message when the first is deleted', async () => {
+    const fake = new FakeParley();
+    fake.people = [{ ...grace, unread: 3 }];
+    fake.history.set(grace.id, Array.from({ length: 6 }, (_, i) => message(grace.id, i + 1, { readAt: i < 3 ? 1 : null })));
+    const setup = await renderApp(fake);
+    await openChat(setup, 'Grace');
+    const conversation = setup.app.chats.get(grace.id);
+    await waitFor(() => expect(conversation.firstUnread).toBe(4));
+    await waitFor(() => expect(fake.callsOf('markRead').length).toBeGreaterThan(0));
+    await conversation.remove(4);
+    expect(conversation.messages.map((m) => m.n)).toEqual([1, 2, 3, 5, 6]);
+    expect(conversation.firstUnread).toBe(5);
+  });
+
+  it('takes a deleted message out of the search results kept for the next search', async () => {
+    const fake = withPeople();
+    fake.on('search', ({ query }) => ({
+      ok: true,
+      value: [...fake.history.values()].flat().filter((m) => m.text.includes(query)).map((m) => ({ message: m, peerName: 'Grace', snippet: m.text })),
+    }));
+    const setup = await renderApp(fake);
+    await setup.user.keyboard('{Control>}f{/Control}');
+    await setup.user.type(await screen.findByTestId('search-input'), 'Dana');
+    await screen.findByTestId('search-result');
+    await setup.user.keyboard('{Escape}');
+    await setup.app.chats.get(grace.id).remove(1);
+    await setup.user.keyboard('{Control>}f{/Control}');
+    const dialog = await screen.findByTestId('search-dialog');
+    expect(within(dialog).queryAllByTestId('search-result')).toEqual([]);
+  });
 });
+

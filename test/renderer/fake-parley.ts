@@ -148,9 +148,16 @@ export class FakeParley {
         if (!found) continue;
         messages.splice(at, 1);
         this.emit('onMessageRemoved', { peer, n });
-        return ok({ withdrawn: found.direction === 'out' && found.state === 'queued' });
+        return ok({ state: found.state, withdrawn: found.direction === 'out' && found.state === 'queued' });
       }
       return { ok: false, error: { code: 'E_NOT_FOUND', message: 'no such message' } };
+    }),
+    clearConversation: this.command('clearConversation', ({ peer }) => {
+      const messages = this.messages(peer);
+      const upTo = messages.at(-1)?.n;
+      this.history.set(peer, []);
+      if (upTo !== undefined) this.emit('onConversationCleared', { peer, upTo });
+      return ok({ removed: messages.length });
     }),
     saveDraft: this.command('saveDraft', ({ peer, text }) => {
       const i = this.people.findIndex((p) => p.id === peer);
@@ -191,6 +198,7 @@ export class FakeParley {
     onMessageAdded: this.subscribe('onMessageAdded'),
     onMessageUpdated: this.subscribe('onMessageUpdated'),
     onMessageRemoved: this.subscribe('onMessageRemoved'),
+    onConversationCleared: this.subscribe('onConversationCleared'),
     onTyping: this.subscribe('onTyping'),
     onRelaysFound: this.subscribe('onRelaysFound'),
   };

@@ -16,6 +16,7 @@ export interface TestCore {
   updated: Message[];
   persons: Person[];
   removed: Events['message:removed'][];
+  cleared: Events['conversation:cleared'][];
   /** Closes the core (its hosted relay too). */
   close(): Promise<void>;
 }
@@ -32,7 +33,7 @@ export async function startCore(options: { name?: string; dataDir?: string; host
   });
   const core: TestCore = {
     messenger, dataDir, id: messenger.identity.userId,
-    statuses: [], added: [], updated: [], persons: [], removed: [],
+    statuses: [], added: [], updated: [], persons: [], removed: [], cleared: [],
     close: () => messenger.close(),
   };
   messenger.on('status', (s) => core.statuses.push(s));
@@ -40,6 +41,7 @@ export async function startCore(options: { name?: string; dataDir?: string; host
   messenger.on('message:updated', (m) => core.updated.push(m));
   messenger.on('person', (p) => core.persons.push(p));
   messenger.on('message:removed', (r) => core.removed.push(r));
+  messenger.on('conversation:cleared', (c) => core.cleared.push(c));
   if (options.name) must(await messenger.handlers['profile:setup']({ name: options.name }));
   return core;
 }

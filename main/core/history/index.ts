@@ -35,6 +35,12 @@ export interface IncomingMessage {
   error: string | null;
 }
 
+/** A deleted message as it was; `attempted`: queued, but a request that carried it went unanswered, so the relay may have it. */
+export interface Removed {
+  message: Message;
+  attempted: boolean;
+}
+
 /** What seeing a peer's directory entry changed. */
 export type PeerChange = 'new' | 'unchanged' | 'renamed' | 'key-changed';
 
@@ -46,6 +52,7 @@ const FORWARD: Record<MessageState, number> = { failed: 0, queued: 1, sent: 2, d
 /** A messages row: the fields Message shares verbatim, plus the stored forms of the rest. */
 type MessageRow = Pick<Message, 'n' | 'id' | 'peer' | 'direction' | 'text' | 'state' | 'error'> & {
   flagged: number;
+  attempted: number;
   seq: number | null;
   sent_at: number;
   created_at: number;
@@ -210,6 +217,10 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
       ON CONFLICT (peer, id) DO NOTHING RETURNING *`),
     deleteMessage: db.prepare<[number], MessageRow>('DELETE FROM messages WHERE n = ? RETURNING *'),
     insertRemoved: db.prepare<[string, string]>('INSERT OR IGNORE INTO removed (peer, id) VALUES (?, ?)'),
+    markAttempted: db.prepare<[string]>("UPDATE messages SET attempted = 1 WHERE n IN (SELECT value FROM json_each(?)) AND state = 'queued' AND attempted = 0"),
+    newestN: db.prepare<[string], number | null>('SELECT max(n) FROM messages WHERE peer = ?').pluck(),
+    deleteOldest: db.prepare<[string, number, number], MessageRow>(
+      'DELETE FROM messages WHERE n IN (SELECT n FROM messages WHERE peer = ? AND n <= ? ORDER BY n LIMIT ?) RETURNING *'),
     byId: db.prepare<[string, string], MessageRow>('SELECT * FROM messages WHERE peer = ? AND id = ?'),
     outById: db.prepare<[string], MessageRow>("SELECT * FROM messages WHERE id = ? AND direction = 'out'"),
     outbox: db.prepare<[string, number], MessageRow>(
@@ -270,11 +281,21 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
     return toMessage(row);
   });
 
-  const remove = db.transaction((n: number): Message | undefined => {
+  const remove = db.transaction((n: number): Removed | undefined => {
     const row = q.deleteMessage.get(n);
     if (!row) return undefined;
     if (row.direction === 'in') q.insertRemoved.run(row.peer, row.id);
-    return toMessage(row);
+    return { message: toMessage(row), attempted: row.attempted === 1 };
+  });
+
+  const clear = db.transaction((peer: string, upTo: number, limit: number): { count: number; through: number } => {
+    const rows = q.deleteOldest.all(peer, upTo, limit);
+    let through = 0;
+    for (const row of rows) {
+      if (row.direction === 'in') q.insertRemoved.run(row.peer, row.id);
+      through = Math.max(through, row.n);
+    }
+    return { count: rows.length, through };
   });
 
   const readsSent = db.transaction((peer: string, ids: readonly string[]) => {
@@ -381,7 +402,18 @@ export function openHistory(path: string, options: HistoryOptions = {}) {
      * undefined when there was none. A deleted incoming message is not stored again when the
      * relay delivers it once more; receipts for a deleted outgoing one change nothing.
      */
-    remove: (n: number): Message | undefined => remove(n),
+    remove: (n: number): Removed | undefined => remove(n),
+    /** Requests carried these queued messages and were not answered for them: the relay may have them (see remove()). */
+    markAttempted: (ns: readonly number[]): void => void q.markAttempted.run(JSON.stringify(ns)),
+    /** The n of the newest message with `peer`, or null when there is none. */
+    newest: (peer: string): number | null => q.newestN.get(peer) ?? null,
+    /**
+     * Deletes, as remove() does, the oldest `limit` messages with `peer` up to n `upTo`, in one
+     * transaction; returns how many, and the highest n among them (0 for none). Called until it
+     * deletes less than `limit`, it empties the conversation up to `upTo` a part at a time, so
+     * that no one step holds the history long; stopped half-way, the oldest part is gone.
+     */
+    clear: (peer: string, upTo: number, limit: number): { count: number; through: number } => clear(peer, upTo, limit),
 
     /** The newest `limit` messages before `before` (exclusive), oldest first. */
     page: (peer: string, before: number | null, limit: number): Message[] => q.page.all(peer, before ?? Number.MAX_SAFE_INTEGER, limit).reverse().map(toMessage),

@@ -93,6 +93,8 @@ export const historyMigrations: readonly Migration[] = [
       CREATE TRIGGER unread_on_delete AFTER DELETE ON messages WHEN old.direction = 'in' AND old.read_at IS NULL BEGIN
         UPDATE unread SET count = count - 1 WHERE peer = old.peer;
       END;
+      -- out, queued: a request carried it and no answer settled it, so the relay may have it.
+      ALTER TABLE messages ADD COLUMN attempted INTEGER NOT NULL DEFAULT 0;
     `);
   },
 ];

@@ -56,7 +56,14 @@ export class AppState {
       api.onPerson((person) => this.people.upsert(person)),
       api.onMessageAdded((message) => this.chats.added(message)),
       api.onMessageUpdated((message) => this.chats.updated(message)),
-      api.onMessageRemoved(({ peer, n }) => this.chats.removed(peer, n)),
+      api.onMessageRemoved(({ peer, n }) => {
+        this.chats.removed(peer, n);
+        this.search.removed(peer, { n });
+      }),
+      api.onConversationCleared(({ peer, upTo }) => {
+        this.chats.cleared(peer, upTo);
+        this.search.removed(peer, { upTo });
+      }),
       api.onTyping(({ peer, typing }) => this.chats.typing(peer, typing)),
       api.onRelaysFound((relays) => this.relays.discovered(relays)),
     );

@@ -21,8 +21,8 @@ const CONTEXT = 30;
 const TYPING_EXPIRES_MS = 8_000;
 
 type LoadState = 'idle' | 'loading' | 'ready' | 'failed';
-/** A 'message:added', 'message:updated' or 'message:removed' event that arrived while a page was on its way. */
-type Raced = { kind: 'added' | 'updated'; message: Message } | { kind: 'removed'; n: number };
+/** A message or conversation event that arrived while a page was on its way. */
+type Raced = { kind: 'added' | 'updated'; message: Message } | { kind: 'removed'; n: number } | { kind: 'cleared'; upTo: number };
 
 export class Conversation {
   messages = $state.raw<readonly Message[]>([]);
@@ -209,6 +209,7 @@ export class Conversation {
   private replay(raced: readonly Raced[]): void {
     for (const event of raced) {
       if (event.kind === 'removed') this.drop(event.n);
+      else if (event.kind === 'cleared') this.dropUpTo(event.upTo);
       else if (event.kind === 'added') this.take(event.message);
       else this.updated(event.message);
     }
@@ -248,17 +249,45 @@ export class Conversation {
     next.splice(at, 1);
     this.messages = next;
     if (this.highlight === n) this.highlight = null;
-    if (this.firstUnread === n) this.firstUnread = this.findFirstUnread();
+    if (this.firstUnread === n) this.firstUnread = this.unreadAfter(n);
+  }
+
+  /** Where the "new messages" line goes when the message under it is deleted: to the next one that was unread with it. */
+  private unreadAfter(n: number): number | null {
+    return this.messages.find((m) => m.n > n && m.direction === 'in' && m.readAt === null)?.n ?? null;
+  }
+
+  /** Main deleted every message up to `upTo` (the conversation was cleared). */
+  cleared(upTo: number): void {
+    for (const raced of this.racing) raced.push({ kind: 'cleared', upTo });
+    this.dropUpTo(upTo);
+  }
+
+  private dropUpTo(upTo: number): void {
+    const at = lowerBound(this.messages, upTo + 1);
+    if (at > 0) this.messages = this.messages.slice(at);
+    // Nothing older than what is left: it was all deleted.
+    this.reachedStart = true;
+    if (this.highlight !== null && this.highlight <= upTo) this.highlight = null;
+    if (this.firstUnread !== null && this.firstUnread <= upTo) this.firstUnread = this.unreadAfter(upTo);
+    // Scrolled back, the window may hold nothing now, with newer messages not loaded.
+    if (!this.atLatest && this.load === 'ready') void this.loadLatest();
+  }
+
+  /** Deletes every message with this person from this computer ('conversation:cleared' empties the window). */
+  async clear(): Promise<void> {
+    const result = await settle(this.api.clearConversation({ peer: this.peer }));
+    if (!result.ok) this.sendError = humanError(result.error);
   }
 
   /**
    * Deletes a message from this computer ('message:removed' takes it out of the window). A
-   * queued message that had left for the relay meanwhile may still arrive: the person is told.
+   * queued message that may have reached the relay meanwhile may still arrive: the person is told.
    */
-  async remove(message: Message): Promise<void> {
-    const result = await settle(this.api.deleteMessage({ n: message.n }));
+  async remove(n: number): Promise<void> {
+    const result = await settle(this.api.deleteMessage({ n }));
     if (!result.ok) this.sendError = humanError(result.error);
-    else if (message.state === 'queued' && !result.value.withdrawn) this.sendError = 'That message had already left for the relay when you deleted it, so it may still arrive.';
+    else if (result.value.state === 'queued' && !result.value.withdrawn) this.sendError = 'That message may have reached the relay before you deleted it, so it may still arrive.';
   }
 
   /** The error shown is that the draft is too long: it goes once the draft fits. */

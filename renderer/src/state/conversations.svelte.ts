@@ -61,6 +61,10 @@ export class Conversations {
     this.byPeer.get(peer)?.removed(n);
   }
 
+  cleared(peer: string, upTo: number): void {
+    this.byPeer.get(peer)?.cleared(upTo);
+  }
+
   typing(peer: string, typing: boolean): void {
     this.get(peer).setPeerTyping(typing);
   }

@@ -66,6 +66,14 @@ export class SearchState {
     }
   }
 
+  /** Messages were deleted (`upTo`: every one of `peer`'s up to it): their hits go. A search on its way answers without them. */
+  removed(peer: string, match: { n: number } | { upTo: number }): void {
+    const gone = (m: { peer: string; n: number }) => m.peer === peer && ('n' in match ? m.n === match.n : m.n <= match.upTo);
+    if (!this.results.some((hit) => gone(hit.message))) return;
+    this.results = this.results.filter((hit) => !gone(hit.message));
+    this.active = Math.min(this.active, Math.max(0, this.results.length - 1));
+  }
+
   move(by: number): void {
     const count = this.results.length;
     if (count > 0) this.active = (this.active + by + count) % count;

@@ -9,7 +9,8 @@ export type Dialog =
   | { kind: 'jump' }
   | { kind: 'verify'; peer: string }
   | { kind: 'passphrase' }
-  | { kind: 'delete'; message: Message };
+  | { kind: 'delete'; message: Message }
+  | { kind: 'clear'; peer: string };
 
 export class UiState {
   dialog = $state<Dialog>({ kind: 'none' });
