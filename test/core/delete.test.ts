@@ -24,6 +24,26 @@ async function pair(options: Parameters<typeof scope.start>[0] = {}) {
   return { relay, alice, bob };
 }
 
+/** Alice and Bob on a relay that takes requests to store a message but holds them until `release()`. */
+async function pairWithHeldAccepts() {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const counts = { waiting: 0, stored: 0 };
+  const people = await pair({
+    wrapStore: (store): RelayStore => ({
+      ...store,
+      accept: async (...args) => {
+        counts.waiting += 1;
+        await held;
+        const outcome = await store.accept(...args);
+        counts.stored += 1;
+        return outcome;
+      },
+    }),
+  });
+  return { ...people, release, counts };
+}
+
 const texts = async (core: TestCore, peer: string) => (await conversation(core, peer)).map((m) => m.text);
 const row = (core: TestCore, peer: string) => core.persons.findLast((p) => p.id === peer);
 
@@ -64,24 +84,12 @@ describe('deleting a message', () => {
   });
 
   it('says a message on its way to the relay was not withdrawn: it arrives, and its answer, coming after, changes nothing here', async () => {
-    let hold: (() => void) | undefined;
-    const held = new Promise<void>((resolve) => (hold = resolve));
-    let waiting = 0;
-    const { relay, alice, bob } = await pair({
-      wrapStore: (store): RelayStore => ({
-        ...store,
-        accept: async (...args) => {
-          waiting += 1;
-          await held;
-          return store.accept(...args);
-        },
-      }),
-    });
+    const { relay, alice, bob, release, counts } = await pairWithHeldAccepts();
     must(await bob.messenger.handlers['relay:leave'](null));
     const sent = must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: 'On its way' }));
-    await eventually(() => waiting === 1, 'the relay has the request and has not answered');
+    await eventually(() => counts.waiting === 1, 'the relay has the request and has not answered');
     expect(must(await alice.messenger.handlers['message:delete']({ n: sent.n }))).toEqual({ state: 'queued', withdrawn: false });
-    hold?.();
+    release();
     const after = must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: 'And this one' }));
     await eventually(async () => (await conversation(alice, bob.id)).some((m) => m.id === after.id && m.state === 'sent'), 'the next message accepted');
     expect(await texts(alice, bob.id)).toEqual(['And this one']);
@@ -111,32 +119,17 @@ describe('deleting a message', () => {
   });
 
   it('does not call a queued message withdrawn once a request carried it unanswered: the relay may have it, and it arrives', async () => {
-    let hold: (() => void) | undefined;
-    const held = new Promise<void>((resolve) => (hold = resolve));
-    let waiting = 0;
-    let stored = 0;
-    const { relay, alice, bob } = await pair({
-      wrapStore: (store): RelayStore => ({
-        ...store,
-        accept: async (...args) => {
-          waiting += 1;
-          await held;
-          const outcome = await store.accept(...args);
-          stored += 1;
-          return outcome;
-        },
-      }),
-    });
+    const { relay, alice, bob, release, counts } = await pairWithHeldAccepts();
     must(await bob.messenger.handlers['relay:leave'](null));
     const sent = must(await alice.messenger.handlers['message:send']({ peer: bob.id, text: 'Regretted' }));
-    await eventually(() => waiting === 1, 'the relay has the request');
+    await eventually(() => counts.waiting === 1, 'the relay has the request');
     // Alice's connection goes before the answer: the request fails as unanswered, the message stays queued.
     must(await alice.messenger.handlers['relay:leave'](null));
     const attempted = () => readDb(join(alice.dataDir, 'history.db'), (db) => db.prepare('SELECT attempted FROM messages WHERE n = ?').pluck().get(sent.n));
     await eventually(() => attempted() === 1, 'the unanswered request noted');
     expect((await conversation(alice, bob.id))[0]?.state).toBe('queued');
-    hold?.();
-    await eventually(() => stored === 1, 'the relay stored it');
+    release();
+    await eventually(() => counts.stored === 1, 'the relay stored it');
     expect(must(await alice.messenger.handlers['message:delete']({ n: sent.n }))).toEqual({ state: 'queued', withdrawn: false });
     must(await bob.messenger.handlers['relay:join']({ address: `127.0.0.1:${relay.port}` }));
     await eventually(async () => (await texts(bob, alice.id)).includes('Regretted'), 'Bob receives it');
